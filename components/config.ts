@@ -1,0 +1,211 @@
+// Stack configuration: the raw values Pulumi hands us, validated into typed settings.
+// Pure and synchronous, so that every bad input is reported at preview, before anything
+// changes, with the name of the offending key.
+
+export const PROJECT = "prometheus-tsdb-migration";
+
+/** The phases `pulumi up` can advance to. Unset means: revert everything the migration added. */
+export type Phase = "prepare" | "migrate" | "revert";
+
+export type WorkloadKind = "Deployment" | "StatefulSet";
+
+/** Which workload, container and volume hold a Prometheus TSDB. */
+export interface WorkloadRef {
+  namespace: string;
+  kind: WorkloadKind;
+  name: string;
+  container: string;
+  /** The pod volume that holds the TSDB; derived from the container when unset. */
+  volume?: string;
+  /** The TSDB path inside the container; derived from `--storage.tsdb.path` when unset. */
+  dataPath?: string;
+  /** Base URL of the Prometheus API as seen from inside the pod; derived when unset. */
+  url?: string;
+}
+
+export interface MigrationConfig {
+  phase: Phase;
+  source: WorkloadRef;
+  target: WorkloadRef;
+  /** Image of both sidecars: must provide a POSIX sh (busybox is enough) and rsync. */
+  sidecarImage: string;
+  /** Passed to `rsync --bwlimit` (e.g. "20m"); empty means unlimited. */
+  bandwidthLimit: string;
+  /** Snapshot the source head too (needs the admin API), which closes the gap on 2.39+. */
+  includeHead: boolean;
+  /** How long `migrate` may wait for the next source compaction to shrink the gap. 0 = fail. */
+  maxWaitMinutes: number;
+  /** Accept a non-zero gap instead of failing with advice. */
+  acceptGap: boolean;
+  /** Seconds to wait for a patched workload to roll out. */
+  rolloutTimeoutSeconds: number;
+}
+
+/** An error in the stack configuration; the message always starts with the key. */
+export class ConfigError extends Error {
+  constructor(
+    public readonly key: string,
+    message: string,
+  ) {
+    super(`${PROJECT}:${key}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+/** Raw values as `pulumi.Config` returns them (objects already JSON-parsed). */
+export interface RawConfig {
+  phase?: string;
+  source?: unknown;
+  target?: unknown;
+  sidecarImage?: string;
+  bandwidthLimit?: string;
+  includeHead?: boolean;
+  maxWaitMinutes?: number;
+  acceptGap?: boolean;
+  rolloutTimeoutSeconds?: number;
+}
+
+export const DEFAULT_SIDECAR_IMAGE = "docker.io/instrumentisto/rsync-ssh:alpine3.22";
+
+/** The BKPR destination, the seed's target. */
+export const BKPR_TARGET: WorkloadRef = {
+  namespace: "kubeprod",
+  kind: "StatefulSet",
+  name: "prometheus",
+  container: "prometheus",
+};
+
+const SOURCE_DEFAULTS = { namespace: "default", kind: "Deployment", container: "prometheus" };
+
+const WORKLOAD_KEYS = ["namespace", "kind", "name", "container", "volume", "dataPath", "url"];
+
+// RFC 1123 names, as Kubernetes requires for namespaces, workloads, containers and volumes.
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+function parseWorkload(key: "source" | "target", raw: unknown, defaults: object): WorkloadRef {
+  if (raw === undefined || raw === null) raw = {};
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(
+      key,
+      "must be an object such as {name: prometheus, namespace: monitoring}",
+    );
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (!WORKLOAD_KEYS.includes(k)) {
+      throw new ConfigError(
+        `${key}.${k}`,
+        `unknown key; expected one of ${WORKLOAD_KEYS.join(", ")}`,
+      );
+    }
+    if (obj[k] !== undefined && typeof obj[k] !== "string") {
+      throw new ConfigError(`${key}.${k}`, "must be a string");
+    }
+  }
+  const merged = { ...defaults, ...obj } as Record<string, string | undefined>;
+  const ref: WorkloadRef = {
+    namespace: merged.namespace ?? "",
+    kind: merged.kind as WorkloadKind,
+    name: merged.name ?? "",
+    container: merged.container ?? "",
+    volume: merged.volume || undefined,
+    dataPath: merged.dataPath || undefined,
+    url: merged.url || undefined,
+  };
+  if (!ref.name) throw new ConfigError(`${key}.name`, "is required: the workload to migrate");
+  if (ref.kind !== "Deployment" && ref.kind !== "StatefulSet") {
+    throw new ConfigError(
+      `${key}.kind`,
+      `unsupported kind "${merged.kind}"; use Deployment or StatefulSet`,
+    );
+  }
+  if (!DNS_LABEL.test(ref.namespace)) {
+    throw new ConfigError(`${key}.namespace`, `"${ref.namespace}" is not a valid namespace name`);
+  }
+  if (!DNS_SUBDOMAIN.test(ref.name)) {
+    throw new ConfigError(`${key}.name`, `"${ref.name}" is not a valid workload name`);
+  }
+  for (const k of ["container", "volume"] as const) {
+    const v = ref[k];
+    if (v !== undefined && !DNS_LABEL.test(v)) {
+      throw new ConfigError(`${key}.${k}`, `"${v}" is not a valid ${k} name`);
+    }
+  }
+  if (ref.dataPath !== undefined && !ref.dataPath.startsWith("/")) {
+    throw new ConfigError(`${key}.dataPath`, `"${ref.dataPath}" must be an absolute path`);
+  }
+  if (ref.url !== undefined && !/^https?:\/\/[^/\s]+(\/\S*)?$/.test(ref.url)) {
+    throw new ConfigError(`${key}.url`, `"${ref.url}" is not an http(s) URL`);
+  }
+  return ref;
+}
+
+function parsePhase(raw: string | undefined): Phase {
+  const v = (raw ?? "").trim();
+  if (v === "") return "revert";
+  if (v === "prepare" || v === "migrate") return v;
+  throw new ConfigError(
+    "phase",
+    `unknown phase "${raw}"; use prepare, migrate, or remove the key to revert`,
+  );
+}
+
+function nonNegativeInt(key: string, v: number | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (!Number.isInteger(v) || v < 0)
+    throw new ConfigError(key, `must be a whole number >= 0, got ${v}`);
+  return v;
+}
+
+/** Validates and defaults the whole configuration. Throws ConfigError naming the key. */
+export function parseConfig(raw: RawConfig): MigrationConfig {
+  const phase = parsePhase(raw.phase);
+  // Reverting needs no workload names: it only removes what earlier phases added.
+  const source =
+    phase === "revert" && raw.source === undefined
+      ? { ...(SOURCE_DEFAULTS as WorkloadRef), name: "" }
+      : parseWorkload("source", raw.source, SOURCE_DEFAULTS);
+  const target = parseWorkload("target", raw.target, BKPR_TARGET);
+  if (
+    source.name &&
+    source.namespace === target.namespace &&
+    source.kind === target.kind &&
+    source.name === target.name
+  ) {
+    throw new ConfigError(
+      "target",
+      `is the same workload as source (${source.kind} ${source.namespace}/${source.name})`,
+    );
+  }
+  const bandwidthLimit = (raw.bandwidthLimit ?? "").trim();
+  if (bandwidthLimit !== "" && !/^\d+(\.\d+)?[kKmMgG]?$/.test(bandwidthLimit)) {
+    throw new ConfigError(
+      "bandwidthLimit",
+      `"${bandwidthLimit}" is not an rsync --bwlimit value such as 500k or 20m`,
+    );
+  }
+  const sidecarImage = (raw.sidecarImage ?? DEFAULT_SIDECAR_IMAGE).trim();
+  if (!sidecarImage || /\s/.test(sidecarImage)) {
+    throw new ConfigError("sidecarImage", `"${raw.sidecarImage}" is not an image reference`);
+  }
+  const rolloutTimeoutSeconds = nonNegativeInt(
+    "rolloutTimeoutSeconds",
+    raw.rolloutTimeoutSeconds,
+    600,
+  );
+  if (rolloutTimeoutSeconds === 0) {
+    throw new ConfigError("rolloutTimeoutSeconds", "must be at least 1");
+  }
+  return {
+    phase,
+    source,
+    target,
+    sidecarImage,
+    bandwidthLimit,
+    includeHead: raw.includeHead ?? false,
+    maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),
+    acceptGap: raw.acceptGap ?? false,
+    rolloutTimeoutSeconds,
+  };
+}

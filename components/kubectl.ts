@@ -1,0 +1,60 @@
+// Builds the kubectl command lines that the command resources run. Scripts travel inside the
+// command line (`sh -c <script>`), byte for byte as they are in sidecar/, so that the delete
+// command stored in the state still works after the repository has changed.
+
+import * as fs from "fs";
+import * as path from "path";
+import { WorkloadRef } from "./config";
+
+/** Quotes a string for POSIX sh: everything inside single quotes is literal. */
+export function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** The text of a sidecar script, read from sidecar/<name>.sh. */
+export function sidecarScript(name: string): string {
+  return fs.readFileSync(path.join(__dirname, "..", "sidecar", `${name}.sh`), "utf8");
+}
+
+/** `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload. */
+export function workloadArg(ref: WorkloadRef): string {
+  return `${ref.kind.toLowerCase()}/${ref.name}`;
+}
+
+/**
+ * A command line that runs sidecar/<script>.sh inside a container of the workload's pod.
+ * `env` is passed on the exec line; values must not be secret (secrets come from the
+ * container's own environment).
+ */
+export function execScript(
+  ref: WorkloadRef,
+  container: string,
+  script: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+): string {
+  const envArgs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
+  return [
+    "kubectl exec",
+    `-n ${shQuote(ref.namespace)}`,
+    shQuote(workloadArg(ref)),
+    `-c ${shQuote(container)}`,
+    "--",
+    "env",
+    ...envArgs,
+    "sh -c",
+    shQuote(sidecarScript(script)),
+    shQuote(`ptm-${script}`),
+    ...args.map(shQuote),
+  ].join(" ");
+}
+
+/** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
+export function getWorkloadCommand(ref: WorkloadRef): string {
+  return `kubectl get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+}
+
+/** A read-only command that lists the NetworkPolicies of a namespace as JSON. */
+export function getNetworkPoliciesCommand(namespace: string): string {
+  return `kubectl get networkpolicies -n ${shQuote(namespace)} -o json`;
+}

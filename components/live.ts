@@ -1,0 +1,36 @@
+// Read-only probes of the cluster, run on every preview and up through `command.local.run`.
+// They return plain values, so every decision below them is a pure function.
+
+import * as command from "@pulumi/command";
+import { WorkloadRef } from "./config";
+import { NetworkPolicyObject } from "./access";
+import { getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
+import { WorkloadObject } from "./workload";
+
+async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
+  const res = await command.local.run({ command: cmd });
+  const out = (res.stdout ?? "").trim();
+  if (out === "") return undefined;
+  try {
+    return JSON.parse(out) as T;
+  } catch {
+    throw new Error(`${what}: kubectl printed something that is not JSON: ${out.slice(0, 200)}`);
+  }
+}
+
+/** The live workload, or undefined when it doesn't exist. */
+export function readWorkload(ref: WorkloadRef): Promise<WorkloadObject | undefined> {
+  return runJson<WorkloadObject>(
+    getWorkloadCommand(ref),
+    `${ref.kind} ${ref.namespace}/${ref.name}`,
+  );
+}
+
+/** The NetworkPolicies of a namespace. */
+export async function readNetworkPolicies(namespace: string): Promise<NetworkPolicyObject[]> {
+  const list = await runJson<{ items?: NetworkPolicyObject[] }>(
+    getNetworkPoliciesCommand(namespace),
+    `NetworkPolicies in ${namespace}`,
+  );
+  return list?.items ?? [];
+}

@@ -1,0 +1,306 @@
+// What the program learns from a live Prometheus workload: where its TSDB lives, how its pods
+// are labelled, and whether patching it is safe. Pure functions over the JSON that
+// `kubectl get -o json` prints, so that each rule has a table test.
+
+import { ConfigError, WorkloadRef } from "./config";
+
+// The subset of the Kubernetes objects we read. Everything is optional: live JSON omits empty fields.
+export interface VolumeMount {
+  name: string;
+  mountPath: string;
+  subPath?: string;
+  subPathExpr?: string;
+  readOnly?: boolean;
+}
+export interface Container {
+  name: string;
+  image?: string;
+  command?: string[];
+  args?: string[];
+  workingDir?: string;
+  volumeMounts?: VolumeMount[];
+  ports?: { containerPort: number; name?: string }[];
+  securityContext?: Record<string, unknown>;
+}
+export interface Volume {
+  name: string;
+  persistentVolumeClaim?: { claimName: string };
+  emptyDir?: object;
+  [source: string]: unknown;
+}
+export interface PodTemplate {
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: {
+    containers?: Container[];
+    initContainers?: Container[];
+    volumes?: Volume[];
+    securityContext?: Record<string, unknown>;
+  };
+}
+export interface WorkloadObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; uid?: string; labels?: Record<string, string> };
+  spec?: {
+    replicas?: number;
+    selector?: { matchLabels?: Record<string, string> };
+    strategy?: { type?: string };
+    updateStrategy?: { type?: string };
+    volumeClaimTemplates?: { metadata?: { name?: string }; spec?: { accessModes?: string[] } }[];
+    template?: PodTemplate;
+  };
+}
+
+/** Names of the containers this program adds; ignored when reading a workload back. */
+export const SOURCE_SIDECAR = "ptm-rsyncd";
+export const TARGET_SIDECAR = "ptm-rsync";
+const OWN_CONTAINERS = [SOURCE_SIDECAR, TARGET_SIDECAR];
+
+/** Where a workload keeps its TSDB, and what is needed to reach it from a sidecar. */
+export interface TsdbLocation {
+  ref: WorkloadRef;
+  /** Labels of the pod template: the Service and NetworkPolicy select pods with them. */
+  podLabels: Record<string, string>;
+  volume: string;
+  /** How the volume is provided: a PVC, a StatefulSet claim template, an emptyDir, ... */
+  volumeKind: string;
+  mountPath: string;
+  subPath?: string;
+  subPathExpr?: string;
+  /** Absolute TSDB directory inside the container (and inside our sidecar, same mount). */
+  dataPath: string;
+  /** The Prometheus API from inside the pod, including any route prefix. */
+  url: string;
+  /** Whether `--web.enable-admin-api` is already on. */
+  adminApi: boolean;
+  /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
+  securityContext?: Record<string, unknown>;
+}
+
+// The official image runs `--storage.tsdb.path=/prometheus`; without the flag Prometheus
+// uses `data/` relative to its working directory, /prometheus in that image.
+const IMAGE_DATA_PATH = "/prometheus";
+const IMAGE_WORKDIR = "/prometheus";
+
+/** Reads `--flag=value` or `--flag value` from a Prometheus command line. */
+export function flagValue(argv: string[], flag: string): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    for (const prefix of [`--${flag}`, `-${flag}`]) {
+      if (a === prefix) return argv[i + 1];
+      if (a.startsWith(prefix + "=")) return a.slice(prefix.length + 1);
+    }
+  }
+  return undefined;
+}
+
+function flagOn(argv: string[], flag: string): boolean {
+  return argv.some((a) => a === `--${flag}` || a === `--${flag}=true` || a === `-${flag}`);
+}
+
+function normalize(path: string): string {
+  const parts: string[] = [];
+  for (const p of path.split("/")) {
+    if (p === "" || p === ".") continue;
+    if (p === "..") parts.pop();
+    else parts.push(p);
+  }
+  return "/" + parts.join("/");
+}
+
+function isUnder(path: string, dir: string): boolean {
+  const d = normalize(dir);
+  return path === d || path.startsWith(d === "/" ? "/" : d + "/");
+}
+
+/** The TSDB path the container uses, or undefined when its command line can't tell. */
+export function deriveDataPath(c: Container): string | undefined {
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  // A shell wrapper or env expansion hides the real flags: we can't derive, the user must say.
+  if (argv.some((a) => a.includes("$(") || a === "-c")) return undefined;
+  if (argv.length === 0) return IMAGE_DATA_PATH;
+  const v = flagValue(argv, "storage.tsdb.path");
+  const workdir = c.workingDir ?? IMAGE_WORKDIR;
+  if (v === undefined) return normalize(`${workdir}/data`);
+  return normalize(v.startsWith("/") ? v : `${workdir}/${v}`);
+}
+
+/** The Prometheus API base URL inside the pod, honouring listen address and route prefix. */
+export function deriveUrl(c: Container): string {
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  const listen = flagValue(argv, "web.listen-address") ?? ":9090";
+  const port = listen.slice(listen.lastIndexOf(":") + 1) || "9090";
+  let prefix = flagValue(argv, "web.route-prefix");
+  if (prefix === undefined) {
+    const external = flagValue(argv, "web.external-url");
+    prefix = external ? (external.replace(/^[a-z]+:\/\/[^/]*/i, "") ?? "") : "";
+  }
+  prefix = prefix.replace(/\/+$/, "");
+  if (prefix && !prefix.startsWith("/")) prefix = "/" + prefix;
+  return `http://localhost:${port}${prefix}`;
+}
+
+function volumeKind(w: WorkloadObject, name: string): string | undefined {
+  const v = w.spec?.template?.spec?.volumes?.find((x) => x.name === name);
+  if (v) {
+    const kinds = Object.keys(v).filter((k) => k !== "name");
+    return kinds[0] ?? "emptyDir";
+  }
+  if (w.spec?.volumeClaimTemplates?.some((t) => t.metadata?.name === name)) {
+    return "volumeClaimTemplate";
+  }
+  return undefined;
+}
+
+// Volumes that can't hold a TSDB; ignored when guessing which volume is the TSDB.
+const CONFIG_VOLUME_KINDS = ["configMap", "secret", "projected", "downwardAPI"];
+
+/** Finds the TSDB in a live workload. Every failure names the config key to fix. */
+export function locateTsdb(
+  key: "source" | "target",
+  ref: WorkloadRef,
+  w: WorkloadObject | undefined,
+): TsdbLocation {
+  const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
+  if (!w || !w.spec) {
+    throw new ConfigError(
+      `${key}.name`,
+      `${what} does not exist (check ${key}.namespace and ${key}.kind)`,
+    );
+  }
+  const pod = w.spec.template?.spec ?? {};
+  const containers = (pod.containers ?? []).filter((c) => !OWN_CONTAINERS.includes(c.name));
+  const c = containers.find((x) => x.name === ref.container);
+  if (!c) {
+    throw new ConfigError(
+      `${key}.container`,
+      `${what} has no container "${ref.container}"; it has: ${containers.map((x) => x.name).join(", ") || "none"}`,
+    );
+  }
+  const mounts = c.volumeMounts ?? [];
+  const dataPath = ref.dataPath ? normalize(ref.dataPath) : deriveDataPath(c);
+  let mount: VolumeMount | undefined;
+  if (ref.volume) {
+    if (volumeKind(w, ref.volume) === undefined) {
+      throw new ConfigError(`${key}.volume`, `${what} has no volume "${ref.volume}"`);
+    }
+    const ms = mounts.filter((m) => m.name === ref.volume);
+    if (ms.length === 0) {
+      throw new ConfigError(
+        `${key}.volume`,
+        `volume "${ref.volume}" is not mounted in container "${ref.container}" of ${what}`,
+      );
+    }
+    mount = dataPath
+      ? ms.find((m) => isUnder(dataPath, m.mountPath))
+      : ms.length === 1
+        ? ms[0]
+        : undefined;
+    if (!mount) {
+      throw new ConfigError(
+        `${key}.volume`,
+        dataPath
+          ? `volume "${ref.volume}" is not mounted at the TSDB path ${dataPath} in ${what}`
+          : `volume "${ref.volume}" is mounted more than once in ${what}; set ${key}.dataPath`,
+      );
+    }
+  } else if (dataPath) {
+    // The deepest mount that contains the TSDB path is the one Prometheus writes to.
+    const holding = mounts
+      .filter((m) => isUnder(dataPath, m.mountPath))
+      .sort((a, b) => normalize(b.mountPath).length - normalize(a.mountPath).length);
+    mount = holding[0];
+    if (!mount) {
+      throw new ConfigError(
+        `${key}.volume`,
+        `the TSDB path ${dataPath} of ${what} is not on any volume: its data would not survive a restart`,
+      );
+    }
+  } else {
+    const candidates = mounts.filter(
+      (m) => !CONFIG_VOLUME_KINDS.includes(volumeKind(w, m.name) ?? ""),
+    );
+    if (candidates.length !== 1) {
+      throw new ConfigError(
+        `${key}.volume`,
+        `can't tell which volume of ${what} holds the TSDB (the command line does not say, candidates: ` +
+          `${candidates.map((m) => m.name).join(", ") || "none"}); set ${key}.volume and ${key}.dataPath`,
+      );
+    }
+    mount = candidates[0];
+  }
+  const kind = volumeKind(w, mount.name);
+  if (kind === undefined) {
+    throw new ConfigError(
+      `${key}.volume`,
+      `${what} mounts "${mount.name}" but defines no such volume`,
+    );
+  }
+  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  return {
+    ref,
+    podLabels: { ...(w.spec.template?.metadata?.labels ?? {}) },
+    volume: mount.name,
+    volumeKind: kind,
+    mountPath: mount.mountPath,
+    subPath: mount.subPath,
+    subPathExpr: mount.subPathExpr,
+    dataPath: dataPath ?? normalize(mount.mountPath),
+    url: ref.url ?? deriveUrl(c),
+    adminApi: flagOn(argv, "web.enable-admin-api"),
+    securityContext: c.securityContext,
+  };
+}
+
+/**
+ * Refuses workloads whose patch would hang or lose data. Adding a sidecar rolls the pods
+ * out again, so the rollout must be able to finish and the TSDB must survive a restart.
+ */
+export function preflight(key: "source" | "target", loc: TsdbLocation, w: WorkloadObject): void {
+  const what = `${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}`;
+  const replicas = w.spec?.replicas ?? 1;
+  if (replicas !== 1) {
+    throw new ConfigError(
+      `${key}.name`,
+      `${what} has ${replicas} replicas; a migration needs exactly one Prometheus pod on each side`,
+    );
+  }
+  if (loc.volumeKind === "emptyDir") {
+    throw new ConfigError(
+      `${key}.volume`,
+      `the TSDB of ${what} is on emptyDir volume "${loc.volume}": adding a sidecar restarts the pod and would erase it`,
+    );
+  }
+  if (loc.ref.kind === "Deployment") {
+    const strategy = w.spec?.strategy?.type ?? "RollingUpdate";
+    if (strategy !== "Recreate") {
+      throw new ConfigError(
+        `${key}.name`,
+        `${what} uses strategy ${strategy}: its new pod can never take the TSDB volume and lock while the old pod ` +
+          `holds them, so the sidecar rollout would hang. Set it to Recreate first: kubectl -n ${loc.ref.namespace} ` +
+          `patch deployment ${loc.ref.name} -p '{"spec":{"strategy":{"type":"Recreate","rollingUpdate":null}}}'`,
+      );
+    }
+  } else if (w.spec?.updateStrategy?.type === "OnDelete") {
+    throw new ConfigError(
+      `${key}.name`,
+      `${what} uses updateStrategy OnDelete: the sidecar would never roll out. Use RollingUpdate during the migration`,
+    );
+  }
+}
+
+/** Two workloads whose pods one selector would both match can't be told apart by the Service. */
+export function checkDistinctPods(source: TsdbLocation, target: TsdbLocation): void {
+  if (source.ref.namespace !== target.ref.namespace) return;
+  const sel = Object.entries(source.podLabels);
+  if (sel.length === 0) {
+    throw new ConfigError("source.name", `the pods of the source have no labels to select them by`);
+  }
+  if (sel.every(([k, v]) => target.podLabels[k] === v)) {
+    throw new ConfigError(
+      "source.name",
+      `the source pod labels ${JSON.stringify(source.podLabels)} also match the target pods, so the rsync ` +
+        `Service would reach the target too; give the two workloads distinct labels`,
+    );
+  }
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Pack a root filesystem directory into a single-layer docker-archive tarball
+# (the `docker save` layout) that `ctr -n k8s.io images import` accepts.
+#
+#   mkimage.sh REF ROOTFS OUT.tar CONFIG_JSON
+#
+# CONFIG_JSON is the image's runtime config object, e.g.
+#   '{"Entrypoint":["/pause"],"User":"65535"}'
+# The layer tar is reproducible (sorted, numeric root owner, mtime 0), so the
+# same inputs give the same image id.
+set -euo pipefail
+
+ref="$1" rootfs="$2" out="$3" cfg="$4"
+work="$(mktemp -d /tmp/ptm-mkimage.XXXXXX)"
+trap 'rm -rf "${work}"' EXIT
+
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+  -C "${rootfs}" -cf "${work}/layer.tar" .
+layer_sha="$(sha256sum "${work}/layer.tar" | cut -d' ' -f1)"
+mkdir -p "${work}/out/${layer_sha}"
+mv "${work}/layer.tar" "${work}/out/${layer_sha}/layer.tar"
+
+jq -n --argjson c "${cfg}" --arg diff "sha256:${layer_sha}" '{
+  architecture: "amd64", os: "linux",
+  created: "1970-01-01T00:00:00Z",
+  config: ({Env: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]} + $c),
+  rootfs: {type: "layers", diff_ids: [$diff]},
+  history: [{created: "1970-01-01T00:00:00Z", created_by: "ptm lab/images/mkimage.sh"}]
+}' >"${work}/config.json"
+cfg_sha="$(sha256sum "${work}/config.json" | cut -d' ' -f1)"
+mv "${work}/config.json" "${work}/out/${cfg_sha}.json"
+
+jq -n --arg cfg "${cfg_sha}.json" --arg ref "${ref}" --arg layer "${layer_sha}/layer.tar" \
+  '[{Config: $cfg, RepoTags: [$ref], Layers: [$layer]}]' >"${work}/out/manifest.json"
+
+tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 \
+  -C "${work}/out" -cf "${out}.tmp" .
+mv "${out}.tmp" "${out}"
+echo "${ref} sha256:${cfg_sha} ${out}"

@@ -1,0 +1,136 @@
+#!/bin/sh
+# Source sidecar: make (or reuse) the snapshot $PTM_DATA/snapshots/$PTM_SNAPSHOT.
+#
+# Env:
+#   PTM_DATA          TSDB data dir (required; the volume must be writable)
+#   PTM_SNAPSHOT      snapshot name (required; no "/" or "..")
+#   PTM_INCLUDE_HEAD  "true": ask Prometheus (admin API) for a snapshot with
+#                     the in-memory head written as an extra block; otherwise
+#                     hard-link the persisted blocks ourselves (no admin API,
+#                     no Prometheus flag change, ~0 extra disk)
+#   PTM_PROM_URL      Prometheus base URL (default http://localhost:9090)
+#   PTM_LINK_RETRIES  attempts when a compaction races the linking (default 5)
+#
+# Hard links need the sidecar to run as the uid that owns the block files
+# (fs.protected_hardlinks), i.e. the Prometheus uid (1001 for BKPR/bitnami).
+#
+# Stdout: one JSON line {"snapshot":name,"blocks":[meta+sizeBytes...],"createdMs":N,"reused":bool}
+set -eu
+
+log() { echo "snapshot: $*" >&2; }
+die() { echo "snapshot: ERROR: $*" >&2; exit 1; }
+
+is_ulid() {
+  [ "${#1}" -eq 26 ] || return 1
+  case "$1" in *[!0123456789ABCDEFGHJKMNPQRSTVWXYZ]*) return 1 ;; esac
+  return 0
+}
+
+dir_size() {
+  find "$1" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+meta_with_size() {
+  awk -v size="$(dir_size "$1")" '
+    { s = s $0 " " }
+    END {
+      sub(/[ \t\r]+$/, "", s)
+      if (s !~ /^[ \t\r]*\{/ || s !~ /\}$/) exit 1
+      s = substr(s, 1, length(s) - 1)
+      printf "%s,\"sizeBytes\":%s}", s, size
+    }' "$1/meta.json"
+}
+
+blocks_json() {
+  sep=""
+  printf '['
+  for d in "$1"/*; do
+    name="${d##*/}"
+    is_ulid "$name" || continue
+    [ -f "$d/meta.json" ] || continue
+    printf '%s%s' "$sep" "$(meta_with_size "$d")"
+    sep=","
+  done
+  printf ']'
+}
+
+http_post() {
+  if command -v wget >/dev/null 2>&1 && wget -qO- --post-data='' "$1" 2>/dev/null; then
+    return 0
+  fi
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 600 -X POST "$1" 2>/dev/null
+    return
+  fi
+  return 1
+}
+
+# Hard-link every complete block into $tmp. Fails (non-zero) when a block
+# disappears or changes half-way, which is what a concurrent compaction (or
+# retention) deleting a block looks like; the caller then starts over.
+link_blocks() {
+  rm -rf "$tmp" || return 1
+  mkdir "$tmp" || return 1
+  for d in "$PTM_DATA"/*; do
+    name="${d##*/}"
+    is_ulid "$name" || continue
+    [ -f "$d/meta.json" ] || continue
+    cp -al "$d" "$tmp/$name" || return 1
+    [ -f "$tmp/$name/meta.json" ] && [ -f "$tmp/$name/index" ] || return 1
+    # Still there after linking? If not, it was being deleted while we
+    # linked and the copy may be missing files.
+    [ -f "$d/meta.json" ] || return 1
+  done
+}
+
+[ -n "${PTM_DATA:-}" ] || die "PTM_DATA is not set"
+[ -d "$PTM_DATA" ] || die "PTM_DATA=$PTM_DATA is not a directory"
+[ -n "${PTM_SNAPSHOT:-}" ] || die "PTM_SNAPSHOT is not set"
+case "$PTM_SNAPSHOT" in */*|*..*|.*) die "PTM_SNAPSHOT must not contain / or .. nor start with ." ;; esac
+PROM_URL="${PTM_PROM_URL:-http://localhost:9090}"
+PROM_URL="${PROM_URL%/}"
+
+snapdir="$PTM_DATA/snapshots"
+final="$snapdir/$PTM_SNAPSHOT"
+tmp="$final.tmp"
+created_file="$final/.ptm-created-ms"
+reused=false
+
+if [ -d "$final" ]; then
+  # Resume: a snapshot is immutable, keep the one the plan was made from.
+  reused=true
+  log "reusing existing snapshot $final"
+elif [ "${PTM_INCLUDE_HEAD:-false}" = true ]; then
+  mkdir -p "$snapdir"
+  log "POST $PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false"
+  body="$(http_post "$PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false")" ||
+    die "snapshot API call failed (is --web.enable-admin-api set? is $PROM_URL reachable?)"
+  name="$(printf '%s\n' "$body" | sed -n 's/.*"name":"\([^"/]*\)".*/\1/p')"
+  [ -n "$name" ] || die "unexpected snapshot API answer: $body"
+  case "$name" in *..*) die "unexpected snapshot name $name" ;; esac
+  [ -d "$snapdir/$name" ] || die "Prometheus reported snapshot $name but $snapdir/$name does not exist (different PTM_DATA?)"
+  date +%s000 >"$snapdir/$name/.ptm-created-ms"
+  mv "$snapdir/$name" "$final"
+  log "snapshot $name (with head) renamed to $PTM_SNAPSHOT"
+else
+  mkdir -p "$snapdir"
+  retries="${PTM_LINK_RETRIES:-5}"
+  attempt=1
+  until link_blocks; do
+    rm -rf "$tmp"
+    [ "$attempt" -lt "$retries" ] ||
+      die "could not hard-link a stable set of blocks after $attempt attempts (compaction running? uid allowed to link? fs.protected_hardlinks)"
+    log "the block set changed while linking (attempt $attempt); retrying"
+    attempt=$((attempt + 1))
+    sleep 2
+  done
+  date +%s000 >"$tmp/.ptm-created-ms"
+  mv "$tmp" "$final"
+  log "hard-linked snapshot $final"
+fi
+
+created="$(cat "$created_file" 2>/dev/null || true)"
+case "$created" in '' | *[!0-9]*) created="$(date +%s000)" ;; esac
+blocks="$(blocks_json "$final")"
+log "$(printf '%s' "$blocks" | grep -o '"sizeBytes"' | wc -l | tr -d ' ') blocks in snapshot"
+printf '{"snapshot":"%s","blocks":%s,"createdMs":%s,"reused":%s}\n' "$PTM_SNAPSHOT" "$blocks" "$created" "$reused"

@@ -1,0 +1,110 @@
+// Runs the Pulumi program under mocks: resources are recorded instead of created, and
+// `command.local.run` probes answer from a fake cluster given by the test.
+
+import * as pulumi from "@pulumi/pulumi";
+import { PROJECT } from "../../components/config";
+
+export interface Recorded {
+  type: string;
+  name: string;
+  inputs: Record<string, unknown>;
+  /** Order in which the mock engine saw the resource: after everything it depends on. */
+  seq: number;
+}
+
+export interface FakeCluster {
+  /** `kind/namespace/name` -> live object as `kubectl get -o json` prints it. */
+  objects: Record<string, unknown>;
+  /** namespace -> NetworkPolicy items. */
+  networkPolicies?: Record<string, unknown[]>;
+  /** Output of sidecar probes, keyed by `<container>:<script>`; absent = exec fails. */
+  exec?: Record<string, string>;
+}
+
+export interface RunResult {
+  resources: Recorded[];
+  outputs: Record<string, unknown>;
+  commands: string[];
+}
+
+function answer(cluster: FakeCluster, cmd: string): string {
+  let m = /^kubectl get (deployment|statefulset) '([^']+)' -n '([^']+)' -o json/.exec(cmd);
+  if (m) {
+    const obj = cluster.objects[`${m[1]}/${m[3]}/${m[2]}`];
+    return obj ? JSON.stringify(obj) : "";
+  }
+  m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
+  if (m) return JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] });
+  m = /^kubectl exec .* -c '([^']+)' .* 'ptm-([a-z-]+)'/.exec(cmd);
+  if (m) {
+    const out = cluster.exec?.[`${m[1]}:${m[2]}`];
+    if (out === undefined) throw new Error(`exec into ${m[1]} failed`);
+    return out;
+  }
+  throw new Error(`unexpected command in test: ${cmd}`);
+}
+
+/** Delays the mock creation of resources whose names are listed, to expose missing dependencies. */
+export async function runProgram(
+  config: Record<string, unknown>,
+  cluster: FakeCluster,
+  opts: { preview?: boolean; slow?: string[] } = {},
+): Promise<RunResult> {
+  const resources: Recorded[] = [];
+  const commands: string[] = [];
+  let seq = 0;
+  let lastActivity = Date.now();
+  pulumi.runtime.setMocks(
+    {
+      newResource: async (args) => {
+        lastActivity = Date.now();
+        if (opts.slow?.includes(args.name)) await new Promise((r) => setTimeout(r, 150));
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, seq: seq++ });
+        lastActivity = Date.now();
+        const state: Record<string, unknown> = { ...args.inputs };
+        if (args.type === "kubernetes:core/v1:Service") {
+          state.spec = { ...(args.inputs.spec as object), clusterIP: "10.0.0.42" };
+        }
+        if (args.type === "command:local:Command") state.stdout = "";
+        return { id: `${args.name}-id`, state };
+      },
+      call: (args) => {
+        lastActivity = Date.now();
+        if (args.token === "command:local:run") {
+          const cmd = String(args.inputs.command);
+          commands.push(cmd);
+          return { stdout: answer(cluster, cmd), stderr: "" };
+        }
+        throw new Error(`unexpected call ${args.token}`);
+      },
+    },
+    PROJECT,
+    "test",
+    opts.preview ?? false,
+  );
+  const cfg: Record<string, string> = {};
+  for (const [k, v] of Object.entries(config)) {
+    cfg[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+  }
+  pulumi.runtime.setAllConfig(cfg);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const program = require("../../index") as () => Promise<Record<string, unknown>>;
+  const raw = await program();
+  const outputs: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(raw)) {
+    outputs[k] = await new Promise((resolve) => pulumi.output(v).apply(resolve));
+  }
+  // Let the mock engine finish registering everything the program declared.
+  while (Date.now() - lastActivity < 300) await new Promise((r) => setTimeout(r, 50));
+  return { resources, outputs, commands };
+}
+
+export function byType(r: RunResult, type: string): Recorded[] {
+  return r.resources.filter((x) => x.type === type);
+}
+
+export function one(r: RunResult, type: string, name?: string): Recorded {
+  const all = byType(r, type).filter((x) => name === undefined || x.name === name);
+  if (all.length !== 1) throw new Error(`expected one ${type} ${name ?? ""}, got ${all.length}`);
+  return all[0];
+}

@@ -1,0 +1,342 @@
+import * as assert from "node:assert/strict";
+import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
+import { byType, one, runProgram } from "./harness";
+
+const PATCH_TYPES = ["kubernetes:apps/v1:DeploymentPatch", "kubernetes:apps/v1:StatefulSetPatch"];
+
+type Obj = Record<string, unknown>;
+const containersOf = (patch: Obj) =>
+  (((patch.spec as Obj).template as Obj).spec as Obj).containers as Obj[];
+
+describe("program: phase unset (revert)", () => {
+  it("declares no resource at all, so every earlier one is deleted", async () => {
+    const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
+    assert.deepEqual(r.resources, []);
+    assert.equal(r.outputs.phase, "reverted");
+    assert.deepEqual(r.commands, [], "reverting probes nothing");
+  });
+
+  it("needs no source either", async () => {
+    const r = await runProgram({ phase: "" }, cluster());
+    assert.deepEqual(r.resources, []);
+  });
+});
+
+describe("program: phase prepare", () => {
+  it("adds the daemon, client, Service, NetworkPolicy and Secrets, nothing else", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const custom = r.resources.filter((x) => !x.type.startsWith("ptm:"));
+    assert.deepEqual(custom.map((x) => x.type).sort(), [
+      "command:local:Command",
+      "kubernetes:apps/v1:DeploymentPatch",
+      "kubernetes:apps/v1:StatefulSetPatch",
+      "kubernetes:core/v1:Secret",
+      "kubernetes:core/v1:Secret",
+      "kubernetes:core/v1:Service",
+      "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+    ]);
+  });
+
+  it("patches the source with a read-only rsync daemon on the TSDB volume, same subPath", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const patch = one(r, "kubernetes:apps/v1:DeploymentPatch").inputs;
+    assert.deepEqual(patch.metadata, { name: "prometheus-server", namespace: "monitoring" });
+    const containers = containersOf(patch);
+    assert.equal(containers.length, 1, "the patch owns only its own container");
+    const c = containers[0];
+    assert.equal(c.name, "ptm-rsyncd");
+    assert.deepEqual(c.volumeMounts, [{ name: "storage-volume", mountPath: "/data" }]);
+    const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.PTM_DATA, "/data");
+    assert.equal(env.PTM_PROM_URL, "http://localhost:9090");
+    assert.deepEqual(env.PTM_RSYNC_PASSWORD, {
+      secretKeyRef: { name: "ptm-rsync-test", key: "password" },
+    });
+    // The daemon's module is read-only: the script it runs says so.
+    const script = (c.command as string[])[2];
+    assert.match(script, /read only = (yes|true)/);
+    assert.deepEqual(c.ports, [{ name: "ptm-rsync", containerPort: 8873, protocol: "TCP" }]);
+    // Nothing else of the Deployment is in the patch: no args, no strategy, no labels.
+    assert.deepEqual(Object.keys(patch.spec as Obj), ["template"]);
+    assert.deepEqual(Object.keys((patch.spec as Obj).template as Obj), ["spec"]);
+  });
+
+  it("keeps the subPath of the Prometheus mount", async () => {
+    const c = cluster();
+    const dep = sourceDeployment() as Obj;
+    const prom = ((((dep.spec as Obj).template as Obj).spec as Obj).containers as Obj[])[1];
+    prom.volumeMounts = [
+      { name: "storage-volume", mountPath: "/prometheus", subPath: "prom-data" },
+    ];
+    prom.args = ["--storage.tsdb.path=/prometheus"];
+    c.objects["deployment/monitoring/prometheus-server"] = dep;
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, c);
+    const cont = containersOf(one(r, "kubernetes:apps/v1:DeploymentPatch").inputs)[0];
+    assert.deepEqual(cont.volumeMounts, [
+      { name: "storage-volume", mountPath: "/prometheus", subPath: "prom-data" },
+    ]);
+  });
+
+  it("patches the BKPR target with an rsync client on its claim template volume, as user 1001", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const patch = one(r, "kubernetes:apps/v1:StatefulSetPatch").inputs;
+    assert.deepEqual(patch.metadata, { name: "prometheus", namespace: "kubeprod" });
+    const [c] = containersOf(patch);
+    assert.equal(c.name, "ptm-rsync");
+    assert.deepEqual(c.volumeMounts, [{ name: "data", mountPath: "/opt/bitnami/prometheus/data" }]);
+    const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value ?? e.valueFrom]));
+    assert.equal(env.PTM_DATA, "/opt/bitnami/prometheus/data");
+    assert.deepEqual(env.RSYNC_PASSWORD, {
+      secretKeyRef: { name: "ptm-rsync-test", key: "password" },
+    });
+    assert.equal(
+      c.securityContext,
+      undefined,
+      "pod-level runAsUser 1001 applies to the sidecar as is",
+    );
+  });
+
+  it("exposes the daemon on a ClusterIP Service, port 873, selecting only source pods", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const svc = one(r, "kubernetes:core/v1:Service").inputs;
+    const spec = svc.spec as Obj;
+    assert.equal(spec.type, "ClusterIP");
+    assert.deepEqual(spec.selector, { app: "prometheus", component: "server", release: "prom" });
+    assert.deepEqual(spec.ports, [{ name: "rsync", port: 873, targetPort: 8873, protocol: "TCP" }]);
+    assert.equal((svc.metadata as Obj).namespace, "monitoring");
+    assert.equal(
+      ((svc.metadata as Obj).labels as Obj)["app.kubernetes.io/name"],
+      "prometheus-tsdb-migration",
+    );
+    assert.equal(r.outputs.rsyncUrl, "rsync://10.0.0.42:873");
+  });
+
+  it("admits only the target's pods to the daemon, and leaves other ports as open as before", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const np = one(r, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs;
+    const spec = np.spec as Obj;
+    assert.deepEqual(spec.podSelector, {
+      matchLabels: { app: "prometheus", component: "server", release: "prom" },
+    });
+    const [rsync, others] = spec.ingress as Obj[];
+    assert.deepEqual(rsync.from, [
+      {
+        namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "kubeprod" } },
+        podSelector: { matchLabels: { name: "prometheus" } },
+      },
+    ]);
+    assert.deepEqual(rsync.ports, [{ protocol: "TCP", port: 8873 }]);
+    assert.equal(others.from, undefined, "the source was not isolated before: keep it so");
+    assert.ok(
+      !(others.ports as Obj[]).some(
+        (p) =>
+          p.protocol === "TCP" &&
+          (p.port as number) <= 8873 &&
+          ((p.endPort as number) ?? 0) >= 8873,
+      ),
+    );
+  });
+
+  it("adds no open rule when other policies already isolate the source", async () => {
+    const c = {
+      ...cluster(),
+      networkPolicies: {
+        monitoring: [
+          { metadata: { name: "deny" }, spec: { podSelector: {}, policyTypes: ["Ingress"] } },
+        ],
+      },
+    };
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, c);
+    const np = one(r, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs;
+    assert.equal(((np.spec as Obj).ingress as Obj[]).length, 1);
+  });
+
+  it("puts the password in a Secret in each namespace, as a secret, never in plain text", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const secrets = byType(r, "kubernetes:core/v1:Secret");
+    assert.deepEqual(secrets.map((s) => (s.inputs.metadata as Obj).namespace).sort(), [
+      "kubeprod",
+      "monitoring",
+    ]);
+    const gen = one(r, "command:local:Command").inputs;
+    assert.equal(gen.logging, "none");
+    assert.match(String(gen.create), /urandom/);
+  });
+
+  it("creates the rollouts only after the Secrets and policy they rely on", async () => {
+    // Slow Secrets and policy: the patches must still come after them.
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster(), {
+      slow: ["rsync-credentials-source", "rsync-credentials-target", "rsync-access"],
+    });
+    const seq = (name: string) =>
+      r.resources.find((x) => x.name === name && !x.type.startsWith("ptm:"))!.seq;
+    assert.ok(seq("source-rsync-daemon") > seq("rsync-credentials-source"));
+    assert.ok(seq("source-rsync-daemon") > seq("rsync-access"));
+    assert.ok(seq("target-rsync-client") > seq("rsync-credentials-target"));
+  });
+
+  it("patches each workload through one SSA patch, parented under its component", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    assert.equal(r.resources.filter((x) => PATCH_TYPES.includes(x.type)).length, 2);
+    assert.ok(r.resources.some((x) => x.type === "ptm:index:SourceRsyncDaemon"));
+    assert.ok(r.resources.some((x) => x.type === "ptm:index:TargetRsyncClient"));
+  });
+});
+
+describe("program: bad input is refused before anything is declared", () => {
+  const cases: {
+    name: string;
+    config: Obj;
+    mutate?: (c: ReturnType<typeof cluster>) => void;
+    error: RegExp;
+  }[] = [
+    {
+      name: "unknown phase",
+      config: { phase: "go", source: SOURCE_CONFIG },
+      error: /:phase: unknown phase "go"/,
+    },
+    {
+      name: "missing source name",
+      config: { phase: "prepare", source: { namespace: "monitoring" } },
+      error: /:source\.name: is required/,
+    },
+    {
+      name: "unsupported kind",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, kind: "DaemonSet" } },
+      error: /:source\.kind: unsupported kind "DaemonSet"/,
+    },
+    {
+      name: "unknown key",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, volumes: "x" } },
+      error: /:source\.volumes: unknown key/,
+    },
+    {
+      name: "workload missing",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, name: "nope" } },
+      error: /:source\.name: Deployment monitoring\/nope does not exist/,
+    },
+    {
+      name: "target missing",
+      config: { phase: "prepare", source: SOURCE_CONFIG, target: { namespace: "other" } },
+      error: /:target\.name: StatefulSet other\/prometheus does not exist/,
+    },
+    {
+      name: "container missing",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, container: "prom" } },
+      error:
+        /:source\.container: .* has no container "prom"; it has: prometheus-server-configmap-reload, prometheus-server/,
+    },
+    {
+      name: "volume missing",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, volume: "nope" } },
+      error: /:source\.volume: .* has no volume "nope"/,
+    },
+    {
+      name: "volume not at TSDB path",
+      config: { phase: "prepare", source: { ...SOURCE_CONFIG, volume: "config-volume" } },
+      error: /:source\.volume: volume "config-volume" is not mounted at the TSDB path \/data/,
+    },
+    {
+      name: "target volume missing",
+      config: { phase: "prepare", source: SOURCE_CONFIG, target: { volume: "nope" } },
+      error: /:target\.volume: .* has no volume "nope"/,
+    },
+    {
+      name: "ambiguous volume",
+      config: { phase: "prepare", source: SOURCE_CONFIG },
+      mutate: (c) => {
+        const prom = (
+          (
+            (
+              ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+                .template as Obj
+            ).spec as Obj
+          ).containers as Obj[]
+        )[1];
+        prom.command = ["sh", "-c", "exec prometheus --storage.tsdb.path=$DATA"];
+        prom.volumeMounts = [
+          { name: "storage-volume", mountPath: "/data" },
+          { name: "scratch", mountPath: "/scratch" },
+        ];
+        (
+          (
+            (
+              ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+                .template as Obj
+            ).spec as Obj
+          ).volumes as Obj[]
+        ).push({ name: "scratch", persistentVolumeClaim: { claimName: "s" } });
+      },
+      error: /:source\.volume: can't tell which volume .* candidates: storage-volume, scratch/,
+    },
+    {
+      name: "source equals target",
+      config: { phase: "prepare", source: SOURCE_CONFIG, target: SOURCE_CONFIG },
+      error: /:target: is the same workload as source/,
+    },
+    {
+      name: "rolling update with a PVC",
+      config: { phase: "prepare", source: SOURCE_CONFIG },
+      mutate: (c) => {
+        ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj).strategy = {
+          type: "RollingUpdate",
+        };
+      },
+      error:
+        /:source\.name: Deployment monitoring\/prometheus-server uses strategy RollingUpdate: .*Set it to Recreate first/,
+    },
+    {
+      name: "TSDB on emptyDir",
+      config: { phase: "prepare", source: SOURCE_CONFIG },
+      mutate: (c) => {
+        (
+          (
+            (
+              ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+                .template as Obj
+            ).spec as Obj
+          ).volumes as Obj[]
+        )[1] = { name: "storage-volume", emptyDir: {} };
+      },
+      error: /:source\.volume: the TSDB of .* is on emptyDir volume "storage-volume"/,
+    },
+    {
+      name: "two replicas",
+      config: { phase: "prepare", source: SOURCE_CONFIG },
+      mutate: (c) => {
+        ((c.objects["statefulset/kubeprod/prometheus"] as Obj).spec as Obj).replicas = 2;
+      },
+      error: /:target\.name: StatefulSet kubeprod\/prometheus has 2 replicas/,
+    },
+    {
+      name: "bad bandwidth",
+      config: { phase: "prepare", source: SOURCE_CONFIG, bandwidthLimit: "fast" },
+      error: /:bandwidthLimit: "fast" is not an rsync --bwlimit value/,
+    },
+    {
+      name: "includeHead without admin API",
+      config: { phase: "prepare", source: SOURCE_CONFIG, includeHead: true },
+      error: /:includeHead: the source runs without --web.enable-admin-api/,
+    },
+  ];
+  for (const tc of cases) {
+    it(tc.name, async () => {
+      const c = cluster();
+      tc.mutate?.(c);
+      const r = runProgram(tc.config, c);
+      await assert.rejects(r, tc.error);
+    });
+  }
+
+  it("declares nothing when the input is bad", async () => {
+    const res = await runProgram(
+      { phase: "prepare", source: { ...SOURCE_CONFIG, name: "nope" } },
+      cluster(),
+    ).catch(() => "failed");
+    assert.equal(res, "failed");
+  });
+
+  it("reads the BKPR fixture unchanged (sanity)", () => {
+    assert.equal((bkprStatefulSet().metadata as Obj).namespace, "kubeprod");
+  });
+});
