@@ -1,0 +1,125 @@
+import * as assert from "node:assert/strict";
+import { BKPR_TARGET, ConfigError, parseConfig, RawConfig } from "../../components/config";
+
+describe("parseConfig", () => {
+  const src = { name: "prom" };
+  const ok: { name: string; raw: RawConfig; check: (c: ReturnType<typeof parseConfig>) => void }[] =
+    [
+      { name: "unset phase reverts", raw: {}, check: (c) => assert.equal(c.phase, "revert") },
+      {
+        name: "blank phase reverts",
+        raw: { phase: "  " },
+        check: (c) => assert.equal(c.phase, "revert"),
+      },
+      {
+        name: "prepare",
+        raw: { phase: "prepare", source: src },
+        check: (c) => assert.equal(c.phase, "prepare"),
+      },
+      {
+        name: "source defaults",
+        raw: { phase: "migrate", source: src },
+        check: (c) =>
+          assert.deepEqual(c.source, {
+            namespace: "default",
+            kind: "Deployment",
+            name: "prom",
+            container: "prometheus",
+            volume: undefined,
+            dataPath: undefined,
+            url: undefined,
+          }),
+      },
+      {
+        name: "target defaults to BKPR",
+        raw: { phase: "prepare", source: src },
+        check: (c) =>
+          assert.deepEqual(
+            { ...c.target, volume: undefined },
+            { ...BKPR_TARGET, volume: undefined, dataPath: undefined, url: undefined },
+          ),
+      },
+      {
+        name: "target overrides merge with BKPR defaults",
+        raw: { phase: "prepare", source: src, target: { namespace: "mon2" } },
+        check: (c) =>
+          assert.equal(c.target.name, "prometheus") === undefined &&
+          assert.equal(c.target.namespace, "mon2"),
+      },
+      {
+        name: "same name in another namespace is fine",
+        raw: {
+          phase: "prepare",
+          source: { name: "prometheus", namespace: "a", kind: "StatefulSet" },
+        },
+        check: (c) => assert.equal(c.source.namespace, "a"),
+      },
+      {
+        name: "bandwidth",
+        raw: { phase: "prepare", source: src, bandwidthLimit: "20m" },
+        check: (c) => assert.equal(c.bandwidthLimit, "20m"),
+      },
+      {
+        name: "other defaults",
+        raw: { phase: "prepare", source: src },
+        check: (c) => {
+          assert.equal(c.includeHead, false);
+          assert.equal(c.maxWaitMinutes, 0);
+          assert.equal(c.acceptGap, false);
+          assert.equal(c.rolloutTimeoutSeconds, 600);
+          assert.equal(c.bandwidthLimit, "");
+        },
+      },
+    ];
+  for (const tc of ok) it(`accepts: ${tc.name}`, () => tc.check(parseConfig(tc.raw)));
+
+  const bad: { raw: RawConfig; key: string }[] = [
+    { raw: { phase: "Prepare" }, key: "phase" },
+    { raw: { phase: "prepare" }, key: "source.name" },
+    { raw: { phase: "prepare", source: "prom" }, key: "source" },
+    { raw: { phase: "prepare", source: ["prom"] }, key: "source" },
+    { raw: { phase: "prepare", source: { name: "prom", kind: "Pod" } }, key: "source.kind" },
+    {
+      raw: { phase: "prepare", source: { name: "prom", namespace: "Bad_NS" } },
+      key: "source.namespace",
+    },
+    { raw: { phase: "prepare", source: { name: "prom", container: 3 } }, key: "source.container" },
+    {
+      raw: { phase: "prepare", source: { name: "prom", dataPath: "data" } },
+      key: "source.dataPath",
+    },
+    {
+      raw: { phase: "prepare", source: { name: "prom", url: "localhost:9090" } },
+      key: "source.url",
+    },
+    {
+      raw: { phase: "prepare", source: { name: "prom" }, target: { kind: "CronJob" } },
+      key: "target.kind",
+    },
+    {
+      raw: {
+        phase: "prepare",
+        source: { name: "prometheus", namespace: "kubeprod", kind: "StatefulSet" },
+      },
+      key: "target",
+    },
+    { raw: { phase: "prepare", source: src, bandwidthLimit: "1 GB" }, key: "bandwidthLimit" },
+    { raw: { phase: "prepare", source: src, sidecarImage: "" }, key: "sidecarImage" },
+    { raw: { phase: "prepare", source: src, maxWaitMinutes: -1 }, key: "maxWaitMinutes" },
+    {
+      raw: { phase: "prepare", source: src, rolloutTimeoutSeconds: 0 },
+      key: "rolloutTimeoutSeconds",
+    },
+  ];
+  for (const tc of bad) {
+    it(`refuses ${JSON.stringify(tc.raw)} naming ${tc.key}`, () => {
+      assert.throws(
+        () => parseConfig(tc.raw),
+        (e: unknown) =>
+          e instanceof ConfigError &&
+          e.key === tc.key &&
+          e.message.startsWith(`prometheus-tsdb-migration:${tc.key}: `),
+      );
+    });
+  }
+});
