@@ -21,7 +21,7 @@ describe("selectorMatches", () => {
     { sel: { matchExpressions: [{ key: "app", operator: "DoesNotExist" }] }, want: false },
   ];
   for (const tc of cases)
-    it(JSON.stringify(tc.sel), () => assert.equal(selectorMatches(tc.sel, labels), tc.want));
+    it(String(JSON.stringify(tc.sel)), () => assert.equal(selectorMatches(tc.sel, labels), tc.want));
 });
 
 describe("isolatedForIngress", () => {
