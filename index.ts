@@ -4,13 +4,23 @@
 import * as pulumi from "@pulumi/pulumi";
 import { rsyncIngressRules, isolatedForIngress } from "./components/access";
 import { ConfigError, MigrationConfig, parseConfig, RawConfig } from "./components/config";
-import { readNetworkPolicies, readWorkload } from "./components/live";
+import { probe, readNetworkPolicies, readWorkload } from "./components/live";
 import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
 import { RsyncCredentials } from "./components/rsyncCredentials";
 import { RsyncService } from "./components/rsyncService";
 import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
 import { TargetRsyncClient } from "./components/targetRsyncClient";
 import { checkDistinctPods, locateTsdb, preflight, TsdbLocation } from "./components/workload";
+import { BlockCopy } from "./components/blockCopy";
+import { BlockInstall } from "./components/blockInstall";
+import { CompactionWait } from "./components/compactionWait";
+import { decideGap } from "./components/gate";
+import { MigrationVerification } from "./components/migrationVerification";
+import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
+import { BlockMeta, planMigration } from "./components/plan";
+import { describePlan, nextBlockEndMs, planInput, summarizePlan } from "./components/planInput";
+import { SourceSnapshot } from "./components/sourceSnapshot";
+import { windowsToCompare } from "./components/verify";
 
 function readConfig(): MigrationConfig {
   const c = new pulumi.Config();
@@ -95,7 +105,7 @@ async function program(): Promise<Record<string, unknown>> {
     rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
   });
 
-  return {
+  const prepared = {
     phase: cfg.phase,
     source: {
       workload: `${source.ref.kind} ${source.ref.namespace}/${source.ref.name}`,
@@ -110,6 +120,100 @@ async function program(): Promise<Record<string, unknown>> {
     rsyncService: service.name,
     rsyncUrl: service.moduleUrl,
     sidecars: { source: daemon.container, target: client.container },
+  };
+  if (cfg.phase !== "migrate") return prepared;
+
+  // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
+  const snapshot = snapshotName();
+  const [sourceProbe, targetProbe] = await Promise.all([
+    probe(source, daemon.container, snapshot),
+    probe(target, client.container, snapshot),
+  ]);
+  if (!sourceProbe || !targetProbe) {
+    return {
+      ...prepared,
+      plan: "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
+    };
+  }
+  const snapshotTaken = sourceProbe.snapshotBlocks.length > 0;
+  const planFor = (sourceBlocks: BlockMeta[]) =>
+    planMigration(planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead));
+  const basis = snapshotTaken ? sourceProbe.snapshotBlocks : sourceProbe.blocks;
+  const plan = planFor(basis);
+  const targetProbeEarliest = planInput(
+    basis,
+    sourceProbe,
+    targetProbe,
+    cfg.includeHead,
+  ).targetEarliestMs;
+  // Once the snapshot exists the decision was made; later runs only report and verify.
+  const decision = snapshotTaken
+    ? ({ action: "go", message: "snapshot already taken" } as const)
+    : decideGap(plan, cfg, targetProbe.nowMs);
+  if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
+  pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`);
+
+  const wait = new CompactionWait(
+    "compaction-wait",
+    {
+      source,
+      container: daemon.container,
+      untilMs: decision.action === "wait" ? (nextBlockEndMs(plan) ?? 0) : 0,
+      maxWaitMinutes: cfg.maxWaitMinutes,
+    },
+    { dependsOn: [daemon.patch] },
+  );
+
+  // Step 4 (seed): snapshot, copy, and install without a restart.
+  const snap = new SourceSnapshot(
+    "source-snapshot",
+    { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
+    { dependsOn: [daemon.patch, wait] },
+  );
+  const finalPlan = snap.result.apply((s) => planFor(s.blocks));
+  const copy = new BlockCopy(
+    "block-copy",
+    {
+      target,
+      container: client.container,
+      snapshotUrl: pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`,
+      blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
+      bandwidthLimit: cfg.bandwidthLimit,
+    },
+    { dependsOn: [client.patch, service, accessPolicy] },
+  );
+  const install = new BlockInstall(
+    "block-install",
+    {
+      target,
+      container: client.container,
+      blocks: copy.result.apply((r) => [...r.copied, ...r.skipped]),
+    },
+    { dependsOn: [copy] },
+  );
+
+  // Step 5 (seed): prove it, instead of reading logs.
+  const verification = new MigrationVerification("verification", {
+    source,
+    sourceContainer: daemon.container,
+    target,
+    targetContainer: client.container,
+    windowEnds: finalPlan.apply((p) => windowsToCompare(p)),
+    targetEarliestMs: targetProbeEarliest,
+    loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
+    after: [install.step],
+  });
+
+  return {
+    ...prepared,
+    plan: summarizePlan(plan),
+    migration: {
+      snapshot,
+      plan: finalPlan.apply(summarizePlan),
+      copy: copy.result,
+      install: install.result,
+      verification: verification.result,
+    },
   };
 }
 

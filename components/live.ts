@@ -4,8 +4,10 @@
 import * as command from "@pulumi/command";
 import { WorkloadRef } from "./config";
 import { NetworkPolicyObject } from "./access";
-import { getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
-import { WorkloadObject } from "./workload";
+import { execScript, getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
+import { BlockMeta } from "./plan";
+import { lastJsonLine } from "./scriptOutput";
+import { TsdbLocation, WorkloadObject } from "./workload";
 
 async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
   const res = await command.local.run({ command: cmd });
@@ -33,4 +35,30 @@ export async function readNetworkPolicies(namespace: string): Promise<NetworkPol
     `NetworkPolicies in ${namespace}`,
   );
   return list?.items ?? [];
+}
+
+/** What probe.sh reports about a Prometheus and its volume. */
+export interface ProbeResult {
+  blocks: BlockMeta[];
+  snapshotBlocks: BlockMeta[];
+  buildinfo: { version: string } | null;
+  flags: Record<string, string> | null;
+  tsdb: { minTime: number; maxTime: number; numSeries?: number } | null;
+  dfAvailableBytes: number;
+  nowMs: number;
+}
+
+/**
+ * Runs probe.sh in a sidecar. Undefined when the sidecar isn't running yet (before the
+ * first `prepare`), so that preview can still show everything else.
+ */
+export async function probe(
+  loc: TsdbLocation,
+  container: string,
+  snapshot: string,
+): Promise<ProbeResult | undefined> {
+  const cmd = `${execScript(loc.ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
+  const res = await command.local.run({ command: cmd });
+  const out = (res.stdout ?? "").trim();
+  return out === "" ? undefined : lastJsonLine<ProbeResult>(out, `probe of ${loc.ref.name}`);
 }

@@ -92,7 +92,7 @@ export async function runProgram(
   const raw = await program();
   const outputs: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    outputs[k] = await new Promise((resolve) => pulumi.output(v).apply(resolve));
+    outputs[k] = await new Promise((resolve) => pulumi.output(v as pulumi.Input<object>).apply(resolve));
   }
   // Let the mock engine finish registering everything the program declared.
   while (Date.now() - lastActivity < 300) await new Promise((r) => setTimeout(r, 50));

@@ -1,0 +1,68 @@
+// Whether the migration may go ahead now, given the gap the plan leaves. Pure, so that
+// every branch of the advice has a table test.
+
+export interface GapFacts {
+  /** The gap the plan leaves, in ms. */
+  gapMs: number;
+  /** When the source's next head compaction is due (ms), if known. */
+  nextCompactionMs?: number;
+  /** The gap if we snapshot right after that compaction (ms), if known. */
+  gapAfterNextCompactionMs?: number;
+}
+
+export interface GateSettings {
+  maxWaitMinutes: number;
+  acceptGap: boolean;
+}
+
+export type GateDecision =
+  | { action: "go"; message: string }
+  | { action: "wait"; untilMs: number; message: string }
+  | { action: "fail"; key: string; message: string };
+
+// Compaction runs on a one-minute loop and takes a moment: allow for both.
+export const COMPACTION_SLACK_MS = 3 * 60_000;
+
+const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function decideGap(facts: GapFacts, s: GateSettings, nowMs: number): GateDecision {
+  if (facts.gapMs <= 0) return { action: "go", message: "no gap: every sample is kept" };
+  const gain =
+    facts.nextCompactionMs !== undefined && facts.gapAfterNextCompactionMs !== undefined
+      ? facts.gapMs - facts.gapAfterNextCompactionMs
+      : 0;
+  if (gain > 0) {
+    const readyMs = facts.nextCompactionMs! + COMPACTION_SLACK_MS;
+    const waitMs = Math.max(0, readyMs - nowMs);
+    const advice =
+      `the plan leaves a gap of ${minutes(facts.gapMs)}; the source compacts next at about ` +
+      `${iso(facts.nextCompactionMs!)}, and a snapshot after that leaves ${minutes(facts.gapAfterNextCompactionMs!)}`;
+    if (waitMs <= s.maxWaitMinutes * 60_000) {
+      return {
+        action: "wait",
+        untilMs: readyMs,
+        message: `${advice}: waiting ${minutes(waitMs)} for it`,
+      };
+    }
+    if (!s.acceptGap) {
+      return {
+        action: "fail",
+        key: "maxWaitMinutes",
+        message:
+          `${advice}. Run \`pulumi up\` again after ${iso(readyMs)}, or set maxWaitMinutes to at least ` +
+          `${Math.ceil(waitMs / 60_000)} to wait, or set acceptGap to true to go ahead now`,
+      };
+    }
+  } else if (!s.acceptGap) {
+    return {
+      action: "fail",
+      key: "acceptGap",
+      message:
+        `the plan leaves a gap of ${minutes(facts.gapMs)} that waiting would not close (the target ` +
+        `started after the source's newest complete data). Set includeHead to true (needs the admin API, ` +
+        `closes it on Prometheus 2.39+), or set acceptGap to true to go ahead`,
+    };
+  }
+  return { action: "go", message: `going ahead with a gap of ${minutes(facts.gapMs)} (acceptGap)` };
+}
