@@ -33,21 +33,34 @@ export interface Comparison {
 export const WINDOW_MS = 2 * 3_600_000;
 
 function finite(x: unknown, what: string): number {
-  if (typeof x !== "number" || !Number.isFinite(x)) throw new Error(`counts: ${what} must be a finite number, got ${JSON.stringify(x)}`);
+  if (typeof x !== "number" || !Number.isFinite(x))
+    throw new Error(`counts: ${what} must be a finite number, got ${JSON.stringify(x)}`);
   return x;
 }
 
 /** Parse and validate counts.sh output. */
 export function parseCounts(stdout: string): CountsResult {
-  const x = parseLastJsonLine(stdout) as { windows?: unknown; health?: Record<string, unknown> } | null;
-  if (x === null || typeof x !== "object" || !Array.isArray(x.windows) || typeof x.health !== "object" || x.health === null) {
+  const x = parseLastJsonLine(stdout) as {
+    windows?: unknown;
+    health?: Record<string, unknown>;
+  } | null;
+  if (
+    x === null ||
+    typeof x !== "object" ||
+    !Array.isArray(x.windows) ||
+    typeof x.health !== "object" ||
+    x.health === null
+  ) {
     throw new Error("counts: expected {windows:[...],health:{...}}");
   }
   const h = x.health;
   return {
     windows: x.windows.map((w: unknown, i) => {
       const o = w as Record<string, unknown>;
-      return { endMs: finite(o?.["endMs"], `windows[${i}].endMs`), count: finite(o?.["count"], `windows[${i}].count`) };
+      return {
+        endMs: finite(o?.["endMs"], `windows[${i}].endMs`),
+        count: finite(o?.["count"], `windows[${i}].count`),
+      };
     }),
     health: {
       blocksLoaded: finite(h["blocksLoaded"], "blocksLoaded"),
@@ -67,7 +80,10 @@ export function parseCounts(stdout: string): CountsResult {
  * the window just before it holds the copied head data only, so it must
  * match exactly).
  */
-export function windowsToCompare(plan: Plan, opts: { windowMs?: number; targetEarliestMs?: number } = {}): number[] {
+export function windowsToCompare(
+  plan: Plan,
+  opts: { windowMs?: number; targetEarliestMs?: number } = {},
+): number[] {
   const w = opts.windowMs ?? WINDOW_MS;
   if (!(w > 0)) throw new Error(`windowsToCompare: windowMs must be > 0, got ${w}`);
   if (plan.blocks.length === 0) return [];
@@ -87,19 +103,25 @@ export function windowsToCompare(plan: Plan, opts: { windowMs?: number; targetEa
  * itself: it must have at least the source's count. A window missing on the
  * target is a mismatch.
  */
-export function compareCounts(source: WindowCount[], target: WindowCount[], targetEarliestMs: number | undefined): Comparison {
+export function compareCounts(
+  source: WindowCount[],
+  target: WindowCount[],
+  targetEarliestMs: number | undefined,
+): Comparison {
   const t = new Map(target.map((w) => [w.endMs, w.count]));
   const windows: Comparison["windows"] = [];
   const mismatches: Comparison["mismatches"] = [];
   for (const s of source) {
     const tc = t.get(s.endMs);
-    const rule = targetEarliestMs === undefined || s.endMs <= targetEarliestMs ? "equal" : "at-least";
+    const rule =
+      targetEarliestMs === undefined || s.endMs <= targetEarliestMs ? "equal" : "at-least";
     if (tc === undefined) {
       mismatches.push({ endMs: s.endMs, source: s.count, target: NaN, rule: "missing on target" });
       continue;
     }
     windows.push({ endMs: s.endMs, source: s.count, target: tc, rule });
-    if (rule === "equal" ? tc !== s.count : tc < s.count) mismatches.push({ endMs: s.endMs, source: s.count, target: tc, rule });
+    if (rule === "equal" ? tc !== s.count : tc < s.count)
+      mismatches.push({ endMs: s.endMs, source: s.count, target: tc, rule });
   }
   const total = source.reduce((n, w) => n + w.count, 0);
   const summary =
@@ -107,8 +129,17 @@ export function compareCounts(source: WindowCount[], target: WindowCount[], targ
       ? `${mismatches.length} of ${source.length} windows differ: ` +
         mismatches
           .slice(0, 5)
-          .map((m) => `${new Date(m.endMs).toISOString()} source ${m.source} target ${m.target} (${m.rule})`)
+          .map(
+            (m) =>
+              `${new Date(m.endMs).toISOString()} source ${m.source} target ${m.target} (${m.rule})`,
+          )
           .join("; ")
       : `${windows.length} windows, ${total} source samples, all on the target`;
-  return { ok: mismatches.length === 0, windowsCompared: windows.length, windows, mismatches, summary };
+  return {
+    ok: mismatches.length === 0,
+    windowsCompared: windows.length,
+    windows,
+    mismatches,
+    summary,
+  };
 }

@@ -90,7 +90,9 @@ verify_block() {
 rsync_block() { # ulid size
   rm -f "$work/stats"
   {
-    if rsync -a --no-h --partial-dir=.rsync-partial --timeout=600 --info=progress2 --stats \
+    # --delete only acts inside this block's staging dir: it removes the
+    # temp files a killed rsync leaves behind (the partial dir is protected).
+    if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 --info=progress2 --stats \
       ${PTM_BWLIMIT:+"--bwlimit=$PTM_BWLIMIT"} "$PTM_RSYNC_URL/$1/" "$STAGING/$1/"; then
       echo 0 >"$work/rc"
     else
@@ -138,8 +140,20 @@ mkdir -p "$STAGING/.complete"
 [ "$(stat -c %d "$STAGING")" = "$(stat -c %d "$PTM_DATA")" ] ||
   die "PTM_STAGING=$STAGING is not on the filesystem of PTM_DATA=$PTM_DATA"
 
+# One copy at a time: a killed `kubectl exec` may leave the previous run
+# going inside the container, and two rsyncs into one dir would fight.
+lock="$STAGING/.lock"
+if ! mkdir "$lock" 2>/dev/null; then
+  other="$(cat "$lock/pid" 2>/dev/null || true)"
+  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then
+    die "another copy (pid $other) is still running; wait for it or kill it"
+  fi
+  log "taking over the lock of a dead copy (pid ${other:-unknown})"
+fi
+echo "$$" >"$lock/pid"
+
 work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-copy.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$lock"' EXIT
 
 # One listing of the snapshot gives every file size: the space check and the
 # post-copy verification both use it.

@@ -21,7 +21,9 @@ describe("selectorMatches", () => {
     { sel: { matchExpressions: [{ key: "app", operator: "DoesNotExist" }] }, want: false },
   ];
   for (const tc of cases)
-    it(String(JSON.stringify(tc.sel)), () => assert.equal(selectorMatches(tc.sel, labels), tc.want));
+    it(String(JSON.stringify(tc.sel)), () =>
+      assert.equal(selectorMatches(tc.sel, labels), tc.want),
+    );
 });
 
 describe("isolatedForIngress", () => {

@@ -19,6 +19,8 @@ export interface FakeCluster {
   networkPolicies?: Record<string, unknown[]>;
   /** Output of sidecar probes, keyed by `<container>:<script>`; absent = exec fails. */
   exec?: Record<string, string>;
+  /** stdout of command resources, keyed by resource name. */
+  commandStdout?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -35,10 +37,15 @@ function answer(cluster: FakeCluster, cmd: string): string {
   }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] });
-  m = /^kubectl exec .* -c '([^']+)' .* 'ptm-([a-z-]+)'/.exec(cmd);
-  if (m) {
-    const out = cluster.exec?.[`${m[1]}:${m[2]}`];
-    if (out === undefined) throw new Error(`exec into ${m[1]} failed`);
+  m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
+  const script = /'ptm-([a-z-]+)'( '[^']*')*( 2>\/dev\/null \|\| true)?$/.exec(cmd);
+  if (m && script) {
+    const out = cluster.exec?.[`${m[1]}:${script[1]}`];
+    // A probe that may fail ends in `|| true`: kubectl's failure becomes empty output.
+    if (out === undefined) {
+      if (script[3]) return "";
+      throw new Error(`exec ${script[1]} in ${m[1]} failed`);
+    }
     return out;
   }
   throw new Error(`unexpected command in test: ${cmd}`);
@@ -65,7 +72,8 @@ export async function runProgram(
         if (args.type === "kubernetes:core/v1:Service") {
           state.spec = { ...(args.inputs.spec as object), clusterIP: "10.0.0.42" };
         }
-        if (args.type === "command:local:Command") state.stdout = "";
+        if (args.type === "command:local:Command")
+          state.stdout = cluster.commandStdout?.[args.name] ?? "";
         return { id: `${args.name}-id`, state };
       },
       call: (args) => {
@@ -92,7 +100,8 @@ export async function runProgram(
   const raw = await program();
   const outputs: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {
-    outputs[k] = await new Promise((resolve) => pulumi.output(v as pulumi.Input<object>).apply(resolve));
+    // Output.promise() rejects when an apply threw, as the engine would fail the `up`.
+    outputs[k] = await (pulumi.output(v) as unknown as { promise(): Promise<unknown> }).promise();
   }
   // Let the mock engine finish registering everything the program declared.
   while (Date.now() - lastActivity < 300) await new Promise((r) => setTimeout(r, 50));

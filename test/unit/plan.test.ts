@@ -27,7 +27,11 @@ function ulid(tag = ""): string {
   return (base + "0".repeat(26)).slice(0, 26);
 }
 
-function block(minTime: number, maxTime: number, extra: Partial<BlockMeta> & { level?: number } = {}): BlockMeta {
+function block(
+  minTime: number,
+  maxTime: number,
+  extra: Partial<BlockMeta> & { level?: number } = {},
+): BlockMeta {
   const id = extra.ulid ?? ulid();
   return {
     ulid: id,
@@ -97,12 +101,15 @@ describe("parseVersion / overlapAllowed", () => {
     ["1.8.2", {}, false],
   ];
   for (const [v, flags, want] of cases) {
-    it(`${v} ${JSON.stringify(flags)} -> ${want}`, () => assert.equal(overlapAllowed(v, flags), want));
+    it(`${v} ${JSON.stringify(flags)} -> ${want}`, () =>
+      assert.equal(overlapAllowed(v, flags), want));
   }
   for (const bad of ["", "2.42", "2.42.x", "latest", "02.42.0", "2.42.0 extra", "version=2.42.0"]) {
-    it(`rejects ${JSON.stringify(bad)}`, () => assert.throws(() => parseVersion(bad), /not a Prometheus version/));
+    it(`rejects ${JSON.stringify(bad)}`, () =>
+      assert.throws(() => parseVersion(bad), /not a Prometheus version/));
   }
-  it("parses the numbers", () => assert.deepEqual(parseVersion("2.53.1"), { major: 2, minor: 53, patch: 1 }));
+  it("parses the numbers", () =>
+    assert.deepEqual(parseVersion("2.53.1"), { major: 2, minor: 53, patch: 1 }));
 });
 
 describe("dedupeBlocks (compaction race)", () => {
@@ -114,21 +121,33 @@ describe("dedupeBlocks (compaction race)", () => {
       r.blocks.map((b) => b.ulid),
       [m.ulid],
     );
-    assert.deepEqual(r.superseded.map((s) => s.by), [m.ulid, m.ulid, m.ulid]);
+    assert.deepEqual(
+      r.superseded.map((s) => s.by),
+      [m.ulid, m.ulid, m.ulid],
+    );
   });
   it("uses sources when parents are absent (level-3 over level-1 sources)", () => {
     const ps = history(-18, -12);
     const l2 = merged(ps);
-    const l3: BlockMeta = { ...merged([l2], 3), compaction: { level: 3, sources: ps.map((p) => p.ulid) } };
+    const l3: BlockMeta = {
+      ...merged([l2], 3),
+      compaction: { level: 3, sources: ps.map((p) => p.ulid) },
+    };
     const r = dedupeBlocks([l3, ...ps]);
-    assert.deepEqual(r.blocks.map((b) => b.ulid), [l3.ulid]);
+    assert.deepEqual(
+      r.blocks.map((b) => b.ulid),
+      [l3.ulid],
+    );
   });
   it("keeps the highest level of a chain l1 -> l2 -> l3 listed together", () => {
     const ps = history(-18, -12);
     const l2 = merged(ps);
     const l3 = merged([l2], 3);
     const r = dedupeBlocks([...ps, l2, l3]);
-    assert.deepEqual(r.blocks.map((b) => b.ulid), [l3.ulid]);
+    assert.deepEqual(
+      r.blocks.map((b) => b.ulid),
+      [l3.ulid],
+    );
   });
   it("keeps unrelated blocks and partial merges' other blocks", () => {
     const ps = history(-12, -6);
@@ -143,7 +162,11 @@ describe("dedupeBlocks (compaction race)", () => {
   it("same sources, different ULIDs: exactly one survives", () => {
     const ps = history(-6, -2);
     const a = merged(ps);
-    const b: BlockMeta = { ...a, ulid: ulid("Z"), compaction: { level: 2, sources: a.compaction.sources! } };
+    const b: BlockMeta = {
+      ...a,
+      ulid: ulid("Z"),
+      compaction: { level: 2, sources: a.compaction.sources! },
+    };
     const r = dedupeBlocks([a, b]);
     assert.equal(r.blocks.length, 1);
   });
@@ -177,7 +200,9 @@ describe("planMigration on a target that accepts overlaps (>= 2.39)", () => {
   });
   it("includeHead: the head block ends after the target's start, gap 0", () => {
     const head = block(T0 - 2 * H + 1, NOW - 1000);
-    const p = planMigration(input({ sourceBlocks: [...history(-48, -2), head], includeHead: true }));
+    const p = planMigration(
+      input({ sourceBlocks: [...history(-48, -2), head], includeHead: true }),
+    );
     assert.equal(p.blocks.length, 24);
     assert.equal(p.cutoffMs, NOW - 1000);
     assert.equal(p.gapMs, 0);
@@ -215,17 +240,17 @@ describe("planMigration on a target that accepts overlaps (>= 2.39)", () => {
 });
 
 describe("planMigration on a pre-2.39 target without the flag", () => {
-  const old = { targetVersion: "2.26.0", targetFlags: { "storage.tsdb.allow-overlapping-blocks": "false" } };
+  const old = {
+    targetVersion: "2.26.0",
+    targetFlags: { "storage.tsdb.allow-overlapping-blocks": "false" },
+  };
   it("copies only blocks ending at or before the target's first sample", () => {
     // Target started 5h ago: blocks [-6h,-4h) fit, [-4h,-2h) overlaps its data.
     const p = planMigration(input({ ...old, targetEarliestMs: T0 - 4 * H - 30 * 60_000 }));
     assert.equal(p.overlapAllowed, false);
     assert.equal(p.cutoffMs, T0 - 6 * H);
     assert.equal(p.blocks.length, 21);
-    assert.deepEqual(
-      p.skipped.map((s) => s.ulid).length,
-      2,
-    );
+    assert.deepEqual(p.skipped.map((s) => s.ulid).length, 2);
     assert.ok(p.skipped.every((s) => /rejects overlapping blocks/.test(s.reason)));
     assert.equal(p.gapMs, 1.5 * H);
     assert.match(p.advice, /2\.39\.0/);
@@ -250,13 +275,21 @@ describe("planMigration on a pre-2.39 target without the flag", () => {
   });
   it("includeHead cannot close the gap: the head block is skipped", () => {
     const head = block(T0 - 2 * H + 1, NOW - 1000);
-    const p = planMigration(input({ ...old, sourceBlocks: [...history(-48, -2), head], includeHead: true }));
+    const p = planMigration(
+      input({ ...old, sourceBlocks: [...history(-48, -2), head], includeHead: true }),
+    );
     assert.equal(p.blocks.length, 23);
     assert.ok(p.skipped.some((s) => s.ulid === head.ulid));
     assert.equal(p.gapMs, 2 * H + 10 * 60_000);
   });
   it("with the flag set, behaves like 2.39+", () => {
-    const p = planMigration(input({ targetVersion: "2.26.0", targetFlags: { "storage.tsdb.allow-overlapping-blocks": "true" }, targetEarliestMs: T0 - 30 * H }));
+    const p = planMigration(
+      input({
+        targetVersion: "2.26.0",
+        targetFlags: { "storage.tsdb.allow-overlapping-blocks": "true" },
+        targetEarliestMs: T0 - 30 * H,
+      }),
+    );
     assert.equal(p.blocks.length, 23);
   });
   it("empty target: everything fits", () => {
@@ -272,7 +305,9 @@ describe("planMigration on a pre-2.39 target without the flag", () => {
   });
   it("imported blocks on the target are not its own data", () => {
     const hist = history(-48, -2);
-    const p = planMigration(input({ ...old, sourceBlocks: hist, targetBlocks: hist.slice(0, 3), targetEarliestMs: T0 }));
+    const p = planMigration(
+      input({ ...old, sourceBlocks: hist, targetBlocks: hist.slice(0, 3), targetEarliestMs: T0 }),
+    );
     assert.equal(p.blocks.length, 23);
   });
 });
@@ -301,10 +336,13 @@ describe("next source compaction", () => {
 });
 
 describe("planMigration rejects bad input", () => {
-  it("bad version", () => assert.throws(() => planMigration(input({ targetVersion: "" })), /not a Prometheus version/));
+  it("bad version", () =>
+    assert.throws(() => planMigration(input({ targetVersion: "" })), /not a Prometheus version/));
   it("NaN now", () => assert.throws(() => planMigration(input({ nowMs: NaN })), /nowMs/));
-  it("inverted block", () => assert.throws(() => planMigration(input({ sourceBlocks: [block(10, 5)] })), /bad time range/));
-  it("infinite target start", () => assert.throws(() => planMigration(input({ targetEarliestMs: Infinity })), /targetEarliestMs/));
+  it("inverted block", () =>
+    assert.throws(() => planMigration(input({ sourceBlocks: [block(10, 5)] })), /bad time range/));
+  it("infinite target start", () =>
+    assert.throws(() => planMigration(input({ targetEarliestMs: Infinity })), /targetEarliestMs/));
   it("no source blocks: nothing to copy", () => {
     const p = planMigration(input({ sourceBlocks: [] }));
     assert.equal(p.blocks.length, 0);
@@ -345,23 +383,52 @@ describe("parseProbe / parseLastJsonLine", () => {
     assert.equal(headRange(p.tsdb), undefined);
   });
   it("empty head sentinels mean no head", () => {
-    assert.equal(headRange({ minTime: 9223372036854775807, maxTime: -9223372036854775808 }), undefined);
+    assert.equal(
+      headRange({ minTime: 9223372036854775807, maxTime: -9223372036854775808 }),
+      undefined,
+    );
     assert.equal(headRange({ numSeries: 0, minTime: T0, maxTime: T0 }), undefined);
   });
   it("rejects a bad ULID, a bad range, missing compaction, non-JSON", () => {
-    assert.throws(() => parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), ulid: "x" }] })), /bad ulid/);
-    assert.throws(() => parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), maxTime: 0 }] })), /maxTime/);
-    assert.throws(() => parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), compaction: undefined }] })), /compaction/);
+    assert.throws(
+      () => parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), ulid: "x" }] })),
+      /bad ulid/,
+    );
+    assert.throws(
+      () => parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), maxTime: 0 }] })),
+      /maxTime/,
+    );
+    assert.throws(
+      () =>
+        parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), compaction: undefined }] })),
+      /compaction/,
+    );
     assert.throws(() => parseLastJsonLine("copy: ERROR: boom"), /not JSON/);
     assert.throws(() => parseLastJsonLine("\n"), /no output/);
   });
   it("targetOwnEarliestMs ignores imported blocks and blocks compacted from them", () => {
     const own = "01M8B7T532JCYWTDPXMAQRBNVH";
-    const mixed = { ...meta("01M8B7T5BBT92X82TP19VMEETY"), minTime: T0 - 40 * H, compaction: { level: 2, sources: [id, own] } };
-    const p = parseProbe(JSON.stringify({ ...probe, blocks: [{ ...meta(id), minTime: T0 - 48 * H }, { ...meta(own), minTime: T0 - 3 * H }, mixed] }));
+    const mixed = {
+      ...meta("01M8B7T5BBT92X82TP19VMEETY"),
+      minTime: T0 - 40 * H,
+      compaction: { level: 2, sources: [id, own] },
+    };
+    const p = parseProbe(
+      JSON.stringify({
+        ...probe,
+        blocks: [
+          { ...meta(id), minTime: T0 - 48 * H },
+          { ...meta(own), minTime: T0 - 3 * H },
+          mixed,
+        ],
+      }),
+    );
     assert.equal(targetOwnEarliestMs(p, [id]), T0 - 3 * H);
     assert.equal(targetOwnEarliestMs(p), T0 - 48 * H);
-    assert.equal(targetOwnEarliestMs(parseProbe(JSON.stringify({ ...probe, blocks: [], tsdb: null }))), undefined);
+    assert.equal(
+      targetOwnEarliestMs(parseProbe(JSON.stringify({ ...probe, blocks: [], tsdb: null }))),
+      undefined,
+    );
   });
 });
 

@@ -1,0 +1,325 @@
+// Helpers for the real-server tests and the benchmark: temp dirs, free ports,
+// Prometheus and rsync daemon processes, backfilled TSDBs, and running the
+// sidecar scripts exactly like `kubectl exec -i ... -- sh -s -- ARGS < script`.
+
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { parseLastJsonLine } from "../../components/blockMeta";
+
+export const REPO = path.resolve(__dirname, "..", "..");
+export const SIDECAR = path.join(REPO, "sidecar");
+export const H = 3_600_000;
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export function mkTemp(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A free TCP port on loopback (bind 0, read, close). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const addr = srv.address();
+      const port = typeof addr === "object" && addr !== null ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>, everyMs = 500): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v !== undefined) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export async function httpText(url: string): Promise<string> {
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res.text();
+}
+
+/** Processes started by the tests, killed (by their own pid) in `killAll`. */
+const children = new Set<ChildProcess>();
+
+export function track(child: ChildProcess): ChildProcess {
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+export async function killAll(): Promise<void> {
+  for (const c of [...children]) {
+    if (c.exitCode === null && c.pid !== undefined) {
+      try {
+        process.kill(c.pid, "SIGTERM");
+      } catch {
+        /* already gone */
+      }
+    }
+  }
+  await waitFor("children to exit", 15_000, async () => (children.size === 0 ? true : undefined), 200).catch(() => {
+    for (const c of children) if (c.pid !== undefined) process.kill(c.pid, "SIGKILL");
+  });
+}
+
+export interface Prom {
+  url: string;
+  port: number;
+  dataDir: string;
+  child: ChildProcess;
+  pid: number;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Start Debian's prometheus on loopback. `scrape` are host:port targets
+ * scraped every `intervalS` seconds as job "prom" (their /metrics).
+ */
+export async function startPrometheus(opts: {
+  dataDir: string;
+  scrape: (port: number) => string[];
+  intervalS?: number;
+  adminApi?: boolean;
+  binary?: string;
+  extraArgs?: string[];
+}): Promise<Prom> {
+  const port = await freePort();
+  fs.mkdirSync(opts.dataDir, { recursive: true });
+  const cfg = path.join(path.dirname(opts.dataDir), `prometheus-${port}.yml`);
+  const targets = opts.scrape(port).map((t) => `'${t}'`).join(", ");
+  fs.writeFileSync(
+    cfg,
+    [
+      `global: {scrape_interval: ${opts.intervalS ?? 2}s, evaluation_interval: 60s}`,
+      "scrape_configs:",
+      "  - job_name: prom",
+      `    static_configs: [{targets: [${targets}]}]`,
+      "",
+    ].join("\n"),
+  );
+  const logFile = path.join(path.dirname(opts.dataDir), `prometheus-${port}.log`);
+  const log = fs.openSync(logFile, "a");
+  const args = [
+    `--config.file=${cfg}`,
+    `--storage.tsdb.path=${opts.dataDir}`,
+    `--web.listen-address=127.0.0.1:${port}`,
+    ...(opts.adminApi ? ["--web.enable-admin-api"] : []),
+    ...(opts.extraArgs ?? []),
+  ];
+  const child = track(spawn(opts.binary ?? "prometheus", args, { stdio: ["ignore", log, log] }));
+  fs.closeSync(log);
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(`prometheus on ${port} ready (log ${logFile})`, 60_000, async () => {
+    if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}; see ${logFile}`);
+    const r = await fetch(`${url}/-/ready`).catch(() => undefined);
+    return r?.ok ? true : undefined;
+  });
+  return {
+    url,
+    port,
+    dataDir: opts.dataDir,
+    child,
+    pid: child.pid ?? -1,
+    logFile,
+    async stop() {
+      if (child.exitCode === null) {
+        child.kill("SIGTERM");
+        await waitFor("prometheus to stop", 30_000, async () => (child.exitCode !== null ? true : undefined), 200);
+      }
+    },
+  };
+}
+
+/** Instant query; returns the first sample value as a number (0 when empty). */
+export async function queryValue(url: string, expr: string, timeMs?: number): Promise<number> {
+  const q = new URLSearchParams({ query: expr });
+  if (timeMs !== undefined) q.set("time", (timeMs / 1000).toFixed(3));
+  const body = JSON.parse(await httpText(`${url}/api/v1/query?${q}`)) as {
+    status: string;
+    data: { result: { value: [number, string] }[] };
+  };
+  if (body.status !== "success") throw new Error(`query ${expr}: ${JSON.stringify(body)}`);
+  const v = body.data.result[0]?.value[1];
+  return v === undefined ? 0 : Number(v);
+}
+
+/** A value from a server's own /metrics. */
+export async function selfMetric(url: string, name: string): Promise<number> {
+  const text = await httpText(`${url}/metrics`);
+  const line = text.split("\n").find((l) => l.startsWith(`${name} `));
+  if (line === undefined) throw new Error(`${name} not in ${url}/metrics`);
+  return Number(line.split(" ")[1]);
+}
+
+/**
+ * Backfill `dir` with promtool from a generated OpenMetrics file: `series`
+ * random gauges every `stepS` seconds over [startMs, endMs).
+ */
+export function backfill(dir: string, o: { startMs: number; endMs: number; series: number; stepS: number; metric?: string; maxBlockDuration?: string }): void {
+  const om = `${dir}.om`;
+  const awk = `BEGIN { srand(7); print "# HELP ${o.metric ?? "ptm_backfill"} backfilled test data"; print "# TYPE ${o.metric ?? "ptm_backfill"} gauge";
+    for (s = 0; s < series; s++) for (t = start; t < end; t += step) printf "${o.metric ?? "ptm_backfill"}{series=\\"%d\\"} %.6f %d\\n", s, rand() * 100, t;
+    print "# EOF" }`;
+  const text = execFileSync(
+    "awk",
+    ["-v", `start=${Math.ceil(o.startMs / 1000)}`, "-v", `end=${Math.floor(o.endMs / 1000)}`, "-v", `series=${o.series}`, "-v", `step=${o.stepS}`, awk],
+    { maxBuffer: 1 << 30 },
+  );
+  fs.writeFileSync(om, text);
+  const args = ["tsdb", "create-blocks-from", "openmetrics"];
+  if (o.maxBlockDuration) args.push(`--max-block-duration=${o.maxBlockDuration}`);
+  execFileSync("promtool", [...args, om, dir], { stdio: ["ignore", "ignore", "inherit"] });
+  fs.rmSync(om);
+}
+
+export interface ScriptResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  ms: number;
+}
+
+export interface RunOpts {
+  env?: Record<string, string>;
+  /** Run under `busybox sh` with a PATH holding only busybox applets and rsync. */
+  busybox?: boolean;
+  /** Called with the child right after spawn (e.g. to kill it later). */
+  onSpawn?: (c: ChildProcess) => void;
+}
+
+let busyboxBin: string | undefined;
+/** A dir of busybox applet links plus rsync: a PATH without GNU tools. */
+export function busyboxPath(): string {
+  if (busyboxBin !== undefined) return busyboxBin;
+  const dir = path.join(os.tmpdir(), "ptm-busybox-bin");
+  fs.mkdirSync(dir, { recursive: true });
+  const bb = execFileSync("sh", ["-c", "command -v busybox"]).toString().trim();
+  for (const applet of execFileSync(bb, ["--list"]).toString().split("\n").filter(Boolean)) {
+    const p = path.join(dir, applet);
+    if (!fs.existsSync(p)) fs.symlinkSync(bb, p);
+  }
+  const rsync = execFileSync("sh", ["-c", "command -v rsync"]).toString().trim();
+  if (!fs.existsSync(path.join(dir, "rsync"))) fs.symlinkSync(rsync, path.join(dir, "rsync"));
+  busyboxBin = dir;
+  return dir;
+}
+
+/**
+ * Run sidecar/<name>.sh the way the Pulumi program does: the script on
+ * stdin of `sh -s -- ARGS`, configuration in the environment only.
+ */
+export function runScript(name: string, args: string[] = [], opts: RunOpts = {}): Promise<ScriptResult> {
+  const script = fs.readFileSync(path.join(SIDECAR, `${name}.sh`));
+  const env: Record<string, string> = {
+    PATH: opts.busybox ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
+    HOME: os.tmpdir(),
+    ...opts.env,
+  };
+  const cmd = opts.busybox ? path.join(busyboxPath(), "sh") : "sh";
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(cmd, ["-s", "--", ...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true }));
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.on("error", reject);
+    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+    child.stdin?.end(script);
+    opts.onSpawn?.(child);
+  });
+}
+
+/** Run a script that must succeed; returns its JSON result. */
+export async function runJson<T>(name: string, args: string[] = [], opts: RunOpts = {}): Promise<{ json: T; res: ScriptResult }> {
+  const res = await runScript(name, args, opts);
+  if (res.code !== 0) {
+    throw new Error(`${name}.sh exited ${res.code ?? res.signal}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`);
+  }
+  return { json: parseLastJsonLine(res.stdout) as T, res };
+}
+
+/** Start sidecar/rsyncd.sh serving `dataDir`; resolves once it accepts connections. */
+export async function startRsyncd(dataDir: string, password: string, runDir: string): Promise<{ port: number; child: ChildProcess; log: () => string }> {
+  const port = await freePort();
+  let log = "";
+  const script = fs.readFileSync(path.join(SIDECAR, "rsyncd.sh"));
+  const child = track(
+    spawn("sh", ["-s"], {
+      env: {
+        PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+        PTM_DATA: dataDir,
+        PTM_RSYNC_PASSWORD: password,
+        PTM_RSYNC_PORT: String(port),
+        PTM_RSYNC_ADDRESS: "127.0.0.1",
+        PTM_RUN: runDir,
+      },
+      stdio: ["pipe", "pipe", "pipe"],
+    }),
+  );
+  child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
+  child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
+  child.stdin?.end(script);
+  await waitFor(`rsyncd on ${port}`, 15_000, () =>
+    new Promise<true | undefined>((resolve) => {
+      if (child.exitCode !== null) throw new Error(`rsyncd exited: ${log}`);
+      const s = net.connect(port, "127.0.0.1", () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on("error", () => resolve(undefined));
+    }),
+  );
+  return { port, child, log: () => log };
+}
+
+/** sha256 of every file under the ULID dirs of a data dir, plus the top-level names. */
+export function blockChecksums(dataDir: string): { top: string[]; files: Record<string, string> } {
+  const files: Record<string, string> = {};
+  const top = fs.readdirSync(dataDir).sort();
+  const walk = (rel: string): void => {
+    const abs = path.join(dataDir, rel);
+    for (const e of fs.readdirSync(abs, { withFileTypes: true })) {
+      const r = path.join(rel, e.name);
+      if (e.isDirectory()) walk(r);
+      else files[r] = createHash("sha256").update(fs.readFileSync(path.join(dataDir, r))).digest("hex");
+    }
+  };
+  for (const t of top) if (/^[0-9A-HJKMNP-TV-Z]{26}$/.test(t)) walk(t);
+  return { top, files };
+}
+
+/** Apparent bytes of all files under a dir. */
+export function dirBytes(dir: string): number {
+  let n = 0;
+  if (!fs.existsSync(dir)) return 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    n += e.isDirectory() ? dirBytes(p) : fs.statSync(p).size;
+  }
+  return n;
+}
+
+/** Disk usage in bytes as `du -sk` counts it (hard links counted once). */
+export function duBytes(...dirs: string[]): number {
+  const out = execFileSync("du", ["-skc", ...dirs]).toString().trim().split("\n");
+  return Number(out[out.length - 1]!.split(/\s+/)[0]) * 1024;
+}
