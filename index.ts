@@ -18,7 +18,7 @@ import { decideGap } from "./components/gate";
 import { MigrationVerification } from "./components/migrationVerification";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
 import { BlockMeta, planMigration } from "./components/plan";
-import { describePlan, nextBlockEndMs, planInput, summarizePlan } from "./components/planInput";
+import { describePlan, planInput, summarizePlan } from "./components/planInput";
 import { SourceSnapshot } from "./components/sourceSnapshot";
 import { windowsToCompare } from "./components/verify";
 
@@ -158,7 +158,7 @@ async function program(): Promise<Record<string, unknown>> {
     {
       source,
       container: daemon.container,
-      untilMs: decision.action === "wait" ? (nextBlockEndMs(plan) ?? 0) : 0,
+      untilMs: decision.action === "wait" ? (plan.nextBlockEndMs ?? 0) : 0,
       maxWaitMinutes: cfg.maxWaitMinutes,
     },
     { dependsOn: [daemon.patch] },

@@ -5,8 +5,7 @@ import * as command from "@pulumi/command";
 import { WorkloadRef } from "./config";
 import { NetworkPolicyObject } from "./access";
 import { execScript, getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
-import { BlockMeta } from "./plan";
-import { lastJsonLine } from "./scriptOutput";
+import { parseProbe, ProbeResult } from "./blockMeta";
 import { TsdbLocation, WorkloadObject } from "./workload";
 
 async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
@@ -37,17 +36,6 @@ export async function readNetworkPolicies(namespace: string): Promise<NetworkPol
   return list?.items ?? [];
 }
 
-/** What probe.sh reports about a Prometheus and its volume. */
-export interface ProbeResult {
-  blocks: BlockMeta[];
-  snapshotBlocks: BlockMeta[];
-  buildinfo: { version: string } | null;
-  flags: Record<string, string> | null;
-  tsdb: { minTime: number; maxTime: number; numSeries?: number } | null;
-  dfAvailableBytes: number;
-  nowMs: number;
-}
-
 /**
  * Runs probe.sh in a sidecar. Undefined when the sidecar isn't running yet (before the
  * first `prepare`), so that preview can still show everything else.
@@ -60,5 +48,12 @@ export async function probe(
   const cmd = `${execScript(loc.ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
   const res = await command.local.run({ command: cmd });
   const out = (res.stdout ?? "").trim();
-  return out === "" ? undefined : lastJsonLine<ProbeResult>(out, `probe of ${loc.ref.name}`);
+  if (out === "") return undefined;
+  try {
+    return parseProbe(out);
+  } catch (e) {
+    throw new Error(
+      `probe of ${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}: ${(e as Error).message}`,
+    );
+  }
 }

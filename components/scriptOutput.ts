@@ -1,14 +1,12 @@
 // Sidecar scripts print progress on stderr and their result as one JSON object on the last
-// line of stdout. This reads that line.
+// line of stdout. This reads that line, naming the step when it isn't there.
+
+import { parseLastJsonLine } from "./blockMeta";
 
 export function lastJsonLine<T>(stdout: string, step: string): T {
-  const lines = stdout.trim().split("\n");
-  const last = lines[lines.length - 1] ?? "";
   try {
-    return JSON.parse(last) as T;
-  } catch {
-    throw new Error(
-      `${step}: expected a JSON result on the last line of its output, got: ${last.slice(0, 300)}`,
-    );
+    return parseLastJsonLine(stdout) as T;
+  } catch (e) {
+    throw new Error(`${step}: ${(e as Error).message}`);
   }
 }
