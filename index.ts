@@ -10,11 +10,18 @@ import { RsyncCredentials } from "./components/rsyncCredentials";
 import { RsyncService } from "./components/rsyncService";
 import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
 import { TargetRsyncClient } from "./components/targetRsyncClient";
-import { checkDistinctPods, locateTsdb, preflight, TsdbLocation } from "./components/workload";
+import {
+  checkDistinctPods,
+  locateTsdb,
+  preflight,
+  TARGET_SIDECAR,
+  TsdbLocation,
+} from "./components/workload";
 import { BlockCopy } from "./components/blockCopy";
 import { BlockInstall } from "./components/blockInstall";
 import { CompactionWait } from "./components/compactionWait";
-import { decideGap } from "./components/gate";
+import { decideGap, restartRisk } from "./components/gate";
+import { headRange } from "./components/blockMeta";
 import { MigrationVerification } from "./components/migrationVerification";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
 import { BlockMeta, planMigration } from "./components/plan";
@@ -34,6 +41,7 @@ function readConfig(): MigrationConfig {
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
     acceptGap: c.getBoolean("acceptGap"),
     rolloutTimeoutSeconds: c.getNumber("rolloutTimeoutSeconds"),
+    forceRevert: c.getBoolean("forceRevert"),
   };
   return parseConfig(raw);
 }
@@ -44,6 +52,8 @@ async function program(): Promise<Record<string, unknown>> {
   if (cfg.phase === "revert") {
     // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
     // deleted, and deleting the patches hands the pod templates back exactly as they were.
+    // Removing the target's sidecar restarts it, so first make sure that loses nothing.
+    await checkTargetRestartIsSafe(cfg);
     return { phase: "reverted" };
   }
 
@@ -126,8 +136,8 @@ async function program(): Promise<Record<string, unknown>> {
   // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
   const snapshot = snapshotName();
   const [sourceProbe, targetProbe] = await Promise.all([
-    probe(source, daemon.container, snapshot),
-    probe(target, client.container, snapshot),
+    probe(source.ref, daemon.container, snapshot),
+    probe(target.ref, client.container, snapshot),
   ]);
   if (!sourceProbe || !targetProbe) {
     return {
@@ -215,6 +225,25 @@ async function program(): Promise<Record<string, unknown>> {
       verification: verification.result,
     },
   };
+}
+
+/** Refuses a revert that would restart the target while its head holds samples older than an imported block. */
+async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
+  const live = await readWorkload(cfg.target);
+  const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
+  if (!hasSidecar || cfg.forceRevert) return;
+  const state = await probe(cfg.target, TARGET_SIDECAR, snapshotName());
+  if (!state) return; // the sidecar isn't running: its pod is restarting anyway
+  const risk = restartRisk(state.blocks, headRange(state.tsdb));
+  if (!risk) return;
+  const iso = (ms: number) => new Date(ms).toISOString();
+  throw new ConfigError(
+    "phase",
+    `reverting now removes the target's sidecar and so restarts it, which would drop its own samples ` +
+      `from ${iso(risk.lossFromMs)} to ${iso(risk.lossToMs)} (older than the newest imported block, not yet ` +
+      `compacted). Revert after ${iso(risk.safeAfterMs)}, when its next compaction has persisted them, ` +
+      `or set forceRevert to true to accept the loss`,
+  );
 }
 
 // Configuration mistakes are reported as one clear line, not a stack trace.

@@ -39,6 +39,8 @@ export interface MigrationConfig {
   acceptGap: boolean;
   /** Seconds to wait for a patched workload to roll out. */
   rolloutTimeoutSeconds: number;
+  /** Revert even when restarting the target now would drop some of its own samples. */
+  forceRevert: boolean;
 }
 
 /** An error in the stack configuration; the message always starts with the key. */
@@ -63,6 +65,7 @@ export interface RawConfig {
   maxWaitMinutes?: number;
   acceptGap?: boolean;
   rolloutTimeoutSeconds?: number;
+  forceRevert?: boolean;
 }
 
 export const DEFAULT_SIDECAR_IMAGE = "docker.io/instrumentisto/rsync-ssh:alpine3.22";
@@ -207,5 +210,6 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),
     acceptGap: raw.acceptGap ?? false,
     rolloutTimeoutSeconds,
+    forceRevert: raw.forceRevert ?? false,
   };
 }

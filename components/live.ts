@@ -6,7 +6,7 @@ import { WorkloadRef } from "./config";
 import { NetworkPolicyObject } from "./access";
 import { execScript, getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
 import { parseProbe, ProbeResult } from "./blockMeta";
-import { TsdbLocation, WorkloadObject } from "./workload";
+import { WorkloadObject } from "./workload";
 
 async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
   const res = await command.local.run({ command: cmd });
@@ -41,19 +41,17 @@ export async function readNetworkPolicies(namespace: string): Promise<NetworkPol
  * first `prepare`), so that preview can still show everything else.
  */
 export async function probe(
-  loc: TsdbLocation,
+  ref: WorkloadRef,
   container: string,
   snapshot: string,
 ): Promise<ProbeResult | undefined> {
-  const cmd = `${execScript(loc.ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
+  const cmd = `${execScript(ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
   const res = await command.local.run({ command: cmd });
   const out = (res.stdout ?? "").trim();
   if (out === "") return undefined;
   try {
     return parseProbe(out);
   } catch (e) {
-    throw new Error(
-      `probe of ${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}: ${(e as Error).message}`,
-    );
+    throw new Error(`probe of ${ref.kind} ${ref.namespace}/${ref.name}: ${(e as Error).message}`);
   }
 }

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
-import { byType, one, runProgram } from "./harness";
+import { block, T0, targetProbe } from "../fixtures/probes";
+import { byType, FakeCluster, one, runProgram } from "./harness";
 
 const PATCH_TYPES = ["kubernetes:apps/v1:DeploymentPatch", "kubernetes:apps/v1:StatefulSetPatch"];
 
@@ -13,12 +14,53 @@ describe("program: phase unset (revert)", () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
     assert.deepEqual(r.resources, []);
     assert.equal(r.outputs.phase, "reverted");
-    assert.deepEqual(r.commands, [], "reverting probes nothing");
+    assert.deepEqual(r.commands, [
+      "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found",
+    ]);
   });
 
   it("needs no source either", async () => {
     const r = await runProgram({ phase: "" }, cluster());
     assert.deepEqual(r.resources, []);
+  });
+
+  describe("when the target still has its sidecar", () => {
+    const H = 3_600_000;
+    const withSidecar = (head: { minTime: number; maxTime: number }) => {
+      const c: FakeCluster = cluster();
+      const sts = bkprStatefulSet() as Obj;
+      const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
+      (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+      c.objects["statefulset/kubeprod/prometheus"] = sts;
+      c.exec = {
+        "ptm-rsync:probe": JSON.stringify({
+          ...targetProbe(),
+          blocks: [block("01AAAAAAAAAAAAAAAAAAAAAAA3", 4, 6)],
+          tsdb: { ...head, numSeries: 10 },
+        }),
+      };
+      return c;
+    };
+
+    it("refuses while a restart would drop the target's unpersisted samples", async () => {
+      await assert.rejects(
+        runProgram({}, withSidecar({ minTime: T0 + 5 * H, maxTime: T0 + 7 * H })),
+        /:phase: reverting now removes the target's sidecar and so restarts it, which would drop its own samples from .* Revert after .*forceRevert/,
+      );
+    });
+
+    it("reverts once the target has compacted past the imported blocks", async () => {
+      const r = await runProgram({}, withSidecar({ minTime: T0 + 6 * H, maxTime: T0 + 8 * H }));
+      assert.deepEqual(r.resources, []);
+    });
+
+    it("reverts anyway with forceRevert", async () => {
+      const r = await runProgram(
+        { forceRevert: true },
+        withSidecar({ minTime: T0 + 5 * H, maxTime: T0 + 7 * H }),
+      );
+      assert.deepEqual(r.resources, []);
+    });
   });
 });
 
