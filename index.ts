@@ -17,6 +17,7 @@ import {
   TARGET_SIDECAR,
   TsdbLocation,
 } from "./components/workload";
+import { AdminApiSwitch } from "./components/adminApiSwitch";
 import { BlockCopy } from "./components/blockCopy";
 import { BlockInstall } from "./components/blockInstall";
 import { CompactionWait } from "./components/compactionWait";
@@ -67,11 +68,11 @@ async function program(): Promise<Record<string, unknown>> {
   preflight("source", source, sourceObj!);
   preflight("target", target, targetObj!);
   checkDistinctPods(source, target);
-  if (cfg.includeHead && !source.adminApi) {
+  if (cfg.includeHead && !source.adminApi && !source.hasArgs) {
     throw new ConfigError(
       "includeHead",
-      `the source runs without --web.enable-admin-api, which a head snapshot needs; add the flag ` +
-        `to the source yourself or leave includeHead false (the plan then reports the gap)`,
+      `the source container has no args (its image's default command line is in use), so the ` +
+        `admin API can't be switched on without replacing it; add --web.enable-admin-api yourself`,
     );
   }
   const policies = await readNetworkPolicies(source.ref.namespace);
@@ -106,6 +107,15 @@ async function program(): Promise<Record<string, unknown>> {
     },
     { dependsOn: [accessPolicy] },
   );
+
+  // A head snapshot needs the admin API: switched on here, and off exactly at the revert.
+  const adminApi = cfg.includeHead
+    ? new AdminApiSwitch(
+        "source-admin-api",
+        { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds },
+        { dependsOn: [daemon.patch] },
+      )
+    : undefined;
 
   // Step 2 (seed): the target's rsync client.
   const client = new TargetRsyncClient("target-rsync-client", {
@@ -178,7 +188,7 @@ async function program(): Promise<Record<string, unknown>> {
   const snap = new SourceSnapshot(
     "source-snapshot",
     { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
-    { dependsOn: [daemon.patch, wait] },
+    { dependsOn: [daemon.patch, wait, ...(adminApi ? [adminApi] : [])] },
   );
   const finalPlan = snap.result.apply((s) => planFor(s.blocks));
   const copy = new BlockCopy(

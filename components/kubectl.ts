@@ -16,6 +16,12 @@ export function sidecarScript(name: string): string {
   return fs.readFileSync(path.join(__dirname, "..", "sidecar", `${name}.sh`), "utf8");
 }
 
+/** A command line that runs scripts/<name>.sh on this machine, with its arguments. */
+export function localScript(name: string, args: string[]): string {
+  const text = fs.readFileSync(path.join(__dirname, "..", "scripts", `${name}.sh`), "utf8");
+  return ["sh -c", shQuote(text), shQuote(name), ...args.map(shQuote)].join(" ");
+}
+
 /** `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload. */
 export function workloadArg(ref: WorkloadRef): string {
   return `${ref.kind.toLowerCase()}/${ref.name}`;

@@ -73,6 +73,8 @@ export interface TsdbLocation {
   url: string;
   /** Whether `--web.enable-admin-api` is already on. */
   adminApi: boolean;
+  /** Whether the container sets args (a flag can be appended without replacing the image's). */
+  hasArgs: boolean;
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
 }
@@ -248,6 +250,7 @@ export function locateTsdb(
     dataPath: dataPath ?? normalize(mount.mountPath),
     url: ref.url ?? deriveUrl(c),
     adminApi: flagOn(argv, "web.enable-admin-api"),
+    hasArgs: (c.args ?? []).length > 0,
     securityContext: c.securityContext,
   };
 }

@@ -225,6 +225,52 @@ describe("program: phase prepare", () => {
   });
 });
 
+describe("program: includeHead", () => {
+  it("switches the admin API on after the sidecar rollout, and off exactly at the revert", async () => {
+    const r = await runProgram(
+      { phase: "prepare", source: SOURCE_CONFIG, includeHead: true },
+      cluster(),
+      { slow: ["source-rsync-daemon"] },
+    );
+    const sw = one(r, "command:local:Command", "source-admin-api");
+    const create = String(sw.inputs.create);
+    const del = String(sw.inputs.delete);
+    assert.match(
+      create,
+      /'admin-api' 'enable' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600'$/,
+    );
+    assert.match(
+      del,
+      /'admin-api' 'restore' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600'$/,
+    );
+    assert.ok(
+      create.includes('\\"op\\":\\"add\\",\\"path\\":\\"$path/args/-\\"'),
+      "appends, never replaces the list",
+    );
+    const patch = r.resources.find((x) => x.type === "kubernetes:apps/v1:DeploymentPatch")!;
+    assert.ok(sw.seq > patch.seq, "one rollout after the other");
+  });
+
+  it("needs no switch when the admin API is on already", async () => {
+    const c = cluster();
+    const prom = (
+      (
+        (
+          ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+            .template as Obj
+        ).spec as Obj
+      ).containers as Obj[]
+    )[1];
+    (prom.args as string[]).push("--web.enable-admin-api");
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG, includeHead: true }, c);
+    const sw = one(r, "command:local:Command", "source-admin-api");
+    assert.ok(
+      sw,
+      "declared all the same: its enable step reports changed=false and restores nothing",
+    );
+  });
+});
+
 describe("program: bad input is refused before anything is declared", () => {
   const cases: {
     name: string;
@@ -356,9 +402,19 @@ describe("program: bad input is refused before anything is declared", () => {
       error: /:bandwidthLimit: "fast" is not an rsync --bwlimit value/,
     },
     {
-      name: "includeHead without admin API",
+      name: "includeHead on a container without args",
       config: { phase: "prepare", source: SOURCE_CONFIG, includeHead: true },
-      error: /:includeHead: the source runs without --web.enable-admin-api/,
+      mutate: (c) => {
+        const prom = (
+          (
+            ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+              .template as Obj
+          ).spec as Obj
+        ).containers as Obj[];
+        delete prom[1].args;
+        prom[1].volumeMounts = [{ name: "storage-volume", mountPath: "/prometheus" }];
+      },
+      error: /:includeHead: the source container has no args/,
     },
   ];
   for (const tc of cases) {
