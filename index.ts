@@ -37,6 +37,7 @@ function readConfig(): MigrationConfig {
     source: c.getObject<unknown>("source"),
     target: c.getObject<unknown>("target"),
     sidecarImage: c.get("sidecarImage"),
+    sidecarImagePullPolicy: c.get("sidecarImagePullPolicy"),
     bandwidthLimit: c.get("bandwidthLimit"),
     includeHead: c.getBoolean("includeHead"),
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
@@ -102,6 +103,7 @@ async function program(): Promise<Record<string, unknown>> {
     {
       source,
       image: cfg.sidecarImage,
+      imagePullPolicy: cfg.sidecarImagePullPolicy,
       secretName: credentials.sourceSecretName,
       rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
     },
@@ -121,6 +123,7 @@ async function program(): Promise<Record<string, unknown>> {
   const client = new TargetRsyncClient("target-rsync-client", {
     target,
     image: cfg.sidecarImage,
+    imagePullPolicy: cfg.sidecarImagePullPolicy,
     secretName: credentials.targetSecretName,
     rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
   });

@@ -47,6 +47,8 @@ export class BlockCopy extends pulumi.ComponentResource {
           }),
         ),
         delete: execScript(ref, args.container, "cleanup-target", []),
+        // Progress lines (block i/n, bytes, rate) are on stderr and show in `pulumi up`.
+        logging: "stderr",
       },
       // The plan is fixed once its blocks are copied; later runs only verify again.
       { parent: this, ignoreChanges: ["create"], customTimeouts: { create: "24h" } },

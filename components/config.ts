@@ -29,6 +29,8 @@ export interface MigrationConfig {
   target: WorkloadRef;
   /** Image of both sidecars: must provide a POSIX sh (busybox is enough) and rsync. */
   sidecarImage: string;
+  /** Pull policy of the sidecar image. */
+  sidecarImagePullPolicy: "IfNotPresent" | "Always" | "Never";
   /** Passed to `rsync --bwlimit` (e.g. "20m"); empty means unlimited. */
   bandwidthLimit: string;
   /** Snapshot the source head too (needs the admin API), which closes the gap on 2.39+. */
@@ -60,6 +62,7 @@ export interface RawConfig {
   source?: unknown;
   target?: unknown;
   sidecarImage?: string;
+  sidecarImagePullPolicy?: string;
   bandwidthLimit?: string;
   includeHead?: boolean;
   maxWaitMinutes?: number;
@@ -192,6 +195,13 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
   if (!sidecarImage || /\s/.test(sidecarImage)) {
     throw new ConfigError("sidecarImage", `"${raw.sidecarImage}" is not an image reference`);
   }
+  const pull = (raw.sidecarImagePullPolicy ?? "IfNotPresent").trim();
+  if (pull !== "IfNotPresent" && pull !== "Always" && pull !== "Never") {
+    throw new ConfigError(
+      "sidecarImagePullPolicy",
+      `"${pull}" is not IfNotPresent, Always or Never`,
+    );
+  }
   const rolloutTimeoutSeconds = nonNegativeInt(
     "rolloutTimeoutSeconds",
     raw.rolloutTimeoutSeconds,
@@ -205,6 +215,7 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     source,
     target,
     sidecarImage,
+    sidecarImagePullPolicy: pull,
     bandwidthLimit,
     includeHead: raw.includeHead ?? false,
     maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),

@@ -9,7 +9,7 @@ import { parseProbe, ProbeResult } from "./blockMeta";
 import { WorkloadObject } from "./workload";
 
 async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
-  const res = await command.local.run({ command: cmd });
+  const res = await command.local.run({ command: cmd, logging: "none" });
   const out = (res.stdout ?? "").trim();
   if (out === "") return undefined;
   try {
@@ -46,7 +46,7 @@ export async function probe(
   snapshot: string,
 ): Promise<ProbeResult | undefined> {
   const cmd = `${execScript(ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
-  const res = await command.local.run({ command: cmd });
+  const res = await command.local.run({ command: cmd, logging: "none" });
   const out = (res.stdout ?? "").trim();
   if (out === "") return undefined;
   try {

@@ -46,7 +46,10 @@ export class MigrationVerification extends pulumi.ComponentResource {
         .apply((ends) =>
           command.local
             .runOutput(
-              { command: execScript(loc.ref, container, "counts", ends.map(String), env) },
+              {
+                command: execScript(loc.ref, container, "counts", ends.map(String), env),
+                logging: "stderr",
+              },
               { parent: this, dependsOn: args.after },
             )
             .apply((r) => lastJsonLine<CountsResult>(r.stdout, `counts on ${loc.ref.name}`)),

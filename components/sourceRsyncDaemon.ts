@@ -9,6 +9,8 @@ export interface SourceRsyncDaemonArgs {
   source: TsdbLocation;
   /** Image with sh and rsync. */
   image: string;
+  /** Its pull policy. */
+  imagePullPolicy: string;
   /** Secret (in the source namespace) that holds the rsync password. */
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched source may take. */
@@ -37,6 +39,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
       {
         name: SOURCE_SIDECAR,
         image: args.image,
+        imagePullPolicy: args.imagePullPolicy,
         command: ["sh", "-c", sidecarScript("rsyncd"), SOURCE_SIDECAR],
         env: [
           { name: "PTM_DATA", value: src.dataPath },

@@ -43,6 +43,8 @@ export class SourceSnapshot extends pulumi.ComponentResource {
           PTM_INCLUDE_HEAD: String(args.includeHead),
         }),
         delete: execScript(args.source.ref, args.container, "cleanup-source", [], env),
+        // Progress is on stderr; the JSON result (every block's meta.json) stays out of the log.
+        logging: "stderr",
       },
       { parent: this },
     );

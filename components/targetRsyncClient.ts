@@ -9,6 +9,8 @@ export interface TargetRsyncClientArgs {
   target: TsdbLocation;
   /** Image with sh and rsync. */
   image: string;
+  /** Its pull policy. */
+  imagePullPolicy: string;
   /** Secret (in the target namespace) that holds the rsync password. */
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched target may take. */
@@ -36,6 +38,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
       {
         name: TARGET_SIDECAR,
         image: args.image,
+        imagePullPolicy: args.imagePullPolicy,
         command: ["sh", "-c", sidecarScript("idle"), TARGET_SIDECAR],
         env: [
           { name: "PTM_DATA", value: tgt.dataPath },
