@@ -2,33 +2,36 @@
 // `phase` in the stack config says how far to go; removing it reverts every change.
 
 import * as pulumi from "@pulumi/pulumi";
-import { rsyncIngressRules, isolatedForIngress } from "./components/access";
-import { ConfigError, MigrationConfig, parseConfig, RawConfig } from "./components/config";
-import { probe, readNetworkPolicies, readWorkload } from "./components/live";
-import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
-import { RsyncCredentials } from "./components/rsyncCredentials";
-import { RsyncService } from "./components/rsyncService";
-import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
-import { TargetRsyncClient } from "./components/targetRsyncClient";
-import {
-  checkDistinctPods,
-  locateTsdb,
-  preflight,
-  TARGET_SIDECAR,
-  TsdbLocation,
-} from "./components/workload";
+import { isolatedForIngress, rsyncIngressRules } from "./components/access";
 import { AdminApiSwitch } from "./components/adminApiSwitch";
 import { BlockCopy } from "./components/blockCopy";
 import { BlockInstall } from "./components/blockInstall";
-import { CompactionWait } from "./components/compactionWait";
-import { decideGap, restartRisk } from "./components/gate";
 import { headRange } from "./components/blockMeta";
+import { CompactionWait } from "./components/compactionWait";
+import { ConfigError, MigrationConfig, parseConfig, RawConfig } from "./components/config";
+import { decideGap, restartRisk } from "./components/gate";
+import { probe, readNetworkPolicies, readWorkload } from "./components/live";
 import { MigrationVerification } from "./components/migrationVerification";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
 import { BlockMeta, planMigration } from "./components/plan";
 import { describePlan, planInput, summarizePlan } from "./components/planInput";
+import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
+import { RsyncCredentials } from "./components/rsyncCredentials";
+import { RsyncService } from "./components/rsyncService";
+import { checkSidecarUnchanged } from "./components/sidecarPatch";
+import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
 import { SourceSnapshot } from "./components/sourceSnapshot";
+import { TargetRsyncClient } from "./components/targetRsyncClient";
 import { windowsToCompare } from "./components/verify";
+import {
+  checkDistinctPods,
+  liveSidecar,
+  locateTsdb,
+  preflight,
+  SOURCE_SIDECAR,
+  TARGET_SIDECAR,
+  TsdbLocation,
+} from "./components/workload";
 
 function readConfig(): MigrationConfig {
   const c = new pulumi.Config();
@@ -69,6 +72,9 @@ async function program(): Promise<Record<string, unknown>> {
   preflight("source", source, sourceObj!);
   preflight("target", target, targetObj!);
   checkDistinctPods(source, target);
+  const sidecar = { image: cfg.sidecarImage, imagePullPolicy: cfg.sidecarImagePullPolicy };
+  checkSidecarUnchanged("source", liveSidecar(sourceObj, SOURCE_SIDECAR), sidecar);
+  checkSidecarUnchanged("target", liveSidecar(targetObj, TARGET_SIDECAR), sidecar);
   if (cfg.includeHead && !source.adminApi && !source.hasArgs) {
     throw new ConfigError(
       "includeHead",

@@ -41,19 +41,17 @@ export class MigrationVerification extends pulumi.ComponentResource {
   ) {
     super("ptm:index:MigrationVerification", name, {}, opts);
     const counts = (loc: TsdbLocation, container: string, env: Record<string, string>) =>
-      pulumi
-        .output(args.windowEnds)
-        .apply((ends) =>
-          command.local
-            .runOutput(
-              {
-                command: execScript(loc.ref, container, "counts", ends.map(String), env),
-                logging: "stderr",
-              },
-              { parent: this, dependsOn: args.after },
-            )
-            .apply((r) => lastJsonLine<CountsResult>(r.stdout, `counts on ${loc.ref.name}`)),
-        );
+      pulumi.output(args.windowEnds).apply((ends) =>
+        command.local
+          .runOutput(
+            {
+              command: execScript(loc.ref, container, "counts", ends.map(String), env),
+              logging: "stderr",
+            },
+            { parent: this, dependsOn: args.after },
+          )
+          .apply((r) => lastJsonLine<CountsResult>(r.stdout, `counts on ${loc.ref.name}`)),
+      );
     const target = pulumi
       .output(args.loadedDownToMs)
       .apply((ms) => counts(args.target, args.targetContainer, { PTM_WAIT_LOADED_MS: String(ms) }));

@@ -4,7 +4,8 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { TsdbLocation } from "./workload";
+import { ConfigError } from "./config";
+import { Container, TsdbLocation } from "./workload";
 
 /** Builds the volume mount that gives a sidecar the same view of the TSDB as Prometheus. */
 export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMount {
@@ -36,4 +37,26 @@ export function patchWithSidecar(
   return loc.ref.kind === "Deployment"
     ? new k8s.apps.v1.DeploymentPatch(name, patch, options)
     : new k8s.apps.v1.StatefulSetPatch(name, patch, options);
+}
+
+/**
+ * Refuses a sidecar setting that differs from the sidecar already running: it would not be
+ * applied (see ignoreChanges above). Reverting and preparing again applies it.
+ */
+export function checkSidecarUnchanged(
+  key: "source" | "target",
+  live: Container | undefined,
+  desired: { image: string; imagePullPolicy: string },
+): void {
+  if (!live) return;
+  for (const field of ["image", "imagePullPolicy"] as const) {
+    const was = live[field];
+    if (was !== undefined && was !== desired[field]) {
+      throw new ConfigError(
+        field === "image" ? "sidecarImage" : "sidecarImagePullPolicy",
+        `the ${key} sidecar already runs with ${field} "${was}", not "${desired[field]}". Sidecars are ` +
+          `fixed while they run: revert first (pulumi config rm phase && pulumi up), then prepare again`,
+      );
+    }
+  }
 }

@@ -15,6 +15,7 @@ export interface VolumeMount {
 export interface Container {
   name: string;
   image?: string;
+  imagePullPolicy?: string;
   command?: string[];
   args?: string[];
   workingDir?: string;
@@ -290,6 +291,11 @@ export function preflight(key: "source" | "target", loc: TsdbLocation, w: Worklo
       `${what} uses updateStrategy OnDelete: the sidecar would never roll out. Use RollingUpdate during the migration`,
     );
   }
+}
+
+/** The container this program added to a live workload, if it runs already. */
+export function liveSidecar(w: WorkloadObject | undefined, name: string): Container | undefined {
+  return w?.spec?.template?.spec?.containers?.find((c) => c.name === name);
 }
 
 /** Two workloads whose pods one selector would both match can't be told apart by the Service. */

@@ -384,7 +384,8 @@ describe("parseProbe / parseLastJsonLine", () => {
   });
   it("empty head sentinels mean no head", () => {
     assert.equal(
-      headRange({ minTime: 9223372036854775807, maxTime: -9223372036854775808 }),
+      // MaxInt64 / MinInt64 as JSON.parse reads them.
+      headRange(JSON.parse('{"minTime":9223372036854775807,"maxTime":-9223372036854775808}')),
       undefined,
     );
     assert.equal(headRange({ numSeries: 0, minTime: T0, maxTime: T0 }), undefined);
