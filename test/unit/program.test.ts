@@ -397,6 +397,23 @@ describe("program: bad input is refused before anything is declared", () => {
       error: /:target\.name: StatefulSet kubeprod\/prometheus has 2 replicas/,
     },
     {
+      name: "sidecar image changed while the sidecar runs",
+      config: { phase: "migrate", source: SOURCE_CONFIG, sidecarImage: "rsync:2" },
+      mutate: (c) => {
+        const spec = (
+          ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
+            .template as Obj
+        ).spec as Obj;
+        (spec.containers as Obj[]).push({
+          name: "ptm-rsyncd",
+          image: "rsync:1",
+          imagePullPolicy: "IfNotPresent",
+        });
+      },
+      error:
+        /:sidecarImage: the source sidecar already runs with image "rsync:1", not "rsync:2"\. .*revert first/,
+    },
+    {
       name: "bad bandwidth",
       config: { phase: "prepare", source: SOURCE_CONFIG, bandwidthLimit: "fast" },
       error: /:bandwidthLimit: "fast" is not an rsync --bwlimit value/,
