@@ -18,17 +18,14 @@ import { describePlan, planInput, summarizePlan } from "./components/planInput";
 import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
 import { RsyncCredentials } from "./components/rsyncCredentials";
 import { RsyncService } from "./components/rsyncService";
-import { checkSidecarUnchanged } from "./components/sidecarPatch";
 import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
 import { SourceSnapshot } from "./components/sourceSnapshot";
 import { TargetRsyncClient } from "./components/targetRsyncClient";
 import { windowsToCompare } from "./components/verify";
 import {
   checkDistinctPods,
-  liveSidecar,
   locateTsdb,
   preflight,
-  SOURCE_SIDECAR,
   TARGET_SIDECAR,
   TsdbLocation,
 } from "./components/workload";
@@ -72,9 +69,6 @@ async function program(): Promise<Record<string, unknown>> {
   preflight("source", source, sourceObj!);
   preflight("target", target, targetObj!);
   checkDistinctPods(source, target);
-  const sidecar = { image: cfg.sidecarImage, imagePullPolicy: cfg.sidecarImagePullPolicy };
-  checkSidecarUnchanged("source", liveSidecar(sourceObj, SOURCE_SIDECAR), sidecar);
-  checkSidecarUnchanged("target", liveSidecar(targetObj, TARGET_SIDECAR), sidecar);
   if (cfg.includeHead && !source.adminApi && !source.hasArgs) {
     throw new ConfigError(
       "includeHead",

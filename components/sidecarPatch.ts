@@ -4,8 +4,7 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { ConfigError } from "./config";
-import { Container, TsdbLocation } from "./workload";
+import { TsdbLocation } from "./workload";
 
 /** Builds the volume mount that gives a sidecar the same view of the TSDB as Prometheus. */
 export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMount {
@@ -24,39 +23,22 @@ export function patchWithSidecar(
   rolloutTimeoutSeconds: number,
   opts: pulumi.CustomResourceOptions,
 ): k8s.apps.v1.DeploymentPatch | k8s.apps.v1.StatefulSetPatch {
+  // The provider (4.25) compares a patch with the live object list item by list item, by
+  // index. Naming the workload's own containers first, in their live order, keeps our
+  // container at its live index, so an unchanged patch shows no diff. A name alone claims
+  // no field of those containers: deleting the patch leaves them exactly as they are.
+  const others = loc.containers.filter((c) => c !== container.name).map((c) => ({ name: c }));
   const patch = {
     metadata: { name: loc.ref.name, namespace: loc.ref.namespace },
-    spec: { template: { spec: { containers: [container] } } },
+    spec: { template: { spec: { containers: [...others, container] } } },
   };
   // The patch waits for the rollout; Prometheus may need a while to replay its WAL.
   const timeout = `${rolloutTimeoutSeconds}s`;
-  const options = {
+  const options: pulumi.CustomResourceOptions = {
     ...opts,
     customTimeouts: { create: timeout, update: timeout, delete: timeout },
   };
   return loc.ref.kind === "Deployment"
     ? new k8s.apps.v1.DeploymentPatch(name, patch, options)
     : new k8s.apps.v1.StatefulSetPatch(name, patch, options);
-}
-
-/**
- * Refuses a sidecar setting that differs from the sidecar already running: it would not be
- * applied (see ignoreChanges above). Reverting and preparing again applies it.
- */
-export function checkSidecarUnchanged(
-  key: "source" | "target",
-  live: Container | undefined,
-  desired: { image: string; imagePullPolicy: string },
-): void {
-  if (!live) return;
-  for (const field of ["image", "imagePullPolicy"] as const) {
-    const was = live[field];
-    if (was !== undefined && was !== desired[field]) {
-      throw new ConfigError(
-        field === "image" ? "sidecarImage" : "sidecarImagePullPolicy",
-        `the ${key} sidecar already runs with ${field} "${was}", not "${desired[field]}". Sidecars are ` +
-          `fixed while they run: revert first (pulumi config rm phase && pulumi up), then prepare again`,
-      );
-    }
-  }
 }

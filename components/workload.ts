@@ -76,6 +76,8 @@ export interface TsdbLocation {
   adminApi: boolean;
   /** Whether the container sets args (a flag can be appended without replacing the image's). */
   hasArgs: boolean;
+  /** Names of the pod's containers, in order (ours included once they run). */
+  containers: string[];
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
 }
@@ -252,6 +254,7 @@ export function locateTsdb(
     url: ref.url ?? deriveUrl(c),
     adminApi: flagOn(argv, "web.enable-admin-api"),
     hasArgs: (c.args ?? []).length > 0,
+    containers: (pod.containers ?? []).map((x) => x.name),
     securityContext: c.securityContext,
   };
 }
@@ -291,11 +294,6 @@ export function preflight(key: "source" | "target", loc: TsdbLocation, w: Worklo
       `${what} uses updateStrategy OnDelete: the sidecar would never roll out. Use RollingUpdate during the migration`,
     );
   }
-}
-
-/** The container this program added to a live workload, if it runs already. */
-export function liveSidecar(w: WorkloadObject | undefined, name: string): Container | undefined {
-  return w?.spec?.template?.spec?.containers?.find((c) => c.name === name);
 }
 
 /** Two workloads whose pods one selector would both match can't be told apart by the Service. */
