@@ -17,6 +17,13 @@
 # the built module's go.mod (path replaces such as `=> ../sdk` cannot work
 # outside the upstream repo and are dropped), and where the source is not on
 # the module proxy it `replace`s the module with a local copy.
+#
+# Two binaries can't be built here: the module proxy does not serve the nodejs
+# language host (github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3)
+# nor the command provider (github.com/pulumi/pulumi-command/provider): 403 for
+# tag, commit and pseudo-version. For them this script only checks that they are
+# in the cache, and says how to get them otherwise. On a machine with internet
+# access, Pulumi's own installer and `pulumi plugin install` provide them.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -147,14 +154,6 @@ timed() {
   return "$rc"
 }
 
-# untar_src TARBALL DEST -> unpacks a source snapshot from engine/src
-untar_src() {
-  [[ -f $1 ]] || die "missing source snapshot $1"
-  mkdir -p "$2"
-  tar -xzf "$1" -C "$2" --strip-components=1
-  chmod -R u+w "$2"
-}
-
 # ---------------------------------------------------------------------------
 # 1. pulumi CLI: github.com/pulumi/pulumi/pkg/v3 (cmd/pulumi)
 # ---------------------------------------------------------------------------
@@ -173,38 +172,25 @@ build_cli() {
   local v
   v=$("$PTM_PULUMI_BIN/pulumi" version)
   [[ $v == "$CLI_VER" ]] || die "pulumi version reports '$v', want $CLI_VER"
+  # Dynamic providers need pulumi-resource-pulumi-nodejs on PATH: a shell script
+  # shipped next to the CLI in upstream releases; sdk/v3 has it.
+  local sdkdir
+  sdkdir=$(mod_json "github.com/pulumi/pulumi/sdk/v3@$CLI_VER" Dir)
+  install -m 0755 "$sdkdir/nodejs/dist/pulumi-resource-pulumi-nodejs" "$PTM_PULUMI_BIN/"
   echo "$CLI_RECIPE" >"$PTM_PULUMI_BIN/pulumi.stamp"
 }
 
 # ---------------------------------------------------------------------------
-# 2. pulumi-language-nodejs: module github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-#    (its own module, untagged, not served by the proxy) -> source snapshot of
-#    tag v3.248.0 in engine/src, built against pkg/v3 + sdk/v3 v3.248.0.
+# 2 and 4. Not on the module proxy: check that they are present.
 # ---------------------------------------------------------------------------
-LH_MOD=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-LH_SRC=$HERE/src/pulumi-language-nodejs-v$PTM_PULUMI_VERSION.tar.gz
-LH_LDFLAGS="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$CLI_VER"
-LH_RECIPE="$LH_MOD@$CLI_VER (engine/src snapshot) +pulumi-resource-pulumi-nodejs pkg/v3@$CLI_VER sdk/v3@$CLI_VER $LH_LDFLAGS"
-
-build_nodejs() {
-  local w=$WORK/nodejs
-  wrapper_init "$w" pulumi-language-nodejs
-  untar_src "$LH_SRC" "$w/src"
-  (cd "$w" && go mod edit \
-    -require="$LH_MOD@$CLI_VER" -replace="$LH_MOD=./src" \
-    -require="github.com/pulumi/pulumi/pkg/v3@$CLI_VER" \
-    -require="github.com/pulumi/pulumi/sdk/v3@$CLI_VER")
-  wrapper_copy_replaces "$w" "$w/src/go.mod"
-  cp "$w/src/go.sum" "$w/go.sum"
-  go_build "$w" "$PTM_PULUMI_BIN/pulumi-language-nodejs" "$LH_LDFLAGS" "$LH_MOD"
-  # Dynamic providers need pulumi-resource-pulumi-nodejs on PATH. It is a
-  # shell script (also in the @pulumi/pulumi npm package, but not as a `bin`),
-  # shipped next to the CLI in upstream releases: take it from sdk/v3.
-  local sdkdir
-  sdkdir=$(mod_json "github.com/pulumi/pulumi/sdk/v3@$CLI_VER" Dir)
-  install -m 0755 "$sdkdir/nodejs/dist/pulumi-resource-pulumi-nodejs" "$PTM_PULUMI_BIN/"
-  echo "$LH_RECIPE" >"$PTM_PULUMI_BIN/pulumi-language-nodejs.stamp"
+# require_present BIN WHAT -> ok when BIN is an executable, else explain
+require_present() {
+  local bin=$1 what=$2
+  [[ -x $bin ]] && return 0
+  die "$bin is missing. $what is not served by the Go module proxy, so it can't be built here from published modules. On a machine with internet access, install Pulumi with its installer (it bundles the language host) and run \`pulumi plugin install resource command $PTM_COMMAND_VERSION\`; or copy the binary of version ${3:-} to $bin"
 }
+build_nodejs() { require_present "$PTM_PULUMI_BIN/pulumi-language-nodejs" "pulumi-language-nodejs" "$CLI_VER"; }
+build_command() { require_present "$PTM_COMMAND_BIN/pulumi-resource-command" "pulumi-resource-command" "v$PTM_COMMAND_VERSION"; }
 
 # ---------------------------------------------------------------------------
 # 3. pulumi-resource-kubernetes: github.com/pulumi/pulumi-kubernetes/provider/v4
@@ -241,33 +227,19 @@ build_kubernetes() {
 }
 
 # ---------------------------------------------------------------------------
-# 4. pulumi-resource-command: github.com/pulumi/pulumi-command/provider v1.2.1
-#    (not served by the proxy) -> source snapshot of tag v1.2.1 in engine/src.
-# ---------------------------------------------------------------------------
-CMD_MOD=github.com/pulumi/pulumi-command/provider
-CMD_SRC=$HERE/src/pulumi-command-provider-v$PTM_COMMAND_VERSION.tar.gz
-CMD_LDFLAGS="-X $CMD_MOD/pkg/version.Version=$PTM_COMMAND_VERSION"
-CMD_RECIPE="$CMD_MOD@v$PTM_COMMAND_VERSION (engine/src snapshot) $CMD_LDFLAGS"
-
-build_command() {
-  local w=$WORK/command
-  wrapper_init "$w" pulumi-resource-command
-  untar_src "$CMD_SRC" "$w/src"
-  (cd "$w" && go mod edit -require="$CMD_MOD@v$PTM_COMMAND_VERSION" -replace="$CMD_MOD=./src")
-  wrapper_copy_replaces "$w" "$w/src/go.mod"
-  cp "$w/src/go.sum" "$w/go.sum"
-  go_build "$w" "$PTM_COMMAND_BIN/pulumi-resource-command" "$CMD_LDFLAGS" "$CMD_MOD/cmd/pulumi-resource-command"
-  echo "$CMD_RECIPE" >"$PTM_COMMAND_BIN/pulumi-resource-command.stamp"
-}
-
-# ---------------------------------------------------------------------------
 run_target() {
   local t=$1 bin recipe fn
   case $t in
     cli) bin=$PTM_PULUMI_BIN/pulumi recipe=$CLI_RECIPE fn=build_cli ;;
-    nodejs) bin=$PTM_PULUMI_BIN/pulumi-language-nodejs recipe=$LH_RECIPE fn=build_nodejs ;;
+    nodejs)
+      build_nodejs
+      return 0
+      ;;
     kubernetes) bin=$PTM_K8S_BIN/pulumi-resource-kubernetes recipe=$K8S_RECIPE fn=build_kubernetes ;;
-    command) bin=$PTM_COMMAND_BIN/pulumi-resource-command recipe=$CMD_RECIPE fn=build_command ;;
+    command)
+      build_command
+      return 0
+      ;;
     *) die "unknown target '$t' (all|cli|nodejs|kubernetes|command)" ;;
   esac
   if is_cached "$bin" "$recipe"; then

@@ -6,7 +6,7 @@
 #   bash engine/build.sh          # once (idempotent; cached by version)
 #   source engine/env.sh          # in every shell that runs pulumi
 #
-# It puts the cached bin dirs first on PATH; exports PULUMI_SKIP_UPDATE_CHECK,
+# It puts the cached CLI bin dir first on PATH; exports PULUMI_SKIP_UPDATE_CHECK,
 # PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION, PULUMI_CONFIG_PASSPHRASE (empty
 # unless already set), PULUMI_HOME and PULUMI_BACKEND_URL; installs the plugins
 # into PULUMI_HOME (`pulumi plugin install resource NAME VERSION --file BIN`)
@@ -16,6 +16,7 @@
 #   PTM_CACHE        cache root of build.sh           (default /var/cache/ptm)
 #   PTM_PULUMI_HOME  PULUMI_HOME                      (default $PTM_CACHE/pulumi-home)
 #   PTM_BACKEND_DIR  file:// backend (stack state)    (default /var/lib/ptm/pulumi-backend)
+#   PTM_PROVIDERS_ON_PATH=1  also put the provider bin dirs on PATH
 #
 # The caller's shell options are left alone: the setup steps run in a
 # subshell under `set -euo pipefail`; sourcing returns non-zero on failure.
@@ -32,15 +33,23 @@ export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 export PULUMI_CONFIG_PASSPHRASE=${PULUMI_CONFIG_PASSPHRASE-}
 
-# prepend each bin dir once
-for _ptm_d in "$PTM_COMMAND_BIN" "$PTM_K8S_BIN" "$PTM_PULUMI_BIN"; do
+# Prepend the bin dirs once. Only the CLI dir (pulumi, pulumi-language-nodejs,
+# pulumi-resource-pulumi-nodejs) by default: a provider found on PATH is used
+# whatever its version, with "warning: using pulumi-resource-X from $PATH" on
+# every run; the installed plugins are picked by version. PTM_PROVIDERS_ON_PATH=1
+# adds the provider dirs too.
+_ptm_dirs=("$PTM_PULUMI_BIN")
+if [[ ${PTM_PROVIDERS_ON_PATH:-0} == 1 ]]; then
+  _ptm_dirs=("$PTM_COMMAND_BIN" "$PTM_K8S_BIN" "$PTM_PULUMI_BIN")
+fi
+for _ptm_d in "${_ptm_dirs[@]}"; do
   case ":$PATH:" in
     *":$_ptm_d:"*) ;;
     *) PATH=$_ptm_d:$PATH ;;
   esac
 done
 export PATH
-unset _ptm_d
+unset _ptm_d _ptm_dirs
 
 _ptm_env_setup() (
   set -euo pipefail

@@ -13,7 +13,7 @@ PTM_K8S_VERSION=4.25.0
 PTM_K8S_PROVIDER_MODVER=v4.0.0-20260115033456-f47bc2d6f199
 PTM_K8S_SDK_MODVER=v4.25.0
 # Command provider (npm @pulumi/command 1.2.1). Not served by the module proxy:
-# built from engine/src/pulumi-command-provider-v1.2.1.tar.gz (git tag v1.2.1).
+# built from the source of git tag v1.2.1 (see provide_src in build.sh).
 PTM_COMMAND_VERSION=1.2.1
 
 PTM_CACHE=${PTM_CACHE:-/var/cache/ptm}
