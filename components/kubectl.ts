@@ -40,8 +40,9 @@ export function execScript(
   env: Record<string, string> = {},
 ): string {
   const envArgs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
+  // `exec`: a cancelled `pulumi up` kills the shell the command runs in; kubectl must be it.
   return [
-    "kubectl exec",
+    "exec kubectl exec",
     `-n ${shQuote(ref.namespace)}`,
     shQuote(workloadArg(ref)),
     `-c ${shQuote(container)}`,

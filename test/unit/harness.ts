@@ -37,7 +37,7 @@ function answer(cluster: FakeCluster, cmd: string): string {
   }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] });
-  m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
+  m = /^exec kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
   const script = /'ptm-([a-z-]+)'( '[^']*')*( 2>\/dev\/null \|\| true)?$/.exec(cmd);
   if (m && script) {
     const out = cluster.exec?.[`${m[1]}:${script[1]}`];

@@ -63,7 +63,7 @@ describe("program: phase migrate", () => {
     const snap = commandNamed(r, "source-snapshot");
     assert.match(
       snap.create,
-      /^kubectl exec -n 'monitoring' 'deployment\/prometheus-server' -c 'ptm-rsyncd' -- env 'PTM_SNAPSHOT=ptm-test' 'PTM_INCLUDE_HEAD=false' sh -c /,
+      /^exec kubectl exec -n 'monitoring' 'deployment\/prometheus-server' -c 'ptm-rsyncd' -- env 'PTM_SNAPSHOT=ptm-test' 'PTM_INCLUDE_HEAD=false' sh -c /,
     );
     assert.match(snap.create, /'ptm-snapshot'$/);
     assert.match(snap.delete, /-c 'ptm-rsyncd' [\s\S]* 'ptm-cleanup-source'$/);
@@ -74,7 +74,7 @@ describe("program: phase migrate", () => {
     const copy = commandNamed(r, "block-copy");
     assert.match(
       copy.create,
-      /^kubectl exec -n 'kubeprod' 'statefulset\/prometheus' -c 'ptm-rsync' -- env /,
+      /^exec kubectl exec -n 'kubeprod' 'statefulset\/prometheus' -c 'ptm-rsync' -- env /,
     );
     assert.match(
       copy.create,
