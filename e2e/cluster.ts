@@ -20,28 +20,48 @@ export function kubectl(args: string[], input?: string): string {
 }
 
 export function apply(objects: object[]): void {
-  kubectl(["apply", "--server-side", "--field-manager=ptm-e2e-fixture", "-f", "-"], JSON.stringify({
-    apiVersion: "v1",
-    kind: "List",
-    items: objects,
-  }));
+  kubectl(
+    ["apply", "--server-side", "--field-manager=ptm-e2e-fixture", "-f", "-"],
+    JSON.stringify({
+      apiVersion: "v1",
+      kind: "List",
+      items: objects,
+    }),
+  );
 }
 
 export function rolloutStatus(w: Workload, timeoutSeconds = 300): void {
-  kubectl(["rollout", "status", `${w.kind.toLowerCase()}/${w.name}`, "-n", w.namespace, `--timeout=${timeoutSeconds}s`]);
+  kubectl([
+    "rollout",
+    "status",
+    `${w.kind.toLowerCase()}/${w.name}`,
+    "-n",
+    w.namespace,
+    `--timeout=${timeoutSeconds}s`,
+  ]);
 }
 
 /** The pod of a one-replica workload: name, uid, start time and restart counts. */
-export function podOf(w: Workload): { name: string; uid: string; restarts: number; startTime: string } {
-  const sel = JSON.parse(kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"])).spec
-    .selector.matchLabels as Record<string, string>;
-  const selector = Object.entries(sel).map(([k, v]) => `${k}=${v}`).join(",");
-  const pods = JSON.parse(kubectl(["get", "pods", "-n", w.namespace, "-l", selector, "-o", "json"])).items as {
+export function podOf(w: Workload): {
+  name: string;
+  uid: string;
+  restarts: number;
+  startTime: string;
+} {
+  const sel = JSON.parse(
+    kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]),
+  ).spec.selector.matchLabels as Record<string, string>;
+  const selector = Object.entries(sel)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const pods = JSON.parse(kubectl(["get", "pods", "-n", w.namespace, "-l", selector, "-o", "json"]))
+    .items as {
     metadata: { name: string; uid: string; deletionTimestamp?: string };
     status: { startTime: string; containerStatuses?: { restartCount: number }[] };
   }[];
   const live = pods.filter((p) => !p.metadata.deletionTimestamp);
-  if (live.length !== 1) throw new Error(`expected one pod of ${w.kind} ${w.namespace}/${w.name}, found ${live.length}`);
+  if (live.length !== 1)
+    throw new Error(`expected one pod of ${w.kind} ${w.namespace}/${w.name}, found ${live.length}`);
   const p = live[0];
   return {
     name: p.metadata.name,
@@ -53,12 +73,24 @@ export function podOf(w: Workload): { name: string; uid: string; restarts: numbe
 
 /** The workload's pod template, as the API server holds it. */
 export function podTemplate(w: Workload): unknown {
-  return JSON.parse(kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"])).spec.template;
+  return JSON.parse(kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]))
+    .spec.template;
 }
 
 /** Runs a shell command in the Prometheus container of the workload's pod. */
 export function execIn(w: Workload, script: string): string {
-  return kubectl(["exec", "-n", w.namespace, `${w.kind.toLowerCase()}/${w.name}`, "-c", w.container, "--", "sh", "-c", script]);
+  return kubectl([
+    "exec",
+    "-n",
+    w.namespace,
+    `${w.kind.toLowerCase()}/${w.name}`,
+    "-c",
+    w.container,
+    "--",
+    "sh",
+    "-c",
+    script,
+  ]);
 }
 
 /** A PromQL instant query, evaluated by the server itself (busybox wget inside its pod). */
@@ -77,7 +109,11 @@ export function countsPerWindow(w: Workload, ends: number[]): number[] {
   return ends.map((e) => query(w, 'sum(count_over_time({__name__=~".+"}[2h]))', e - 1));
 }
 
-export async function waitFor<T>(what: string, timeoutMs: number, fn: () => T | undefined): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => T | undefined,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {

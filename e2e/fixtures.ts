@@ -5,8 +5,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 
-export const SOURCE = { namespace: "monitoring", kind: "Deployment", name: "prometheus-server", container: "prometheus" };
-export const TARGET = { namespace: "kubeprod", kind: "StatefulSet", name: "prometheus", container: "prometheus" };
+export const SOURCE = {
+  namespace: "monitoring",
+  kind: "Deployment",
+  name: "prometheus-server",
+  container: "prometheus",
+};
+export const TARGET = {
+  namespace: "kubeprod",
+  kind: "StatefulSet",
+  name: "prometheus",
+  container: "prometheus",
+};
 /** A fixed ClusterIP for the exporter, so that scrape configs need no cluster DNS. */
 export const EXPORTER_IP = "10.96.100.100";
 

@@ -1,0 +1,174 @@
+// End to end: the real Pulumi engine runs the program against the lab cluster, phase by
+// phase, and every claim is checked with our own kubectl and PromQL, not the program's outputs.
+// Run with `npm run test:e2e` (e2e/run.sh brings up the lab and the engine first).
+
+import * as assert from "node:assert/strict";
+import { Stack } from "@pulumi/pulumi/automation";
+import {
+  changes,
+  configure,
+  DEFAULTS,
+  deployFixtures,
+  historyCounts,
+  leftovers,
+  measuredGapMs,
+  openStack,
+  podOf,
+  podTemplate,
+  pulumiEnv,
+  resetCluster,
+  SOURCE,
+  TARGET,
+} from "../../e2e/scenario";
+
+const log = (l: string) => process.stdout.write(`      ${l}\n`);
+const quiet = () => undefined;
+
+describe("end to end: a migration in a real cluster with the real engine", function () {
+  this.timeout(30 * 60_000);
+  const kubeconfig = process.env.KUBECONFIG;
+  let stack: Stack;
+  let sourceHistory: { ends: number[]; counts: number[] };
+  let templates: { source: unknown; target: unknown };
+  let targetPod: ReturnType<typeof podOf>;
+  let plan: Record<string, unknown>;
+  const times: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      times[name] = Math.round((Date.now() - t0) / 1000);
+      log(`${name}: ${times[name]} s`);
+    }
+  };
+
+  before(async function () {
+    if (!kubeconfig)
+      throw new Error("KUBECONFIG is not set: run `npm run test:e2e`, which starts the lab");
+    await timed("fixtures", async () => {
+      await resetCluster(log);
+      await deployFixtures({ ...DEFAULTS, log });
+    });
+    sourceHistory = historyCounts(SOURCE, DEFAULTS.historyHours);
+    assert.ok(sourceHistory.counts.length >= 20 && sourceHistory.counts.every((c) => c > 0));
+    templates = { source: podTemplate(SOURCE), target: podTemplate(TARGET) };
+    stack = await openStack(`e2e-${Date.now()}`, pulumiEnv(kubeconfig));
+  });
+
+  after(async function () {
+    log(`phase times (s): ${JSON.stringify(times)}`);
+    if (stack)
+      await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+  });
+
+  it("previews without changing anything", async () => {
+    await configure(stack, {
+      source: {
+        namespace: SOURCE.namespace,
+        kind: SOURCE.kind,
+        name: SOURCE.name,
+        container: SOURCE.container,
+      },
+      sidecarImage: DEFAULTS.sidecarImage,
+      phase: "prepare",
+    });
+    const p = await timed("preview", () => stack.preview({ onOutput: quiet }));
+    assert.ok((p.changeSummary.create ?? 0) >= 13, JSON.stringify(p.changeSummary));
+    assert.deepEqual(podTemplate(SOURCE), templates.source);
+    assert.deepEqual(podTemplate(TARGET), templates.target);
+  });
+
+  it("prepares: sidecars on both workloads", async () => {
+    const r = await timed("prepare", () => stack.up({ onOutput: quiet }));
+    assert.ok((r.summary.resourceChanges?.create ?? 0) >= 13);
+    const names = (w: typeof SOURCE) =>
+      (podTemplate(w) as { spec: { containers: { name: string }[] } }).spec.containers.map(
+        (c) => c.name,
+      );
+    assert.deepEqual(names(SOURCE), [SOURCE.container, "ptm-rsyncd"]);
+    assert.deepEqual(names(TARGET), [TARGET.container, "ptm-rsync"]);
+  });
+
+  it("migrates; a copy killed mid-way completes on the next up without recopying", async () => {
+    targetPod = podOf(TARGET);
+    await configure(stack, { phase: "migrate", includeHead: "true", bandwidthLimit: "4" });
+    // Kill the `up` as soon as the second block starts copying.
+    const abort = new AbortController();
+    let sawSecond = false;
+    const first = timed("migrate (killed)", () =>
+      stack.up({
+        signal: abort.signal,
+        onOutput: (o) => {
+          if (!sawSecond && /copy: block 2\//.test(o)) {
+            sawSecond = true;
+            abort.abort();
+          }
+        },
+      }),
+    );
+    await assert.rejects(first);
+    assert.ok(sawSecond, "the copy was interrupted mid-way");
+
+    await stack.removeConfig("prometheus-tsdb-migration:bandwidthLimit");
+    const lines: string[] = [];
+    const r = await timed("migrate (resumed)", () => stack.up({ onOutput: (o) => lines.push(o) }));
+    const out = r.outputs.migration.value as Record<string, Record<string, unknown>>;
+    plan = r.outputs.plan.value as Record<string, unknown>;
+    const copy = out.copy as {
+      copied: string[];
+      skipped: string[];
+      bytesCopied: number;
+      bytesTotal: number;
+    };
+    log(
+      `resumed copy: copied ${copy.copied.length}, skipped ${copy.skipped.length}, ${copy.bytesCopied} of ${copy.bytesTotal} bytes`,
+    );
+    assert.ok(copy.skipped.length >= 1, "blocks finished before the kill are not copied again");
+    assert.ok(copy.bytesCopied < copy.bytesTotal);
+    assert.equal((out.verification as { ok: boolean }).ok, true);
+    assert.ok(
+      lines.some((l) => /copy: block \d+\/\d+/.test(l)),
+      "copy progress shows in the up's output",
+    );
+  });
+
+  it("a second up changes nothing", async () => {
+    const r = await timed("second up", () => stack.up({ onOutput: quiet }));
+    assert.deepEqual(changes(r), {});
+  });
+
+  it("the target holds the source's history, window for window", () => {
+    const target = historyCounts(TARGET, DEFAULTS.historyHours);
+    assert.deepEqual(target.ends, sourceHistory.ends);
+    assert.deepEqual(target.counts, sourceHistory.counts);
+  });
+
+  it("the gap is what the plan said", () => {
+    const m = measuredGapMs(DEFAULTS.historyHours);
+    log(`plan gap ${plan.gapSeconds} s, measured ${Math.round(m.gapMs / 1000)} s`);
+    assert.ok(Math.abs(m.gapMs / 1000 - Number(plan.gapSeconds)) <= 30, JSON.stringify(m));
+  });
+
+  it("the target was not restarted by the migration", () => {
+    const now = podOf(TARGET);
+    assert.equal(now.uid, targetPod.uid);
+    assert.equal(now.restarts, targetPod.restarts);
+  });
+
+  it("reverts: refuses while a restart would drop target samples, then with forceRevert returns the templates exactly", async () => {
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    await assert.rejects(stack.up({ onOutput: quiet }), /forceRevert/);
+    await configure(stack, { forceRevert: "true" });
+    await timed("revert", () => stack.up({ onOutput: quiet }));
+    assert.deepEqual(podTemplate(SOURCE), templates.source);
+    assert.deepEqual(podTemplate(TARGET), templates.target);
+    assert.deepEqual(leftovers(), []);
+  });
+
+  it("destroy leaves nothing, and the source lost nothing", async () => {
+    await timed("destroy", () => stack.destroy({ onOutput: quiet }));
+    assert.deepEqual(leftovers(), []);
+    assert.deepEqual(historyCounts(SOURCE, DEFAULTS.historyHours).counts, sourceHistory.counts);
+  });
+});
