@@ -14,7 +14,7 @@ import { probe, readNetworkPolicies, readWorkload } from "./components/live";
 import { MigrationVerification } from "./components/migrationVerification";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
 import { BlockMeta, planMigration } from "./components/plan";
-import { describePlan, planInput, summarizePlan } from "./components/planInput";
+import { describePlan, headAsBlock, planInput, summarizePlan } from "./components/planInput";
 import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
 import { RsyncCredentials } from "./components/rsyncCredentials";
 import { RsyncService } from "./components/rsyncService";
@@ -161,7 +161,9 @@ async function program(): Promise<Record<string, unknown>> {
   const snapshotTaken = sourceProbe.snapshotBlocks.length > 0;
   const planFor = (sourceBlocks: BlockMeta[]) =>
     planMigration(planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead));
-  const basis = snapshotTaken ? sourceProbe.snapshotBlocks : sourceProbe.blocks;
+  const basis = snapshotTaken
+    ? sourceProbe.snapshotBlocks
+    : [...sourceProbe.blocks, ...(cfg.includeHead ? headAsBlock(sourceProbe) : [])];
   const plan = planFor(basis);
   const targetProbeEarliest = planInput(
     basis,

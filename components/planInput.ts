@@ -25,6 +25,16 @@ export function ownTargetBlocks(target: BlockMeta[], source: BlockMeta[]): Block
   );
 }
 
+/**
+ * Before a head snapshot exists, the head it will contain, as a block: what `includeHead`
+ * adds to the plan (the snapshot writes the head as one more block).
+ */
+export function headAsBlock(source: ProbeResult): BlockMeta[] {
+  const head = headRange(source.tsdb);
+  if (!head) return [];
+  return [{ ulid: "(head)", minTime: head.minTime, maxTime: head.maxTime + 1, compaction: { level: 1 } }];
+}
+
 export function planInput(
   sourceBlocks: BlockMeta[],
   source: ProbeResult,

@@ -139,6 +139,16 @@ describe("program: phase migrate", () => {
     );
   });
 
+  it("with includeHead, plans the head too, so a late target leaves no gap", async () => {
+    const c = migrating();
+    c.exec!["ptm-rsync:probe"] = line(targetProbe({ startedAtH: 7 }));
+    const r = await runProgram({ ...config, includeHead: true }, c, { preview: true });
+    const plan = r.outputs.plan as Record<string, unknown>;
+    assert.equal(plan.blocks, 4);
+    assert.equal(plan.gapSeconds, 0);
+    assert.match(commandNamed(r, "source-snapshot").create, /'PTM_INCLUDE_HEAD=true'/);
+  });
+
   it("waits for the next compaction when that is allowed", async () => {
     const c = migrating();
     c.exec!["ptm-rsync:probe"] = line(targetProbe({ startedAtH: 7 }));
