@@ -5,12 +5,14 @@
 #   PTM_CACHE      cache root                (default /var/cache/ptm)
 #   PTM_K8S_VER    k8s.io/kubernetes version (default v1.34.4)
 #   PTM_ETCD_VER   etcd version              (default v3.6.16)
+#   PTM_COREDNS_VER CoreDNS version          (default v1.12.4; cluster DNS image)
 #   PTM_BUILD_P    go build -p               (default 2)
 set -euo pipefail
 
 PTM_CACHE="${PTM_CACHE:-/var/cache/ptm}"
 K8S_VER="${PTM_K8S_VER:-v1.34.4}"
 ETCD_VER="${PTM_ETCD_VER:-v3.6.16}"
+COREDNS_VER="${PTM_COREDNS_VER:-v1.12.4}"
 BUILD_P="${PTM_BUILD_P:-2}"
 export PATH="/usr/local/go/bin:${PATH}"
 export GOFLAGS="-buildvcs=false"
@@ -20,10 +22,16 @@ export CGO_ENABLED=0
 K8S_BINS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl)
 K8S_DIR="${PTM_CACHE}/k8s-${K8S_VER}"
 ETCD_DIR="${PTM_CACHE}/etcd-${ETCD_VER}"
+COREDNS_DIR="${PTM_CACHE}/coredns-${COREDNS_VER}"
 LOG_DIR="${PTM_CACHE}/logs"
 mkdir -p "${LOG_DIR}"
 
 log() { printf '[build %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+
+[[ -x /usr/local/go/bin/go ]] || command -v go >/dev/null || { log "Go is missing (expected /usr/local/go)"; exit 1; }
+if ! command -v jq >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends jq >&2
+fi
 
 have_all() { # dir bin...
   local dir="$1" b
@@ -53,6 +61,26 @@ build_etcd() {
       -o "${ETCD_DIR}/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
   )
   log "etcd ${ETCD_VER}: built in $((SECONDS - start))s"
+}
+
+build_coredns() {
+  if have_all "${COREDNS_DIR}" coredns; then
+    log "coredns ${COREDNS_VER}: cached in ${COREDNS_DIR}/bin"
+    return 0
+  fi
+  local start=$SECONDS w="${TMP}/coredns"
+  mkdir -p "${w}" "${COREDNS_DIR}/bin"
+  log "coredns ${COREDNS_VER}: building"
+  (
+    cd "${w}"
+    go mod init ptm.local/corednswrap >/dev/null 2>&1
+    # The module root is CoreDNS' main package (all in-tree plugins).
+    go get "github.com/coredns/coredns@${COREDNS_VER}" >/dev/null 2>&1
+    nice -n 10 go build -p "${BUILD_P}" -trimpath \
+      -ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=${COREDNS_VER}" \
+      -o "${COREDNS_DIR}/bin/coredns" github.com/coredns/coredns
+  )
+  log "coredns ${COREDNS_VER}: built in $((SECONDS - start))s"
 }
 
 build_k8s() {
@@ -100,6 +128,7 @@ build_k8s() {
 case "${1:-all}" in
   etcd) build_etcd ;;
   k8s) build_k8s ;;
-  all) build_etcd; build_k8s ;;
-  *) echo "usage: $0 [all|etcd|k8s]" >&2; exit 2 ;;
+  coredns) build_coredns ;;
+  all) build_etcd; build_k8s; build_coredns ;;
+  *) echo "usage: $0 [all|etcd|k8s|coredns]" >&2; exit 2 ;;
 esac

@@ -32,6 +32,10 @@ stop() { # NAME: SIGTERM, wait up to 20 s, then SIGKILL
 
 ctrd() { ctr --address "${CTRD_SOCK}" -n k8s.io "$@"; }
 
+# Host networking cleanup only if this lab dir ever ran the node components.
+ran_node=0
+[[ -e "${PIDS}/kubelet.pid" || -e "${PIDS}/kube-proxy.pid" ]] && ran_node=1
+
 # 1. Let the kubelet tear pods down properly (CNI DEL, unmounts): stop the
 #    controllers so nothing is recreated, then delete every pod.
 if lab_pid kube-apiserver >/dev/null && lab_pid kubelet >/dev/null; then
@@ -68,7 +72,7 @@ fi
 stop containerd
 # Shims of our containerd (they outlive it by design); matched by our socket path.
 for p in /proc/[0-9]*; do
-  if tr '\0' ' ' <"${p}/cmdline" 2>/dev/null | grep -q "containerd-shim.*-address ${CTRD_SOCK} "; then
+  if tr '\0' ' ' <"${p}/cmdline" 2>/dev/null | grep "containerd-shim.*-address ${CTRD_SOCK} " >/dev/null; then
     log "killing leftover shim ${p#/proc/}"
     kill -KILL "${p#/proc/}" 2>/dev/null || true
   fi
@@ -76,10 +80,11 @@ done
 
 # 4. iptables: kube-proxy's own cleanup, then any KUBE-/CNI- chains left
 #    (kubelet canaries, portmap's CNI-HOSTPORT-*, masquerade chains).
-if [[ -x "${K8S_BIN}/kube-proxy" ]]; then
+if ((ran_node)) && [[ -x "${K8S_BIN}/kube-proxy" ]]; then
   "${K8S_BIN}/kube-proxy" --cleanup --v=0 >/dev/null 2>&1 || true
 fi
 for ipt in iptables ip6tables; do
+  ((ran_node)) || break
   command -v "${ipt}-save" >/dev/null || continue
   for table in nat filter mangle; do
     rules="$("${ipt}-save" -t "${table}" 2>/dev/null)" || continue
@@ -89,16 +94,21 @@ for ipt in iptables ip6tables; do
     grep -vE '(KUBE-|CNI-)' <<<"${rules}" | "${ipt}-restore" -w 5 || true
   done
 done
-ip link delete "${CNI_BRIDGE}" 2>/dev/null || true
+((ran_node == 0)) || ip link delete "${CNI_BRIDGE}" 2>/dev/null || true
 
 # 5. Mounts under the lab dir (deepest first), then cgroups the kubelet made.
 while read -r m; do
   umount -l "${m}" 2>/dev/null || true
 done < <(awk -v d="${PTM_LAB}" 'index($2, d) == 1 {print $2}' /proc/self/mounts | sort -r)
-for ctl in /sys/fs/cgroup/*/kubepods /sys/fs/cgroup/kubepods; do
+cg="${CGROUP_ROOT#/}"
+cg="${cg:+${cg}/}"
+for ctl in /sys/fs/cgroup/*/"${cg}"kubepods /sys/fs/cgroup/"${cg}"kubepods; do
   [[ -d "${ctl}" ]] || continue
   find "${ctl}" -depth -type d -exec rmdir {} \; 2>/dev/null || true
 done
+if [[ -n "${cg}" ]]; then
+  for ctl in /sys/fs/cgroup/*/"${cg%/}"; do rmdir "${ctl}" 2>/dev/null || true; done
+fi
 
 # 6. State.
 if [[ "${PTM_KEEP_STATE:-0}" == 1 ]]; then

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Smoke test of the lab cluster (lab/up.sh must have run). Checks kubectl exec,
+# Smoke test of the lab cluster (lab/up.sh must have run). Checks image pulls
+# from the lab registry mirror, kubectl exec,
 # pod -> ClusterIP Service traffic, a PV surviving pod restarts, Server-Side
 # Apply add/relinquish of a sidecar, the atomic `args` trap, and
 # `kubectl rollout restart` of a StatefulSet. Ends with "N passed, M failed".
@@ -15,6 +16,14 @@ passed=0
 failed=0
 t0=$SECONDS
 k() { kc -n "${NS}" "$@"; }
+summary() {
+  local rc=$?
+  ((rc == 0)) || ((failed > 0)) || failed=$((failed + 1))
+  echo "smoke test took $((SECONDS - t0))s"
+  echo "${passed} passed, ${failed} failed"
+  ((failed == 0))
+}
+trap summary EXIT
 ok() { passed=$((passed + 1)); printf 'PASS  %s\n' "$*"; }
 bad() { failed=$((failed + 1)); printf 'FAIL  %s\n' "$*"; }
 # check DESC CMD...: pass when CMD succeeds
@@ -37,12 +46,15 @@ apply() { # MANAGER [extra kubectl args] < manifest
   shift
   k apply --server-side --field-manager="${m}" "$@" -f -
 }
+resolves() { # NAME IP: nslookup in the shell pod answers IP for NAME
+  k exec shell -- nslookup "$1" 2>/dev/null | grep -E "^Address:? +$2\$" >/dev/null
+}
 containers() { k get deploy ssa -o jsonpath='{.spec.template.spec.containers[*].name}'; }
 main_args() { k get deploy ssa -o jsonpath='{.spec.template.spec.containers[?(@.name=="main")].args}'; }
 
 if ! kc get --raw /readyz >/dev/null 2>&1; then
   echo "cluster not reachable with ${KUBECONFIG_ADMIN}; run npm run lab:up" >&2
-  echo "0 passed, 1 failed"
+  failed=1
   exit 1
 fi
 
@@ -64,6 +76,17 @@ spec:
     - name: shell
       image: ptm/rsync:latest
       imagePullPolicy: Never
+      command: ["sleep", "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: pull}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+    - name: pull
+      image: ptm/rsync:latest
+      imagePullPolicy: Always
       command: ["sleep", "3600"]
 ---
 apiVersion: v1
@@ -113,6 +136,8 @@ EOF
 
 check "pods shell and web become Ready" \
   k wait --for=condition=Ready pod/shell pod/web --timeout=120s
+check "imagePullPolicy Always pulls ptm/rsync:latest from the lab registry mirror" \
+  k wait --for=condition=Ready pod/pull --timeout=60s
 
 # ---------------------------------------------------------------- exec
 # shellcheck disable=SC2016 # expanded by the pod's shell
@@ -122,9 +147,21 @@ check "kubectl exec runs a command in a pod (got '${out}')" test "${out}" = exec
 # ---------------------------------------------------------------- ClusterIP
 ip="$(k get svc web -o jsonpath='{.spec.clusterIP}')"
 check "pod reaches another pod through ClusterIP ${ip}:80" \
-  retry 60 k exec shell -- wget -q -T 3 -O /dev/null "http://${ip}/-/ready"
-body="$(k exec shell -- wget -q -T 3 -O - "http://${ip}/api/v1/status/buildinfo" 2>&1 || true)"
+  retry 60 k exec shell -- timeout 5 wget -q -O /dev/null "http://${ip}/-/ready"
+body="$(k exec shell -- timeout 5 wget -q -O - "http://${ip}/api/v1/status/buildinfo" 2>&1 || true)"
 check "prometheus image answers buildinfo via the Service" grep -q '"version":"2.42' <<<"${body}"
+if kc -n kube-system get svc kube-dns >/dev/null 2>&1; then
+  fqdn="web.${NS}.svc.cluster.local"
+  check "cluster DNS: ${fqdn} resolves to ${ip}" retry 30 resolves "${fqdn}" "${ip}"
+  check "cluster DNS: a pod reaches http://web/ by its short Service name" \
+    retry 10 k exec shell -- timeout 5 wget -q -O /dev/null "http://web/-/ready"
+else
+  echo "SKIP  cluster DNS (no kube-dns Service; PTM_DNS=0 or no CoreDNS image)"
+fi
+# Plain HTTP to the TLS port: Go's TLS server answers "400 ... HTTPS server".
+api="$(k exec shell -- sh -c 'printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc 10.96.0.1 443' 2>&1 || true)"
+check "pod reaches the API server through the kubernetes Service 10.96.0.1:443" \
+  grep -q 'HTTPS server' <<<"${api}"
 
 # ---------------------------------------------------------------- PV survives restart
 check "StatefulSet pod with a PV-backed claim becomes Ready" \
@@ -148,7 +185,7 @@ uid3="$(k get pod store-0 -o jsonpath='{.metadata.uid}')"
 got="$(k exec store-0 -- cat /data/marker 2>&1 || true)"
 boots="$(k exec store-0 -- sh -c 'wc -l < /data/boots' 2>&1 || true)"
 check "restarted pod is new and still has the PV data (boots=${boots})" \
-  test "${uid3}" != "${uid2}" -a "${got}" = "${marker}" -a "${boots}" -ge 3
+  test "${uid3}" != "${uid2}" -a "${got}" = "${marker}" -a "${boots}" = 3
 
 # ---------------------------------------------------------------- Server-Side Apply
 apply base >/dev/null <<EOF
@@ -215,7 +252,7 @@ err="$(args_patch | apply args-patch 2>&1 >/dev/null || true)"
 check "changing args without force is a conflict with the owner" grep -qi conflict <<<"${err}"
 force_args() { args_patch | apply args-patch --force-conflicts >/dev/null; }
 check "forcing args (--force-conflicts) succeeds" force_args
-owners="$(k get deploy ssa -o json | jq -r '[.metadata.managedFields[] | select(.fieldsV1 | tostring | test("\"f:args\"")) | .manager] | join(",")')"
+owners="$(k get deploy ssa --show-managed-fields -o json | jq -r '[.metadata.managedFields[] | select(.fieldsV1 | tostring | test("\"f:args\"")) | .manager] | join(",")')"
 check "after force only args-patch owns args (owners: ${owners})" test "${owners}" = args-patch
 apply args-patch >/dev/null <<'EOF'
 apiVersion: apps/v1
@@ -231,6 +268,3 @@ if [[ "${PTM_SMOKE_KEEP:-0}" != 1 ]]; then
   kc delete ns "${NS}" --wait=true --timeout=120s >/dev/null || true
   recycle_pvs
 fi
-echo "smoke test took $((SECONDS - t0))s"
-echo "${passed} passed, ${failed} failed"
-((failed == 0))

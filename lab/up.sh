@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Start a single-node Kubernetes cluster from host processes (etcd,
-# kube-apiserver, kube-controller-manager, kube-scheduler, containerd, kubelet,
-# kube-proxy). Idempotent: running components are left alone, existing
-# certificates/configs are reused. All state lives in ${PTM_LAB}
-# (default /var/lib/ptm-lab). Prints the admin kubeconfig path at the end.
+# Start a single-node Kubernetes cluster from host processes (image registry
+# mirror, containerd, etcd, kube-apiserver, kube-controller-manager,
+# kube-scheduler, kubelet, kube-proxy), then CoreDNS, a default StorageClass
+# and local PVs. Idempotent: running components are left alone unless their
+# command line or config changed; certificates/configs are reused. All state
+# lives in ${PTM_LAB} (default /var/lib/ptm-lab). Prints the admin kubeconfig
+# path at the end. See lab/README.md.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -15,18 +17,17 @@ t0=$SECONDS
 
 # ---------------------------------------------------------------- packages
 need=()
-for p in containerd:/usr/bin/containerd runc:/usr/sbin/runc \
-  containernetworking-plugins:/usr/lib/cni/bridge iptables:/usr/sbin/iptables \
-  conntrack:/usr/sbin/conntrack socat:/usr/bin/socat openssl:/usr/bin/openssl \
-  jq:/usr/bin/jq; do
-  [[ -e "${p#*:}" ]] || need+=("${p%%:*}")
+for p in containerd runc containernetworking-plugins iptables conntrack socat openssl \
+  jq python3 curl; do
+  dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep "ok installed" >/dev/null || need+=("${p}")
 done
 if ((${#need[@]})); then
   log "apt-get install ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${need[@]}" >&2
 fi
-# Debian's containerd package starts a daemon through systemd where systemd
-# exists; we run our own instance on our own socket, so that is harmless.
+# Debian's containerd package starts its own daemon where systemd exists; ours
+# has its own socket, root and state under ${PTM_LAB} (runc's state dir
+# /run/containerd/runc/k8s.io is shared, container ids do not collide).
 
 # ---------------------------------------------------------------- binaries, images
 "${here}/build.sh" all
@@ -34,12 +35,22 @@ fi
 
 mkdir -p "${PTM_LAB}" "${PKI}" "${LOGS}" "${PIDS}" "${PTM_LAB}/pv"
 
+# Cluster DNS (CoreDNS in a Deployment) when its image was built; PTM_DNS=0 skips it.
+dns=0
+[[ "${PTM_DNS:-1}" == 1 && -s "${PTM_CACHE}/images/coredns.tar" ]] && dns=1
+
 # ---------------------------------------------------------------- kernel
 modprobe br_netfilter 2>/dev/null || true
 modprobe overlay 2>/dev/null || true
 sysctl -qw net.ipv4.ip_forward=1
 sysctl -qw net.bridge.bridge-nf-call-iptables=1 2>/dev/null || log "warning: bridge-nf-call-iptables not settable"
 sysctl -qw net.bridge.bridge-nf-call-ip6tables=1 2>/dev/null || true
+
+if [[ "${CGROUP_ROOT}" != / ]]; then
+  for ctl in /sys/fs/cgroup/*/; do
+    [[ -L "${ctl%/}" || ! -w "${ctl}" ]] || mkdir -p "${ctl}${CGROUP_ROOT#/}"
+  done
+fi
 
 # ---------------------------------------------------------------- PKI
 ca() {
@@ -100,8 +111,14 @@ kubeconfig kube-proxy kube-proxy
 kubeconfig kubelet kubelet-client
 
 # ---------------------------------------------------------------- configs
+# put FILE < content: replace FILE only when the content differs (kube-proxy
+# exits when its config file is touched).
+put() {
+  cat >"$1.new"
+  if cmp -s "$1.new" "$1"; then rm -f "$1.new"; else mv "$1.new" "$1"; fi
+}
 mkdir -p "${PTM_LAB}/containerd" "${PTM_LAB}/cni/net.d" "${PTM_LAB}/kubelet"
-cat >"${PTM_LAB}/containerd/config.toml" <<EOF
+put "${PTM_LAB}/containerd/config.toml" <<EOF
 version = 2
 root = "${PTM_LAB}/containerd/root"
 state = "${PTM_LAB}/containerd/state"
@@ -114,6 +131,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
   address = "${CTRD_SOCK}.debug"
 [plugins."io.containerd.grpc.v1.cri"]
   sandbox_image = "registry.k8s.io/pause:3.10"
+  # Needed where root lacks CAP_SYS_RESOURCE (this VM): runc cannot lower
+  # oom_score_adj below its own (pause asks for -998), so clamp it.
+  restrict_oom_score_adj = true
   [plugins."io.containerd.grpc.v1.cri".containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -122,12 +142,18 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "/usr/sbin/runc"
+  # Pulls (imagePullPolicy Always, the default for :latest) are served by
+  # lab/images/registry.py from the locally built images.
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."docker.io"]
+    endpoint = ["http://${REGISTRY_ADDR}"]
+  [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
+    endpoint = ["http://${REGISTRY_ADDR}"]
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = "${PTM_LAB}/cni/net.d"
 EOF
 
-cat >"${PTM_LAB}/cni/net.d/10-ptm.conflist" <<EOF
+put "${PTM_LAB}/cni/net.d/10-ptm.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "ptm-lab",
@@ -149,11 +175,11 @@ cat >"${PTM_LAB}/cni/net.d/10-ptm.conflist" <<EOF
   ]
 }
 EOF
-cat >"${PTM_LAB}/cni/net.d/99-loopback.conf" <<EOF
+put "${PTM_LAB}/cni/net.d/99-loopback.conf" <<EOF
 {"cniVersion": "0.4.0", "name": "lo", "type": "loopback"}
 EOF
 
-cat >"${PTM_LAB}/kubelet/config.yaml" <<EOF
+put "${PTM_LAB}/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: 0.0.0.0
@@ -167,6 +193,8 @@ containerRuntimeEndpoint: "unix://${CTRD_SOCK}"
 tlsCertFile: "${PKI}/kubelet-server.crt"
 tlsPrivateKeyFile: "${PKI}/kubelet-server.key"
 resolvConf: /etc/resolv.conf
+$(if [[ "${CGROUP_ROOT}" != / ]]; then echo "cgroupRoot: ${CGROUP_ROOT}"; fi)
+$(if ((dns)); then printf 'clusterDNS: ["%s"]\nclusterDomain: %s\n' "${DNS_IP}" "${DNS_DOMAIN}"; fi)
 failSwapOn: false
 podCIDR: "${POD_CIDR}"
 maxPods: 110
@@ -176,7 +204,7 @@ imageGCHighThresholdPercent: 99
 imageGCLowThresholdPercent: 98
 EOF
 
-cat >"${PTM_LAB}/kube-proxy.yaml" <<EOF
+put "${PTM_LAB}/kube-proxy.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -187,20 +215,32 @@ bindAddress: 0.0.0.0
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
+oomScoreAdj: 0
 EOF
 
 # ---------------------------------------------------------------- processes
-# start NAME BINARY ARGS...: launch in its own session, record the pid.
+# start NAME BINARY ARGS...: launch in its own session, record the pid. A
+# running instance is kept unless its command line or config files changed
+# (then it is restarted).
 start() {
-  local name="$1" bin="$2"
+  local name="$1" bin="$2" pid sig
   shift 2
+  sig="$(printf '%s\n' "${bin}" "$@" | cat - "${CONF_FILES[@]}" 2>/dev/null | sha256sum | cut -d' ' -f1)"
   if pid="$(lab_pid "${name}")"; then
-    log "${name} already running (pid ${pid})"
-    return 0
+    if [[ "$(cat "${PIDS}/${name}.sig" 2>/dev/null)" == "${sig}" ]]; then
+      log "${name} already running (pid ${pid})"
+      return 0
+    fi
+    log "restarting ${name} (pid ${pid}): its configuration changed"
+    kill -TERM "${pid}"
+    for ((i = 0; i < 40; i++)); do [[ -d "/proc/${pid}" ]] || break; sleep 0.5; done
+    [[ ! -d "/proc/${pid}" ]] || kill -KILL "${pid}"
   fi
   log "starting ${name}"
   setsid nohup "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
   echo $! >"${PIDS}/${name}.pid"
+  readlink -f "${bin}" >"${PIDS}/${name}.exe"
+  echo "${sig}" >"${PIDS}/${name}.sig"
 }
 wait_for() { # DESC SECONDS CMD...
   local desc="$1" secs="$2" i
@@ -213,9 +253,15 @@ wait_for() { # DESC SECONDS CMD...
   return 1
 }
 
+CONF_FILES=()
+start registry /usr/bin/python3 "${here}/images/registry.py" "${PTM_CACHE}/registry" "${REGISTRY_ADDR}"
+wait_for registry 15 curl -fsS "http://${REGISTRY_ADDR}/v2/"
+
+CONF_FILES=("${PTM_LAB}/containerd/config.toml")
 start containerd /usr/bin/containerd --config "${PTM_LAB}/containerd/config.toml"
 wait_for containerd 30 ctr --address "${CTRD_SOCK}" version
 
+CONF_FILES=()
 start etcd "${ETCD_BIN}/etcd" --name ptm-lab --data-dir "${PTM_LAB}/etcd" \
   --listen-client-urls http://127.0.0.1:2379 --advertise-client-urls http://127.0.0.1:2379 \
   --listen-peer-urls http://127.0.0.1:2380 --initial-advertise-peer-urls http://127.0.0.1:2380 \
@@ -260,12 +306,14 @@ start kube-scheduler "${K8S_BIN}/kube-scheduler" \
 
 # Images: import into containerd's k8s.io namespace when missing or changed.
 mkdir -p "${PTM_LAB}/images"
-for img in pause:registry.k8s.io/pause:3.10 prometheus:docker.io/ptm/prometheus:2.42 rsync:docker.io/ptm/rsync:latest; do
+imgs=(pause:registry.k8s.io/pause:3.10 prometheus:docker.io/ptm/prometheus:2.42 rsync:docker.io/ptm/rsync:latest)
+((dns == 0)) || imgs+=("coredns:docker.io/ptm/coredns:${COREDNS_VER#v}")
+for img in "${imgs[@]}"; do
   name="${img%%:*}" ref="${img#*:}"
   file="${PTM_CACHE}/images/${name}.tar" stamp="${PTM_LAB}/images/${name}.sha256"
   sum="$(sha256sum "${file}" | cut -d' ' -f1)"
   if [[ "$(cat "${stamp}" 2>/dev/null)" == "${sum}" ]] &&
-    ctr --address "${CTRD_SOCK}" -n k8s.io images ls -q | grep -qx "${ref}"; then
+    ctr --address "${CTRD_SOCK}" -n k8s.io images ls -q | grep -x "${ref}" >/dev/null; then
     continue
   fi
   log "importing ${ref}"
@@ -273,12 +321,14 @@ for img in pause:registry.k8s.io/pause:3.10 prometheus:docker.io/ptm/prometheus:
   echo "${sum}" >"${stamp}"
 done
 
+CONF_FILES=("${PTM_LAB}/kubelet/config.yaml")
 start kubelet "${K8S_BIN}/kubelet" \
   --config "${PTM_LAB}/kubelet/config.yaml" \
   --kubeconfig "${PTM_LAB}/kubelet.kubeconfig" \
   --root-dir "${PTM_LAB}/kubelet/root" \
   --hostname-override "${NODE_NAME}" --node-ip "${NODE_IP}" --v=1
 
+CONF_FILES=("${PTM_LAB}/kube-proxy.yaml")
 start kube-proxy "${K8S_BIN}/kube-proxy" --config "${PTM_LAB}/kube-proxy.yaml" --v=1
 
 log "waiting for node ${NODE_NAME} to be Ready"
@@ -330,6 +380,90 @@ EOF
 } | kc apply --server-side --field-manager=ptm-lab -f - >/dev/null
 
 recycle_pvs
+
+# ---------------------------------------------------------------- DNS
+if ((dns)); then
+  kc apply --server-side --field-manager=ptm-lab -f - >/dev/null <<EOF
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: coredns, namespace: kube-system}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "system:coredns"}
+rules:
+  - apiGroups: [""]
+    resources: [endpoints, services, pods, namespaces]
+    verbs: [list, watch]
+  - apiGroups: [discovery.k8s.io]
+    resources: [endpointslices]
+    verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "system:coredns"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "system:coredns"}
+subjects: [{kind: ServiceAccount, name: coredns, namespace: kube-system}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: coredns, namespace: kube-system}
+data:
+  Corefile: |
+    .:53 {
+        errors
+        health :8080
+        ready :8181
+        kubernetes ${DNS_DOMAIN} in-addr.arpa ip6.arpa {
+            pods insecure
+            fallthrough in-addr.arpa ip6.arpa
+            ttl 30
+        }
+        forward . /etc/resolv.conf
+        cache 30
+        loop
+        reload
+    }
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: coredns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  replicas: 1
+  selector: {matchLabels: {k8s-app: kube-dns}}
+  template:
+    metadata: {labels: {k8s-app: kube-dns}}
+    spec:
+      serviceAccountName: coredns
+      dnsPolicy: Default
+      priorityClassName: system-cluster-critical
+      containers:
+        - name: coredns
+          image: ptm/coredns:${COREDNS_VER#v}
+          imagePullPolicy: IfNotPresent
+          args: ["-conf", "/etc/coredns/Corefile"]
+          ports:
+            - {name: dns, containerPort: 53, protocol: UDP}
+            - {name: dns-tcp, containerPort: 53, protocol: TCP}
+          volumeMounts: [{name: config, mountPath: /etc/coredns, readOnly: true}]
+          livenessProbe: {httpGet: {path: /health, port: 8080}, initialDelaySeconds: 10}
+          readinessProbe: {httpGet: {path: /ready, port: 8181}}
+          resources: {requests: {cpu: 50m, memory: 64Mi}, limits: {memory: 170Mi}}
+      volumes: [{name: config, configMap: {name: coredns}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: kube-dns, namespace: kube-system, labels: {k8s-app: kube-dns}}
+spec:
+  clusterIP: ${DNS_IP}
+  selector: {k8s-app: kube-dns}
+  ports:
+    - {name: dns, port: 53, protocol: UDP}
+    - {name: dns-tcp, port: 53, protocol: TCP}
+EOF
+  kc -n kube-system rollout status deploy/coredns --timeout=120s >&2 ||
+    log "warning: CoreDNS is not ready; pods can still use Service ClusterIPs"
+fi
 
 log "cluster ready in $((SECONDS - t0))s"
 kc get nodes -o wide >&2

@@ -5,15 +5,19 @@
 #   registry.k8s.io/pause:3.10  static pause (sandbox image)
 #   ptm/prometheus:2.42         Debian prometheus + promtool + busybox-static
 #   ptm/rsync:latest            Debian rsync (+ its shared libs) + busybox-static
+#   ptm/coredns:<ver>           CoreDNS built by lab/build.sh (static), cluster DNS
 #
 # Output: ${PTM_CACHE}/images/<name>.tar (skipped when present; PTM_IMAGES_FORCE=1
-# rebuilds). Import with lab/up.sh (ctr -n k8s.io images import).
+# rebuilds), imported by lab/up.sh (ctr -n k8s.io images import), and the same
+# images as a registry tree in ${PTM_CACHE}/registry for lab/images/registry.py.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PTM_CACHE="${PTM_CACHE:-/var/cache/ptm}"
 K8S_VER="${PTM_K8S_VER:-v1.34.4}"
+COREDNS_VER="${PTM_COREDNS_VER:-v1.12.4}"
 out="${PTM_CACHE}/images"
+export PTM_REGISTRY_DIR="${PTM_CACHE}/registry"
 force="${PTM_IMAGES_FORCE:-0}"
 export PATH="/usr/local/go/bin:${PATH}"
 mkdir -p "${out}"
@@ -21,8 +25,9 @@ mkdir -p "${out}"
 log() { printf '[images %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 need_pkgs=()
-for p in busybox-static:/bin/busybox prometheus:/usr/bin/prometheus rsync:/usr/bin/rsync gcc:/usr/bin/gcc jq:/usr/bin/jq libc6-dev:/usr/lib/x86_64-linux-gnu/libc.a; do
-  [[ -e "${p#*:}" ]] || need_pkgs+=("${p%%:*}")
+# busybox-static, not busybox: the images need the static binary.
+for p in busybox-static prometheus rsync gcc libc6-dev jq; do
+  dpkg-query -W -f='${Status}' "${p}" 2>/dev/null | grep "ok installed" >/dev/null || need_pkgs+=("${p}")
 done
 if ((${#need_pkgs[@]})); then
   log "installing ${need_pkgs[*]}"
@@ -57,9 +62,11 @@ add_busybox() {
   printf 'hosts: files dns\n' >"${root}/etc/nsswitch.conf"
 }
 
-want() { [[ "${force}" == 1 || ! -s "${out}/$1.tar" ]]; }
+want() { # NAME REPO/TAG
+  [[ "${force}" == 1 || ! -s "${out}/$1.tar" || ! -s "${PTM_REGISTRY_DIR}/manifests/$2" ]]
+}
 
-if want pause; then
+if want pause pause/3.10; then
   dir="$(go mod download -json "k8s.io/kubernetes@${K8S_VER}" | jq -r .Dir)"
   r="${tmp}/pause"
   mkdir -p "${r}"
@@ -69,7 +76,7 @@ if want pause; then
     '{"Entrypoint":["/pause"],"User":"65535:65535"}'
 fi
 
-if want prometheus; then
+if want prometheus ptm/prometheus/2.42; then
   r="${tmp}/prometheus"
   mkdir -p "${r}"
   add_busybox "${r}"
@@ -87,15 +94,24 @@ scrape_configs:
 YML
   chown 65534:65534 "${r}/prometheus"
   "${here}/mkimage.sh" ptm/prometheus:2.42 "${r}" "${out}/prometheus.tar" \
-    '{"Entrypoint":["/usr/bin/prometheus"],"Cmd":["--config.file=/etc/prometheus/prometheus.yml","--storage.tsdb.path=/prometheus"],"User":"65534","WorkingDir":"/prometheus","ExposedPorts":{"9090/tcp":{}},"Volumes":{"/prometheus":{}}}'
+    '{"Entrypoint":["/usr/bin/prometheus"],"Cmd":["--config.file=/etc/prometheus/prometheus.yml","--storage.tsdb.path=/prometheus"],"User":"65534","WorkingDir":"/prometheus","ExposedPorts":{"9090/tcp":{}}}'
 fi
 
-if want rsync; then
+if want rsync ptm/rsync/latest; then
   r="${tmp}/rsync"
   mkdir -p "${r}"
   add_busybox "${r}"
   add_bin "${r}" /usr/bin/rsync
   "${here}/mkimage.sh" ptm/rsync:latest "${r}" "${out}/rsync.tar" '{"Cmd":["/bin/sh"]}'
+fi
+
+coredns_bin="${PTM_CACHE}/coredns-${COREDNS_VER}/bin/coredns"
+if [[ -x "${coredns_bin}" ]] && want coredns "ptm/coredns/${COREDNS_VER#v}"; then
+  r="${tmp}/coredns"
+  mkdir -p "${r}/etc/coredns"
+  install -m 0755 "${coredns_bin}" "${r}/coredns"
+  "${here}/mkimage.sh" "ptm/coredns:${COREDNS_VER#v}" "${r}" "${out}/coredns.tar" \
+    '{"Entrypoint":["/coredns"],"ExposedPorts":{"53/udp":{},"53/tcp":{}}}'
 fi
 
 ls -la "${out}" >&2
