@@ -153,6 +153,9 @@ export function measuredGapMs(hours: number): {
 
 /** What the migration may leave behind: its labelled objects, sidecars, snapshot and staging dirs. */
 export function leftovers(): string[] {
+  // Reverting rolls both pods out once more: look at the new ones.
+  rolloutStatus(SOURCE);
+  rolloutStatus(TARGET);
   const found: string[] = [];
   const objs = kubectl([
     "get",
