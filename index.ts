@@ -223,7 +223,9 @@ async function program(): Promise<Record<string, unknown>> {
     sourceContainer: daemon.container,
     target,
     targetContainer: client.container,
-    windowEnds: finalPlan.apply((p) => windowsToCompare(p)),
+    windowEnds: finalPlan.apply((p) =>
+      windowsToCompare(p, { targetEarliestMs: targetProbeEarliest }),
+    ),
     targetEarliestMs: targetProbeEarliest,
     loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
     after: [install.step],

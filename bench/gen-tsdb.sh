@@ -28,10 +28,10 @@ fi
 
 ALPHABET=0123456789ABCDEFGHJKMNPQRSTVWXYZ
 ulid() {
-  local t s="" i
+  local t s=""
   t=$(date +%s%3N)
-  for i in {1..10}; do s="${ALPHABET:t%32:1}$s"; t=$((t / 32)); done
-  for i in {1..16}; do s="$s${ALPHABET:RANDOM%32:1}"; done
+  for _ in {1..10}; do s="${ALPHABET:t%32:1}$s"; t=$((t / 32)); done
+  for _ in {1..16}; do s="$s${ALPHABET:RANDOM%32:1}"; done
   printf '%s\n' "$s"
 }
 

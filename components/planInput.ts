@@ -32,7 +32,9 @@ export function ownTargetBlocks(target: BlockMeta[], source: BlockMeta[]): Block
 export function headAsBlock(source: ProbeResult): BlockMeta[] {
   const head = headRange(source.tsdb);
   if (!head) return [];
-  return [{ ulid: "(head)", minTime: head.minTime, maxTime: head.maxTime + 1, compaction: { level: 1 } }];
+  return [
+    { ulid: "(head)", minTime: head.minTime, maxTime: head.maxTime + 1, compaction: { level: 1 } },
+  ];
 }
 
 export function planInput(

@@ -93,22 +93,6 @@ export function execIn(w: Workload, script: string): string {
   ]);
 }
 
-/** A PromQL instant query, evaluated by the server itself (busybox wget inside its pod). */
-export function query(w: Workload, promql: string, timeMs: number): number {
-  const url = `http://localhost:9090/api/v1/query?query=${encodeURIComponent(promql)}&time=${(timeMs / 1000).toFixed(3)}`;
-  const out = JSON.parse(execIn(w, `wget -qO- '${url}'`)) as {
-    status: string;
-    data: { result: { value: [number, string] }[] };
-  };
-  if (out.status !== "success") throw new Error(`query failed: ${JSON.stringify(out)}`);
-  return out.data.result.reduce((n, r) => n + Number(r.value[1]), 0);
-}
-
-/** Samples per 2h window ending at each given time, counted by the server. */
-export function countsPerWindow(w: Workload, ends: number[]): number[] {
-  return ends.map((e) => query(w, 'sum(count_over_time({__name__=~".+"}[2h]))', e - 1));
-}
-
 export async function waitFor<T>(
   what: string,
   timeoutMs: number,

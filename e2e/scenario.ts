@@ -7,7 +7,6 @@ import * as os from "node:os";
 import * as path from "node:path";
 import {
   apply,
-  countsPerWindow,
   execIn,
   kubectl,
   podOf,
@@ -112,7 +111,9 @@ export function historyCounts(
   ) {
     ends.push(e);
   }
-  const q = 'sum(count_over_time({__name__=~"demo_requests_total|demo_temperature"}[2h]))';
+  // One sum per metric: count_over_time drops the name, so two metrics' series would clash.
+  const q =
+    "sum(count_over_time(demo_requests_total[2h])) + sum(count_over_time(demo_temperature[2h]))";
   return { ends, counts: ends.map((e) => Number(execQuery(w, q, e - 1))) };
 }
 
@@ -184,7 +185,7 @@ export function leftovers(): string[] {
   return found;
 }
 
-export { podOf, podTemplate, SOURCE, TARGET, countsPerWindow };
+export { podOf, podTemplate, SOURCE, TARGET };
 
 /** Environment for the Pulumi CLI: the ambient one (engine/env.sh) plus a private backend. */
 export function pulumiEnv(kubeconfig: string): Record<string, string> {

@@ -18,7 +18,14 @@
 #
 # Layout: $PTM_STAGING/<ULID>/ is a block being (or done being) copied;
 # $PTM_STAGING/.complete/<ULID> marks a verified block. Markers live outside
-# the block dir so a block dir never holds foreign files.
+# the block dirs so a block dir never holds foreign files.
+#
+# One rsync run moves every missing block (one connection: per-block runs
+# cost a daemon fork, an auth round trip and a file-list exchange each).
+# After it, each block is verified against the daemon's listing (meta.json
+# names the ULID; same files, same sizes; rsync already checksums every file
+# it transfers) and gets its marker. A killed run keeps finished files:
+# the rerun skips marked blocks, and rsync's quick check skips finished files.
 #
 # Stdout: one JSON line
 #   {"copied":[..],"skipped":[..],"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
@@ -49,80 +56,110 @@ json_list() { # words -> ["a","b"]
   printf '[%s]' "$out"
 }
 
-# Sizes of the files of one block, "relative/path size" sorted, from the
-# daemon listing (expected) or from the staged copy (actual).
-expected_files() {
-  awk -v p="$1/" 'index($2, p) == 1 { print substr($2, length(p) + 1), $1 }' "$work/list" | sort
-}
-actual_files() {
-  (cd "$STAGING/$1" && find . -type f ! -path '*/.rsync-partial/*' -exec stat -c '%n %s' {} +) |
-    sed 's#^\./##' | sort
-}
-
-# First "ulid" member of meta.json: Prometheus writes the block's own ULID
-# first (parents/sources come later).
-meta_ulid() {
-  awk '{ s = s $0 " " } END {
-    if (match(s, /"ulid"[ \t]*:[ \t]*"[0-9A-Z]+"/)) {
-      t = substr(s, RSTART, RLENGTH); sub(/^.*:[ \t]*"/, "", t); sub(/"$/, "", t); print t
-    }
-  }' "$1"
-}
-
-verify_block() {
-  [ -f "$STAGING/$1/meta.json" ] || { log "$1: meta.json missing"; return 1; }
-  got="$(meta_ulid "$STAGING/$1/meta.json")"
-  [ "$got" = "$1" ] || { log "$1: meta.json names ULID '$got'"; return 1; }
-  expected_files "$1" >"$work/expected"
-  actual_files "$1" >"$work/actual"
-  if ! cmp -s "$work/expected" "$work/actual"; then
-    log "$1: staged files differ from the source listing:"
-    diff "$work/expected" "$work/actual" >&2 || true
-    return 1
-  fi
-  # rsync removes its partial dirs when a transfer completes; an empty one
-  # may remain after an interrupted run. Anything left inside is an error.
-  find "$STAGING/$1" -depth -type d -name .rsync-partial -exec rmdir {} + || return 1
-}
-
-# rsync one block with --info=progress2 turned into throttled progress lines
-# (Pulumi only shows complete lines) and --stats into $work/stats.
-rsync_block() { # ulid size
-  rm -f "$work/stats"
-  {
-    # --delete only acts inside this block's staging dir: it removes the
-    # temp files a killed rsync leaves behind (the partial dir is protected).
-    if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 --info=progress2 --stats \
-      ${PTM_BWLIMIT:+"--bwlimit=$PTM_BWLIMIT"} "$PTM_RSYNC_URL/$1/" "$STAGING/$1/"; then
-      echo 0 >"$work/rc"
-    else
-      echo "$?" >"$work/rc"
-    fi
-  } | tr '\r' '\n' | awk -v u="$1" -v size="$2" -v every="${PTM_PROGRESS_SECONDS:-10}" -v stats="$work/stats" '
-    function human(b, i, u2) {
-      split("B KiB MiB GiB TiB", u2, " "); i = 1
-      while (b >= 1024 && i < 5) { b /= 1024; i++ }
-      return (i == 1) ? sprintf("%d B", b) : sprintf("%.1f %s", b, u2[i])
-    }
-    BEGIN { srand(); last = srand() }
-    /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > stats; next }
-    /^Total transferred file size:/ { v = $5; gsub(/,/, "", v); print "transferred " v > stats; next }
-    $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ {
-      srand(); now = srand()
-      if (now - last >= every) {
-        last = now; b = $1; gsub(/,/, "", b)
-        printf "copy:   %s %s %s of %s at %s\n", u, $2, human(b), human(size), $3
-        fflush()
-      }
-    }' >&2
-  rc="$(cat "$work/rc" 2>/dev/null || echo 1)"
-  [ "$rc" -eq 0 ] || { log "rsync of $1 failed with exit code $rc"; return 1; }
-}
-
 stat_of() { # key -> number from $work/stats (0 when rsync printed none)
   v="$(awk -v k="$1" '$1 == k { print $2 }' "$work/stats" 2>/dev/null | tail -n 1)"
   case "$v" in '' | *[!0-9]*) v=0 ;; esac
   echo "$v"
+}
+
+# Run rsync over the blocks listed in $work/todo. --info=progress2 becomes
+# throttled progress lines (Pulumi only shows complete lines); --info=name1
+# tells when the transfer moves on to the next block (files come in name
+# order), which gives "block i/n ... done" lines; --stats go to $work/stats.
+# Sets $rc to rsync's exit code.
+rsync_todo() {
+  sed 's#.*#/&/***#' "$work/todo" >"$work/filter"
+  rm -f "$work/stats"
+  {
+    # --delete only removes files the filter includes, i.e. inside the
+    # blocks being copied: the temp files a killed rsync left behind. The
+    # partial dir is protected by rsync, the rest of staging is excluded.
+    if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
+      --info=progress2,name1 --stats --include-from="$work/filter" --exclude='*' \
+      ${PTM_BWLIMIT:+"--bwlimit=$PTM_BWLIMIT"} "$PTM_RSYNC_URL/" "$STAGING/"; then
+      echo 0 >"$work/rc"
+    else
+      echo "$?" >"$work/rc"
+    fi
+  } | tr '\r' '\n' | awk -v every="${PTM_PROGRESS_SECONDS:-10}" -v stats="$work/stats" \
+    -v total="$total" -v done_bytes="$skipped_bytes" -v i="$skipped_n" -v n="$n" '
+    function human(b, k, u) {
+      split("B KiB MiB GiB TiB", u, " "); k = 1
+      while (b >= 1024 && k < 5) { b /= 1024; k++ }
+      return (k == 1) ? sprintf("%d B", b) : sprintf("%.1f %s", b, u[k])
+    }
+    function finish(u) {
+      i++; done_bytes += size[u]
+      printf "copy: block %d/%d %s %s  done %s / %s (%d%%)\n", i, n, u, human(size[u]), human(done_bytes), human(total), (total > 0 ? done_bytes * 100 / total : 100)
+      fflush()
+    }
+    FNR == NR { size[$1] = $2; next }
+    BEGIN { srand(); last = srand() }
+    /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > stats; next }
+    /^Total transferred file size:/ {
+      v = $5; gsub(/,/, "", v); print "transferred " v > stats
+      if (cur != "") finish(cur)
+      cur = ""
+      next
+    }
+    $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ {
+      srand(); now = srand()
+      if (now - last >= every) {
+        last = now; b = $1; gsub(/,/, "", b)
+        printf "copy:   %s %s of this run at %s (%s)\n", $2, human(b), $3, (cur == "" ? "starting" : cur)
+        fflush()
+      }
+      next
+    }
+    length($1) >= 26 && (substr($1, 27, 1) == "/" || length($1) == 26) {
+      u = substr($1, 1, 26)
+      if (u in size && u != cur) {
+        if (cur != "") finish(cur)
+        cur = u
+      }
+    }' "$work/sizes" - >&2
+  rc="$(cat "$work/rc" 2>/dev/null || echo 1)"
+}
+
+# Verify the blocks of $work/todo; the good ones are written to $work/ok.
+verify_todo() {
+  : >"$work/ok"
+  : >"$work/present"
+  while read -r u; do [ -d "$STAGING/$u" ] && echo "$u" >>"$work/present"; done <"$work/todo"
+  [ -s "$work/present" ] || return 0
+  # Expected and actual "ULID/path size" lines, sorted the same way.
+  awk 'FNR == NR { want[$1] = 1; next } (substr($2, 1, 26) in want) { print $2, $1 }' \
+    "$work/present" "$work/list" | sort >"$work/expected"
+  # shellcheck disable=SC2046 # ULIDs have no spaces
+  (cd "$STAGING" && find $(cat "$work/present") -type f ! -path '*/.rsync-partial/*' -exec stat -c '%n %s' {} +) |
+    sort >"$work/actual"
+  # A block is good when its file list matches exactly and its meta.json
+  # names it (Prometheus writes the block's own "ulid" first).
+  # shellcheck disable=SC2046
+  (cd "$STAGING" && awk '
+    FNR == 1 && s != "" { check() }
+    FNR == 1 { f = FILENAME; s = "" }
+    { s = s $0 " " }
+    END { if (s != "") check() }
+    function check(t) {
+      if (match(s, /"ulid"[ \t]*:[ \t]*"[0-9A-Z]+"/)) {
+        t = substr(s, RSTART, RLENGTH); sub(/^.*:[ \t]*"/, "", t); sub(/"$/, "", t)
+        if (t "/meta.json" == f) print t
+      }
+      s = ""
+    }' $(while read -r u; do [ -f "$u/meta.json" ] && echo "$u/meta.json"; done <"$work/present") /dev/null) |
+    sort >"$work/metaok" || true
+  awk -v metaok="$work/metaok" '
+    BEGIN { while ((getline l < metaok) > 0) m[l] = 1 }
+    FNR == NR { u = substr($1, 1, 26); e[u] = e[u] $0 "\n"; next }
+    { u = substr($1, 1, 26); a[u] = a[u] $0 "\n" }
+    END { for (u in e) if (e[u] == a[u] && (u in m)) print u }
+  ' "$work/expected" "$work/actual" >"$work/ok"
+  # rsync removes its partial dirs when a file completes; empty ones may stay
+  # after an interrupted run.
+  while read -r u; do
+    find "$STAGING/$u" -depth -type d -name .rsync-partial -exec rmdir {} + 2>/dev/null || true
+  done <"$work/ok"
 }
 
 [ -n "${PTM_DATA:-}" ] || die "PTM_DATA is not set"
@@ -142,14 +179,22 @@ mkdir -p "$STAGING/.complete"
 
 # One copy at a time: a killed `kubectl exec` may leave the previous run
 # going inside the container, and two rsyncs into one dir would fight.
+# A rerun right after an interrupted `pulumi up` waits for that copy to end
+# (PTM_LOCK_WAIT_SECONDS, default 1800) and then skips what it finished.
 lock="$STAGING/.lock"
-if ! mkdir "$lock" 2>/dev/null; then
+waited=0
+while ! mkdir "$lock" 2>/dev/null; do
   other="$(cat "$lock/pid" 2>/dev/null || true)"
-  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then
-    die "another copy (pid $other) is still running; wait for it or kill it"
+  if [ -z "$other" ] || ! kill -0 "$other" 2>/dev/null; then
+    log "taking over the lock of a dead copy (pid ${other:-unknown})"
+    break
   fi
-  log "taking over the lock of a dead copy (pid ${other:-unknown})"
-fi
+  [ "$waited" -lt "${PTM_LOCK_WAIT_SECONDS:-1800}" ] ||
+    die "another copy (pid $other) is still running after ${waited}s; wait for it or kill it"
+  [ $((waited % 30)) -ne 0 ] || log "waiting for the earlier copy (pid $other) to finish (${waited}s)"
+  sleep 5
+  waited=$((waited + 5))
+done
 echo "$$" >"$lock/pid"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-copy.XXXXXX")"
@@ -163,22 +208,45 @@ if ! rsync --list-only -r --no-h "$PTM_RSYNC_URL/" >"$work/raw"; then
 fi
 awk '$1 ~ /^-/ { s = $2; gsub(/,/, "", s); print s, $5 }' "$work/raw" >"$work/list"
 
-n=$#
+# Per requested block: size, and state (installed / staged / todo).
+printf '%s\n' "$@" | grep -v '^$' >"$work/args" || true
+awk 'FNR == NR { s[substr($2, 1, 26)] += $1; next } { printf "%s %.0f\n", $1, s[$1] }' \
+  "$work/list" "$work/args" >"$work/sizes"
+missing="$(awk '$2 == 0 { print $1 }' "$work/sizes" | tr '\n' ' ')"
+[ -z "$missing" ] || die "not in the snapshot at $PTM_RSYNC_URL: $missing"
+
+n=0
 total=0
-need=0
-for u in "$@"; do
-  size="$(awk -v p="$u/" 'index($2, p) == 1 { s += $1; c++ } END { printf "%.0f", s }' "$work/list")"
-  [ "$size" -gt 0 ] || die "block $u is not in the snapshot at $PTM_RSYNC_URL"
+skipped=""
+skipped_n=0
+skipped_bytes=0
+: >"$work/todo"
+while read -r u size; do
+  n=$((n + 1))
   total=$((total + size))
-  if [ ! -d "$PTM_DATA/$u" ] && [ ! -f "$STAGING/.complete/$u" ]; then
-    have=0
-    if [ -d "$STAGING/$u" ]; then
-      have="$(find "$STAGING/$u" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }')"
-    fi
-    [ "$have" -lt "$size" ] || have="$size"
-    need=$((need + size - have))
+  if [ -d "$PTM_DATA/$u" ]; then
+    why="already installed"
+  elif [ -f "$STAGING/.complete/$u" ] && [ -d "$STAGING/$u" ]; then
+    why="already staged"
+  else
+    echo "$u" >>"$work/todo"
+    continue
   fi
-done
+  skipped="$skipped $u"
+  skipped_n=$((skipped_n + 1))
+  skipped_bytes=$((skipped_bytes + size))
+  log "block $n $u $(human "$size")  $why"
+done <"$work/sizes"
+
+# Bytes still to fetch: what is not already staged (partial runs).
+need=0
+if [ -s "$work/todo" ]; then
+  # shellcheck disable=SC2046 # ULIDs have no spaces
+  have="$(cd "$STAGING" && find $(cat "$work/todo") -type f -exec stat -c %s {} + 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }')" || have=0
+  todo_bytes="$(awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { s += $2 } END { printf "%.0f", s }' "$work/todo" "$work/sizes")"
+  need=$((todo_bytes - ${have:-0}))
+  [ "$need" -ge 0 ] || need=0
+fi
 
 avail="$(df -Pk "$STAGING" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')"
 margin="${PTM_FREE_MARGIN_BYTES:-$((67108864 + need / 10))}"
@@ -190,40 +258,31 @@ if [ "$need" -gt 0 ] && [ $((need + margin)) -gt "$avail" ]; then
 fi
 
 copied=""
-skipped=""
 bytes_copied=0
 bytes_received=0
-done_bytes=0
-i=0
-for u in "$@"; do
-  i=$((i + 1))
-  size="$(awk -v p="$u/" 'index($2, p) == 1 { s += $1 } END { printf "%.0f", s }' "$work/list")"
-  if [ -d "$PTM_DATA/$u" ]; then
-    why="already installed"
-  elif [ -f "$STAGING/.complete/$u" ] && [ -d "$STAGING/$u" ]; then
-    why="already staged"
-  else
-    why=""
+if [ -s "$work/todo" ]; then
+  # A marker that survived its block dir is stale.
+  while read -r u; do rm -f "$STAGING/.complete/$u"; done <"$work/todo"
+  rc=1
+  rsync_todo
+  bytes_copied="$(stat_of transferred)"
+  bytes_received="$(stat_of received)"
+  verify_todo
+  # Mark every verified block, even when rsync failed half-way: those are
+  # complete and the rerun skips them.
+  while read -r u; do : >"$STAGING/.complete/$u"; done <"$work/ok"
+  good="$(wc -l <"$work/ok" | tr -d ' ')"
+  todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
+  if [ "$rc" -ne 0 ]; then
+    die "rsync failed with exit code $rc; $good of $todo_n blocks complete and kept; rerun to resume"
   fi
-  if [ -n "$why" ]; then
-    skipped="$skipped $u"
-    done_bytes=$((done_bytes + size))
-    log "block $i/$n $u $(human "$size")  $why"
-    continue
+  if [ "$good" -ne "$todo_n" ]; then
+    bad="$(grep -vxF -f "$work/ok" "$work/todo" | tr '\n' ' ')"
+    die "verification failed (files or meta.json differ from the snapshot) for: $bad; remove them from $STAGING and rerun"
   fi
-  rm -f "$STAGING/.complete/$u"
-  log "block $i/$n $u $(human "$size")  copying"
-  rsync_block "$u" "$size" || die "copy of block $u failed; rerun to resume (finished blocks and files are kept)"
-  verify_block "$u" || die "verification of block $u failed; remove $STAGING/$u and rerun"
-  : >"$STAGING/.complete/$u"
-  copied="$copied $u"
-  bytes_copied=$((bytes_copied + $(stat_of transferred)))
-  bytes_received=$((bytes_received + $(stat_of received)))
-  done_bytes=$((done_bytes + size))
-  pct=100
-  [ "$total" -eq 0 ] || pct=$((done_bytes * 100 / total))
-  log "block $i/$n $u $(human "$size")  done $(human "$done_bytes") / $(human "$total") ($pct%)"
-done
+  log "$good blocks copied and verified"
+  copied="$(tr '\n' ' ' <"$work/todo")"
+fi
 
 # shellcheck disable=SC2086 # word splitting of the ULID lists is intended
 printf '{"copied":%s,"skipped":%s,"bytesCopied":%s,"bytesReceived":%s,"bytesTotal":%s}\n' \

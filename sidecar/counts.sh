@@ -6,7 +6,7 @@
 #
 # Env:
 #   PTM_PROM_URL        Prometheus base URL (default http://localhost:9090)
-#   PTM_WINDOW          window length as a PromQL duration (default 2h)
+#   PTM_WINDOW          window length: <n>ms|s|m|h|d (default 2h)
 #   PTM_SELECTOR        series selector to count (default {__name__=~".+"});
 #                       narrow it when one window holds more samples than
 #                       the server's --query.max-samples (default 50M)
@@ -16,8 +16,11 @@
 #   PTM_WAIT_SECONDS    how long to wait for that (default 180)
 #
 # A window ending at E counts the samples in [E - window, E): it is evaluated
-# at E - 1 ms because a block covers [minTime, maxTime), so a sample at E
-# belongs to the next block, which may legitimately not have been copied.
+# at E - 1 ms with a range of window - 1 ms, because a block covers
+# [minTime, maxTime): a sample at E belongs to the next block, which may
+# legitimately not have been copied. (2.x ranges are closed at both ends; 3.x
+# ranges are open at the start and would miss a sample at exactly E - window
+# on both servers alike.)
 #
 # Health comes from the server's own /metrics (not from a query), so it is
 # the local server's value even when it scrapes other Prometheus servers and
@@ -56,15 +59,58 @@ urlencode() {
     }'
 }
 
-# Value of a one-element instant vector at a time in ms (0 when empty).
+http_post_file() { # url file (form-encoded body)
+  if command -v wget >/dev/null 2>&1 && wget -qO- --post-file="$2" "$1" 2>/dev/null; then
+    return 0
+  fi
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time 300 -H 'Content-Type: application/x-www-form-urlencoded' --data-binary "@$2" "$1" 2>/dev/null
+    return
+  fi
+  return 1
+}
+
+ms_to_s() { printf '%s.%03d' $(($1 / 1000)) $(($1 % 1000)); }
+
+# Value of a one-element instant vector at a time in ms (0 when empty). The
+# query goes in a POST body: it can be long (see count_window).
 query_at() { # expr ms
-  t="$2"
-  ts="$((t / 1000)).$(printf '%03d' $((t % 1000)))"
-  body="$(http_get "$PROM_URL/api/v1/query?query=$(urlencode "$1")&time=$ts")" ||
-    die "query failed: $1 at $ts ($PROM_URL unreachable?)"
+  printf 'query=%s&time=%s' "$(urlencode "$1")" "$(ms_to_s "$2")" >"$work/q"
+  body="$(http_post_file "$PROM_URL/api/v1/query" "$work/q")" ||
+    die "query failed at $(ms_to_s "$2") ($PROM_URL unreachable, or the query was rejected: too many samples? see PTM_SELECTOR)"
   case "$body" in '{"status":"success"'*) ;; *) die "query error: $body" ;; esac
   v="$(printf '%s\n' "$body" | sed -n 's/.*"value":\[[^],]*,"\([^"]*\)"\].*/\1/p')"
   awk -v v="${v:-0}" 'BEGIN { printf "%.0f", v }'
+}
+
+# Metric names with data in [from, to] ms (one per line).
+names_in() {
+  q="match%5B%5D=$(urlencode "$sel")&start=$(ms_to_s "$1")&end=$(ms_to_s "$2")"
+  body="$(http_get "$PROM_URL/api/v1/label/__name__/values?$q")" || die "listing metric names failed"
+  printf '%s\n' "$body" | sed -n 's/^{"status":"success","data":\[\(.*\)\]}.*$/\1/p' |
+    tr ',' '\n' | sed 's/^"//; s/"$//' | grep -v '^$' || true
+}
+
+# Samples in [end - window, end). sum(count_over_time({__name__=~".+"}[w]))
+# fails as soon as two metrics share a label set ("vector cannot contain
+# metrics with the same labelset": count_over_time drops the name), which
+# every real server has (up/scrape_*, histogram _sum/_count). So count per
+# metric name, 100 names per query: (sum(count_over_time({__name__="a"}[w]))
+# or vector(0)) + ... ; each name is an exact index lookup.
+count_window() { # end_ms
+  names_in $(($1 - window_ms)) $(($1 - 1)) >"$work/names"
+  total=0
+  while [ -s "$work/names" ]; do
+    head -n 100 "$work/names" >"$work/batch"
+    tail -n +101 "$work/names" >"$work/rest"
+    mv "$work/rest" "$work/names"
+    q="$(awk -v inner="$inner" -v r="$((window_ms - 1))" '
+      { printf "%s(sum(count_over_time({__name__=\"%s\"%s}[%sms])) or vector(0))", (NR > 1 ? " + " : ""), $0, inner, r }
+    ' "$work/batch")"
+    n="$(query_at "$q" $(($1 - 1)))"
+    total=$((total + n))
+  done
+  echo "$total"
 }
 
 metric() { # name -> value from /metrics, printed as an integer
@@ -82,6 +128,17 @@ read_health() {
 PROM_URL="${PTM_PROM_URL:-http://localhost:9090}"
 PROM_URL="${PROM_URL%/}"
 WINDOW="${PTM_WINDOW:-2h}"
+case "$WINDOW" in
+  *[!0-9]*ms) die "PTM_WINDOW must be <n>ms|s|m|h|d, got $WINDOW" ;;
+  *ms) window_ms="${WINDOW%ms}" ;;
+  *[!0-9]*s | *[!0-9]*m | *[!0-9]*h | *[!0-9]*d) die "PTM_WINDOW must be <n>ms|s|m|h|d, got $WINDOW" ;;
+  *s) window_ms=$((${WINDOW%s} * 1000)) ;;
+  *m) window_ms=$((${WINDOW%m} * 60000)) ;;
+  *h) window_ms=$((${WINDOW%h} * 3600000)) ;;
+  *d) window_ms=$((${WINDOW%d} * 86400000)) ;;
+  *) die "PTM_WINDOW must be <n>ms|s|m|h|d, got $WINDOW" ;;
+esac
+[ "$window_ms" -gt 1 ] || die "PTM_WINDOW too short: $WINDOW"
 for e in "$@"; do
   case "$e" in '' | *[!0-9]*) die "window end must be a ms timestamp: $e" ;; esac
 done
@@ -104,11 +161,19 @@ if [ -n "${PTM_WAIT_LOADED_MS:-}" ]; then
 fi
 
 sel="${PTM_SELECTOR:-}"
-[ -n "$sel" ] || sel='{__name__=~".+"}'
-expr="sum(count_over_time(${sel}[${WINDOW}]))"
+inner=""
+if [ -n "$sel" ]; then
+  case "$sel" in '{'*'}') ;; *) die "PTM_SELECTOR must look like {label=\"value\",...}" ;; esac
+  inner="${sel#\{}"
+  inner=",${inner%\}}"
+else
+  sel='{__name__=~".+"}'
+fi
+work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-counts.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
 windows=""
 for e in "$@"; do
-  c="$(query_at "$expr" $((e - 1)))"
+  c="$(count_window "$e")"
   log "window ending $e: $c samples"
   windows="$windows${windows:+,}{\"endMs\":$e,\"count\":$c}"
 done

@@ -62,4 +62,7 @@ chmod 600 "$secrets"
 } >"$conf"
 
 echo "rsyncd: serving $PTM_DATA as module tsdb on $address:$port (user $user)" >&2
-exec rsync --daemon --no-detach --log-file=/dev/stderr --config="$conf"
+# stdin is the script itself (sh -s) and may be a socket (node, some
+# container runtimes): rsync would then think inetd started it and serve that
+# one "connection". Give it /dev/null instead.
+exec rsync --daemon --no-detach --log-file=/dev/stderr --config="$conf" </dev/null

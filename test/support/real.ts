@@ -33,7 +33,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Promise<T | undefined>, everyMs = 500): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => Promise<T | undefined>,
+  everyMs = 500,
+): Promise<T> {
   const end = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < end) {
@@ -45,12 +50,15 @@ export async function waitFor<T>(what: string, timeoutMs: number, fn: () => Prom
     }
     await sleep(everyMs);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+  throw new Error(
+    `timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`,
+  );
 }
 
 export async function httpText(url: string): Promise<string> {
   const res = await fetch(url);
-  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  if (!res.ok)
+    throw new Error(`GET ${url}: HTTP ${res.status}: ${(await res.text()).slice(0, 500)}`);
   return res.text();
 }
 
@@ -73,7 +81,12 @@ export async function killAll(): Promise<void> {
       }
     }
   }
-  await waitFor("children to exit", 15_000, async () => (children.size === 0 ? true : undefined), 200).catch(() => {
+  await waitFor(
+    "children to exit",
+    15_000,
+    async () => (children.size === 0 ? true : undefined),
+    200,
+  ).catch(() => {
     for (const c of children) if (c.pid !== undefined) process.kill(c.pid, "SIGKILL");
   });
 }
@@ -103,7 +116,10 @@ export async function startPrometheus(opts: {
   const port = await freePort();
   fs.mkdirSync(opts.dataDir, { recursive: true });
   const cfg = path.join(path.dirname(opts.dataDir), `prometheus-${port}.yml`);
-  const targets = opts.scrape(port).map((t) => `'${t}'`).join(", ");
+  const targets = opts
+    .scrape(port)
+    .map((t) => `'${t}'`)
+    .join(", ");
   fs.writeFileSync(
     cfg,
     [
@@ -127,7 +143,8 @@ export async function startPrometheus(opts: {
   fs.closeSync(log);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(`prometheus on ${port} ready (log ${logFile})`, 60_000, async () => {
-    if (child.exitCode !== null) throw new Error(`prometheus exited ${child.exitCode}; see ${logFile}`);
+    if (child.exitCode !== null)
+      throw new Error(`prometheus exited ${child.exitCode}; see ${logFile}`);
     const r = await fetch(`${url}/-/ready`).catch(() => undefined);
     return r?.ok ? true : undefined;
   });
@@ -141,7 +158,12 @@ export async function startPrometheus(opts: {
     async stop() {
       if (child.exitCode === null) {
         child.kill("SIGTERM");
-        await waitFor("prometheus to stop", 30_000, async () => (child.exitCode !== null ? true : undefined), 200);
+        await waitFor(
+          "prometheus to stop",
+          30_000,
+          async () => (child.exitCode !== null ? true : undefined),
+          200,
+        );
       }
     },
   };
@@ -172,14 +194,34 @@ export async function selfMetric(url: string, name: string): Promise<number> {
  * Backfill `dir` with promtool from a generated OpenMetrics file: `series`
  * random gauges every `stepS` seconds over [startMs, endMs).
  */
-export function backfill(dir: string, o: { startMs: number; endMs: number; series: number; stepS: number; metric?: string; maxBlockDuration?: string }): void {
+export function backfill(
+  dir: string,
+  o: {
+    startMs: number;
+    endMs: number;
+    series: number;
+    stepS: number;
+    metric?: string;
+    maxBlockDuration?: string;
+  },
+): void {
   const om = `${dir}.om`;
   const awk = `BEGIN { srand(7); print "# HELP ${o.metric ?? "ptm_backfill"} backfilled test data"; print "# TYPE ${o.metric ?? "ptm_backfill"} gauge";
     for (s = 0; s < series; s++) for (t = start; t < end; t += step) printf "${o.metric ?? "ptm_backfill"}{series=\\"%d\\"} %.6f %d\\n", s, rand() * 100, t;
     print "# EOF" }`;
   const text = execFileSync(
     "awk",
-    ["-v", `start=${Math.ceil(o.startMs / 1000)}`, "-v", `end=${Math.floor(o.endMs / 1000)}`, "-v", `series=${o.series}`, "-v", `step=${o.stepS}`, awk],
+    [
+      "-v",
+      `start=${Math.ceil(o.startMs / 1000)}`,
+      "-v",
+      `end=${Math.floor(o.endMs / 1000)}`,
+      "-v",
+      `series=${o.series}`,
+      "-v",
+      `step=${o.stepS}`,
+      awk,
+    ],
     { maxBuffer: 1 << 30 },
   );
   fs.writeFileSync(om, text);
@@ -226,7 +268,11 @@ export function busyboxPath(): string {
  * Run sidecar/<name>.sh the way the Pulumi program does: the script on
  * stdin of `sh -s -- ARGS`, configuration in the environment only.
  */
-export function runScript(name: string, args: string[] = [], opts: RunOpts = {}): Promise<ScriptResult> {
+export function runScript(
+  name: string,
+  args: string[] = [],
+  opts: RunOpts = {},
+): Promise<ScriptResult> {
   const script = fs.readFileSync(path.join(SIDECAR, `${name}.sh`));
   const env: Record<string, string> = {
     PATH: opts.busybox ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
@@ -236,29 +282,43 @@ export function runScript(name: string, args: string[] = [], opts: RunOpts = {})
   const cmd = opts.busybox ? path.join(busyboxPath(), "sh") : "sh";
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = track(spawn(cmd, ["-s", "--", ...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true }));
+    const child = track(
+      spawn(cmd, ["-s", "--", ...args], { env, stdio: ["pipe", "pipe", "pipe"], detached: true }),
+    );
     let stdout = "";
     let stderr = "";
     child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     child.on("error", reject);
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr, ms: Date.now() - started }));
+    child.on("close", (code, signal) =>
+      resolve({ code, signal, stdout, stderr, ms: Date.now() - started }),
+    );
     child.stdin?.end(script);
     opts.onSpawn?.(child);
   });
 }
 
 /** Run a script that must succeed; returns its JSON result. */
-export async function runJson<T>(name: string, args: string[] = [], opts: RunOpts = {}): Promise<{ json: T; res: ScriptResult }> {
+export async function runJson<T>(
+  name: string,
+  args: string[] = [],
+  opts: RunOpts = {},
+): Promise<{ json: T; res: ScriptResult }> {
   const res = await runScript(name, args, opts);
   if (res.code !== 0) {
-    throw new Error(`${name}.sh exited ${res.code ?? res.signal}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`);
+    throw new Error(
+      `${name}.sh exited ${res.code ?? res.signal}\n--- stderr ---\n${res.stderr}\n--- stdout ---\n${res.stdout}`,
+    );
   }
   return { json: parseLastJsonLine(res.stdout) as T, res };
 }
 
 /** Start sidecar/rsyncd.sh serving `dataDir`; resolves once it accepts connections. */
-export async function startRsyncd(dataDir: string, password: string, runDir: string): Promise<{ port: number; child: ChildProcess; log: () => string }> {
+export async function startRsyncd(
+  dataDir: string,
+  password: string,
+  runDir: string,
+): Promise<{ port: number; child: ChildProcess; log: () => string }> {
   const port = await freePort();
   let log = "";
   const script = fs.readFileSync(path.join(SIDECAR, "rsyncd.sh"));
@@ -278,15 +338,18 @@ export async function startRsyncd(dataDir: string, password: string, runDir: str
   child.stderr?.on("data", (d: Buffer) => (log += d.toString()));
   child.stdout?.on("data", (d: Buffer) => (log += d.toString()));
   child.stdin?.end(script);
-  await waitFor(`rsyncd on ${port}`, 15_000, () =>
-    new Promise<true | undefined>((resolve) => {
-      if (child.exitCode !== null) throw new Error(`rsyncd exited: ${log}`);
-      const s = net.connect(port, "127.0.0.1", () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on("error", () => resolve(undefined));
-    }),
+  await waitFor(
+    `rsyncd on ${port}`,
+    15_000,
+    () =>
+      new Promise<true | undefined>((resolve) => {
+        if (child.exitCode !== null) throw new Error(`rsyncd exited: ${log}`);
+        const s = net.connect(port, "127.0.0.1", () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.on("error", () => resolve(undefined));
+      }),
   );
   return { port, child, log: () => log };
 }
@@ -300,7 +363,10 @@ export function blockChecksums(dataDir: string): { top: string[]; files: Record<
     for (const e of fs.readdirSync(abs, { withFileTypes: true })) {
       const r = path.join(rel, e.name);
       if (e.isDirectory()) walk(r);
-      else files[r] = createHash("sha256").update(fs.readFileSync(path.join(dataDir, r))).digest("hex");
+      else
+        files[r] = createHash("sha256")
+          .update(fs.readFileSync(path.join(dataDir, r)))
+          .digest("hex");
     }
   };
   for (const t of top) if (/^[0-9A-HJKMNP-TV-Z]{26}$/.test(t)) walk(t);
@@ -320,6 +386,9 @@ export function dirBytes(dir: string): number {
 
 /** Disk usage in bytes as `du -sk` counts it (hard links counted once). */
 export function duBytes(...dirs: string[]): number {
-  const out = execFileSync("du", ["-skc", ...dirs]).toString().trim().split("\n");
+  const out = execFileSync("du", ["-skc", ...dirs])
+    .toString()
+    .trim()
+    .split("\n");
   return Number(out[out.length - 1]!.split(/\s+/)[0]) * 1024;
 }

@@ -1,0 +1,608 @@
+// Real servers, real rsync daemon, real scripts: the migration end to end on
+// loopback. One source Prometheus (backfilled history, compacted to several
+// levels, plus live self-scraping) and two targets started later that scrape
+// the same target: A migrates a skip_head snapshot (under busybox), B one with
+// the head (admin API). The `it`s run in order and build on each other.
+//
+// What a 2h wait would be needed for is not covered: the source's live head
+// is never compacted during the test (its "head" is the live-scraped part).
+
+import * as assert from "node:assert/strict";
+import { ChildProcess, execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { randomBytes } from "node:crypto";
+import {
+  BlockMeta,
+  Plan,
+  ProbeResult,
+  parseProbe,
+  planMigration,
+  targetOwnEarliestMs,
+  headRange,
+} from "../../components/plan";
+import { CountsResult, compareCounts, windowsToCompare } from "../../components/verify";
+import {
+  H,
+  Prom,
+  backfill,
+  blockChecksums,
+  dirBytes,
+  duBytes,
+  killAll,
+  mkTemp,
+  runJson,
+  runScript,
+  selfMetric,
+  sleep,
+  startPrometheus,
+  startRsyncd,
+  waitFor,
+} from "../support/real";
+
+const SERIES = 200;
+const STEP_S = 15;
+const HOURS = 50;
+const SNAP = "ptm-test";
+const SNAP_HEAD = "ptm-test-head";
+const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+interface SnapshotOut {
+  snapshot: string;
+  blocks: BlockMeta[];
+  createdMs: number;
+  reused: boolean;
+}
+interface CopyOut {
+  copied: string[];
+  skipped: string[];
+  bytesCopied: number;
+  bytesReceived: number;
+  bytesTotal: number;
+}
+interface InstallOut {
+  installed: string[];
+  alreadyPresent: string[];
+}
+
+const timings: Record<string, number> = {};
+async function timed<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  const t = Date.now();
+  try {
+    return await fn();
+  } finally {
+    timings[name] = Date.now() - t;
+  }
+}
+
+describe("real servers: snapshot -> copy -> install -> verify", function () {
+  const password = randomBytes(12).toString("hex");
+  let root = "";
+  let srcDir = "";
+  let level1Dir = "";
+  let src: Prom;
+  let tgtA: Prom;
+  let tgtB: Prom;
+  let rsyncUrl = (snap: string): string => snap;
+  let backfillStart = 0;
+  let backfillEnd = 0;
+  let sourceStartMs = 0;
+  let sumsBefore: ReturnType<typeof blockChecksums>;
+  let snap: SnapshotOut;
+  let snapHead: SnapshotOut;
+  let probeA: ProbeResult;
+  let probeB: ProbeResult;
+  let teA = 0;
+  let teB = 0;
+  let planA: Plan;
+  let planB: Plan;
+  let loadedBefore = { a: 0, b: 0 };
+  let startTime = { a: 0, b: 0 };
+  let tmpfs = "";
+
+  const probe = async (
+    p: Prom,
+    opts: { busybox?: boolean; snapshot?: string } = {},
+  ): Promise<ProbeResult> => {
+    const { res } = await runJson<unknown>("probe", [], {
+      busybox: opts.busybox ?? false,
+      env: {
+        PTM_DATA: p.dataDir,
+        PTM_PROM_URL: p.url,
+        ...(opts.snapshot ? { PTM_SNAPSHOT: opts.snapshot } : {}),
+      },
+    });
+    return parseProbe(res.stdout);
+  };
+  const copyEnv = (dataDir: string, snapName: string, extra: Record<string, string> = {}) => ({
+    PTM_DATA: dataDir,
+    PTM_RSYNC_URL: rsyncUrl(snapName),
+    RSYNC_PASSWORD: password,
+    PTM_PROGRESS_SECONDS: "2",
+    ...extra,
+  });
+
+  before(async function () {
+    root = mkTemp("ptm-real-");
+    srcDir = path.join(root, "source", "data");
+    level1Dir = path.join(root, "level1");
+    const now = Date.now();
+    // History ends on a 2h boundary at least 3h ago: nothing a head could hold.
+    backfillEnd = Math.floor((now - 3 * H) / (2 * H)) * 2 * H;
+    backfillStart = backfillEnd - HOURS * H;
+    await timed("backfill", async () =>
+      backfill(level1Dir, {
+        startMs: backfillStart,
+        endMs: backfillEnd,
+        series: SERIES,
+        stepS: STEP_S,
+      }),
+    );
+    fs.mkdirSync(path.dirname(srcDir), { recursive: true });
+    execFileSync("cp", ["-a", level1Dir, srcDir]);
+
+    sourceStartMs = Date.now();
+    src = await startPrometheus({
+      dataDir: srcDir,
+      scrape: (port) => [`127.0.0.1:${port}`],
+      adminApi: true,
+    });
+    // The source compacts the backfilled 2h blocks into 6h/18h ones at start.
+    await timed("source compaction", () =>
+      waitFor("level > 1 blocks on the source", 120_000, async () => {
+        const p = await probe(src);
+        return p.blocks.some((b) => b.compaction.level > 1) ? true : undefined;
+      }),
+    );
+    await sleep(5_000); // let it finish the compaction chain and scrape a bit
+
+    // Targets start later, scraping the same target (the source's /metrics).
+    const scrapeSource = (): string[] => [`127.0.0.1:${src.port}`];
+    tgtA = await startPrometheus({
+      dataDir: path.join(root, "targetA", "data"),
+      scrape: scrapeSource,
+    });
+    tgtB = await startPrometheus({
+      dataDir: path.join(root, "targetB", "data"),
+      scrape: scrapeSource,
+    });
+    await waitFor("targets to hold own samples", 60_000, async () => {
+      const [a, b] = await Promise.all([probe(tgtA), probe(tgtB)]);
+      return headRange(a.tsdb) && headRange(b.tsdb) ? true : undefined;
+    });
+    // Let the targets scrape for a while: their first own samples must lie
+    // well before the snapshots (the source scrapes every 2 s too).
+    await sleep(10_000);
+    startTime = {
+      a: await selfMetric(tgtA.url, "process_start_time_seconds"),
+      b: await selfMetric(tgtB.url, "process_start_time_seconds"),
+    };
+
+    const rsyncd = await startRsyncd(srcDir, password, path.join(root, "rsyncd"));
+    rsyncUrl = (s: string) => `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${s}`;
+    sumsBefore = blockChecksums(srcDir);
+  });
+
+  after(async function () {
+    await killAll();
+    if (tmpfs) {
+      try {
+        execFileSync("umount", [tmpfs]);
+      } catch {
+        /* not mounted */
+      }
+    }
+    console.log(`    measurements: ${JSON.stringify(timings)}`);
+    if (root && !process.env["PTM_KEEP"]) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("has several compaction levels and no backfilled data in the last 3 hours", async () => {
+    const p = await probe(src);
+    const levels = new Set(p.blocks.map((b) => b.compaction.level));
+    assert.ok(levels.size >= 2 && Math.max(...levels) >= 2, `levels ${[...levels]}`);
+    assert.ok(Math.max(...p.blocks.map((b) => b.maxTime)) <= Date.now() - 3 * H);
+    assert.equal(p.buildinfo?.version.startsWith("2.42"), true);
+    assert.equal(p.flags?.["web.enable-admin-api"], "true");
+  });
+
+  it("probe.sh gives the same answer under busybox (no GNU tools on PATH)", async () => {
+    const [gnu, bb] = await Promise.all([probe(src), probe(src, { busybox: true })]);
+    assert.deepEqual(
+      bb.blocks.map((b) => [b.ulid, b.sizeBytes]),
+      gnu.blocks.map((b) => [b.ulid, b.sizeBytes]),
+    );
+    assert.equal(bb.buildinfo?.version, gnu.buildinfo?.version);
+    assert.ok(bb.tsdb !== null && bb.dfAvailableBytes > 0);
+  });
+
+  it("snapshot.sh hard-links the blocks (~0 extra disk) and is idempotent", async () => {
+    const duBefore = duBytes(srcDir);
+    const { json, res } = await timed("snapshot (hard links)", () =>
+      runJson<SnapshotOut>("snapshot", [], { env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP } }),
+    );
+    snap = json;
+    const extra = duBytes(srcDir) - duBefore;
+    const p = await probe(src);
+    assert.deepEqual(snap.blocks.map((b) => b.ulid).sort(), p.blocks.map((b) => b.ulid).sort());
+    assert.equal(snap.reused, false);
+    // Only directory entries are new: a few KiB per block dir.
+    assert.ok(extra < 64 * 1024 * (snap.blocks.length + 1), `snapshot used ${extra} bytes`);
+    timings["snapshot extra bytes"] = extra;
+    timings["snapshot bytes"] = snap.blocks.reduce((a, b) => a + (b.sizeBytes ?? 0), 0);
+    assert.match(res.stderr, /hard-linked snapshot/);
+    const again = await runJson<SnapshotOut>("snapshot", [], {
+      env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP },
+    });
+    assert.equal(again.json.reused, true);
+    assert.equal(again.json.createdMs, snap.createdMs);
+  });
+
+  it("snapshot.sh with PTM_INCLUDE_HEAD uses the admin API and adds a head block", async () => {
+    const { json } = await timed("snapshot (with head)", () =>
+      runJson<SnapshotOut>("snapshot", [], {
+        env: {
+          PTM_DATA: srcDir,
+          PTM_SNAPSHOT: SNAP_HEAD,
+          PTM_PROM_URL: src.url,
+          PTM_INCLUDE_HEAD: "true",
+        },
+      }),
+    );
+    snapHead = json;
+    assert.equal(snapHead.blocks.length, snap.blocks.length + 1);
+    const head = snapHead.blocks.find((b) => !snap.blocks.some((s) => s.ulid === b.ulid));
+    const newest = Math.max(...snap.blocks.map((b) => b.maxTime));
+    assert.ok(head !== undefined, "a head block");
+    // The block spans the head's range: from (about) the newest persisted
+    // block up to the snapshot time.
+    assert.ok(
+      head.minTime >= newest - 2 * H && head.maxTime > Date.now() - 60_000,
+      JSON.stringify({ head, newest, sourceStartMs }),
+    );
+  });
+
+  it("copy.sh: a wrong rsync password is refused and nothing is staged", async () => {
+    const dir = path.join(root, "wrongpw");
+    fs.mkdirSync(dir);
+    const res = await runScript("copy", [snap.blocks[0]!.ulid], {
+      env: { ...copyEnv(dir, SNAP), RSYNC_PASSWORD: "wrong" },
+    });
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /auth failed/);
+    assert.match(res.stderr, /cannot list the snapshot/);
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, "ptm-staging")).filter((n) => ULID.test(n)),
+      [],
+    );
+  });
+
+  it("copy.sh: a too-small target volume is refused before copying, with the numbers", async function () {
+    if (process.getuid?.() !== 0) this.skip();
+    tmpfs = path.join(root, "small");
+    fs.mkdirSync(tmpfs);
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=8m", "tmpfs", tmpfs]);
+    const dir = path.join(tmpfs, "data");
+    fs.mkdirSync(dir);
+    const ulids = snap.blocks.map((b) => b.ulid);
+    const total = snap.blocks.reduce((a, b) => a + (b.sizeBytes ?? 0), 0);
+    assert.ok(total > 8 * 1024 * 1024, `test data must exceed the 8 MiB volume (is ${total})`);
+    // Margin 0: the blocks alone do not fit.
+    const res = await runScript("copy", ulids, {
+      env: copyEnv(dir, SNAP, { PTM_FREE_MARGIN_BYTES: "0" }),
+    });
+    assert.equal(res.code, 3, res.stderr);
+    const out = JSON.parse(res.stdout.trim().split("\n").pop()!) as {
+      error: string;
+      needBytes: number;
+      availableBytes: number;
+    };
+    assert.equal(out.error, "insufficient-space");
+    assert.equal(out.needBytes, total);
+    assert.ok(out.availableBytes <= 8 * 1024 * 1024);
+    assert.match(
+      res.stderr,
+      new RegExp(`need ${total} bytes .* available ${out.availableBytes} bytes`),
+    );
+    assert.deepEqual(
+      fs.readdirSync(path.join(dir, "ptm-staging")).filter((n) => ULID.test(n)),
+      [],
+    );
+  });
+
+  it("plans: A (skip_head) leaves the gap up to its first scrape, B (head) none", async () => {
+    [probeA, probeB] = await Promise.all([probe(tgtA), probe(tgtB)]);
+    teA = targetOwnEarliestMs(probeA)!;
+    teB = targetOwnEarliestMs(probeB)!;
+    const srcProbe = await probe(src);
+    const input = (blocks: BlockMeta[], t: ProbeResult, te: number, includeHead: boolean) => ({
+      sourceBlocks: blocks,
+      sourceHead: headRange(srcProbe.tsdb),
+      targetVersion: t.buildinfo!.version,
+      targetFlags: t.flags ?? {},
+      targetBlocks: t.blocks,
+      targetEarliestMs: te,
+      includeHead,
+      nowMs: t.nowMs,
+    });
+    planA = planMigration(input(snap.blocks, probeA, teA, false));
+    planB = planMigration(input(snapHead.blocks, probeB, teB, true));
+    const newest = Math.max(...snap.blocks.map((b) => b.maxTime));
+    assert.equal(planA.blocks.length, snap.blocks.length);
+    assert.equal(planA.cutoffMs, newest);
+    assert.equal(planA.gapMs, teA - newest);
+    assert.ok(planA.gapMs > 3 * H);
+    assert.equal(planA.samples, SERIES * HOURS * (3600 / STEP_S));
+    assert.equal(planB.gapMs, 0);
+    assert.equal(planB.blocks.length, snapHead.blocks.length);
+  });
+
+  it("copy.sh + install.sh: A under busybox sh, B under sh; reruns skip everything", async () => {
+    loadedBefore = {
+      a: await selfMetric(tgtA.url, "prometheus_tsdb_blocks_loaded"),
+      b: await selfMetric(tgtB.url, "prometheus_tsdb_blocks_loaded"),
+    };
+    const ulidsA = planA.blocks.map((b) => b.ulid);
+    const ulidsB = planB.blocks.map((b) => b.ulid);
+    const [ca, cb] = await timed("copy A and B", () =>
+      Promise.all([
+        runJson<CopyOut>("copy", ulidsA, { busybox: true, env: copyEnv(tgtA.dataDir, SNAP) }),
+        runJson<CopyOut>("copy", ulidsB, { env: copyEnv(tgtB.dataDir, SNAP_HEAD) }),
+      ]),
+    );
+    assert.deepEqual(ca.json.copied, ulidsA);
+    assert.equal(ca.json.bytesTotal, planA.bytes);
+    assert.equal(ca.json.bytesCopied, planA.bytes);
+    assert.match(ca.res.stderr, /block 1\/\d+ [0-9A-Z]{26} .* done .* \(\d+%\)/);
+    assert.deepEqual(cb.json.copied, ulidsB);
+    const [ia, ib] = await Promise.all([
+      runJson<InstallOut>("install", ulidsA, { busybox: true, env: { PTM_DATA: tgtA.dataDir } }),
+      runJson<InstallOut>("install", ulidsB, { env: { PTM_DATA: tgtB.dataDir } }),
+    ]);
+    assert.deepEqual(ia.json.installed, ulidsA);
+    assert.deepEqual(ib.json.installed, ulidsB);
+    // Reruns: nothing copied, nothing moved, nothing overwritten.
+    const again = await runJson<CopyOut>("copy", ulidsA, { env: copyEnv(tgtA.dataDir, SNAP) });
+    assert.deepEqual(again.json.copied, []);
+    assert.deepEqual(again.json.skipped, ulidsA);
+    assert.equal(again.json.bytesReceived, 0);
+    const iagain = await runJson<InstallOut>("install", ulidsA, {
+      env: { PTM_DATA: tgtA.dataDir },
+    });
+    assert.deepEqual(iagain.json.alreadyPresent, ulidsA);
+  });
+
+  it("the targets hot-load the blocks, without a restart", async () => {
+    const oldest = (p: Plan) => Math.min(...p.blocks.map((b) => b.minTime));
+    const counts = (p: Prom, plan: Plan) =>
+      runJson<CountsResult>("counts", [], {
+        env: {
+          PTM_PROM_URL: p.url,
+          PTM_WAIT_LOADED_MS: String(oldest(plan)),
+          PTM_WAIT_SECONDS: "150",
+        },
+      });
+    const [a, b] = await timed("hot load wait", () =>
+      Promise.all([counts(tgtA, planA), counts(tgtB, planB)]),
+    );
+    for (const [name, r, t, before0, start] of [
+      ["A", a.json, tgtA, loadedBefore.a, startTime.a],
+      ["B", b.json, tgtB, loadedBefore.b, startTime.b],
+    ] as const) {
+      assert.ok(
+        r.health.blocksLoaded > before0,
+        `${name}: blocks loaded ${before0} -> ${r.health.blocksLoaded}`,
+      );
+      assert.equal(r.health.reloadFailures, 0);
+      assert.equal(r.health.compactionsFailed, 0);
+      assert.equal(t.child.exitCode, null, `${name} still running`);
+      assert.equal(
+        await selfMetric(t.url, "process_start_time_seconds"),
+        start,
+        `${name} never restarted`,
+      );
+    }
+    assert.equal(tgtA.child.pid, tgtA.pid);
+  });
+
+  it("every source sample before the cutoff is on the targets (equal counts per window)", async () => {
+    const cmp = async (t: Prom, plan: Plan, te: number) => {
+      const ends = windowsToCompare(plan, { targetEarliestMs: te }).map(String);
+      const [s, g] = await Promise.all([
+        runJson<CountsResult>("counts", ends, { env: { PTM_PROM_URL: src.url } }),
+        // Target A's counts run under busybox (wget --post-file, busybox awk).
+        runJson<CountsResult>("counts", ends, {
+          env: { PTM_PROM_URL: t.url },
+          busybox: t === tgtA,
+        }),
+      ]);
+      return { c: compareCounts(s.json.windows, g.json.windows, te), s: s.json };
+    };
+    const a = await cmp(tgtA, planA, teA);
+    assert.ok(a.c.ok, a.c.summary);
+    assert.ok(a.c.windows.every((w) => w.rule === "equal"));
+    // The aligned windows cover the backfill but its last 2h exactly once;
+    // the window ending at the cutoff holds that last 2h.
+    const aligned = a.s.windows.filter((w) => w.endMs % (2 * H) === 0);
+    assert.equal(
+      aligned.reduce((n, w) => n + w.count, 0),
+      SERIES * (HOURS - 2) * (3600 / STEP_S),
+    );
+    assert.equal(
+      a.s.windows.find((w) => w.endMs === planA.cutoffMs)?.count,
+      SERIES * 2 * (3600 / STEP_S),
+    );
+    const b = await cmp(tgtB, planB, teB);
+    assert.ok(b.c.ok, b.c.summary);
+    // The window ending at B's first own sample holds copied head data only.
+    const headWin = b.c.windows.find((w) => w.endMs === teB);
+    assert.ok(
+      headWin !== undefined && headWin.rule === "equal" && headWin.source > 0,
+      JSON.stringify(headWin),
+    );
+    timings["windows compared A"] = a.c.windowsCompared;
+    timings["windows compared B"] = b.c.windowsCompared;
+  });
+
+  it("the gap is what the plan says: A lacks exactly [cutoff, first scrape), B lacks nothing", async () => {
+    // counts.sh with one window [cutoff, te) on each server.
+    const gapCount = async (p: Prom, te: number) =>
+      (
+        await runJson<CountsResult>("counts", [String(te)], {
+          env: { PTM_PROM_URL: p.url, PTM_WINDOW: `${te - planA.cutoffMs}ms` },
+        })
+      ).json.windows[0]!.count;
+    const [onSource, onA, onSourceB, onB] = await Promise.all([
+      gapCount(src, teA),
+      gapCount(tgtA, teA),
+      gapCount(src, teB),
+      gapCount(tgtB, teB),
+    ]);
+    assert.ok(onSource > 0, "the source scraped during the gap");
+    assert.equal(onA, 0, "target A has nothing in the gap");
+    assert.equal(onB, onSourceB, "target B has every source sample up to its first scrape");
+    timings["gap A ms"] = planA.gapMs;
+    timings["gap A: source samples in the gap (missing on A)"] = onSource;
+    timings["gap B: source samples before B's first scrape (all on B)"] = onSourceB;
+  });
+
+  it("a killed copy resumes without recopying finished files or blocks", async () => {
+    const dir = path.join(root, "resume");
+    fs.mkdirSync(dir);
+    const ulids = planA.blocks.map((b) => b.ulid);
+    const staging = path.join(dir, "ptm-staging");
+    const total = planA.bytes;
+    let child: ChildProcess | undefined;
+    const first = runScript("copy", ulids, {
+      env: copyEnv(dir, SNAP, { PTM_BWLIMIT: "2000" }),
+      onSpawn: (c) => (child = c),
+    });
+    // Kill the whole process group (sh, rsync, awk) with SIGKILL, like a
+    // dropped `kubectl exec`, once a third of the bytes are staged.
+    await waitFor(
+      "a third of the bytes staged",
+      120_000,
+      async () => (dirBytes(staging) > total / 3 ? true : undefined),
+      100,
+    );
+    process.kill(-child!.pid!, "SIGKILL");
+    const killed = await first;
+    assert.equal(killed.signal, "SIGKILL");
+    // Files complete before the kill: same name and size as in the snapshot.
+    const snapDir = path.join(srcDir, "snapshots", SNAP);
+    const finished = new Map<string, number>();
+    for (const u of ulids) {
+      for (const rel of [
+        "index",
+        "meta.json",
+        "tombstones",
+        ...fs.readdirSync(path.join(snapDir, u, "chunks")).map((c) => `chunks/${c}`),
+      ]) {
+        const p = path.join(staging, u, rel);
+        if (
+          fs.existsSync(p) &&
+          fs.statSync(p).size === fs.statSync(path.join(snapDir, u, rel)).size
+        )
+          finished.set(p, fs.statSync(p).ino);
+      }
+    }
+    const stagedBefore = dirBytes(staging);
+    // The file in flight at the kill is a temp file that cannot be reused.
+    const finishedBytes = [...finished.keys()].reduce((a, p) => a + fs.statSync(p).size, 0);
+    assert.ok(finished.size > 0 && finishedBytes < total, `finished ${finishedBytes} of ${total}`);
+    const { json } = await timed("resume rerun", () =>
+      runJson<CopyOut>("copy", ulids, { env: copyEnv(dir, SNAP) }),
+    );
+    assert.deepEqual(json.copied, ulids);
+    // Only what was missing came over the wire (plus file lists/checksums).
+    assert.ok(
+      json.bytesReceived < total - finishedBytes + 256 * 1024,
+      `rerun received ${json.bytesReceived}, finished before ${finishedBytes} of ${total}`,
+    );
+    // Files finished before the kill were not rewritten (rsync replaces a file by renaming a new one over it).
+    for (const [p, ino] of finished) assert.equal(fs.statSync(p).ino, ino, `${p} was rewritten`);
+    assert.equal(fs.readdirSync(path.join(staging, ".complete")).length, ulids.length);
+    assert.ok(!fs.existsSync(path.join(staging, ".lock")), "lock released");
+    // The staged copy is byte-identical to the snapshot (temp files of the killed run are gone).
+    assert.deepEqual(blockChecksums(staging).files, blockChecksums(snapDir).files);
+    // And a third run skips every block by its marker.
+    const third = await runJson<CopyOut>("copy", ulids, { env: copyEnv(dir, SNAP) });
+    assert.deepEqual(third.json.skipped, ulids);
+    assert.equal(third.json.bytesReceived, 0);
+    timings["resume: files finished before kill"] = finished.size;
+    timings["resume: bytes staged before kill (incl. the temp file in flight)"] = stagedBefore;
+    timings["resume: bytes in files finished before kill"] = finishedBytes;
+    timings["resume: bytes received on rerun"] = json.bytesReceived;
+    timings["resume: bytes total"] = total;
+  });
+
+  it("a listing taken during a compaction yields no duplicated blocks", async () => {
+    // The backfilled level-1 blocks next to the merged blocks the source made
+    // of them: what a listing between "merged block written" and "parents
+    // deleted" holds.
+    const race = path.join(root, "race");
+    execFileSync("cp", ["-a", level1Dir, race]);
+    for (const b of snap.blocks) {
+      if (!fs.existsSync(path.join(race, b.ulid)))
+        execFileSync("cp", ["-al", path.join(srcDir, b.ulid), path.join(race, b.ulid)]);
+    }
+    const { res } = await runJson<unknown>("probe", [], {
+      env: { PTM_DATA: race, PTM_PROM_URL: "http://127.0.0.1:1" },
+    });
+    const listing = parseProbe(res.stdout);
+    assert.ok(listing.blocks.length > snap.blocks.length);
+    const plan = planMigration({
+      sourceBlocks: listing.blocks,
+      sourceHead: undefined,
+      targetVersion: "2.42.0",
+      targetFlags: {},
+      targetBlocks: [],
+      targetEarliestMs: undefined,
+      includeHead: false,
+      nowMs: Date.now(),
+    });
+    assert.deepEqual(plan.blocks.map((b) => b.ulid).sort(), snap.blocks.map((b) => b.ulid).sort());
+    assert.equal(plan.samples, SERIES * HOURS * (3600 / STEP_S));
+    // Every level-1 source is covered exactly once.
+    const sources = plan.blocks.flatMap((b) => b.compaction.sources ?? [b.ulid]);
+    assert.equal(new Set(sources).size, sources.length);
+  });
+
+  it("cleanup removes only the snapshots and the staging dir; source blocks unchanged", async () => {
+    for (const s of [SNAP, SNAP_HEAD]) {
+      await runJson("cleanup-source", [], { env: { PTM_DATA: srcDir, PTM_SNAPSHOT: s } });
+      const again = await runJson<{ removed: string[] }>("cleanup-source", [], {
+        env: { PTM_DATA: srcDir, PTM_SNAPSHOT: s },
+      });
+      assert.deepEqual(again.json.removed, []);
+    }
+    const bad = await runScript("cleanup-source", [], {
+      env: { PTM_DATA: srcDir, PTM_SNAPSHOT: "../x" },
+    });
+    assert.notEqual(bad.code, 0);
+    const after = blockChecksums(srcDir);
+    assert.deepEqual(after.files, sumsBefore.files, "source block files unchanged");
+    assert.deepEqual(
+      after.top,
+      sumsBefore.top.includes("snapshots")
+        ? sumsBefore.top
+        : [...sumsBefore.top, "snapshots"].sort(),
+    );
+    assert.deepEqual(fs.readdirSync(path.join(srcDir, "snapshots")), []);
+
+    const t = await runJson<{ removed: string[] }>("cleanup-target", [], {
+      env: { PTM_DATA: tgtA.dataDir },
+    });
+    assert.equal(t.json.removed.length, 1);
+    assert.ok(
+      fs.readdirSync(tgtA.dataDir).filter((n) => ULID.test(n)).length >= planA.blocks.length,
+    );
+    const t2 = await runJson<{ removed: string[] }>("cleanup-target", [], {
+      env: { PTM_DATA: tgtA.dataDir },
+    });
+    assert.deepEqual(t2.json.removed, []);
+    const refuse = await runScript("cleanup-target", [], {
+      env: { PTM_DATA: tgtA.dataDir, PTM_STAGING: tgtA.dataDir },
+    });
+    assert.notEqual(refuse.code, 0);
+  });
+});

@@ -1,0 +1,130 @@
+// Sidecar script edge cases that need no Prometheus: the snapshot's retry
+// when a compaction deletes a block while it is being linked, and refusals.
+
+import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { H, backfill, killAll, mkTemp, runJson, runScript } from "../support/real";
+
+interface SnapshotOut {
+  snapshot: string;
+  blocks: { ulid: string }[];
+  reused: boolean;
+}
+
+describe("sidecar scripts without a server", function () {
+  let root = "";
+  let data = "";
+  let ulids: string[] = [];
+
+  before(() => {
+    root = mkTemp("ptm-scripts-");
+    data = path.join(root, "data");
+    const end = Math.floor((Date.now() - 3 * H) / (2 * H)) * 2 * H;
+    backfill(data, { startMs: end - 6 * H, endMs: end, series: 5, stepS: 60 });
+    ulids = fs
+      .readdirSync(data)
+      .filter((n) => /^[0-9A-Z]{26}$/.test(n))
+      .sort();
+  });
+
+  after(async () => {
+    await killAll();
+    if (root && !process.env["PTM_KEEP"]) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("snapshot.sh retries when a block disappears while it is linked (compaction race)", async () => {
+    // A `cp` shim that, the first time, deletes the block it is asked to
+    // link (as a compaction deleting a parent would) and fails.
+    const bin = path.join(root, "bin");
+    fs.mkdirSync(bin);
+    const flag = path.join(root, "raced");
+    const realCp = execFileSync("sh", ["-c", "command -v cp"]).toString().trim();
+    fs.writeFileSync(
+      path.join(bin, "cp"),
+      `#!/bin/sh\nif [ ! -e '${flag}' ]; then : > '${flag}'; src="$2"; rm -rf "$src"; echo "cp: cannot stat '$src'" >&2; exit 1; fi\nexec ${realCp} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const res = await runJson<SnapshotOut>("snapshot", [], {
+      env: { PTM_DATA: data, PTM_SNAPSHOT: "race", PATH: `${bin}:${process.env["PATH"]}` },
+    });
+    assert.match(res.res.stderr, /block set changed while linking \(attempt 1\); retrying/);
+    const left = fs
+      .readdirSync(data)
+      .filter((n) => /^[0-9A-Z]{26}$/.test(n))
+      .sort();
+    assert.equal(left.length, ulids.length - 1, "the shim deleted one block");
+    assert.deepEqual(res.json.blocks.map((b) => b.ulid).sort(), left);
+    assert.ok(!fs.existsSync(path.join(data, "snapshots", "race.tmp")), "no .tmp left");
+    ulids = left;
+  });
+
+  it("snapshot.sh and cleanup-source.sh work under busybox", async () => {
+    const env = { PTM_DATA: data, PTM_SNAPSHOT: "bb" };
+    const r = await runJson<SnapshotOut>("snapshot", [], { env, busybox: true });
+    assert.deepEqual(r.json.blocks.map((b) => b.ulid).sort(), ulids);
+    const ino = (p: string): number => fs.statSync(p).ino;
+    assert.equal(
+      ino(path.join(data, "snapshots", "bb", ulids[0]!, "index")),
+      ino(path.join(data, ulids[0]!, "index")),
+      "hard link",
+    );
+    const again = await runJson<SnapshotOut>("snapshot", [], { env, busybox: true });
+    assert.equal(again.json.reused, true);
+    const c = await runJson<{ removed: string[] }>("cleanup-source", [], { env, busybox: true });
+    assert.equal(c.json.removed.length, 1);
+    assert.ok(fs.existsSync(path.join(data, ulids[0]!, "index")));
+  });
+
+  it("install.sh refuses blocks that are not completely staged, and installs nothing", async () => {
+    const tgt = path.join(root, "target");
+    const staging = path.join(tgt, "ptm-staging");
+    fs.mkdirSync(path.join(staging, ".complete"), { recursive: true });
+    execFileSync("cp", ["-a", path.join(data, ulids[0]!), path.join(staging, ulids[0]!)]);
+    fs.writeFileSync(path.join(staging, ".complete", ulids[0]!), "");
+    execFileSync("cp", ["-a", path.join(data, ulids[1]!), path.join(staging, ulids[1]!)]); // no marker
+    const res = await runScript("install", [ulids[0]!, ulids[1]!], { env: { PTM_DATA: tgt } });
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, new RegExp(`${ulids[1]} is neither installed nor completely staged`));
+    assert.ok(!fs.existsSync(path.join(tgt, ulids[0]!)), "nothing installed");
+    const ok = await runJson<{ installed: string[] }>("install", [ulids[0]!], {
+      env: { PTM_DATA: tgt },
+    });
+    assert.deepEqual(ok.json.installed, [ulids[0]]);
+    const bad = await runScript("install", ["not-a-ulid"], { env: { PTM_DATA: tgt } });
+    assert.notEqual(bad.code, 0);
+  });
+
+  it("cleanup scripts validate their names", async () => {
+    for (const snap of ["", "a/b", "..", ".hidden"]) {
+      const r = await runScript("cleanup-source", [], {
+        env: { PTM_DATA: data, PTM_SNAPSHOT: snap },
+      });
+      assert.notEqual(r.code, 0, `PTM_SNAPSHOT=${JSON.stringify(snap)}`);
+    }
+    for (const staging of [data, root, path.join(data, "wal"), path.join(data, ulids[0]!)]) {
+      const r = await runScript("cleanup-target", [], {
+        env: { PTM_DATA: data, PTM_STAGING: staging },
+      });
+      assert.notEqual(r.code, 0, `PTM_STAGING=${staging}`);
+      assert.ok(fs.existsSync(data));
+    }
+    assert.ok(fs.existsSync(path.join(data, ulids[0]!)));
+  });
+
+  it("rsyncd.sh refuses to start without a password", async () => {
+    const r = await runScript("rsyncd", [], {
+      env: { PTM_DATA: data, PTM_RSYNC_PASSWORD: "", PTM_RUN: path.join(root, "run") },
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /PTM_RSYNC_PASSWORD is empty/);
+  });
+
+  it("every script is POSIX sh and shellcheck-clean", () => {
+    execFileSync("sh", ["-c", "shellcheck -s sh sidecar/*.sh"], {
+      cwd: path.resolve(__dirname, "..", ".."),
+      stdio: "inherit",
+    });
+  });
+});
