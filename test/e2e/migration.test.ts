@@ -4,6 +4,7 @@
 
 import * as assert from "node:assert/strict";
 import { Stack } from "@pulumi/pulumi/automation";
+import { kubectl } from "../../e2e/cluster";
 import {
   changes,
   configure,
@@ -109,6 +110,20 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     );
     await assert.rejects(first);
     assert.ok(sawSecond, "the copy was interrupted mid-way");
+    // The rsync inside the sidecar outlives a killed kubectl; kill it too, as a pod or
+    // network failure would, so that the next up has real work left.
+    kubectl([
+      "exec",
+      "-n",
+      TARGET.namespace,
+      `statefulset/${TARGET.name}`,
+      "-c",
+      "ptm-rsync",
+      "--",
+      "sh",
+      "-c",
+      "pkill rsync; true",
+    ]);
 
     await stack.removeConfig("prometheus-tsdb-migration:bandwidthLimit");
     const lines: string[] = [];
@@ -127,6 +142,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
         `${copy.bytesReceived} bytes received of ${copy.bytesTotal}`,
     );
     // The killed run's blocks (finished by it, or by its rsync that outlived kubectl) are not sent again.
+    assert.ok(copy.copied.length >= 1, "the killed copy left work to do");
     assert.ok(copy.bytesReceived < copy.bytesTotal, JSON.stringify(copy));
     assert.equal((out.verification as { ok: boolean }).ok, true);
     assert.ok(
