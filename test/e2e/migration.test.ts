@@ -93,37 +93,48 @@ describe("end to end: a migration in a real cluster with the real engine", funct
 
   it("migrates; a copy killed mid-way completes on the next up without recopying", async () => {
     targetPod = podOf(TARGET);
-    await configure(stack, { phase: "migrate", includeHead: "true", bandwidthLimit: "16" });
-    // Kill the `up` as soon as the second block starts copying.
+    await configure(stack, { phase: "migrate", includeHead: "true", bandwidthLimit: "2" });
+    // Interrupt the `up` once the first block is copied (at 2 KiB/s the whole copy would take
+    // minutes), as Ctrl-C would.
     const abort = new AbortController();
-    let sawSecond = false;
-    const first = timed("migrate (killed)", () =>
+    let interrupted = false;
+    const killedLines: string[] = [];
+    const first = timed("migrate (interrupted)", () =>
       stack.up({
         signal: abort.signal,
         onOutput: (o) => {
-          if (!sawSecond && /copy: block 2\//.test(o)) {
-            sawSecond = true;
+          for (const l of o.split("\n")) if (/copy: /.test(l)) killedLines.push(l.trim());
+          if (!interrupted && /copy: block 1\//.test(o)) {
+            interrupted = true;
             abort.abort();
           }
         },
       }),
     );
     await assert.rejects(first);
-    assert.ok(sawSecond, "the copy was interrupted mid-way");
-    // The rsync inside the sidecar outlives a killed kubectl; kill it too, as a pod or
-    // network failure would, so that the next up has real work left.
-    kubectl([
-      "exec",
-      "-n",
-      TARGET.namespace,
-      `statefulset/${TARGET.name}`,
-      "-c",
-      "ptm-rsync",
-      "--",
-      "sh",
-      "-c",
-      "pkill rsync; true",
-    ]);
+    assert.ok(interrupted, "the copy was interrupted mid-way");
+    // An rsync inside the sidecar may outlive its kubectl; stop it too, as a pod or network
+    // failure would, so that the next up has real work left.
+    const inSidecar = (cmd: string) =>
+      kubectl([
+        "exec",
+        "-n",
+        TARGET.namespace,
+        `statefulset/${TARGET.name}`,
+        "-c",
+        "ptm-rsync",
+        "--",
+        "sh",
+        "-c",
+        cmd,
+      ]);
+    inSidecar("pkill rsync; true");
+    const staged = Number(
+      inSidecar("ls $PTM_DATA/ptm-staging/.complete 2>/dev/null | wc -l").trim(),
+    );
+    log(
+      `interrupted run: ${killedLines.slice(-2).join(" | ")}; ${staged} blocks complete in staging`,
+    );
 
     await stack.removeConfig("prometheus-tsdb-migration:bandwidthLimit");
     const lines: string[] = [];
