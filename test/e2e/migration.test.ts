@@ -128,7 +128,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
         "-c",
         cmd,
       ]);
-    inSidecar("pkill rsync; true");
+    inSidecar("killall rsync; true");
     const staged = Number(
       inSidecar("ls $PTM_DATA/ptm-staging/.complete 2>/dev/null | wc -l").trim(),
     );
