@@ -11,9 +11,10 @@ export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'"'"'`)}'`;
 }
 
-/** The text of a sidecar script, read from sidecar/<name>.sh. */
+/** The text a sidecar runs for sidecar/<name>.sh: the shared functions of lib.sh, then the script. */
 export function sidecarScript(name: string): string {
-  return fs.readFileSync(path.join(__dirname, "..", "sidecar", `${name}.sh`), "utf8");
+  const read = (f: string) => fs.readFileSync(path.join(__dirname, "..", "sidecar", f), "utf8");
+  return `${read("lib.sh")}\n${read(`${name}.sh`)}`;
 }
 
 /** A command line that runs scripts/<name>.sh on this machine, with its arguments. */

@@ -31,16 +31,11 @@
 #   {"copied":[..],"skipped":[..],"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
 # or, when refused for lack of space (exit 3):
 #   {"error":"insufficient-space","needBytes":N,"marginBytes":N,"availableBytes":N}
+# Uses sidecar/lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "copy: $*" >&2; }
 die() { echo "copy: ERROR: $*" >&2; exit 1; }
-
-is_ulid() {
-  [ "${#1}" -eq 26 ] || return 1
-  case "$1" in *[!0123456789ABCDEFGHJKMNPQRSTVWXYZ]*) return 1 ;; esac
-  return 0
-}
 
 human() {
   awk -v b="$1" 'BEGIN {

@@ -29,21 +29,11 @@
 # Stdout: one JSON line
 #   {"windows":[{"endMs":N,"count":N}],"health":{"blocksLoaded":N,
 #    "reloadFailures":N,"compactionsFailed":N,"lowestTimestampMs":N}}
+# Uses sidecar/lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "counts: $*" >&2; }
 die() { echo "counts: ERROR: $*" >&2; exit 1; }
-
-http_get() {
-  if command -v wget >/dev/null 2>&1 && wget -qO- "$1" 2>/dev/null; then
-    return 0
-  fi
-  if command -v curl >/dev/null 2>&1; then
-    curl -fsS --max-time 120 "$1" 2>/dev/null
-    return
-  fi
-  return 1
-}
 
 urlencode() {
   printf '%s\n' "$1" | awk '
@@ -86,7 +76,7 @@ query_at() { # expr ms
 # Metric names with data in [from, to] ms (one per line).
 names_in() {
   q="match%5B%5D=$(urlencode "$sel")&start=$(ms_to_s "$1")&end=$(ms_to_s "$2")"
-  body="$(http_get "$PROM_URL/api/v1/label/__name__/values?$q")" || die "listing metric names failed"
+  body="$(http_get "$PROM_URL/api/v1/label/__name__/values?$q" 120)" || die "listing metric names failed"
   printf '%s\n' "$body" | sed -n 's/^{"status":"success","data":\[\(.*\)\]}.*$/\1/p' |
     tr ',' '\n' | sed 's/^"//; s/"$//' | grep -v '^$' || true
 }
@@ -118,7 +108,7 @@ metric() { # name -> value from /metrics, printed as an integer
 }
 
 read_health() {
-  metrics="$(http_get "$PROM_URL/metrics")" || die "GET $PROM_URL/metrics failed"
+  metrics="$(http_get "$PROM_URL/metrics" 120)" || die "GET $PROM_URL/metrics failed"
   blocks="$(metric prometheus_tsdb_blocks_loaded)"
   reloads="$(metric prometheus_tsdb_reloads_failures_total)"
   compactions="$(metric prometheus_tsdb_compactions_failed_total)"

@@ -11,16 +11,11 @@
 # whole reload. Nothing already in $PTM_DATA is ever overwritten or deleted.
 #
 # Stdout: one JSON line {"installed":[..],"alreadyPresent":[..]}
+# Uses sidecar/lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "install: $*" >&2; }
 die() { echo "install: ERROR: $*" >&2; exit 1; }
-
-is_ulid() {
-  [ "${#1}" -eq 26 ] || return 1
-  case "$1" in *[!0123456789ABCDEFGHJKMNPQRSTVWXYZ]*) return 1 ;; esac
-  return 0
-}
 
 json_list() {
   out=""

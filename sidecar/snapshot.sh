@@ -15,44 +15,11 @@
 # (fs.protected_hardlinks), i.e. the Prometheus uid (1001 for BKPR/bitnami).
 #
 # Stdout: one JSON line {"snapshot":name,"blocks":[meta+sizeBytes...],"createdMs":N,"reused":bool}
+# Uses sidecar/lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "snapshot: $*" >&2; }
 die() { echo "snapshot: ERROR: $*" >&2; exit 1; }
-
-is_ulid() {
-  [ "${#1}" -eq 26 ] || return 1
-  case "$1" in *[!0123456789ABCDEFGHJKMNPQRSTVWXYZ]*) return 1 ;; esac
-  return 0
-}
-
-dir_size() {
-  find "$1" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }'
-}
-
-meta_with_size() {
-  awk -v size="$(dir_size "$1")" '
-    { s = s $0 " " }
-    END {
-      sub(/[ \t\r]+$/, "", s)
-      if (s !~ /^[ \t\r]*\{/ || s !~ /\}$/) exit 1
-      s = substr(s, 1, length(s) - 1)
-      printf "%s,\"sizeBytes\":%s}", s, size
-    }' "$1/meta.json"
-}
-
-blocks_json() {
-  sep=""
-  printf '['
-  for d in "$1"/*; do
-    name="${d##*/}"
-    is_ulid "$name" || continue
-    [ -f "$d/meta.json" ] || continue
-    printf '%s%s' "$sep" "$(meta_with_size "$d")"
-    sep=","
-  done
-  printf ']'
-}
 
 http_post() {
   if command -v wget >/dev/null 2>&1 && wget -qO- --post-data='' "$1" 2>/dev/null; then

@@ -9,6 +9,7 @@ import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseLastJsonLine } from "../../components/blockMeta";
+import { sidecarScript } from "../../components/kubectl";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 export const SIDECAR = path.join(REPO, "sidecar");
@@ -273,7 +274,7 @@ export function runScript(
   args: string[] = [],
   opts: RunOpts = {},
 ): Promise<ScriptResult> {
-  const script = fs.readFileSync(path.join(SIDECAR, `${name}.sh`));
+  const script = sidecarScript(name);
   const env: Record<string, string> = {
     PATH: opts.busybox ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
     HOME: os.tmpdir(),
@@ -321,7 +322,7 @@ export async function startRsyncd(
 ): Promise<{ port: number; child: ChildProcess; log: () => string }> {
   const port = await freePort();
   let log = "";
-  const script = fs.readFileSync(path.join(SIDECAR, "rsyncd.sh"));
+  const script = sidecarScript("rsyncd");
   const child = track(
     spawn("sh", ["-s"], {
       env: {

@@ -1,0 +1,68 @@
+#!/bin/sh
+# Functions shared by the sidecar scripts. The program sends this file and then the script
+# in one `sh -c` (components/kubectl.ts sidecarScript), so every script can use them.
+# shellcheck disable=SC2034 # sourced: the functions are used by the scripts that follow
+
+# A block dir is named by a ULID (26 chars, Crockford base32); Prometheus ignores
+# everything else, and so do we (.tmp dirs, wal, chunks_head, snapshots, staging).
+is_ulid() {
+  [ "${#1}" -eq 26 ] || return 1
+  case "$1" in *[!0123456789ABCDEFGHJKMNPQRSTVWXYZ]*) return 1 ;; esac
+  return 0
+}
+
+# Apparent size of all files under a dir (hard links count fully: this is what a copy
+# transfers).
+dir_size() {
+  find "$1" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+# meta.json is JSON already: join its lines (JSON strings cannot contain raw newlines, so
+# this is safe) and append "sizeBytes" before the final brace.
+meta_with_size() {
+  awk -v size="$(dir_size "$1")" '
+    { s = s $0 " " }
+    END {
+      sub(/[ \t\r]+$/, "", s)
+      if (s !~ /^[ \t\r]*\{/ || s !~ /\}$/) exit 1
+      s = substr(s, 1, length(s) - 1)
+      printf "%s,\"sizeBytes\":%s}", s, size
+    }' "$1/meta.json"
+}
+
+# JSON array of the complete blocks (ULID dir with meta.json) under DIR. With a second
+# argument "live", a block that vanishes while it is read (a compaction deleted it) is
+# skipped with a note on stderr; otherwise an unreadable block is an error.
+blocks_json() {
+  sep=""
+  printf '['
+  if [ -d "$1" ]; then
+    for d in "$1"/*; do
+      name="${d##*/}"
+      is_ulid "$name" || continue
+      [ -f "$d/meta.json" ] || continue
+      if m="$(meta_with_size "$d" 2>/dev/null)"; then
+        printf '%s%s' "$sep" "$m"
+        sep=","
+      elif [ "${2:-}" = live ]; then
+        echo "skipped $d (vanished or unreadable meta.json)" >&2
+      else
+        echo "unreadable block $d" >&2
+        return 1
+      fi
+    done
+  fi
+  printf ']'
+}
+
+# GET a URL with busybox wget, or curl where wget is missing; SECONDS is curl's limit.
+http_get() { # URL [SECONDS]
+  if command -v wget >/dev/null 2>&1 && wget -qO- "$1" 2>/dev/null; then
+    return 0
+  fi
+  if command -v curl >/dev/null 2>&1; then
+    curl -fsS --max-time "${2:-30}" "$1" 2>/dev/null
+    return
+  fi
+  return 1
+}
