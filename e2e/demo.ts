@@ -4,6 +4,7 @@
 import { OutputMap } from "@pulumi/pulumi/automation";
 import {
   configure,
+  configurePrepare,
   DEFAULTS,
   deployFixtures,
   leftovers,
@@ -42,16 +43,7 @@ async function main(): Promise<void> {
   await deployFixtures({ ...DEFAULTS, log: say });
 
   const stack = await openStack(`demo-${Date.now()}`, pulumiEnv(kubeconfig));
-  await configure(stack, {
-    source: {
-      namespace: SOURCE.namespace,
-      kind: SOURCE.kind,
-      name: SOURCE.name,
-      container: SOURCE.container,
-    },
-    sidecarImage: DEFAULTS.sidecarImage,
-    phase: "prepare",
-  });
+  await configurePrepare(stack);
 
   step("pulumi preview (phase prepare): what would change");
   const p = await stack.preview({ onOutput: () => undefined });

@@ -91,6 +91,16 @@ export async function configure(stack: Stack, config: Record<string, unknown>): 
   }
 }
 
+/** The demo's stack: the fixtures' source, the lab's sidecar image, phase prepare. */
+export function configurePrepare(stack: Stack): Promise<void> {
+  const { namespace, kind, name, container } = SOURCE;
+  return configure(stack, {
+    source: { namespace, kind, name, container },
+    sidecarImage: DEFAULTS.sidecarImage,
+    phase: "prepare",
+  });
+}
+
 export function changes(r: UpResult): Record<string, number> {
   const c = { ...(r.summary.resourceChanges ?? {}) } as Record<string, number>;
   delete c.same;

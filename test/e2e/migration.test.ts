@@ -8,6 +8,7 @@ import { kubectl } from "../../e2e/cluster";
 import {
   changes,
   configure,
+  configurePrepare,
   DEFAULTS,
   deployFixtures,
   historyCounts,
@@ -64,16 +65,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
   });
 
   it("previews without changing anything", async () => {
-    await configure(stack, {
-      source: {
-        namespace: SOURCE.namespace,
-        kind: SOURCE.kind,
-        name: SOURCE.name,
-        container: SOURCE.container,
-      },
-      sidecarImage: DEFAULTS.sidecarImage,
-      phase: "prepare",
-    });
+    await configurePrepare(stack);
     const p = await timed("preview", () => stack.preview({ onOutput: quiet }));
     assert.ok((p.changeSummary.create ?? 0) >= 13, JSON.stringify(p.changeSummary));
     assert.deepEqual(podTemplate(SOURCE), templates.source);
