@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { localScript } from "./kubectl";
+import { createAndDelete, localScript } from "./kubectl";
 import { TsdbLocation } from "./workload";
 
 export interface AdminApiSwitchArgs {
@@ -28,8 +28,10 @@ export class AdminApiSwitch extends pulumi.ComponentResource {
     const step = new command.local.Command(
       name,
       {
-        create: localScript("admin-api", ["enable", ...target, timeout]),
-        delete: localScript("admin-api", ["restore", ...target, timeout]),
+        ...createAndDelete(
+          localScript("admin-api", ["enable", ...target, timeout], "PTM_CREATE_SCRIPT"),
+          localScript("admin-api", ["restore", ...target, timeout], "PTM_DELETE_SCRIPT"),
+        ),
       },
       {
         parent: this,

@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { execScript } from "./kubectl";
+import { createAndDelete, execScript } from "./kubectl";
 import { lastJsonLine } from "./scriptOutput";
 import { TsdbLocation } from "./workload";
 
@@ -40,13 +40,25 @@ export class BlockCopy extends pulumi.ComponentResource {
     this.step = new command.local.Command(
       name,
       {
-        create: pulumi.all([args.snapshotUrl, args.blocks]).apply(([url, blocks]) =>
-          execScript(ref, args.container, "copy", blocks, {
-            PTM_RSYNC_URL: url,
-            PTM_BWLIMIT: args.bandwidthLimit,
-          }),
+        // Scripts in the environment (kept in the state for the delete); the create line
+        // names the planned blocks.
+        ...createAndDelete(
+          execScript(ref, args.container, "copy", [], {}, "PTM_CREATE_SCRIPT"),
+          execScript(ref, args.container, "cleanup-target", [], {}, "PTM_DELETE_SCRIPT"),
         ),
-        delete: execScript(ref, args.container, "cleanup-target", []),
+        create: pulumi
+          .all([args.snapshotUrl, args.blocks])
+          .apply(
+            ([url, blocks]) =>
+              execScript(
+                ref,
+                args.container,
+                "copy",
+                blocks,
+                { PTM_RSYNC_URL: url, PTM_BWLIMIT: args.bandwidthLimit },
+                "PTM_CREATE_SCRIPT",
+              ).command,
+          ),
         // Progress lines (block i/n, bytes, rate) are on stderr and show in `pulumi up`.
         logging: "stderr",
       },

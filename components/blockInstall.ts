@@ -35,7 +35,10 @@ export class BlockInstall extends pulumi.ComponentResource {
       {
         create: pulumi
           .output(args.blocks)
-          .apply((blocks) => execScript(args.target.ref, args.container, "install", blocks)),
+          .apply(
+            (blocks) => execScript(args.target.ref, args.container, "install", blocks).command,
+          ),
+        environment: execScript(args.target.ref, args.container, "install").environment,
       },
       { parent: this, ignoreChanges: ["create"] },
     );

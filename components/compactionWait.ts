@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { execScript } from "./kubectl";
+import { createAndDelete, execScript } from "./kubectl";
 import { lastJsonLine } from "./scriptOutput";
 import { TsdbLocation } from "./workload";
 
@@ -29,10 +29,12 @@ export class CompactionWait extends pulumi.ComponentResource {
     this.step = new command.local.Command(
       name,
       {
-        create: execScript(args.source.ref, args.container, "wait-compaction", [], {
-          PTM_AFTER_MS: String(args.untilMs),
-          PTM_WAIT_SECONDS: String(limitSeconds),
-        }),
+        ...createAndDelete(
+          execScript(args.source.ref, args.container, "wait-compaction", [], {
+            PTM_AFTER_MS: String(args.untilMs),
+            PTM_WAIT_SECONDS: String(limitSeconds),
+          }),
+        ),
       },
       // Once waited, the moment has passed: later runs must not wait again or show a change.
       {

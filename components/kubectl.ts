@@ -1,6 +1,7 @@
-// Builds the kubectl command lines that the command resources run. Scripts travel inside the
-// command line (`sh -c <script>`), byte for byte as they are in sidecar/, so that the delete
-// command stored in the state still works after the repository has changed.
+// Builds the kubectl command lines that the command resources run. A script travels in an
+// environment variable of the command (`sh -c "$PTM_SCRIPT"`), byte for byte as it is in
+// sidecar/: it is kept in the state, so the delete command still works after the repository
+// has changed, and a failing step's error shows a short command line, not the whole script.
 
 import * as fs from "fs";
 import * as path from "path";
@@ -17,10 +18,19 @@ export function sidecarScript(name: string): string {
   return `${read("lib.sh")}\n${read(`${name}.sh`)}`;
 }
 
-/** A command line that runs scripts/<name>.sh on this machine, with its arguments. */
-export function localScript(name: string, args: string[]): string {
+/** A command line, and the environment it needs, for a local.Command or local.run. */
+export interface ScriptCommand {
+  command: string;
+  environment: Record<string, string>;
+}
+
+/** A command that runs scripts/<name>.sh on this machine, with its arguments. */
+export function localScript(name: string, args: string[], slot = "PTM_SCRIPT"): ScriptCommand {
   const text = fs.readFileSync(path.join(__dirname, "..", "scripts", `${name}.sh`), "utf8");
-  return ["sh -c", shQuote(text), shQuote(name), ...args.map(shQuote)].join(" ");
+  return {
+    command: [`sh -c "$${slot}"`, shQuote(name), ...args.map(shQuote)].join(" "),
+    environment: { [slot]: text },
+  };
 }
 
 /** `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload. */
@@ -29,9 +39,9 @@ export function workloadArg(ref: WorkloadRef): string {
 }
 
 /**
- * A command line that runs sidecar/<script>.sh inside a container of the workload's pod.
- * `env` is passed on the exec line; values must not be secret (secrets come from the
- * container's own environment).
+ * A command that runs sidecar/<script>.sh inside a container of the workload's pod. `env` is
+ * passed on the exec line; values must not be secret (secrets come from the container's own
+ * environment). `slot` names the variable that carries the script.
  */
 export function execScript(
   ref: WorkloadRef,
@@ -39,10 +49,11 @@ export function execScript(
   script: string,
   args: string[] = [],
   env: Record<string, string> = {},
-): string {
+  slot = "PTM_SCRIPT",
+): ScriptCommand {
   const envArgs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
   // `exec`: a cancelled `pulumi up` kills the shell the command runs in; kubectl must be it.
-  return [
+  const command = [
     "exec kubectl exec",
     `-n ${shQuote(ref.namespace)}`,
     shQuote(workloadArg(ref)),
@@ -50,11 +61,23 @@ export function execScript(
     "--",
     "env",
     ...envArgs,
-    "sh -c",
-    shQuote(sidecarScript(script)),
+    `sh -c "$${slot}"`,
     shQuote(`ptm-${script}`),
     ...args.map(shQuote),
   ].join(" ");
+  return { command, environment: { [slot]: sidecarScript(script) } };
+}
+
+/** Inputs of a local.Command whose create and delete each run a script. */
+export function createAndDelete(
+  create: ScriptCommand,
+  remove?: ScriptCommand,
+): { create: string; delete?: string; environment: Record<string, string> } {
+  return {
+    create: create.command,
+    ...(remove ? { delete: remove.command } : {}),
+    environment: { ...create.environment, ...(remove?.environment ?? {}) },
+  };
 }
 
 /** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */

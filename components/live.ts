@@ -45,8 +45,14 @@ export async function probe(
   container: string,
   snapshot: string,
 ): Promise<ProbeResult | undefined> {
-  const cmd = `${execScript(ref, container, "probe", [], { PTM_SNAPSHOT: snapshot })} 2>/dev/null || true`;
-  const res = await command.local.run({ command: cmd, logging: "none" });
+  const { command: cmd, environment } = execScript(ref, container, "probe", [], {
+    PTM_SNAPSHOT: snapshot,
+  });
+  const res = await command.local.run({
+    command: `${cmd} 2>/dev/null || true`,
+    environment,
+    logging: "none",
+  });
   const out = (res.stdout ?? "").trim();
   if (out === "") return undefined;
   try {

@@ -45,7 +45,7 @@ export class MigrationVerification extends pulumi.ComponentResource {
         command.local
           .runOutput(
             {
-              command: execScript(loc.ref, container, "counts", ends.map(String), env),
+              ...execScript(loc.ref, container, "counts", ends.map(String), env),
               logging: "stderr",
             },
             { parent: this, dependsOn: args.after },

@@ -1,6 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { execScript } from "./kubectl";
+import { createAndDelete, execScript } from "./kubectl";
 import { BlockMeta } from "./plan";
 import { lastJsonLine } from "./scriptOutput";
 import { TsdbLocation } from "./workload";
@@ -38,11 +38,27 @@ export class SourceSnapshot extends pulumi.ComponentResource {
     const step = new command.local.Command(
       name,
       {
-        create: execScript(args.source.ref, args.container, "snapshot", [], {
-          ...env,
-          PTM_INCLUDE_HEAD: String(args.includeHead),
-        }),
-        delete: execScript(args.source.ref, args.container, "cleanup-source", [], env),
+        ...createAndDelete(
+          execScript(
+            args.source.ref,
+            args.container,
+            "snapshot",
+            [],
+            {
+              ...env,
+              PTM_INCLUDE_HEAD: String(args.includeHead),
+            },
+            "PTM_CREATE_SCRIPT",
+          ),
+          execScript(
+            args.source.ref,
+            args.container,
+            "cleanup-source",
+            [],
+            env,
+            "PTM_DELETE_SCRIPT",
+          ),
+        ),
         // Progress is on stderr; the JSON result (every block's meta.json) stays out of the log.
         logging: "stderr",
       },

@@ -197,10 +197,22 @@ trap 'rm -rf "$work" "$lock"' EXIT
 
 # One listing of the snapshot gives every file size: the space check and the
 # post-copy verification both use it.
+# The daemon may be unreachable for a moment right after a rollout of the source (the
+# Service's endpoints follow the new pod): retry for PTM_CONNECT_SECONDS (default 90).
+# rsync exits 5 when the daemon answers and refuses (wrong password, no such module): no retry.
 log "listing $PTM_RSYNC_URL"
-if ! rsync --list-only -r --no-h "$PTM_RSYNC_URL/" >"$work/raw"; then
-  die "cannot list the snapshot at $PTM_RSYNC_URL (wrong password, unreachable daemon, or no such snapshot)"
-fi
+tries=0
+while :; do
+  if rsync --list-only -r --no-h "$PTM_RSYNC_URL/" >"$work/raw" 2>"$work/err"; then break; fi
+  rc=$?
+  tries=$((tries + 1))
+  if [ "$rc" -eq 5 ] || [ $((tries * 3)) -ge "${PTM_CONNECT_SECONDS:-90}" ]; then
+    cat "$work/err" >&2
+    die "cannot list the snapshot at $PTM_RSYNC_URL (rsync exit $rc: wrong password, unreachable daemon, or no such snapshot)"
+  fi
+  log "daemon not reachable yet (rsync exit $rc), retrying"
+  sleep 3
+done
 awk '$1 ~ /^-/ { s = $2; gsub(/,/, "", s); print s, $5 }' "$work/raw" >"$work/list"
 
 # Per requested block: size, and state (installed / staged / todo).

@@ -1,6 +1,7 @@
 import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
 import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { sidecarScript } from "../../components/kubectl";
 import { byType, FakeCluster, one, runProgram } from "./harness";
 
 const H = 3_600_000;
@@ -66,6 +67,10 @@ describe("program: phase migrate", () => {
       /^exec kubectl exec -n 'monitoring' 'deployment\/prometheus-server' -c 'ptm-rsyncd' -- env 'PTM_SNAPSHOT=ptm-test' 'PTM_INCLUDE_HEAD=false' sh -c /,
     );
     assert.match(snap.create, /'ptm-snapshot'$/);
+    // The command runs exactly the repository's scripts, carried in its environment.
+    const env = snap.environment as unknown as Record<string, string>;
+    assert.equal(env.PTM_CREATE_SCRIPT, sidecarScript("snapshot"));
+    assert.equal(env.PTM_DELETE_SCRIPT, sidecarScript("cleanup-source"));
     assert.match(snap.delete, /-c 'ptm-rsyncd' [\s\S]* 'ptm-cleanup-source'$/);
   });
 

@@ -265,9 +265,15 @@ describe("program: includeHead", () => {
       del,
       /'admin-api' 'restore' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600'$/,
     );
+    const script = (sw.inputs.environment as Record<string, string>).PTM_CREATE_SCRIPT;
     assert.ok(
-      create.includes('\\"op\\":\\"add\\",\\"path\\":\\"$path/args/-\\"'),
+      script.includes('\\"op\\":\\"add\\",\\"path\\":\\"$path/args/-\\"'),
       "appends, never replaces the list",
+    );
+    assert.match(
+      create,
+      /^sh -c "\$PTM_CREATE_SCRIPT" 'admin-api'/,
+      "the script travels in the environment",
     );
     const patch = r.resources.find((x) => x.type === "kubernetes:apps/v1:DeploymentPatch")!;
     assert.ok(sw.seq > patch.seq, "one rollout after the other");
