@@ -120,7 +120,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
         "-c",
         cmd,
       ]);
-    inSidecar("killall rsync; true");
+    inSidecar("killall -9 rsync; sleep 1; killall -9 rsync; true");
     const staged = Number(
       inSidecar("ls $PTM_DATA/ptm-staging/.complete 2>/dev/null | wc -l").trim(),
     );
