@@ -203,8 +203,9 @@ trap 'rm -rf "$work" "$lock"' EXIT
 log "listing $PTM_RSYNC_URL"
 tries=0
 while :; do
-  if rsync --list-only -r --no-h "$PTM_RSYNC_URL/" >"$work/raw" 2>"$work/err"; then break; fi
-  rc=$?
+  rc=0
+  rsync --list-only -r --no-h "$PTM_RSYNC_URL/" >"$work/raw" 2>"$work/err" || rc=$?
+  [ "$rc" -ne 0 ] || break
   tries=$((tries + 1))
   if [ "$rc" -eq 5 ] || [ $((tries * 3)) -ge "${PTM_CONNECT_SECONDS:-90}" ]; then
     cat "$work/err" >&2
