@@ -25,6 +25,7 @@ import {
   dirBytes,
   duBytes,
   killAll,
+  planIntoEmpty242,
   runJson,
   sleep,
   startPrometheus,
@@ -185,16 +186,7 @@ async function main(): Promise<void> {
     const snapExtra = duBytes(SRC) - duBefore;
     const blocks = snap.json.blocks;
     const bytes = blocks.reduce((a, b) => a + (b.sizeBytes ?? 0), 0);
-    const plan = planMigration({
-      sourceBlocks: blocks,
-      sourceHead: undefined,
-      targetVersion: "2.42.0",
-      targetFlags: {},
-      targetBlocks: [],
-      targetEarliestMs: undefined,
-      includeHead: false,
-      nowMs: Date.now(),
-    });
+    const plan = planIntoEmpty242(blocks);
     const ulids = plan.blocks.map((b) => b.ulid);
     log(
       `${blocks.length} blocks, ${fmtB(bytes)}; snapshot ${fmtS(snapMs)}, +${snapExtra} bytes on disk`,

@@ -31,6 +31,7 @@ import {
   duBytes,
   killAll,
   mkTemp,
+  planIntoEmpty242,
   runJson,
   runScript,
   selfMetric,
@@ -550,16 +551,7 @@ describe("real servers: snapshot -> copy -> install -> verify", function () {
     });
     const listing = parseProbe(res.stdout);
     assert.ok(listing.blocks.length > snap.blocks.length);
-    const plan = planMigration({
-      sourceBlocks: listing.blocks,
-      sourceHead: undefined,
-      targetVersion: "2.42.0",
-      targetFlags: {},
-      targetBlocks: [],
-      targetEarliestMs: undefined,
-      includeHead: false,
-      nowMs: Date.now(),
-    });
+    const plan = planIntoEmpty242(listing.blocks);
     assert.deepEqual(plan.blocks.map((b) => b.ulid).sort(), snap.blocks.map((b) => b.ulid).sort());
     assert.equal(plan.samples, SERIES * HOURS * (3600 / STEP_S));
     // Every level-1 source is covered exactly once.

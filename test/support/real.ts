@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseLastJsonLine } from "../../components/blockMeta";
 import { sidecarScript } from "../../components/kubectl";
+import { BlockMeta, Plan, planMigration } from "../../components/plan";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 export const SIDECAR = path.join(REPO, "sidecar");
@@ -392,4 +393,18 @@ export function duBytes(...dirs: string[]): number {
     .trim()
     .split("\n");
   return Number(out[out.length - 1]!.split(/\s+/)[0]) * 1024;
+}
+
+/** The plan for moving every block into an empty Prometheus 2.42 target (overlap allowed). */
+export function planIntoEmpty242(sourceBlocks: BlockMeta[]): Plan {
+  return planMigration({
+    sourceBlocks,
+    sourceHead: undefined,
+    targetVersion: "2.42.0",
+    targetFlags: {},
+    targetBlocks: [],
+    targetEarliestMs: undefined,
+    includeHead: false,
+    nowMs: Date.now(),
+  });
 }
