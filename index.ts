@@ -2,33 +2,48 @@
 // `phase` in the stack config says how far to go; removing it reverts every change.
 
 import * as pulumi from "@pulumi/pulumi";
-import { isolatedForIngress, rsyncIngressRules } from "./components/access";
-import { AdminApiSwitch } from "./components/adminApiSwitch";
-import { BlockCopy } from "./components/blockCopy";
-import { BlockInstall } from "./components/blockInstall";
-import { headRange } from "./components/blockMeta";
-import { CompactionWait } from "./components/compactionWait";
-import { ConfigError, MigrationConfig, parseConfig, RawConfig } from "./components/config";
-import { decideGap, restartRisk } from "./components/gate";
-import { probe, readNetworkPolicies, readWorkload } from "./components/live";
-import { MigrationVerification } from "./components/migrationVerification";
-import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./components/naming";
-import { BlockMeta, planMigration } from "./components/plan";
-import { describePlan, headAsBlock, planInput, summarizePlan } from "./components/planInput";
-import { RsyncAccessPolicy } from "./components/rsyncAccessPolicy";
-import { RsyncCredentials } from "./components/rsyncCredentials";
-import { RsyncService } from "./components/rsyncService";
-import { SourceRsyncDaemon } from "./components/sourceRsyncDaemon";
-import { SourceSnapshot } from "./components/sourceSnapshot";
-import { TargetRsyncClient } from "./components/targetRsyncClient";
-import { windowsToCompare } from "./components/verify";
+import { isolatedForIngress, rsyncIngressRules } from "./components/decisions/access";
+import { AdminApiSwitch } from "./components/steps/adminApiSwitch";
+import { BlockCopy } from "./components/steps/blockCopy";
+import { BlockInstall } from "./components/steps/blockInstall";
+import { headRange } from "./components/decisions/sidecarOutput";
+import { CompactionWait } from "./components/steps/compactionWait";
+import {
+  ConfigError,
+  MigrationConfig,
+  parseConfig,
+  RawConfig,
+} from "./components/decisions/config";
+import { decideGap, restartRisk } from "./components/decisions/gap";
+import { probe, readNetworkPolicies, readWorkload } from "./components/cluster/clusterReads";
+import { MigrationVerification } from "./components/steps/migrationVerification";
+import {
+  RSYNC_MODULE,
+  RSYNC_SERVICE_PORT,
+  RSYNC_USER,
+  snapshotName,
+} from "./components/cluster/naming";
+import { BlockMeta, planMigration } from "./components/decisions/plan";
+import {
+  describePlan,
+  headAsBlock,
+  planInput,
+  summarizePlan,
+} from "./components/decisions/planInput";
+import { RsyncAccessPolicy } from "./components/steps/rsyncAccessPolicy";
+import { RsyncCredentials } from "./components/steps/rsyncCredentials";
+import { RsyncService } from "./components/steps/rsyncService";
+import { SourceRsyncDaemon } from "./components/steps/sourceRsyncDaemon";
+import { SourceSnapshot } from "./components/steps/sourceSnapshot";
+import { TargetRsyncClient } from "./components/steps/targetRsyncClient";
+import { windowsToCompare } from "./components/decisions/verify";
 import {
   checkDistinctPods,
   locateTsdb,
   preflight,
   TARGET_SIDECAR,
   TsdbLocation,
-} from "./components/workload";
+} from "./components/decisions/workload";
 
 function readConfig(): MigrationConfig {
   const c = new pulumi.Config();

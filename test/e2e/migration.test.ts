@@ -1,10 +1,10 @@
 // End to end: the real Pulumi engine runs the program against the lab cluster, phase by
 // phase, and every claim is checked with our own kubectl and PromQL, not the program's outputs.
-// Run with `npm run test:e2e` (e2e/run.sh brings up the lab and the engine first).
+// Run with `npm run test:e2e` (test/e2e/run.sh brings up the lab and the engine first).
 
 import * as assert from "node:assert/strict";
 import { Stack } from "@pulumi/pulumi/automation";
-import { kubectl } from "../../e2e/cluster";
+import { kubectl } from "./cluster";
 import {
   changes,
   configure,
@@ -21,7 +21,7 @@ import {
   resetCluster,
   SOURCE,
   TARGET,
-} from "../../e2e/scenario";
+} from "./scenario";
 
 const log = (l: string) => process.stdout.write(`      ${l}\n`);
 const quiet = () => undefined;

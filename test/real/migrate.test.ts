@@ -20,8 +20,8 @@ import {
   planMigration,
   targetOwnEarliestMs,
   headRange,
-} from "../../components/plan";
-import { CountsResult, compareCounts, windowsToCompare } from "../../components/verify";
+} from "../../components/decisions/plan";
+import { CountsResult, compareCounts, windowsToCompare } from "../../components/decisions/verify";
 import {
   H,
   Prom,

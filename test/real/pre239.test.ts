@@ -21,8 +21,8 @@ import {
   parseProbe,
   planMigration,
   targetOwnEarliestMs,
-} from "../../components/plan";
-import { CountsResult, compareCounts, windowsToCompare } from "../../components/verify";
+} from "../../components/decisions/plan";
+import { CountsResult, compareCounts, windowsToCompare } from "../../components/decisions/verify";
 import {
   H,
   Prom,

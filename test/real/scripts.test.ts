@@ -122,7 +122,7 @@ describe("sidecar scripts without a server", function () {
   });
 
   it("every script is POSIX sh and shellcheck-clean", () => {
-    execFileSync("sh", ["-c", "shellcheck -s sh sidecar/*.sh"], {
+    execFileSync("sh", ["-c", "shellcheck -s sh components/sidecar/*.sh"], {
       cwd: path.resolve(__dirname, "..", ".."),
       stdio: "inherit",
     });

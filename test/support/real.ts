@@ -8,12 +8,12 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseLastJsonLine } from "../../components/blockMeta";
-import { sidecarScript } from "../../components/kubectl";
-import { BlockMeta, Plan, planMigration } from "../../components/plan";
+import { parseLastJsonLine } from "../../components/decisions/sidecarOutput";
+import { sidecarScript } from "../../components/cluster/kubectl";
+import { BlockMeta, Plan, planMigration } from "../../components/decisions/plan";
 
 export const REPO = path.resolve(__dirname, "..", "..");
-export const SIDECAR = path.join(REPO, "sidecar");
+export const SIDECAR = path.join(REPO, "components", "sidecar");
 export const H = 3_600_000;
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

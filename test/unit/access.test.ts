@@ -1,5 +1,9 @@
 import * as assert from "node:assert/strict";
-import { isolatedForIngress, rsyncIngressRules, selectorMatches } from "../../components/access";
+import {
+  isolatedForIngress,
+  rsyncIngressRules,
+  selectorMatches,
+} from "../../components/decisions/access";
 
 describe("selectorMatches", () => {
   const labels = { app: "prometheus", tier: "server" };

@@ -1,5 +1,10 @@
 import * as assert from "node:assert/strict";
-import { BKPR_TARGET, ConfigError, parseConfig, RawConfig } from "../../components/config";
+import {
+  BKPR_TARGET,
+  ConfigError,
+  parseConfig,
+  RawConfig,
+} from "../../components/decisions/config";
 
 describe("parseConfig", () => {
   const src = { name: "prom" };

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { COMPACTION_SLACK_MS, decideGap, restartRisk } from "../../components/gate";
+import { COMPACTION_SLACK_MS, decideGap, restartRisk } from "../../components/decisions/gap";
 
 describe("decideGap", () => {
   const H = 3_600_000;

@@ -2,7 +2,7 @@
 // `command.local.run` probes answer from a fake cluster given by the test.
 
 import * as pulumi from "@pulumi/pulumi";
-import { PROJECT } from "../../components/config";
+import { PROJECT } from "../../components/decisions/config";
 
 export interface Recorded {
   type: string;

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
 import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
-import { sidecarScript } from "../../components/kubectl";
+import { sidecarScript } from "../../components/cluster/kubectl";
 import { byType, FakeCluster, one, runProgram } from "./harness";
 
 const H = 3_600_000;

@@ -12,7 +12,7 @@ import {
   parseVersion,
   planMigration,
   targetOwnEarliestMs,
-} from "../../components/plan";
+} from "../../components/decisions/plan";
 
 const H = 3_600_000;
 // A fixed "now" on a 2h boundary plus 40 min: 2026-11-26T06:40Z.

@@ -1,6 +1,11 @@
 import * as assert from "node:assert/strict";
-import type { BlockMeta, Plan } from "../../components/plan";
-import { compareCounts, parseCounts, windowsToCompare, WINDOW_MS } from "../../components/verify";
+import type { BlockMeta, Plan } from "../../components/decisions/plan";
+import {
+  compareCounts,
+  parseCounts,
+  windowsToCompare,
+  WINDOW_MS,
+} from "../../components/decisions/verify";
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 26, 6, 0, 0); // on a 2h boundary

@@ -1,5 +1,5 @@
 import * as assert from "node:assert/strict";
-import { WorkloadRef } from "../../components/config";
+import { WorkloadRef } from "../../components/decisions/config";
 import {
   Container,
   deriveDataPath,
@@ -8,7 +8,7 @@ import {
   locateTsdb,
   preflight,
   WorkloadObject,
-} from "../../components/workload";
+} from "../../components/decisions/workload";
 import { bkprStatefulSet, sourceDeployment } from "../fixtures/workloads";
 
 describe("deriveDataPath", () => {

@@ -1,0 +1,91 @@
+// Builds the kubectl command lines that the command resources run. A script travels in an
+// environment variable of the command (`sh -c "$PTM_SCRIPT"`), byte for byte as it is in
+// sidecar/: it is kept in the state, so the delete command still works after the repository
+// has changed, and a failing step's error shows a short command line, not the whole script.
+
+import * as fs from "fs";
+import * as path from "path";
+import { WorkloadRef } from "../decisions/config";
+
+/** Quotes a string for POSIX sh: everything inside single quotes is literal. */
+export function shQuote(s: string): string {
+  return `'${s.replace(/'/g, `'"'"'`)}'`;
+}
+
+/** The text a sidecar runs for sidecar/<name>.sh: the shared functions of lib.sh, then the script. */
+export function sidecarScript(name: string): string {
+  const read = (f: string) => fs.readFileSync(path.join(__dirname, "..", "sidecar", f), "utf8");
+  return `${read("lib.sh")}\n${read(`${name}.sh`)}`;
+}
+
+/** A command line, and the environment it needs, for a local.Command or local.run. */
+export interface ScriptCommand {
+  command: string;
+  environment: Record<string, string>;
+}
+
+/** A command that runs components/cluster/<name>.sh on this machine, with its arguments. */
+export function localScript(name: string, args: string[], slot = "PTM_SCRIPT"): ScriptCommand {
+  const text = fs.readFileSync(path.join(__dirname, `${name}.sh`), "utf8");
+  return {
+    command: [`sh -c "$${slot}"`, shQuote(name), ...args.map(shQuote)].join(" "),
+    environment: { [slot]: text },
+  };
+}
+
+/** `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload. */
+export function workloadArg(ref: WorkloadRef): string {
+  return `${ref.kind.toLowerCase()}/${ref.name}`;
+}
+
+/**
+ * A command that runs sidecar/<script>.sh inside a container of the workload's pod. `env` is
+ * passed on the exec line; values must not be secret (secrets come from the container's own
+ * environment). `slot` names the variable that carries the script.
+ */
+export function execScript(
+  ref: WorkloadRef,
+  container: string,
+  script: string,
+  args: string[] = [],
+  env: Record<string, string> = {},
+  slot = "PTM_SCRIPT",
+): ScriptCommand {
+  const envArgs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
+  // `exec`: a cancelled `pulumi up` kills the shell the command runs in; kubectl must be it.
+  const command = [
+    "exec kubectl exec",
+    `-n ${shQuote(ref.namespace)}`,
+    shQuote(workloadArg(ref)),
+    `-c ${shQuote(container)}`,
+    "--",
+    "env",
+    ...envArgs,
+    `sh -c "$${slot}"`,
+    shQuote(`ptm-${script}`),
+    ...args.map(shQuote),
+  ].join(" ");
+  return { command, environment: { [slot]: sidecarScript(script) } };
+}
+
+/** Inputs of a local.Command whose create and delete each run a script. */
+export function createAndDelete(
+  create: ScriptCommand,
+  remove?: ScriptCommand,
+): { create: string; delete?: string; environment: Record<string, string> } {
+  return {
+    create: create.command,
+    ...(remove ? { delete: remove.command } : {}),
+    environment: { ...create.environment, ...(remove?.environment ?? {}) },
+  };
+}
+
+/** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
+export function getWorkloadCommand(ref: WorkloadRef): string {
+  return `kubectl get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+}
+
+/** A read-only command that lists the NetworkPolicies of a namespace as JSON. */
+export function getNetworkPoliciesCommand(namespace: string): string {
+  return `kubectl get networkpolicies -n ${shQuote(namespace)} -o json`;
+}

@@ -1,0 +1,71 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { createAndDelete, execScript } from "../cluster/kubectl";
+import { lastJsonLine } from "../cluster/scriptOutput";
+import { TsdbLocation } from "../decisions/workload";
+
+export interface BlockCopyArgs {
+  /** Where the target keeps its TSDB. */
+  target: TsdbLocation;
+  /** The target sidecar to run in. */
+  container: string;
+  /** rsync URL of the snapshot directory on the source's daemon. */
+  snapshotUrl: pulumi.Input<string>;
+  /** ULIDs of the blocks to copy, from the plan. */
+  blocks: pulumi.Input<string[]>;
+  /** rsync --bwlimit value; empty = unlimited. */
+  bandwidthLimit: string;
+}
+
+export interface CopyResult {
+  copied: string[];
+  skipped: string[];
+  bytesCopied: number;
+  bytesReceived?: number;
+  bytesTotal: number;
+}
+
+/**
+ * Seed step 4b: rsync the planned blocks into a staging directory on the target's volume.
+ * Resumable: a rerun after an interruption copies only what is missing. It refuses, before
+ * copying anything, when the blocks don't fit. Leaving `migrate` removes the staging dir.
+ */
+export class BlockCopy extends pulumi.ComponentResource {
+  public readonly result: pulumi.Output<CopyResult>;
+  public readonly step: command.local.Command;
+
+  constructor(name: string, args: BlockCopyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:BlockCopy", name, {}, opts);
+    const { ref } = args.target;
+    this.step = new command.local.Command(
+      name,
+      {
+        // Scripts in the environment (kept in the state for the delete); the create line
+        // names the planned blocks.
+        ...createAndDelete(
+          execScript(ref, args.container, "copy", [], {}, "PTM_CREATE_SCRIPT"),
+          execScript(ref, args.container, "cleanup-target", [], {}, "PTM_DELETE_SCRIPT"),
+        ),
+        create: pulumi
+          .all([args.snapshotUrl, args.blocks])
+          .apply(
+            ([url, blocks]) =>
+              execScript(
+                ref,
+                args.container,
+                "copy",
+                blocks,
+                { PTM_RSYNC_URL: url, PTM_BWLIMIT: args.bandwidthLimit },
+                "PTM_CREATE_SCRIPT",
+              ).command,
+          ),
+        // Progress lines (block i/n, bytes, rate) are on stderr and show in `pulumi up`.
+        logging: "stderr",
+      },
+      // The plan is fixed once its blocks are copied; later runs only verify again.
+      { parent: this, ignoreChanges: ["create"], customTimeouts: { create: "24h" } },
+    );
+    this.result = this.step.stdout.apply((out) => lastJsonLine<CopyResult>(out, "copy"));
+    this.registerOutputs({ result: this.result });
+  }
+}

@@ -1,0 +1,48 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { execScript } from "../cluster/kubectl";
+import { lastJsonLine } from "../cluster/scriptOutput";
+import { TsdbLocation } from "../decisions/workload";
+
+export interface BlockInstallArgs {
+  /** Where the target keeps its TSDB. */
+  target: TsdbLocation;
+  /** The target sidecar to run in. */
+  container: string;
+  /** ULIDs of the copied blocks. */
+  blocks: pulumi.Input<string[]>;
+}
+
+export interface InstallResult {
+  installed: string[];
+  alreadyPresent: string[];
+}
+
+/**
+ * Seed step 4c, without the seed's restart: each copied block is renamed into the target's
+ * data dir, where the running Prometheus loads it within a minute. A restart would throw
+ * away the target's own samples older than the newest imported block, so there is none.
+ * Installed blocks are the target's data from then on: leaving `migrate` keeps them.
+ */
+export class BlockInstall extends pulumi.ComponentResource {
+  public readonly result: pulumi.Output<InstallResult>;
+  public readonly step: command.local.Command;
+
+  constructor(name: string, args: BlockInstallArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:BlockInstall", name, {}, opts);
+    this.step = new command.local.Command(
+      name,
+      {
+        create: pulumi
+          .output(args.blocks)
+          .apply(
+            (blocks) => execScript(args.target.ref, args.container, "install", blocks).command,
+          ),
+        environment: execScript(args.target.ref, args.container, "install").environment,
+      },
+      { parent: this, ignoreChanges: ["create"] },
+    );
+    this.result = this.step.stdout.apply((out) => lastJsonLine<InstallResult>(out, "install"));
+    this.registerOutputs({ result: this.result });
+  }
+}

@@ -1,0 +1,44 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { IngressRule } from "../decisions/access";
+import { k8sName, migrationLabels } from "../cluster/naming";
+
+export interface RsyncAccessPolicyArgs {
+  /** Namespace of the source workload. */
+  namespace: string;
+  /** Name of the source workload; the policy is named after it. */
+  sourceName: string;
+  /** Labels of the source pods, which the policy selects. */
+  sourcePodLabels: Record<string, string>;
+  /** Ingress rules, from `rsyncIngressRules`. */
+  ingress: IngressRule[];
+}
+
+/** A NetworkPolicy that admits only the target's pods to the source's rsync daemon. */
+export class RsyncAccessPolicy extends pulumi.ComponentResource {
+  public readonly name: pulumi.Output<string>;
+
+  constructor(name: string, args: RsyncAccessPolicyArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:RsyncAccessPolicy", name, {}, opts);
+
+    const policy = new k8s.networking.v1.NetworkPolicy(
+      name,
+      {
+        metadata: {
+          name: k8sName(args.sourceName, "ptm-rsync"),
+          namespace: args.namespace,
+          labels: migrationLabels("rsync-access"),
+        },
+        spec: {
+          podSelector: { matchLabels: args.sourcePodLabels },
+          policyTypes: ["Ingress"],
+          ingress: args.ingress,
+        },
+      },
+      { parent: this },
+    );
+
+    this.name = policy.metadata.name;
+    this.registerOutputs({ name: this.name });
+  }
+}

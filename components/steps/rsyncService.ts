@@ -1,0 +1,59 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import {
+  k8sName,
+  migrationLabels,
+  RSYNC_CONTAINER_PORT,
+  RSYNC_SERVICE_PORT,
+} from "../cluster/naming";
+
+export interface RsyncServiceArgs {
+  /** Namespace of the source workload. */
+  namespace: string;
+  /** Name of the source workload; the Service is named after it. */
+  sourceName: string;
+  /** Labels of the source pods. */
+  selector: Record<string, string>;
+}
+
+/** The seed's `<name>-rsync` Service: a ClusterIP on port 873 in front of the source's daemon. */
+export class RsyncService extends pulumi.ComponentResource {
+  public readonly name: pulumi.Output<string>;
+  public readonly clusterIP: pulumi.Output<string>;
+  /** The rsync URL of the daemon's module, reachable from any pod the policy admits. */
+  public readonly moduleUrl: pulumi.Output<string>;
+
+  constructor(name: string, args: RsyncServiceArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:RsyncService", name, {}, opts);
+
+    const svc = new k8s.core.v1.Service(
+      name,
+      {
+        metadata: {
+          name: k8sName(args.sourceName, "ptm-rsync"),
+          namespace: args.namespace,
+          labels: migrationLabels("rsync"),
+        },
+        spec: {
+          type: "ClusterIP",
+          selector: args.selector,
+          ports: [
+            {
+              name: "rsync",
+              port: RSYNC_SERVICE_PORT,
+              targetPort: RSYNC_CONTAINER_PORT,
+              protocol: "TCP",
+            },
+          ],
+        },
+      },
+      { parent: this },
+    );
+
+    this.name = svc.metadata.name;
+    this.clusterIP = svc.spec.clusterIP;
+    // The ClusterIP rather than the DNS name: it works in clusters without cluster DNS too.
+    this.moduleUrl = pulumi.interpolate`rsync://${svc.spec.clusterIP}:${RSYNC_SERVICE_PORT}`;
+    this.registerOutputs({ name: this.name, clusterIP: this.clusterIP, moduleUrl: this.moduleUrl });
+  }
+}

@@ -1,0 +1,66 @@
+import * as pulumi from "@pulumi/pulumi";
+import { sidecarScript } from "../cluster/kubectl";
+import { PASSWORD_KEY, RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
+import { patchWithSidecar, tsdbMount } from "../cluster/sidecarPatch";
+import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
+
+export interface SourceRsyncDaemonArgs {
+  /** Where the source keeps its TSDB. */
+  source: TsdbLocation;
+  /** Image with sh and rsync. */
+  image: string;
+  /** Its pull policy. */
+  imagePullPolicy: string;
+  /** Secret (in the source namespace) that holds the rsync password. */
+  secretName: pulumi.Input<string>;
+  /** How long the rollout of the patched source may take. */
+  rolloutTimeoutSeconds: number;
+}
+
+/**
+ * Seed step 1: an rsync daemon next to the old Prometheus, serving its TSDB volume as a
+ * read-only module. It mounts the volume read-write only so that the snapshot step can
+ * hard-link blocks into <data>/snapshots, as Prometheus's own snapshot API does.
+ */
+export class SourceRsyncDaemon extends pulumi.ComponentResource {
+  /** The name of the sidecar container. */
+  public readonly container: string;
+  /** The patched workload, for dependencies. */
+  public readonly patch: pulumi.Resource;
+
+  constructor(name: string, args: SourceRsyncDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:SourceRsyncDaemon", name, {}, opts);
+    const src = args.source;
+
+    this.container = SOURCE_SIDECAR;
+    this.patch = patchWithSidecar(
+      name,
+      src,
+      {
+        name: SOURCE_SIDECAR,
+        image: args.image,
+        imagePullPolicy: args.imagePullPolicy,
+        command: ["sh", "-c", sidecarScript("rsyncd"), SOURCE_SIDECAR],
+        env: [
+          { name: "PTM_DATA", value: src.dataPath },
+          { name: "PTM_PROM_URL", value: src.url },
+          { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
+          { name: "PTM_RSYNC_USER", value: RSYNC_USER },
+          {
+            name: "PTM_RSYNC_PASSWORD",
+            valueFrom: { secretKeyRef: { name: args.secretName, key: PASSWORD_KEY } },
+          },
+        ],
+        ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
+        volumeMounts: [tsdbMount(src)],
+        // Same user as Prometheus, so hard links and reads get through its file modes.
+        ...(src.securityContext ? { securityContext: src.securityContext } : {}),
+        resources: { requests: { cpu: "10m", memory: "32Mi" } },
+      },
+      args.rolloutTimeoutSeconds,
+      { parent: this },
+    );
+
+    this.registerOutputs({ container: this.container });
+  }
+}

@@ -1,0 +1,70 @@
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { createAndDelete, execScript } from "../cluster/kubectl";
+import { BlockMeta } from "../decisions/plan";
+import { lastJsonLine } from "../cluster/scriptOutput";
+import { TsdbLocation } from "../decisions/workload";
+
+export interface SourceSnapshotArgs {
+  /** Where the source keeps its TSDB. */
+  source: TsdbLocation;
+  /** The source sidecar to run in. */
+  container: string;
+  /** Directory name under <data>/snapshots. */
+  snapshot: string;
+  /** Ask Prometheus for a snapshot that includes the head (admin API). */
+  includeHead: boolean;
+}
+
+export interface SnapshotResult {
+  snapshot: string;
+  blocks: BlockMeta[];
+  createdMs: number;
+  reused: boolean;
+}
+
+/**
+ * Seed step 4a: a snapshot of the source's complete blocks, made of hard links, so it costs
+ * almost no disk and survives the source's compactions while we copy. Deleting this step
+ * (leaving `migrate`) removes the snapshot directory and nothing else.
+ */
+export class SourceSnapshot extends pulumi.ComponentResource {
+  /** What the snapshot holds. */
+  public readonly result: pulumi.Output<SnapshotResult>;
+
+  constructor(name: string, args: SourceSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("ptm:index:SourceSnapshot", name, {}, opts);
+    const env = { PTM_SNAPSHOT: args.snapshot };
+    const step = new command.local.Command(
+      name,
+      {
+        ...createAndDelete(
+          execScript(
+            args.source.ref,
+            args.container,
+            "snapshot",
+            [],
+            {
+              ...env,
+              PTM_INCLUDE_HEAD: String(args.includeHead),
+            },
+            "PTM_CREATE_SCRIPT",
+          ),
+          execScript(
+            args.source.ref,
+            args.container,
+            "cleanup-source",
+            [],
+            env,
+            "PTM_DELETE_SCRIPT",
+          ),
+        ),
+        // Progress is on stderr; the JSON result (every block's meta.json) stays out of the log.
+        logging: "stderr",
+      },
+      { parent: this },
+    );
+    this.result = step.stdout.apply((out) => lastJsonLine<SnapshotResult>(out, "snapshot"));
+    this.registerOutputs({ result: this.result });
+  }
+}
