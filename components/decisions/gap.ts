@@ -1,6 +1,9 @@
 // Whether the migration may go ahead now, given the gap the plan leaves. Pure, so that
 // every branch of the advice has a table test.
 
+import { iso } from "./time";
+import { COMPACTION_SLACK_MS } from "./tsdb";
+
 export interface GapFacts {
   /** The gap the plan leaves, in ms. */
   gapMs: number;
@@ -8,6 +11,8 @@ export interface GapFacts {
   nextCompactionMs?: number;
   /** The gap if we snapshot right after that compaction (ms), if known. */
   gapAfterNextCompactionMs?: number;
+  /** End of the block that compaction writes (ms), if known: what a wait waits for. */
+  nextBlockEndMs?: number;
 }
 
 export interface GateSettings {
@@ -17,14 +22,17 @@ export interface GateSettings {
 
 export type GateDecision =
   | { action: "go"; message: string }
-  | { action: "wait"; untilMs: number; message: string }
+  | {
+      action: "wait";
+      /** When the compaction should be done (ms, wall clock). */
+      untilMs: number;
+      /** Wait until the source has a block that reaches this time (ms). */
+      blockEndMs: number;
+      message: string;
+    }
   | { action: "fail"; key: string; message: string };
 
-// Compaction runs on a one-minute loop and takes a moment: allow for both.
-export const COMPACTION_SLACK_MS = 3 * 60_000;
-
 const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
-const iso = (ms: number) => new Date(ms).toISOString();
 
 export function decideGap(facts: GapFacts, s: GateSettings, nowMs: number): GateDecision {
   if (facts.gapMs <= 0) return { action: "go", message: "no gap: every sample is kept" };
@@ -42,6 +50,7 @@ export function decideGap(facts: GapFacts, s: GateSettings, nowMs: number): Gate
       return {
         action: "wait",
         untilMs: readyMs,
+        blockEndMs: facts.nextBlockEndMs ?? 0,
         message: `${advice}: waiting ${minutes(waitMs)} for it`,
       };
     }
@@ -65,35 +74,4 @@ export function decideGap(facts: GapFacts, s: GateSettings, nowMs: number): Gate
     };
   }
   return { action: "go", message: `going ahead with a gap of ${minutes(facts.gapMs)} (acceptGap)` };
-}
-
-export interface RestartRisk {
-  /** The target's own samples in [lossFromMs, lossToMs) would be dropped by a restart. */
-  lossFromMs: number;
-  lossToMs: number;
-  /** From about then on, a restart loses nothing. */
-  safeAfterMs: number;
-}
-
-const HOUR = 3_600_000;
-const BLOCK_MS = 2 * HOUR;
-
-/**
- * What a restart of the target would lose now. On start, Prometheus replays its WAL only
- * above the newest block's maxTime, so head samples older than an imported block are
- * dropped until a head compaction has persisted them. The head's start moves to the next
- * 2h boundary once the head spans 3h, hence "boundary after the newest block + 1h".
- */
-export function restartRisk(
-  blocks: { maxTime: number }[],
-  head: { minTime: number; maxTime: number } | undefined,
-): RestartRisk | undefined {
-  if (!head || blocks.length === 0) return undefined;
-  const newest = Math.max(...blocks.map((b) => b.maxTime));
-  if (head.minTime >= newest) return undefined;
-  return {
-    lossFromMs: head.minTime,
-    lossToMs: Math.min(newest, head.maxTime),
-    safeAfterMs: Math.ceil(newest / BLOCK_MS) * BLOCK_MS + HOUR + COMPACTION_SLACK_MS,
-  };
 }

@@ -1,29 +1,14 @@
 // The migration plan: which source blocks go to the target, and what gap (a
 // time range on neither the copied blocks nor the target's own data) is
 // left. Pure functions of probe data, so every rule is table-tested.
-// Facts relied on (../shared/reference/facts.md): blocks span 2h; the head is
-// compacted once it spans more than 3h; overlapping blocks are merged by the
-// target from 2.39 on (or with --storage.tsdb.allow-overlapping-blocks) and
-// make older versions fail to reload/compact.
+// TSDB facts relied on (tsdb.ts): blocks span 2h; the head is compacted once it
+// spans more than 3h; overlapping blocks are merged by the target from 2.39 on
+// (or with --storage.tsdb.allow-overlapping-blocks) and make older versions fail
+// to reload/compact (prometheus/prometheus CHANGELOG 2.39.0, tsdb/db.go).
 
 import type { BlockMeta } from "./sidecarOutput";
-
-export type { BlockMeta, HeadStats, ProbeResult } from "./sidecarOutput";
-export {
-  ULID_RE,
-  headRange,
-  parseBlockList,
-  parseBlockMeta,
-  parseLastJsonLine,
-  parseProbe,
-  targetOwnEarliestMs,
-} from "./sidecarOutput";
-
-const HOUR = 3_600_000;
-/** Prometheus' default block range (tsdb DefaultBlockDuration). */
-export const BLOCK_MS = 2 * HOUR;
-/** The head is compacted once it spans 1.5 block ranges (tsdb/head.go compactable()). */
-export const HEAD_COMPACT_SPAN_MS = 3 * HOUR;
+import { iso } from "./time";
+import { BLOCK_MS, HEAD_COMPACT_SPAN_MS, isImported, lineageIds, sourcesOf } from "./tsdb";
 
 export interface PlanInput {
   /** Blocks of the source snapshot (with the head block if includeHead). */
@@ -95,11 +80,6 @@ export function overlapAllowed(version: string, flags: Record<string, string>): 
   if (v.minor >= 39) return true;
   if (v.minor >= 8) return flags["storage.tsdb.allow-overlapping-blocks"] === "true";
   return false;
-}
-
-function sourcesOf(b: BlockMeta): Set<string> {
-  const s = b.compaction.sources;
-  return new Set(s !== undefined && s.length > 0 ? s : [b.ulid]);
 }
 
 function isSubset(a: Set<string>, b: Set<string>): boolean {
@@ -182,8 +162,6 @@ function checkInput(input: PlanInput): void {
   }
 }
 
-const iso = (ms: number): string => new Date(ms).toISOString();
-
 /** "2h 5m" style duration for advice texts. */
 export function formatDuration(ms: number): string {
   if (!(ms > 0)) return "0s";
@@ -226,14 +204,8 @@ export function planMigration(input: PlanInput): Plan {
 
   // Blocks the target already got from this source (a previous partial run)
   // are neither "own data" to avoid nor a reason to skip.
-  const sourceIds = new Set<string>();
-  for (const b of input.sourceBlocks) {
-    sourceIds.add(b.ulid);
-    for (const s of sourcesOf(b)) sourceIds.add(s);
-  }
-  const targetOwn = input.targetBlocks.filter(
-    (t) => !sourceIds.has(t.ulid) && ![...sourcesOf(t)].some((s) => sourceIds.has(s)),
-  );
+  const sourceIds = lineageIds(input.sourceBlocks);
+  const targetOwn = input.targetBlocks.filter((t) => !isImported(t, sourceIds));
 
   const selected: BlockMeta[] = [];
   const reject = `target ${input.targetVersion} rejects overlapping blocks`;

@@ -1,29 +1,10 @@
-// Glue between the probes and the planner: which of the target's data is its own, and how
-// the plan is shown to the user. Pure.
+// Glue between the probes and the planner: the planner's input from what the probes saw, and
+// how the plan is shown to the user. Pure.
 
-import { headRange, ProbeResult, targetOwnEarliestMs } from "./sidecarOutput";
-import { BlockMeta, Plan, PlanInput } from "./plan";
-
-/** ULIDs of source blocks and of the level-1 blocks they were compacted from. */
-function sourceIds(blocks: BlockMeta[]): Set<string> {
-  const ids = new Set<string>();
-  for (const b of blocks) {
-    ids.add(b.ulid);
-    for (const s of b.compaction.sources ?? []) ids.add(s);
-  }
-  return ids;
-}
-
-/**
- * The target's blocks that hold its own data. Blocks we imported (same ULID as a source
- * block, or compacted from one) are not.
- */
-export function ownTargetBlocks(target: BlockMeta[], source: BlockMeta[]): BlockMeta[] {
-  const ids = sourceIds(source);
-  return target.filter(
-    (b) => !ids.has(b.ulid) && !(b.compaction.sources ?? []).some((s) => ids.has(s)),
-  );
-}
+import { Plan, PlanInput } from "./plan";
+import { BlockMeta, ProbeResult } from "./sidecarOutput";
+import { iso } from "./time";
+import { headRange, lineageIds, ownTargetBlocks, targetOwnEarliestMs } from "./tsdb";
 
 /**
  * Before a head snapshot exists, the head it will contain, as a block: what `includeHead`
@@ -50,13 +31,13 @@ export function planInput(
     targetVersion: target.buildinfo?.version ?? "",
     targetFlags: target.flags ?? {},
     targetBlocks: ownTargetBlocks(target.blocks, all),
-    targetEarliestMs: targetOwnEarliestMs(target, sourceIds(all)),
+    targetEarliestMs: targetOwnEarliestMs(target, lineageIds(all)),
     includeHead,
     nowMs: target.nowMs,
   };
 }
 
-const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
+const isoOrNull = (ms: number | undefined) => (ms === undefined ? null : iso(ms));
 
 /** The plan as a stack output: numbers a person can read. */
 export function summarizePlan(plan: Plan) {
@@ -64,12 +45,12 @@ export function summarizePlan(plan: Plan) {
     blocks: plan.blocks.length,
     bytes: plan.bytes,
     samples: plan.samples,
-    from: plan.blocks.length ? iso(Math.min(...plan.blocks.map((b) => b.minTime))) : null,
-    cutoff: plan.blocks.length ? iso(plan.cutoffMs) : null,
+    from: plan.blocks.length ? isoOrNull(Math.min(...plan.blocks.map((b) => b.minTime))) : null,
+    cutoff: plan.blocks.length ? isoOrNull(plan.cutoffMs) : null,
     gapSeconds: Math.round(plan.gapMs / 1000),
     overlapAllowed: plan.overlapAllowed,
     skipped: plan.skipped,
-    nextSourceCompaction: iso(plan.nextCompactionMs),
+    nextSourceCompaction: isoOrNull(plan.nextCompactionMs),
     gapSecondsAfterNextCompaction:
       plan.gapAfterNextCompactionMs === undefined
         ? null

@@ -1,7 +1,7 @@
-// Parsing of what the sidecar scripts print: one JSON object on the last
-// stdout line, holding Prometheus meta.json objects and API answers. Every
-// value is checked here, because a wrong number (a block's time range, a
-// version) silently turns into a wrong plan later.
+// Parsing of what the sidecar scripts print: progress on stderr, and the result as one JSON
+// object on the last stdout line, holding Prometheus meta.json objects and API answers.
+// Every value is checked here, because a wrong number (a block's time range, a version)
+// silently turns into a wrong plan later. Rules about what the values mean live in tsdb.ts.
 
 /** A block's meta.json as Prometheus writes it, plus the size our probe adds. */
 export interface BlockMeta {
@@ -30,7 +30,7 @@ export interface HeadStats {
   maxTime: number;
 }
 
-/** What sidecar/probe.sh prints. */
+/** What components/sidecar/probe.sh prints. */
 export interface ProbeResult {
   blocks: BlockMeta[];
   snapshotBlocks: BlockMeta[];
@@ -77,6 +77,15 @@ export function parseLastJsonLine(stdout: string): unknown {
     return JSON.parse(last) as unknown;
   } catch (e) {
     throw new Error(`last output line is not JSON: ${last.slice(0, 200)} (${String(e)})`);
+  }
+}
+
+/** The last JSON line of a step's stdout, with the step named when it isn't there. */
+export function lastJsonLine<T>(stdout: string, step: string): T {
+  try {
+    return parseLastJsonLine(stdout) as T;
+  } catch (e) {
+    throw new Error(`${step}: ${(e as Error).message}`);
   }
 }
 
@@ -146,7 +155,7 @@ function parseHead(x: unknown): HeadStats | null {
   return head;
 }
 
-/** Parse and validate sidecar/probe.sh output. */
+/** Parse and validate components/sidecar/probe.sh output. */
 export function parseProbe(stdout: string): ProbeResult {
   const x = parseLastJsonLine(stdout);
   if (!isObject(x)) throw new Error("probe: not a JSON object");
@@ -171,49 +180,4 @@ export function parseProbe(stdout: string): ProbeResult {
     dfAvailableBytes: num(x, "dfAvailableBytes", "probe"),
     nowMs: num(x, "nowMs", "probe"),
   };
-}
-
-// Anything later than this is a sentinel, not a sample time: an empty head
-// reports minTime = MaxInt64 (and maxTime = MinInt64).
-const MAX_PLAUSIBLE_MS = 1e15;
-
-/**
- * The head's time range, or undefined when the head holds no samples. An
- * empty head reports sentinels (MaxInt64/MinInt64) or, right after start,
- * minTime = maxTime = the newest block's maxTime with zero series.
- */
-export function headRange(
-  head: HeadStats | null,
-): { minTime: number; maxTime: number } | undefined {
-  if (head === null) return undefined;
-  if (head.numSeries === 0) return undefined;
-  if (head.minTime > head.maxTime || head.minTime >= MAX_PLAUSIBLE_MS || head.maxTime <= 0)
-    return undefined;
-  return { minTime: head.minTime, maxTime: head.maxTime };
-}
-
-/**
- * Earliest sample the target holds of its OWN (blocks and head), undefined if
- * empty. Blocks that are, or were compacted from, blocks listed in
- * `importedUlids` are ignored: after a partial run the target also holds
- * imported blocks, and counting them would move "the target's own start"
- * back in time. (Once the target merges imported and own data into one block
- * this cannot be told apart any more: compute the plan before installing and
- * keep it.)
- */
-export function targetOwnEarliestMs(
-  probe: ProbeResult,
-  importedUlids: Iterable<string> = [],
-): number | undefined {
-  const imported = new Set(importedUlids);
-  let earliest: number | undefined;
-  for (const b of probe.blocks) {
-    const srcs = b.compaction.sources ?? [b.ulid];
-    if (imported.has(b.ulid) || srcs.some((s) => imported.has(s))) continue;
-    earliest = earliest === undefined ? b.minTime : Math.min(earliest, b.minTime);
-  }
-  const head = headRange(probe.tsdb);
-  if (head !== undefined)
-    earliest = earliest === undefined ? head.minTime : Math.min(earliest, head.minTime);
-  return earliest;
 }

@@ -2,7 +2,7 @@
 # Target sidecar: copy the given blocks from the source's rsync daemon into a
 # staging dir on the target volume. Resumable; never touches $PTM_DATA/<ULID>.
 #
-#   sh -s -- ULID... < copy.sh
+#   sh -c "$PTM_SCRIPT" ptm-copy ULID...   (PTM_SCRIPT = lib.sh + copy.sh)
 #
 # Env:
 #   PTM_DATA               target TSDB data dir (required)
@@ -31,7 +31,7 @@
 #   {"copied":[..],"skipped":[..],"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
 # or, when refused for lack of space (exit 3):
 #   {"error":"insufficient-space","needBytes":N,"marginBytes":N,"availableBytes":N}
-# Uses sidecar/lib.sh, which the program sends ahead of this script.
+# Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "copy: $*" >&2; }
@@ -43,12 +43,6 @@ human() {
     while (b >= 1024 && i < 5) { b /= 1024; i++ }
     if (i == 1) printf "%d B", b; else printf "%.1f %s", b, u[i]
   }'
-}
-
-json_list() { # words -> ["a","b"]
-  out=""
-  for w in "$@"; do out="$out${out:+,}\"$w\""; done
-  printf '[%s]' "$out"
 }
 
 stat_of() { # key -> number from $work/stats (0 when rsync printed none)

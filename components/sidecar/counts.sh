@@ -2,7 +2,7 @@
 # Either sidecar: sample counts per time window plus TSDB health, used to
 # compare source and target.
 #
-#   sh -s -- END_MS... < counts.sh
+#   sh -c "$PTM_SCRIPT" ptm-counts END_MS...   (PTM_SCRIPT = lib.sh + counts.sh)
 #
 # Env:
 #   PTM_PROM_URL        Prometheus base URL (default http://localhost:9090)
@@ -29,7 +29,7 @@
 # Stdout: one JSON line
 #   {"windows":[{"endMs":N,"count":N}],"health":{"blocksLoaded":N,
 #    "reloadFailures":N,"compactionsFailed":N,"lowestTimestampMs":N}}
-# Uses sidecar/lib.sh, which the program sends ahead of this script.
+# Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "counts: $*" >&2; }

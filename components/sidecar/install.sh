@@ -1,7 +1,7 @@
 #!/bin/sh
 # Target sidecar: move verified staged blocks into the live data dir.
 #
-#   sh -s -- ULID... < install.sh
+#   sh -c "$PTM_SCRIPT" ptm-install ULID...   (PTM_SCRIPT = lib.sh + install.sh)
 #
 # Env: PTM_DATA (required), PTM_STAGING (default $PTM_DATA/ptm-staging).
 #
@@ -11,17 +11,11 @@
 # whole reload. Nothing already in $PTM_DATA is ever overwritten or deleted.
 #
 # Stdout: one JSON line {"installed":[..],"alreadyPresent":[..]}
-# Uses sidecar/lib.sh, which the program sends ahead of this script.
+# Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "install: $*" >&2; }
 die() { echo "install: ERROR: $*" >&2; exit 1; }
-
-json_list() {
-  out=""
-  for w in "$@"; do out="$out${out:+,}\"$w\""; done
-  printf '[%s]' "$out"
-}
 
 [ -n "${PTM_DATA:-}" ] || die "PTM_DATA is not set"
 [ -d "$PTM_DATA" ] || die "PTM_DATA=$PTM_DATA is not a directory"

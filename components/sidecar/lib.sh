@@ -1,6 +1,6 @@
 #!/bin/sh
 # Functions shared by the sidecar scripts. The program sends this file and then the script
-# in one `sh -c` (components/kubectl.ts sidecarScript), so every script can use them.
+# in one `sh -c` (components/cluster/kubectl.ts sidecarScript), so every script can use them.
 # shellcheck disable=SC2034 # sourced: the functions are used by the scripts that follow
 
 # A block dir is named by a ULID (26 chars, Crockford base32); Prometheus ignores
@@ -53,6 +53,13 @@ blocks_json() {
     done
   fi
   printf ']'
+}
+
+# JSON array of words (ULIDs, names: nothing that needs escaping): a b -> ["a","b"]
+json_list() {
+  out=""
+  for w in "$@"; do out="$out${out:+,}\"$w\""; done
+  printf '[%s]' "$out"
 }
 
 # GET a URL with busybox wget, or curl where wget is missing; SECONDS is curl's limit.

@@ -14,7 +14,7 @@
 #    "flags":{..}|null,"tsdb":{headStats}|null,"dfAvailableBytes":N,"nowMs":N}
 # An unreachable Prometheus is not an error (the API fields are null): the
 # volume facts are still useful, and the caller decides what is required.
-# Uses sidecar/lib.sh, which the program sends ahead of this script.
+# Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
 die() { echo "probe: $*" >&2; exit 1; }

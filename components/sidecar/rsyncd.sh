@@ -11,8 +11,8 @@
 #   PTM_RSYNC_HOSTS_ALLOW optional "hosts allow" value
 #   PTM_RUN              dir for the generated config (default /tmp/ptm)
 #
-# Fed on stdin (kubectl exec ... sh -s < rsyncd.sh) or run as the container
-# command; it ends by exec'ing rsync so signals reach the daemon directly.
+# Runs as the source sidecar's command (sh -c "<lib.sh + rsyncd.sh>" ptm-rsyncd); it ends
+# by exec'ing rsync so signals reach the daemon directly.
 set -eu
 
 die() { echo "rsyncd: $*" >&2; exit 1; }
@@ -62,7 +62,6 @@ chmod 600 "$secrets"
 } >"$conf"
 
 echo "rsyncd: serving $PTM_DATA as module tsdb on $address:$port (user $user)" >&2
-# stdin is the script itself (sh -s) and may be a socket (node, some
-# container runtimes): rsync would then think inetd started it and serve that
-# one "connection". Give it /dev/null instead.
+# stdin may be a socket (node, some container runtimes): rsync would then think
+# inetd started it and serve that one "connection". Give it /dev/null instead.
 exec rsync --daemon --no-detach --log-file=/dev/stderr --config="$conf" </dev/null

@@ -15,7 +15,7 @@
 # (fs.protected_hardlinks), i.e. the Prometheus uid (1001 for BKPR/bitnami).
 #
 # Stdout: one JSON line {"snapshot":name,"blocks":[meta+sizeBytes...],"createdMs":N,"reused":bool}
-# Uses sidecar/lib.sh, which the program sends ahead of this script.
+# Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
 log() { echo "snapshot: $*" >&2; }

@@ -2,7 +2,7 @@
 # Source sidecar: wait until the source has compacted its head past a time, so that the
 # snapshot taken next holds a block that reaches it and the gap shrinks.
 #
-#   sh -s < wait-compaction.sh
+#   sh -c "$PTM_SCRIPT" ptm-wait-compaction   (PTM_SCRIPT = lib.sh + wait-compaction.sh)
 #
 # Env:
 #   PTM_DATA           TSDB data dir (required)

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { execScript } from "../cluster/kubectl";
-import { lastJsonLine } from "../cluster/scriptOutput";
+import { lastJsonLine } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface BlockInstallArgs {

@@ -1,8 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
-import { BlockMeta } from "../decisions/plan";
-import { lastJsonLine } from "../cluster/scriptOutput";
+import { BlockMeta } from "../decisions/sidecarOutput";
+import { lastJsonLine } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface SourceSnapshotArgs {

@@ -57,6 +57,21 @@ export async function runProgram(
   cluster: FakeCluster,
   opts: { preview?: boolean; slow?: string[] } = {},
 ): Promise<RunResult> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const load = () => require("../../index") as () => Promise<Record<string, unknown>>;
+  return runWith(config, cluster, async () => load()(), opts);
+}
+
+/**
+ * Runs any Pulumi program (a function that declares resources and returns its outputs)
+ * against the fake cluster, with the stack config given.
+ */
+export async function runWith(
+  config: Record<string, unknown>,
+  cluster: FakeCluster,
+  program: () => Promise<Record<string, unknown>>,
+  opts: { preview?: boolean; slow?: string[] } = {},
+): Promise<RunResult> {
   const resources: Recorded[] = [];
   const commands: string[] = [];
   let seq = 0;
@@ -66,7 +81,10 @@ export async function runProgram(
       newResource: async (args) => {
         lastActivity = Date.now();
         if (opts.slow?.includes(args.name)) await new Promise((r) => setTimeout(r, 150));
-        resources.push({ type: args.type, name: args.name, inputs: args.inputs, seq: seq++ });
+        // The migration component itself is the program's one top-level resource: record
+        // what it declares.
+        if (args.type !== "ptm:index:PrometheusTsdbMigration")
+          resources.push({ type: args.type, name: args.name, inputs: args.inputs, seq: seq++ });
         lastActivity = Date.now();
         const state: Record<string, unknown> = { ...args.inputs };
         if (args.type === "kubernetes:core/v1:Service") {
@@ -95,8 +113,6 @@ export async function runProgram(
     cfg[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }
   pulumi.runtime.setAllConfig(cfg);
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const program = require("../../index") as () => Promise<Record<string, unknown>>;
   const raw = await program();
   const outputs: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(raw)) {

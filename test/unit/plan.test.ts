@@ -1,17 +1,13 @@
 import * as assert from "node:assert/strict";
+import { BLOCK_MS, headRange, targetOwnEarliestMs } from "../../components/decisions/tsdb";
+import { BlockMeta, parseLastJsonLine, parseProbe } from "../../components/decisions/sidecarOutput";
 import {
-  BLOCK_MS,
-  BlockMeta,
   PlanInput,
   dedupeBlocks,
   formatDuration,
-  headRange,
   overlapAllowed,
-  parseLastJsonLine,
-  parseProbe,
   parseVersion,
   planMigration,
-  targetOwnEarliestMs,
 } from "../../components/decisions/plan";
 
 const H = 3_600_000;

@@ -1,5 +1,6 @@
 import * as assert from "node:assert/strict";
-import type { BlockMeta, Plan } from "../../components/decisions/plan";
+import type { BlockMeta } from "../../components/decisions/sidecarOutput";
+import type { Plan } from "../../components/decisions/plan";
 import {
   compareCounts,
   parseCounts,

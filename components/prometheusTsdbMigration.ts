@@ -1,0 +1,357 @@
+// The whole migration as one component: the seed's manual procedure (Bitnami BKPR's
+// Prometheus migration guide), one child component per step, in the order the guide gives.
+// `phase` says how far to go; leaving it unset reverts every change.
+
+import * as pulumi from "@pulumi/pulumi";
+import { probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
+import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
+import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
+import { ConfigError, MigrationConfig, parseConfig, WorkloadRef } from "./decisions/config";
+import { decideGap } from "./decisions/gap";
+import { planMigration } from "./decisions/plan";
+import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
+import { restartRisk } from "./decisions/restartRisk";
+import { BlockMeta, ProbeResult } from "./decisions/sidecarOutput";
+import { iso } from "./decisions/time";
+import { headRange } from "./decisions/tsdb";
+import { windowsToCompare } from "./decisions/verify";
+import {
+  checkDistinctPods,
+  locateTsdb,
+  preflight,
+  TARGET_SIDECAR,
+  TsdbLocation,
+} from "./decisions/workload";
+import { AdminApiSwitch } from "./steps/adminApiSwitch";
+import { BlockCopy } from "./steps/blockCopy";
+import { BlockInstall } from "./steps/blockInstall";
+import { CompactionWait } from "./steps/compactionWait";
+import { MigrationVerification } from "./steps/migrationVerification";
+import { RsyncAccessPolicy } from "./steps/rsyncAccessPolicy";
+import { RsyncCredentials } from "./steps/rsyncCredentials";
+import { RsyncService } from "./steps/rsyncService";
+import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
+import { SourceSnapshot } from "./steps/sourceSnapshot";
+import { TargetRsyncClient } from "./steps/targetRsyncClient";
+
+/** A Prometheus workload and where its TSDB is. Unset fields are read from the live object. */
+export interface PrometheusWorkloadArgs {
+  /** Namespace. Default: "default" for the source, "kubeprod" for the target (BKPR). */
+  namespace?: string;
+  /** "Deployment" or "StatefulSet". Default: Deployment for the source, StatefulSet for the target. */
+  kind?: "Deployment" | "StatefulSet";
+  /** Name of the workload. Required for the source; default "prometheus" for the target. */
+  name?: string;
+  /** The Prometheus container. Default: "prometheus". */
+  container?: string;
+  /** The pod volume that holds the TSDB. Default: the volume mounted at the TSDB path. */
+  volume?: string;
+  /** Absolute TSDB path in the container. Default: `--storage.tsdb.path`, resolved. */
+  dataPath?: string;
+  /** Prometheus API URL as seen from inside the pod. Default: from the listen address and route prefix. */
+  url?: string;
+}
+
+/** Arguments of {@link PrometheusTsdbMigration}; the same keys as the stack config. */
+export interface PrometheusTsdbMigrationArgs {
+  /**
+   * How far the migration goes. "prepare" adds the rsync sidecars, Service, NetworkPolicy
+   * and Secrets; "migrate" also snapshots, copies, installs and verifies the blocks.
+   * Default: unset, which reverts every change (pod templates return exactly to what they
+   * were; installed blocks stay).
+   */
+  phase?: "prepare" | "migrate";
+  /** The old Prometheus. `name` is required unless reverting. */
+  source?: PrometheusWorkloadArgs;
+  /** The new Prometheus. Default: the BKPR destination, StatefulSet kubeprod/prometheus. */
+  target?: PrometheusWorkloadArgs;
+  /**
+   * Image of both sidecars: a POSIX sh (busybox is enough) and rsync.
+   * Default: "docker.io/instrumentisto/rsync-ssh:alpine3.22".
+   */
+  sidecarImage?: string;
+  /** Pull policy of the sidecar image: IfNotPresent, Always or Never. Default: "IfNotPresent". */
+  sidecarImagePullPolicy?: string;
+  /** Limit of the copy as `rsync --bwlimit` takes it ("500k", "20m"). Default: "" (unlimited). */
+  bandwidthLimit?: string;
+  /**
+   * Snapshot the source's in-memory head too (needs its admin API, which is switched on for
+   * the snapshot and restored at the revert). Closes the gap on targets >= 2.39. Default: false.
+   */
+  includeHead?: boolean;
+  /** Wait up to this long for the source's next compaction when that shrinks the gap. Default: 0 (fail with advice). */
+  maxWaitMinutes?: number;
+  /** Go ahead with a gap that waiting can't close, instead of failing with the numbers. Default: false. */
+  acceptGap?: boolean;
+  /** How long a patched workload may take to roll out. Default: 600. */
+  rolloutTimeoutSeconds?: number;
+  /** Revert even when restarting the target now would drop some of its own samples. Default: false. */
+  forceRevert?: boolean;
+}
+
+/** What the migration did, as stack outputs: plain values and Outputs of the steps. */
+export type MigrationOutputs = Record<string, unknown>;
+
+// The steps were top-level resources before this component existed: keep their URNs.
+const WERE_TOP_LEVEL: pulumi.Alias[] = [{ parent: pulumi.rootStackResource }];
+
+/**
+ * Moves the TSDB of a running Prometheus into a new Prometheus, with no downtime for the old
+ * one: an rsync daemon sidecar on the source, an rsync client sidecar on the target, a
+ * snapshot timed to the compaction cycle, a resumable copy, a restart-free install and a
+ * verification of the counts. The live workloads are read first (at preview too), so the
+ * children are declared asynchronously; `outputs` resolves once they are.
+ */
+export class PrometheusTsdbMigration extends pulumi.ComponentResource {
+  /** What happened: phase, workloads, plan, copy, install, verification. Rejects on bad input. */
+  public readonly outputs: Promise<MigrationOutputs>;
+
+  constructor(
+    name: string,
+    args: PrometheusTsdbMigrationArgs,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super("ptm:index:PrometheusTsdbMigration", name, {}, opts);
+    this.outputs = this.declare(args).catch((e: unknown) => {
+      // A configuration mistake is one clear line that names the key, not a stack trace.
+      if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+      throw e;
+    });
+    this.registerOutputs();
+  }
+
+  private async declare(args: PrometheusTsdbMigrationArgs): Promise<MigrationOutputs> {
+    // Configuration, validated before anything changes.
+    const cfg = parseConfig({ ...args, phase: args.phase ?? "" });
+    if (cfg.phase === "revert") {
+      // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
+      // deleted, and deleting the patches hands the pod templates back exactly as they were.
+      // Removing the target's sidecar restarts it, so first make sure that loses nothing.
+      await checkTargetRestartIsSafe(cfg);
+      return { phase: "reverted" };
+    }
+    const child: pulumi.ComponentResourceOptions = { parent: this, aliases: WERE_TOP_LEVEL };
+
+    // The live workloads, and where their TSDBs are.
+    const { source, target } = await locateWorkloads(cfg);
+    const policies = await readNetworkPolicies(source.ref.namespace);
+
+    // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
+    const credentials = new RsyncCredentials(
+      "rsync-credentials",
+      { sourceNamespace: source.ref.namespace, targetNamespace: target.ref.namespace },
+      child,
+    );
+    const service = new RsyncService(
+      "rsync-service",
+      { namespace: source.ref.namespace, sourceName: source.ref.name, selector: source.podLabels },
+      child,
+    );
+    const accessPolicy = new RsyncAccessPolicy(
+      "rsync-access",
+      {
+        namespace: source.ref.namespace,
+        sourceName: source.ref.name,
+        sourcePodLabels: source.podLabels,
+        ingress: rsyncIngressRules(
+          isolatedForIngress(policies, source.podLabels),
+          target.ref.namespace,
+          target.podLabels,
+        ),
+      },
+      child,
+    );
+    const daemon = new SourceRsyncDaemon(
+      "source-rsync-daemon",
+      {
+        source,
+        image: cfg.sidecarImage,
+        imagePullPolicy: cfg.sidecarImagePullPolicy,
+        secretName: credentials.sourceSecretName,
+        rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
+      },
+      { ...child, dependsOn: [accessPolicy] },
+    );
+
+    // A head snapshot needs the admin API: switched on here, and off exactly at the revert.
+    const adminApi = cfg.includeHead
+      ? new AdminApiSwitch(
+          "source-admin-api",
+          { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds },
+          { ...child, dependsOn: [daemon.patch] },
+        )
+      : undefined;
+
+    // Step 2 (seed): the target's rsync client.
+    const client = new TargetRsyncClient(
+      "target-rsync-client",
+      {
+        target,
+        image: cfg.sidecarImage,
+        imagePullPolicy: cfg.sidecarImagePullPolicy,
+        secretName: credentials.targetSecretName,
+        rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
+      },
+      child,
+    );
+
+    const prepared = {
+      phase: cfg.phase,
+      source: describeLocation(source),
+      target: describeLocation(target),
+      rsyncService: service.name,
+      rsyncUrl: service.moduleUrl,
+      sidecars: { source: daemon.container, target: client.container },
+    };
+    if (cfg.phase !== "migrate") return prepared;
+
+    // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
+    const snapshot = snapshotName();
+    const [sourceProbe, targetProbe] = await Promise.all([
+      probe(source.ref, daemon.container, snapshot),
+      probe(target.ref, client.container, snapshot),
+    ]);
+    if (!sourceProbe || !targetProbe) {
+      return {
+        ...prepared,
+        plan: "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
+      };
+    }
+    const snapshotTaken = sourceProbe.snapshotBlocks.length > 0;
+    const inputFor = (sourceBlocks: BlockMeta[]) =>
+      planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
+    const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
+    const input = inputFor(basis);
+    const plan = planMigration(input);
+    // Once the snapshot exists the decision was made; later runs only report and verify.
+    const decision = snapshotTaken
+      ? ({ action: "go", message: "snapshot already taken" } as const)
+      : decideGap(plan, cfg, targetProbe.nowMs);
+    if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
+    pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`);
+
+    const wait = new CompactionWait(
+      "compaction-wait",
+      {
+        source,
+        container: daemon.container,
+        untilMs: decision.action === "wait" ? decision.blockEndMs : 0,
+        maxWaitMinutes: cfg.maxWaitMinutes,
+      },
+      { ...child, dependsOn: [daemon.patch] },
+    );
+
+    // Step 4 (seed): snapshot, copy, and install without a restart.
+    const snap = new SourceSnapshot(
+      "source-snapshot",
+      { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
+      { ...child, dependsOn: [daemon.patch, wait, ...(adminApi ? [adminApi] : [])] },
+    );
+    const finalPlan = snap.result.apply((s) => planMigration(inputFor(s.blocks)));
+    const copy = new BlockCopy(
+      "block-copy",
+      {
+        target,
+        container: client.container,
+        snapshotUrl: pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`,
+        blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
+        bandwidthLimit: cfg.bandwidthLimit,
+      },
+      { ...child, dependsOn: [client.patch, service, accessPolicy] },
+    );
+    const install = new BlockInstall(
+      "block-install",
+      {
+        target,
+        container: client.container,
+        blocks: copy.result.apply((r) => [...r.copied, ...r.skipped]),
+      },
+      { ...child, dependsOn: [copy] },
+    );
+
+    // Step 5 (seed): prove it, instead of reading logs.
+    const verification = new MigrationVerification(
+      "verification",
+      {
+        source,
+        sourceContainer: daemon.container,
+        target,
+        targetContainer: client.container,
+        windowEnds: finalPlan.apply((p) =>
+          windowsToCompare(p, { targetEarliestMs: input.targetEarliestMs }),
+        ),
+        targetEarliestMs: input.targetEarliestMs,
+        loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
+        after: [install.step],
+      },
+      child,
+    );
+
+    return {
+      ...prepared,
+      plan: summarizePlan(plan),
+      migration: {
+        snapshot,
+        plan: finalPlan.apply(summarizePlan),
+        copy: copy.result,
+        install: install.result,
+        verification: verification.result,
+      },
+    };
+  }
+}
+
+/** Reads both workloads and checks that a migration between them can work. */
+async function locateWorkloads(
+  cfg: MigrationConfig,
+): Promise<{ source: TsdbLocation; target: TsdbLocation }> {
+  const [sourceObj, targetObj] = await Promise.all([
+    readWorkload(cfg.source),
+    readWorkload(cfg.target),
+  ]);
+  const source = locateTsdb("source", cfg.source, sourceObj);
+  const target = locateTsdb("target", cfg.target, targetObj);
+  preflight("source", source, sourceObj!);
+  preflight("target", target, targetObj!);
+  checkDistinctPods(source, target);
+  if (cfg.includeHead && !source.adminApi && !source.hasArgs) {
+    throw new ConfigError(
+      "includeHead",
+      `the source container has no args (its image's default command line is in use), so the ` +
+        `admin API can't be switched on without replacing it; add --web.enable-admin-api yourself`,
+    );
+  }
+  return { source, target };
+}
+
+/** Before the snapshot exists: the blocks it will hold (with the head when includeHead). */
+function blocksToSnapshot(source: ProbeResult, cfg: MigrationConfig): BlockMeta[] {
+  return [...source.blocks, ...(cfg.includeHead ? headAsBlock(source) : [])];
+}
+
+function describeLocation(loc: TsdbLocation) {
+  const ref: WorkloadRef = loc.ref;
+  return {
+    workload: `${ref.kind} ${ref.namespace}/${ref.name}`,
+    dataPath: loc.dataPath,
+    volume: loc.volume,
+  };
+}
+
+/** Refuses a revert that would restart the target while its head holds samples older than an imported block. */
+async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
+  const live = await readWorkload(cfg.target);
+  const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
+  if (!hasSidecar || cfg.forceRevert) return;
+  const state = await probe(cfg.target, TARGET_SIDECAR, snapshotName());
+  if (!state) return; // the sidecar isn't running: its pod is restarting anyway
+  const risk = restartRisk(state.blocks, headRange(state.tsdb));
+  if (!risk) return;
+  throw new ConfigError(
+    "phase",
+    `reverting now removes the target's sidecar and so restarts it, which would drop its own samples ` +
+      `from ${iso(risk.lossFromMs)} to ${iso(risk.lossToMs)} (older than the newest imported block, not yet ` +
+      `compacted). Revert after ${iso(risk.safeAfterMs)}, when its next compaction has persisted them, ` +
+      `or set forceRevert to true to accept the loss`,
+  );
+}

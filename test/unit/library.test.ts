@@ -1,0 +1,53 @@
+// The component as another Pulumi program uses it: imported by the package's name and
+// declared next to the program's own resources.
+
+import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
+import type * as ptm from "../../components";
+import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
+import { byType, runWith } from "./harness";
+
+// By name, through package.json "exports", as a dependent project would import it.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const load = () => require("prometheus-tsdb-migration") as typeof ptm;
+
+/** Stands for a resource of the importing program's own. */
+class OwnThing extends pulumi.CustomResource {
+  constructor(name: string) {
+    super("example:index:Thing", name, {});
+  }
+}
+
+describe("PrometheusTsdbMigration imported by another program", () => {
+  it("declares the prepare phase next to the program's own resources", async () => {
+    const r = await runWith({}, cluster(), async () => {
+      const { PrometheusTsdbMigration } = load();
+      const own = new OwnThing("own-thing");
+      const m = new PrometheusTsdbMigration(
+        "move-history",
+        { phase: "prepare", source: SOURCE_CONFIG as ptm.PrometheusWorkloadArgs },
+        { dependsOn: [own] },
+      );
+      return m.outputs;
+    });
+    assert.equal(byType(r, "example:index:Thing").length, 1);
+    assert.equal(byType(r, "kubernetes:core/v1:Service").length, 1);
+    assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
+    assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
+    assert.equal(r.outputs.phase, "prepare");
+    assert.equal(
+      (r.outputs.target as Record<string, unknown>).workload,
+      "StatefulSet kubeprod/prometheus",
+    );
+  });
+
+  it("refuses bad args with a one-line error that names the key", async () => {
+    await assert.rejects(
+      runWith({}, cluster(), async () => {
+        const { PrometheusTsdbMigration } = load();
+        return new PrometheusTsdbMigration("m", { phase: "prepare", source: {} }).outputs;
+      }),
+      (e: Error) => e instanceof pulumi.RunError && /:source\.name: is required/.test(e.message),
+    );
+  });
+});
