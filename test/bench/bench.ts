@@ -10,14 +10,9 @@ import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import {
-  BlockMeta,
-  Plan,
-  headRange,
-  parseProbe,
-  planMigration,
-  formatDuration,
-} from "../../components/decisions/plan";
+import { BlockMeta, parseProbe } from "../../components/decisions/sidecarOutput";
+import { Plan, planMigration, formatDuration } from "../../components/decisions/plan";
+import { headRange } from "../../components/decisions/tsdb";
 import {
   H,
   REPO,

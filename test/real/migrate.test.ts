@@ -12,15 +12,9 @@ import { ChildProcess, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import {
-  BlockMeta,
-  Plan,
-  ProbeResult,
-  parseProbe,
-  planMigration,
-  targetOwnEarliestMs,
-  headRange,
-} from "../../components/decisions/plan";
+import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
+import { Plan, planMigration } from "../../components/decisions/plan";
+import { targetOwnEarliestMs, headRange } from "../../components/decisions/tsdb";
 import { CountsResult, compareCounts, windowsToCompare } from "../../components/decisions/verify";
 import {
   H,

@@ -14,14 +14,9 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import {
-  BlockMeta,
-  ProbeResult,
-  headRange,
-  parseProbe,
-  planMigration,
-  targetOwnEarliestMs,
-} from "../../components/decisions/plan";
+import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
+import { headRange, targetOwnEarliestMs } from "../../components/decisions/tsdb";
+import { planMigration } from "../../components/decisions/plan";
 import { CountsResult, compareCounts, windowsToCompare } from "../../components/decisions/verify";
 import {
   H,

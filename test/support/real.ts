@@ -10,7 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { parseLastJsonLine } from "../../components/decisions/sidecarOutput";
 import { sidecarScript } from "../../components/cluster/kubectl";
-import { BlockMeta, Plan, planMigration } from "../../components/decisions/plan";
+import { BlockMeta } from "../../components/decisions/sidecarOutput";
+import { Plan, planMigration } from "../../components/decisions/plan";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 export const SIDECAR = path.join(REPO, "components", "sidecar");
