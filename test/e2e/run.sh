@@ -5,27 +5,124 @@
 #   bash test/e2e/run.sh test   # npm run test:e2e
 #
 # Without KUBECONFIG it brings the local lab cluster up (test/lab/up.sh). The Pulumi CLI and
-# plugins come from test/engine/ (built from Go modules, cached); a `pulumi` already on PATH
-# with its plugins is used as it is.
+# plugins come from test/engine/ (built from Go modules and the upstream sources in
+# PTM_UPSTREAM_SRC, cached); a `pulumi` already on PATH with its plugins is used as it is.
+#
+# Order: checks that take seconds first (test/engine/build.sh check, and what the lab needs),
+# then npm ci, then the lab build and the engine build side by side, then the lab, then the
+# run. When anything fails, the last line is `run.sh: FAILED: <what failed>`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mode=${1:-demo}
 
-[[ -d node_modules ]] || npm ci --no-audit --no-fund
+stage="setup"
+why=""
+on_exit() {
+  local rc=$?
+  if ((rc != 0)); then
+    echo "run.sh: FAILED: ${why:-$stage (exit $rc)}" >&2
+  fi
+}
+trap on_exit EXIT
+fail() {
+  why=$1
+  exit 1
+}
+
+case $mode in
+  demo | test) ;;
+  *)
+    echo "usage: test/e2e/run.sh demo|test" >&2
+    why="unknown mode '$mode' (demo|test)"
+    exit 2
+    ;;
+esac
+
+need_engine=0
 if ! command -v pulumi >/dev/null 2>&1 || [[ -n ${PTM_ENGINE:-} ]]; then
-  bash test/engine/build.sh
+  need_engine=1
+fi
+need_lab=0
+[[ -n ${KUBECONFIG:-} ]] || need_lab=1
+
+# --- 1. fail fast: everything that can be checked in seconds ------------------------------
+stage="preflight"
+problems=()
+command -v node >/dev/null 2>&1 || problems+=("node is not on PATH")
+command -v npm >/dev/null 2>&1 || problems+=("npm is not on PATH")
+if ((need_lab)); then
+  [[ $(id -u) == 0 ]] || problems+=("the lab (test/lab/up.sh) must run as root; or set KUBECONFIG to an existing cluster")
+  command -v go >/dev/null 2>&1 || [[ -x /usr/local/go/bin/go ]] ||
+    problems+=("go is not on PATH (the lab is built from Go modules); or set KUBECONFIG to an existing cluster")
+fi
+if ((need_engine)); then
+  set +e
+  engine_problems=$(bash test/engine/build.sh check)
+  rc=$?
+  set -e
+  if ((rc != 0)); then
+    [[ -n $engine_problems ]] || engine_problems="test/engine/build.sh check failed (exit $rc)"
+    while IFS= read -r p; do problems+=("$p"); done <<<"$engine_problems"
+  fi
+fi
+if ((${#problems[@]})); then
+  why=${problems[0]}
+  for p in "${problems[@]:1}"; do why+="; $p"; done
+  exit 1
+fi
+
+# --- 2. npm packages -----------------------------------------------------------------------
+stage="npm ci"
+[[ -d node_modules ]] || npm ci --no-audit --no-fund
+
+# --- 3. lab and engine builds side by side (each is a no-op when cached) -------------------
+# Each job's lines are prefixed with [lab] / [engine]; both are waited for.
+stage="builds"
+jobs_pid=()
+jobs_name=()
+if ((need_lab)); then
+  (bash test/lab/build.sh all 2>&1 | sed -u 's/^/[lab] /' >&2) &
+  jobs_pid+=("$!")
+  jobs_name+=("lab build (test/lab/build.sh all)")
+fi
+if ((need_engine)); then
+  (bash test/engine/build.sh 2>&1 | sed -u 's/^/[engine] /' >&2) &
+  jobs_pid+=("$!")
+  jobs_name+=("engine build (test/engine/build.sh)")
+fi
+failed=()
+for i in "${!jobs_pid[@]}"; do
+  wait "${jobs_pid[$i]}" || failed+=("${jobs_name[$i]}")
+done
+if ((${#failed[@]})); then
+  why=${failed[0]}
+  ((${#failed[@]} < 2)) || why+="; ${failed[1]}"
+  why+=" failed (its log is above; times in \${PTM_CACHE:-/var/cache/ptm}/logs)"
+  exit 1
+fi
+
+if ((need_engine)); then
+  stage="source test/engine/env.sh"
   # shellcheck source=/dev/null
   source test/engine/env.sh
 fi
-if [[ -z ${KUBECONFIG:-} ]]; then
+if ((need_lab)); then
+  stage="lab up (test/lab/up.sh)"
   kc=$(bash test/lab/up.sh | sed -n 's/^KUBECONFIG=//p' | tail -n 1)
-  [[ -n $kc ]] || { echo "run.sh: test/lab/up.sh printed no KUBECONFIG" >&2; exit 1; }
+  [[ -n $kc ]] || fail "test/lab/up.sh printed no KUBECONFIG"
   export KUBECONFIG=$kc
 fi
+stage="pulumi version"
 echo "run.sh: KUBECONFIG=$KUBECONFIG, $(pulumi version)" >&2
 
+# --- 4. the run ----------------------------------------------------------------------------
 case $mode in
-demo) exec npx ts-node --transpile-only test/e2e/demo.ts ;;
-test) exec npx mocha --config test/e2e/.mocharc.json ;;
-*) echo "usage: test/e2e/run.sh demo|test" >&2; exit 2 ;;
+  demo)
+    stage="demo (npx ts-node --transpile-only test/e2e/demo.ts)"
+    npx ts-node --transpile-only test/e2e/demo.ts
+    ;;
+  test)
+    stage="e2e test (npx mocha --config test/e2e/.mocharc.json)"
+    npx mocha --config test/e2e/.mocharc.json
+    ;;
 esac
