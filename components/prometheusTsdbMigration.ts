@@ -6,7 +6,14 @@ import * as pulumi from "@pulumi/pulumi";
 import { probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
-import { ConfigError, MigrationConfig, parseConfig, WorkloadRef } from "./decisions/config";
+import {
+  ConfigError,
+  MigrationArgs,
+  MigrationConfig,
+  parseConfig,
+  WorkloadArgs,
+  WorkloadRef,
+} from "./decisions/config";
 import { decideGap } from "./decisions/gap";
 import { planMigration } from "./decisions/plan";
 import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
@@ -34,60 +41,10 @@ import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
 import { SourceSnapshot } from "./steps/sourceSnapshot";
 import { TargetRsyncClient } from "./steps/targetRsyncClient";
 
-/** A Prometheus workload and where its TSDB is. Unset fields are read from the live object. */
-export interface PrometheusWorkloadArgs {
-  /** Namespace. Default: "default" for the source, "kubeprod" for the target (BKPR). */
-  namespace?: string;
-  /** "Deployment" or "StatefulSet". Default: Deployment for the source, StatefulSet for the target. */
-  kind?: "Deployment" | "StatefulSet";
-  /** Name of the workload. Required for the source; default "prometheus" for the target. */
-  name?: string;
-  /** The Prometheus container. Default: "prometheus". */
-  container?: string;
-  /** The pod volume that holds the TSDB. Default: the volume mounted at the TSDB path. */
-  volume?: string;
-  /** Absolute TSDB path in the container. Default: `--storage.tsdb.path`, resolved. */
-  dataPath?: string;
-  /** Prometheus API URL as seen from inside the pod. Default: from the listen address and route prefix. */
-  url?: string;
-}
-
-/** Arguments of {@link PrometheusTsdbMigration}; the same keys as the stack config. */
-export interface PrometheusTsdbMigrationArgs {
-  /**
-   * How far the migration goes. "prepare" adds the rsync sidecars, Service, NetworkPolicy
-   * and Secrets; "migrate" also snapshots, copies, installs and verifies the blocks.
-   * Default: unset, which reverts every change (pod templates return exactly to what they
-   * were; installed blocks stay).
-   */
-  phase?: "prepare" | "migrate";
-  /** The old Prometheus. `name` is required unless reverting. */
-  source?: PrometheusWorkloadArgs;
-  /** The new Prometheus. Default: the BKPR destination, StatefulSet kubeprod/prometheus. */
-  target?: PrometheusWorkloadArgs;
-  /**
-   * Image of both sidecars: a POSIX sh (busybox is enough) and rsync.
-   * Default: "docker.io/instrumentisto/rsync-ssh:alpine3.22".
-   */
-  sidecarImage?: string;
-  /** Pull policy of the sidecar image: IfNotPresent, Always or Never. Default: "IfNotPresent". */
-  sidecarImagePullPolicy?: string;
-  /** Limit of the copy as `rsync --bwlimit` takes it ("500k", "20m"). Default: "" (unlimited). */
-  bandwidthLimit?: string;
-  /**
-   * Snapshot the source's in-memory head too (needs its admin API, which is switched on for
-   * the snapshot and restored at the revert). Closes the gap on targets >= 2.39. Default: false.
-   */
-  includeHead?: boolean;
-  /** Wait up to this long for the source's next compaction when that shrinks the gap. Default: 0 (fail with advice). */
-  maxWaitMinutes?: number;
-  /** Go ahead with a gap that waiting can't close, instead of failing with the numbers. Default: false. */
-  acceptGap?: boolean;
-  /** How long a patched workload may take to roll out. Default: 600. */
-  rolloutTimeoutSeconds?: number;
-  /** Revert even when restarting the target now would drop some of its own samples. Default: false. */
-  forceRevert?: boolean;
-}
+/** Arguments of {@link PrometheusTsdbMigration}: the stack config's keys, typed and documented. */
+export type PrometheusTsdbMigrationArgs = MigrationArgs;
+/** The source or target of a {@link PrometheusTsdbMigration}. */
+export type PrometheusWorkloadArgs = WorkloadArgs;
 
 /** What the migration did, as stack outputs: plain values and Outputs of the steps. */
 export type MigrationOutputs = Record<string, unknown>;

@@ -5,6 +5,8 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { TsdbLocation } from "../decisions/workload";
+import { sidecarScript } from "./kubectl";
+import { PASSWORD_KEY } from "./naming";
 
 /** Builds the volume mount that gives a sidecar the same view of the TSDB as Prometheus. */
 export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMount {
@@ -13,6 +15,51 @@ export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMoun
     mountPath: loc.mountPath,
     ...(loc.subPath ? { subPath: loc.subPath } : {}),
     ...(loc.subPathExpr ? { subPathExpr: loc.subPathExpr } : {}),
+  };
+}
+
+export interface SidecarSpec {
+  /** Container name; also the script's $0. */
+  name: string;
+  image: string;
+  imagePullPolicy: string;
+  /** components/sidecar/<script>.sh is the container's command. */
+  script: string;
+  /** Variable that receives the rsync password from the migration's Secret. */
+  passwordEnv: string;
+  secretName: pulumi.Input<string>;
+  /** Settings besides PTM_DATA and PTM_PROM_URL. */
+  env?: k8s.types.input.core.v1.EnvVar[];
+  ports?: k8s.types.input.core.v1.ContainerPort[];
+}
+
+/**
+ * A sidecar that sees the TSDB exactly as Prometheus does: same volume, same mount, and the
+ * Prometheus container's securityContext, so it reads, links and writes blocks as the
+ * same user.
+ */
+export function sidecarContainer(
+  loc: TsdbLocation,
+  spec: SidecarSpec,
+): k8s.types.input.core.v1.Container {
+  return {
+    name: spec.name,
+    image: spec.image,
+    imagePullPolicy: spec.imagePullPolicy,
+    command: ["sh", "-c", sidecarScript(spec.script), spec.name],
+    env: [
+      { name: "PTM_DATA", value: loc.dataPath },
+      { name: "PTM_PROM_URL", value: loc.url },
+      ...(spec.env ?? []),
+      {
+        name: spec.passwordEnv,
+        valueFrom: { secretKeyRef: { name: spec.secretName, key: PASSWORD_KEY } },
+      },
+    ],
+    ...(spec.ports ? { ports: spec.ports } : {}),
+    volumeMounts: [tsdbMount(loc)],
+    ...(loc.securityContext ? { securityContext: loc.securityContext } : {}),
+    resources: { requests: { cpu: "10m", memory: "32Mi" } },
   };
 }
 

@@ -56,20 +56,70 @@ export class ConfigError extends Error {
   }
 }
 
-/** Raw values as `pulumi.Config` returns them (objects already JSON-parsed). */
-export interface RawConfig {
+/** A Prometheus workload and where its TSDB is. Unset fields are read from the live object. */
+export interface WorkloadArgs {
+  /** Namespace. Default: "default" for the source, "kubeprod" for the target (BKPR). */
+  namespace?: string;
+  /** "Deployment" or "StatefulSet". Default: Deployment for the source, StatefulSet for the target. */
+  kind?: WorkloadKind;
+  /** Name of the workload. Required for the source; default "prometheus" for the target. */
+  name?: string;
+  /** The Prometheus container. Default: "prometheus". */
+  container?: string;
+  /** The pod volume that holds the TSDB. Default: the volume mounted at the TSDB path. */
+  volume?: string;
+  /** Absolute TSDB path in the container. Default: `--storage.tsdb.path`, resolved. */
+  dataPath?: string;
+  /** Prometheus API URL as seen from inside the pod. Default: from the listen address and route prefix. */
+  url?: string;
+}
+
+/**
+ * The migration's settings: the component's args, and the stack config's keys with the
+ * same names (Pulumi.yaml documents the same defaults).
+ */
+export interface MigrationArgs {
+  /**
+   * How far the migration goes. "prepare" adds the rsync sidecars, Service, NetworkPolicy
+   * and Secrets; "migrate" also snapshots, copies, installs and verifies the blocks.
+   * Default: unset, which reverts every change (pod templates return exactly to what they
+   * were; installed blocks stay).
+   */
+  phase?: "prepare" | "migrate";
+  /** The old Prometheus. `name` is required unless reverting. */
+  source?: WorkloadArgs;
+  /** The new Prometheus. Default: the BKPR destination, StatefulSet kubeprod/prometheus. */
+  target?: WorkloadArgs;
+  /**
+   * Image of both sidecars: a POSIX sh (busybox is enough) and rsync.
+   * Default: "docker.io/instrumentisto/rsync-ssh:alpine3.22".
+   */
+  sidecarImage?: string;
+  /** Pull policy of the sidecar image: IfNotPresent, Always or Never. Default: "IfNotPresent". */
+  sidecarImagePullPolicy?: string;
+  /** Limit of the copy as `rsync --bwlimit` takes it ("500k", "20m"). Default: "" (unlimited). */
+  bandwidthLimit?: string;
+  /**
+   * Snapshot the source's in-memory head too (needs its admin API, which is switched on for
+   * the snapshot and restored at the revert). Closes the gap on targets >= 2.39. Default: false.
+   */
+  includeHead?: boolean;
+  /** Wait up to this long for the source's next compaction when that shrinks the gap. Default: 0 (fail with advice). */
+  maxWaitMinutes?: number;
+  /** Go ahead with a gap that waiting can't close, instead of failing with the numbers. Default: false. */
+  acceptGap?: boolean;
+  /** How long a patched workload may take to roll out, in seconds. Default: 600. */
+  rolloutTimeoutSeconds?: number;
+  /** Revert even when restarting the target now would drop some of its own samples. Default: false. */
+  forceRevert?: boolean;
+}
+
+/** The same settings as `pulumi.Config` returns them: any string, any JSON object. */
+export type RawConfig = Omit<MigrationArgs, "phase" | "source" | "target"> & {
   phase?: string;
   source?: unknown;
   target?: unknown;
-  sidecarImage?: string;
-  sidecarImagePullPolicy?: string;
-  bandwidthLimit?: string;
-  includeHead?: boolean;
-  maxWaitMinutes?: number;
-  acceptGap?: boolean;
-  rolloutTimeoutSeconds?: number;
-  forceRevert?: boolean;
-}
+};
 
 export const DEFAULT_SIDECAR_IMAGE = "docker.io/instrumentisto/rsync-ssh:alpine3.22";
 

@@ -1,7 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { sidecarScript } from "../cluster/kubectl";
-import { PASSWORD_KEY, RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
-import { patchWithSidecar, tsdbMount } from "../cluster/sidecarPatch";
+import { RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
+import { patchWithSidecar, sidecarContainer } from "../cluster/sidecarPatch";
 import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface SourceRsyncDaemonArgs {
@@ -36,27 +35,19 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     this.patch = patchWithSidecar(
       name,
       src,
-      {
+      sidecarContainer(src, {
         name: SOURCE_SIDECAR,
         image: args.image,
         imagePullPolicy: args.imagePullPolicy,
-        command: ["sh", "-c", sidecarScript("rsyncd"), SOURCE_SIDECAR],
+        script: "rsyncd",
         env: [
-          { name: "PTM_DATA", value: src.dataPath },
-          { name: "PTM_PROM_URL", value: src.url },
           { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
           { name: "PTM_RSYNC_USER", value: RSYNC_USER },
-          {
-            name: "PTM_RSYNC_PASSWORD",
-            valueFrom: { secretKeyRef: { name: args.secretName, key: PASSWORD_KEY } },
-          },
         ],
+        passwordEnv: "PTM_RSYNC_PASSWORD",
+        secretName: args.secretName,
         ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
-        volumeMounts: [tsdbMount(src)],
-        // Same user as Prometheus, so hard links and reads get through its file modes.
-        ...(src.securityContext ? { securityContext: src.securityContext } : {}),
-        resources: { requests: { cpu: "10m", memory: "32Mi" } },
-      },
+      }),
       args.rolloutTimeoutSeconds,
       { parent: this },
     );

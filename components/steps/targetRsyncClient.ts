@@ -1,7 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { sidecarScript } from "../cluster/kubectl";
-import { PASSWORD_KEY } from "../cluster/naming";
-import { patchWithSidecar, tsdbMount } from "../cluster/sidecarPatch";
+import { patchWithSidecar, sidecarContainer } from "../cluster/sidecarPatch";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface TargetRsyncClientArgs {
@@ -32,27 +30,18 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     const tgt = args.target;
 
     this.container = TARGET_SIDECAR;
+    // Runs idle: the copy and install steps exec their scripts in it.
     this.patch = patchWithSidecar(
       name,
       tgt,
-      {
+      sidecarContainer(tgt, {
         name: TARGET_SIDECAR,
         image: args.image,
         imagePullPolicy: args.imagePullPolicy,
-        command: ["sh", "-c", sidecarScript("idle"), TARGET_SIDECAR],
-        env: [
-          { name: "PTM_DATA", value: tgt.dataPath },
-          { name: "PTM_PROM_URL", value: tgt.url },
-          {
-            name: "RSYNC_PASSWORD",
-            valueFrom: { secretKeyRef: { name: args.secretName, key: PASSWORD_KEY } },
-          },
-        ],
-        volumeMounts: [tsdbMount(tgt)],
-        // Same user as Prometheus, so the blocks it installs are Prometheus's to read and compact.
-        ...(tgt.securityContext ? { securityContext: tgt.securityContext } : {}),
-        resources: { requests: { cpu: "10m", memory: "32Mi" } },
-      },
+        script: "idle",
+        passwordEnv: "RSYNC_PASSWORD",
+        secretName: args.secretName,
+      }),
       args.rolloutTimeoutSeconds,
       { parent: this },
     );
