@@ -41,12 +41,24 @@ export interface PodTemplate {
 export interface WorkloadObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: { name?: string; namespace?: string; uid?: string; labels?: Record<string, string> };
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    labels?: Record<string, string>;
+    ownerReferences?: {
+      apiVersion?: string;
+      kind?: string;
+      name?: string;
+      uid?: string;
+      controller?: boolean;
+    }[];
+  };
   spec?: {
     replicas?: number;
     selector?: { matchLabels?: Record<string, string> };
     strategy?: { type?: string };
-    updateStrategy?: { type?: string };
+    updateStrategy?: { type?: string; rollingUpdate?: { partition?: number } };
     volumeClaimTemplates?: { metadata?: { name?: string }; spec?: { accessModes?: string[] } }[];
     template?: PodTemplate;
   };
@@ -265,6 +277,17 @@ export function locateTsdb(
  */
 export function preflight(key: "source" | "target", loc: TsdbLocation, w: WorkloadObject): void {
   const what = `${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}`;
+  // Its controller would undo our patch at its next reconcile (prometheus-operator does).
+  const owner =
+    (w.metadata?.ownerReferences ?? []).find((o) => o.controller) ??
+    w.metadata?.ownerReferences?.[0];
+  if (owner) {
+    throw new ConfigError(
+      `${key}.name`,
+      `${what} is managed by ${owner.kind} ${owner.name} (${owner.apiVersion}), which would undo the ` +
+        `sidecar patch; migrate into (or out of) a workload that nothing else manages`,
+    );
+  }
   const replicas = w.spec?.replicas ?? 1;
   if (replicas !== 1) {
     throw new ConfigError(
@@ -292,6 +315,13 @@ export function preflight(key: "source" | "target", loc: TsdbLocation, w: Worklo
     throw new ConfigError(
       `${key}.name`,
       `${what} uses updateStrategy OnDelete: the sidecar would never roll out. Use RollingUpdate during the migration`,
+    );
+  } else if ((w.spec?.updateStrategy?.rollingUpdate?.partition ?? 0) > 0) {
+    const partition = w.spec!.updateStrategy!.rollingUpdate!.partition;
+    throw new ConfigError(
+      `${key}.name`,
+      `${what} has updateStrategy.rollingUpdate.partition ${partition}: pods below it keep the old ` +
+        `template, so the sidecar would never roll out. Set the partition to 0 during the migration`,
     );
   }
 }

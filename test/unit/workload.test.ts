@@ -176,3 +176,41 @@ describe("preflight", () => {
     );
   });
 });
+
+describe("preflight refuses workloads whose rollout or patch would not hold", () => {
+  const ref: WorkloadRef = {
+    namespace: "kubeprod",
+    kind: "StatefulSet",
+    name: "prometheus",
+    container: "prometheus",
+  };
+  it("a StatefulSet partition above 0 never rolls out the sidecar", () => {
+    const w = bkprStatefulSet() as WorkloadObject;
+    w.spec!.updateStrategy = { type: "RollingUpdate", rollingUpdate: { partition: 1 } };
+    assert.throws(
+      () => preflight("target", locateTsdb("target", ref, w), w),
+      /target\.name: StatefulSet kubeprod\/prometheus has updateStrategy\.rollingUpdate\.partition 1/,
+    );
+  });
+  it("partition 0 is fine", () => {
+    const w = bkprStatefulSet() as WorkloadObject;
+    w.spec!.updateStrategy = { type: "RollingUpdate", rollingUpdate: { partition: 0 } };
+    preflight("target", locateTsdb("target", ref, w), w);
+  });
+  it("a workload that a controller owns would have its patch undone", () => {
+    const w = bkprStatefulSet() as WorkloadObject;
+    w.metadata!.ownerReferences = [
+      {
+        apiVersion: "monitoring.coreos.com/v1",
+        kind: "Prometheus",
+        name: "k8s",
+        uid: "u-1",
+        controller: true,
+      },
+    ];
+    assert.throws(
+      () => preflight("target", locateTsdb("target", ref, w), w),
+      /target\.name: StatefulSet kubeprod\/prometheus is managed by Prometheus k8s \(monitoring\.coreos\.com\/v1\)/,
+    );
+  });
+});
