@@ -2,8 +2,13 @@ import * as assert from "node:assert/strict";
 import type { BlockMeta } from "../../components/decisions/sidecarOutput";
 import type { Plan } from "../../components/decisions/plan";
 import {
+  compareBlocks,
   compareCounts,
+  CountsResult,
+  expectedBlocks,
+  loadWaitEnv,
   parseCounts,
+  verifyMigration,
   windowsToCompare,
   WINDOW_MS,
 } from "../../components/decisions/verify";
@@ -132,7 +137,45 @@ describe("compareCounts", () => {
     assert.equal(c.ok, false);
     assert.equal(c.mismatches[0]!.rule, "missing on target");
   });
-  it("no windows: trivially ok", () => assert.equal(compareCounts([], [], te).ok, true));
+  // Issue 9 item 1: this test asserted `ok: true` ("trivially ok"), which is the defect: no
+  // compared window proves nothing.
+  it("no windows: not a pass (nothing was compared)", () => {
+    const c = compareCounts([], [], te);
+    assert.equal(c.ok, false);
+    assert.equal(c.windowsCompared, 0);
+    assert.match(c.summary, /no window holds source samples/);
+  });
+  it("windows that are empty on both sides are reported, and are not evidence", () => {
+    const src = [
+      { endMs: T0 - 4 * H, count: 0 },
+      { endMs: T0 - 2 * H, count: 1_234_567 },
+      { endMs: T0, count: 0 },
+    ];
+    const c = compareCounts(src, src, undefined);
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(c.windowsCompared, 1);
+    assert.equal(c.windowsEmptyOnBoth, 2);
+    assert.equal(c.samplesCompared, 1_234_567);
+    assert.deepEqual(
+      c.windows.map((w) => w.empty),
+      [true, false, true],
+    );
+    assert.match(
+      c.summary,
+      /^1 window, 1,234,567 source samples, all on the target; 2 empty on both/,
+    );
+  });
+  it("every window empty on both sides fails like no windows", () => {
+    const src = [
+      { endMs: T0 - 2 * H, count: 0 },
+      { endMs: T0, count: 0 },
+    ];
+    const c = compareCounts(src, src, te);
+    assert.equal(c.ok, false);
+    assert.equal(c.windowsCompared, 0);
+    assert.equal(c.windowsEmptyOnBoth, 2);
+    assert.match(c.summary, /no window holds source samples: 2 of 2 windows are empty on both/);
+  });
 });
 
 describe("parseCounts", () => {
@@ -160,4 +203,308 @@ describe("parseCounts", () => {
       /blocksLoaded/,
     );
   });
+  // Item 3: counts.sh printed -1 for a metric missing from /metrics.
+  it("rejects a negative or missing health value instead of reading it as 0", () => {
+    for (const key of Object.keys(ok.health)) {
+      assert.throws(
+        () => parseCounts(JSON.stringify({ ...ok, health: { ...ok.health, [key]: -1 } })),
+        new RegExp(`counts: health.${key} must be a number >= 0, got -1`),
+      );
+      const missing: Record<string, number> = { ...ok.health };
+      delete missing[key];
+      assert.throws(
+        () => parseCounts(JSON.stringify({ ...ok, health: missing })),
+        new RegExp(`health.${key}`),
+      );
+    }
+    assert.throws(
+      () => parseCounts(JSON.stringify({ ...ok, windows: [{ endMs: T0, count: -1 }] })),
+      /windows\[0\].count must be a number >= 0/,
+    );
+  });
+  it("parses the target's block listing, validating every meta.json", () => {
+    const b = { ulid: "01M8B7T4N74Y46AFHHH4XPRV92", minTime: T0, maxTime: T0 + 2 * H };
+    const withBlocks = { ...ok, blocks: [{ ...b, compaction: { level: 1 }, stats: {} }] };
+    assert.equal(parseCounts(JSON.stringify(withBlocks)).blocks?.[0]?.ulid, b.ulid);
+    assert.equal(parseCounts(JSON.stringify(ok)).blocks, undefined);
+    assert.throws(
+      () => parseCounts(JSON.stringify({ ...ok, blocks: [{ ...b, ulid: "x" }] })),
+      /counts: blocks\[0\]: bad ulid/,
+    );
+  });
+});
+
+const HEALTH = { blocksLoaded: 2, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 };
+const U1 = "01AAAAAAAAAAAAAAAAAAAAAAA1";
+const U2 = "01AAAAAAAAAAAAAAAAAAAAAAA2";
+const U3 = "01AAAAAAAAAAAAAAAAAAAAAAA3";
+
+function meta(ulid: string, numSamples: number, numSeries: number, sources = [ulid]): BlockMeta {
+  return {
+    ulid,
+    minTime: T0,
+    maxTime: T0 + 2 * H,
+    stats: { numSamples, numSeries },
+    compaction: { level: sources.length > 1 ? 2 : 1, sources },
+  };
+}
+
+function counts(windows: number[], over: Partial<CountsResult> = {}): CountsResult {
+  return {
+    windows: windows.map((count, i) => ({ endMs: T0 + 2 * (i + 1) * H, count })),
+    health: HEALTH,
+    ...over,
+  };
+}
+
+describe("verifyMigration", () => {
+  const ends = [T0 + 2 * H, T0 + 4 * H];
+  const expected = [
+    { ulid: U1, numSamples: 100, numSeries: 10 },
+    { ulid: U2, numSamples: 50, numSeries: 10 },
+  ];
+  const loaded = [meta(U1, 100, 10), meta(U2, 50, 10)];
+
+  it("ok names what it compared: windows, samples, blocks with their stats", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100, 50]),
+      target: counts([100, 50], { blocks: loaded }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.nothingToVerify, false);
+    assert.equal(
+      v.summary,
+      "2 windows, 150 source samples, all on the target; 2 blocks: IDs and sample/series counts equal, all loaded",
+    );
+  });
+
+  // Item 1: zero windows is not a pass.
+  it("a plan with blocks but no compared windows fails", () => {
+    const v = verifyMigration({
+      windowEnds: [],
+      source: counts([]),
+      target: counts([], { blocks: loaded }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.problems.join("; "), /the plan copies 2 blocks but no window was compared/);
+  });
+  it("without the plan's blocks, no compared windows fails too", () => {
+    const v = verifyMigration({
+      windowEnds: [],
+      source: counts([]),
+      target: counts([]),
+      targetEarliestMs: undefined,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /no window was compared/);
+  });
+  it("only nothing to copy and no gap is 'nothing to verify', and it says so", () => {
+    const v = verifyMigration({
+      windowEnds: [],
+      source: counts([]),
+      target: counts([]),
+      targetEarliestMs: undefined,
+      blocks: [],
+      gapMs: 0,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.nothingToVerify, true);
+    assert.match(v.summary, /^nothing to verify: the plan copies no blocks and leaves no gap/);
+  });
+  it("nothing to copy but a gap is not 'nothing to verify'", () => {
+    const v = verifyMigration({
+      windowEnds: [],
+      source: counts([]),
+      target: counts([]),
+      targetEarliestMs: undefined,
+      blocks: [],
+      gapMs: 30 * 60_000,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /copies no blocks but leaves a gap of 30 min/);
+  });
+
+  // Item 5: empty on both is not evidence.
+  it("a plan whose every window is empty on both sides fails", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([0, 0]),
+      target: counts([0, 0], { blocks: loaded }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /no window holds source samples: 2 of 2 windows are empty on both/);
+  });
+
+  it("a window the source did not count is an error, not a skipped window", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100]),
+      target: counts([100, 50], { blocks: loaded }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /the source's counts lack 1 of 2 requested windows/);
+  });
+
+  // Item 3: a negative or missing health value is an error, not 0.
+  it("a negative health value fails instead of offsetting a real failure", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100, 50]),
+      target: counts([100, 50], {
+        blocks: loaded,
+        health: { ...HEALTH, reloadFailures: -1, compactionsFailed: 1 },
+      }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /target health: reloadFailures is -1/);
+    assert.match(v.summary, /1 compaction failure/);
+  });
+  it("reload or compaction failures on the target fail", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100, 50]),
+      target: counts([100, 50], { blocks: loaded, health: { ...HEALTH, reloadFailures: 2 } }),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /the target reports 2 reload and 0 compaction failures/);
+  });
+
+  // Item 4: the totals too.
+  it("expected blocks but a target that listed none fails", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100, 50]),
+      target: counts([100, 50]),
+      targetEarliestMs: undefined,
+      blocks: expected,
+      gapMs: 0,
+    });
+    assert.equal(v.ok, false);
+    assert.match(v.summary, /the target did not list its blocks/);
+  });
+  it("without expected blocks, says that the blocks were not checked", () => {
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: counts([100, 50]),
+      target: counts([100, 50]),
+      targetEarliestMs: undefined,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.match(v.summary, /block IDs and stats not checked/);
+  });
+});
+
+describe("compareBlocks", () => {
+  it("equal IDs and stats, all loaded", () => {
+    const c = compareBlocks(
+      [{ ulid: U1, numSamples: 100, numSeries: 10 }],
+      [meta(U1, 100, 10), meta(U3, 7, 1)],
+      2,
+    );
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(c.summary, "1 block: IDs and sample/series counts equal, all loaded");
+  });
+  it("a missing block fails, naming it", () => {
+    const c = compareBlocks(
+      [
+        { ulid: U1, numSamples: 100, numSeries: 10 },
+        { ulid: U2, numSamples: 1, numSeries: 1 },
+      ],
+      [meta(U1, 100, 10)],
+      1,
+    );
+    assert.equal(c.ok, false);
+    assert.deepEqual(c.missing, [U2]);
+    assert.match(c.summary, new RegExp(`1 of 2 blocks not on the target: ${U2}`));
+  });
+  it("different sample or series counts fail, with the numbers", () => {
+    const c = compareBlocks([{ ulid: U1, numSamples: 100, numSeries: 10 }], [meta(U1, 99, 10)], 1);
+    assert.equal(c.ok, false);
+    assert.match(c.summary, new RegExp(`${U1} numSamples: plan 100, target 99`));
+  });
+  it("an omitted count is 0, as Prometheus omits zero stats from meta.json", () => {
+    const b = meta(U1, 0, 0);
+    b.stats = {};
+    const c = compareBlocks([{ ulid: U1 }], [b], 1);
+    assert.equal(c.ok, true, c.summary);
+  });
+  it("blocks the target compacted further are found by their sources", () => {
+    const merged = meta(U3, 160, 12, [U1, U2]);
+    const c = compareBlocks(
+      [
+        { ulid: U1, numSamples: 100, numSeries: 10, sources: [U1] },
+        { ulid: U2, numSamples: 50, numSeries: 10, sources: [U2] },
+      ],
+      [merged],
+      1,
+    );
+    assert.equal(c.ok, true, c.summary);
+    assert.match(c.summary, new RegExp(`2 blocks: .*2 compacted on the target into ${U3}`));
+  });
+  it("a compacted block with fewer samples than its imported parts fails", () => {
+    const merged = meta(U3, 120, 12, [U1, U2]);
+    const c = compareBlocks(
+      [
+        { ulid: U1, numSamples: 100, numSeries: 10 },
+        { ulid: U2, numSamples: 50, numSeries: 10 },
+      ],
+      [merged],
+      1,
+    );
+    assert.equal(c.ok, false);
+    assert.match(c.summary, /holds 120 samples, fewer than the 150 of the imported blocks/);
+  });
+  it("a block on disk that the server has not loaded fails", () => {
+    const c = compareBlocks([{ ulid: U1, numSamples: 100 }], [meta(U1, 100, 10)], 0);
+    assert.equal(c.ok, false);
+    assert.match(
+      c.summary,
+      /1 block dirs on the target's disk but prometheus_tsdb_blocks_loaded is 0/,
+    );
+  });
+  it("expectedBlocks takes ID, stats and sources from the plan's meta.json", () => {
+    assert.deepEqual(expectedBlocks([meta(U3, 160, 12, [U1, U2])]), [
+      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+    ]);
+  });
+});
+
+// Item 2: the load wait can't be skipped.
+describe("loadWaitEnv", () => {
+  const blocks = [{ ulid: U1 }];
+  it("waits down to the oldest block and lists the target's blocks", () =>
+    assert.deepEqual(loadWaitEnv(T0, blocks), {
+      PTM_WAIT_LOADED_MS: String(T0),
+      PTM_LIST_BLOCKS: "true",
+    }));
+  it("refuses a non-finite or negative time when there are blocks to wait for", () => {
+    for (const bad of [Infinity, -Infinity, NaN, -1, 1.5]) {
+      assert.throws(() => loadWaitEnv(bad, blocks), /loadedDownToMs must be/);
+      assert.throws(() => loadWaitEnv(bad, undefined), /loadedDownToMs must be/);
+    }
+  });
+  it("nothing to wait for when the plan has no blocks", () => {
+    assert.deepEqual(loadWaitEnv(Infinity, []), {});
+  });
+  it("without the plan's blocks it still waits, and lists nothing", () =>
+    assert.deepEqual(loadWaitEnv(T0, undefined), { PTM_WAIT_LOADED_MS: String(T0) }));
 });
