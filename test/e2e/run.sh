@@ -97,7 +97,7 @@ done
 if ((${#failed[@]})); then
   why=${failed[0]}
   ((${#failed[@]} < 2)) || why+="; ${failed[1]}"
-  why+=" failed (its log is above; times in \${PTM_CACHE:-/var/cache/ptm}/logs)"
+  why+=" failed (see its [lab]/[engine] lines above)"
   exit 1
 fi
 

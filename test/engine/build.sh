@@ -111,9 +111,14 @@ target_info() {
   esac
 }
 
-# is_cached BINPATH RECIPE -> 0 if BINPATH exists and its stamp equals RECIPE
+# stamp_ok BINPATH RECIPE -> 0 if BINPATH exists and its stamp equals RECIPE
+stamp_ok() {
+  [[ -x $1 && -f $1.stamp && "$(cat "$1.stamp")" == "$2" ]]
+}
+
+# is_cached BINPATH RECIPE -> stamp_ok, unless PTM_FORCE=1
 is_cached() {
-  [[ ${PTM_FORCE:-0} != 1 && -x $1 && -f $1.stamp && "$(cat "$1.stamp")" == "$2" ]]
+  [[ ${PTM_FORCE:-0} != 1 ]] && stamp_ok "$1" "$2"
 }
 
 # ---------------------------------------------------------------------------
@@ -372,7 +377,7 @@ check_command() {
   port=$(head -n 1 "$w/port")
   [[ $port =~ ^[0-9]+$ ]] || die "$bin printed no port when started (stderr: $(head -c 300 "$w/stderr"))"
   log "command: the provider starts (served on port $port)"
-  if is_cached "$PTM_PULUMI_BIN/pulumi" "$CLI_RECIPE"; then
+  if stamp_ok "$PTM_PULUMI_BIN/pulumi" "$CLI_RECIPE"; then
     cp "$bin" "$w/bin/pulumi-resource-command"
     schema_version=$(PULUMI_HOME=$w/home PULUMI_SKIP_UPDATE_CHECK=true \
       "$PTM_PULUMI_BIN/pulumi" package get-schema "$w/bin/pulumi-resource-command" |
