@@ -170,24 +170,45 @@ mkdir -p "$STAGING/.complete"
 # going inside the container, and two rsyncs into one dir would fight.
 # A rerun right after an interrupted `pulumi up` waits for that copy to end
 # (PTM_LOCK_WAIT_SECONDS, default 1800) and then skips what it finished.
-lock="$STAGING/.lock"
+# The lock must die with its holder: after a pod restart the PID a dead copy
+# recorded may belong to another process.
+lock_wait=${PTM_LOCK_WAIT_SECONDS:-1800}
+lock_dir=""
+holder=""
+if command -v flock >/dev/null 2>&1; then
+  # An open file's lock: the kernel drops it when the last process holding the
+  # descriptor dies, this shell or an rsync it started that outlived it.
+  lock="$STAGING/.copy.lock"
+  exec 9>"$lock"
+  try_lock() { flock -n 9; }
+else
+  # No flock (Debian's busybox): a directory naming its holder by PID and start
+  # time, so a reused PID is not taken for the holder.
+  lock="$STAGING/.copy.lock.d"
+  try_lock() {
+    if mkdir "$lock" 2>/dev/null; then
+      lock_dir=$lock
+      echo "$$ $(start_time $$)" >"$lock/holder"
+      return 0
+    fi
+    holder="$(cat "$lock/holder" 2>/dev/null || true)"
+    [ -n "$holder" ] && [ "$(start_time "${holder%% *}")" = "${holder#* }" ] && return 1
+    log "taking over the lock of a dead copy (${holder:-no holder recorded})"
+    lock_dir=$lock
+    echo "$$ $(start_time $$)" >"$lock/holder"
+  }
+fi
 waited=0
-while ! mkdir "$lock" 2>/dev/null; do
-  other="$(cat "$lock/pid" 2>/dev/null || true)"
-  if [ -z "$other" ] || ! kill -0 "$other" 2>/dev/null; then
-    log "taking over the lock of a dead copy (pid ${other:-unknown})"
-    break
-  fi
-  [ "$waited" -lt "${PTM_LOCK_WAIT_SECONDS:-1800}" ] ||
-    die "another copy (pid $other) is still running after ${waited}s; wait for it or kill it"
-  [ $((waited % 30)) -ne 0 ] || log "waiting for the earlier copy (pid $other) to finish (${waited}s)"
+until try_lock; do
+  [ "$waited" -lt "$lock_wait" ] ||
+    die "another copy still holds $lock after ${waited}s${holder:+ (pid ${holder%% *})}; wait for it or kill it"
+  [ $((waited % 30)) -ne 0 ] || log "waiting for the earlier copy to finish (${waited}s)"
   sleep 5
   waited=$((waited + 5))
 done
-echo "$$" >"$lock/pid"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-copy.XXXXXX")"
-trap 'rm -rf "$work" "$lock"' EXIT
+trap 'rm -rf "$work" ${lock_dir:+"$lock_dir"}' EXIT
 
 # One listing of the snapshot gives every file size: the space check and the
 # post-copy verification both use it.

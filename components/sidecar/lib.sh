@@ -62,6 +62,13 @@ json_list() {
   printf '[%s]' "$out"
 }
 
+# When a process started (clock ticks since boot, /proc/PID/stat field 22); empty when it
+# is gone. With its PID it names a process for good: a PID alone is reused.
+start_time() { # PID
+  [ -r "/proc/$1/stat" ] || return 0
+  sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | awk '{ print $20 }'
+}
+
 # GET a URL with busybox wget, or curl where wget is missing; SECONDS is curl's limit.
 http_get() { # URL [SECONDS]
   if command -v wget >/dev/null 2>&1 && wget -qO- "$1" 2>/dev/null; then

@@ -2,7 +2,7 @@
 // when a compaction deletes a block while it is being linked, and refusals.
 
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { H, backfill, killAll, mkTemp, runJson, runScript } from "../support/real";
@@ -119,6 +119,63 @@ describe("sidecar scripts without a server", function () {
     });
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /PTM_RSYNC_PASSWORD is empty/);
+  });
+
+  // A lock left by a copy that died with its pod names a PID that, after the restart, may
+  // belong to another live process: it must not block the next copy for 30 minutes.
+  for (const busybox of [false, true]) {
+    const shell = busybox ? "busybox sh (no flock: PID + start time)" : "sh with flock";
+    it(`copy.sh: a dead copy's lock never blocks the next one, under ${shell}`, async () => {
+      const staging = path.join(root, `staging-lock-${busybox ? "bb" : "sh"}`);
+      fs.mkdirSync(path.join(staging, ".lock"), { recursive: true });
+      // The format before this fix, naming a live process (this test runner).
+      fs.writeFileSync(path.join(staging, ".lock", "pid"), String(process.pid));
+      fs.mkdirSync(path.join(staging, ".copy.lock.d"));
+      // A reused PID: alive, but started at another time than the copy that wrote it.
+      fs.writeFileSync(path.join(staging, ".copy.lock.d", "holder"), `${process.pid} 1\n`);
+      const res = await runScript("copy", [ulids[0]!], {
+        busybox,
+        env: {
+          PTM_DATA: data,
+          PTM_STAGING: staging,
+          PTM_RSYNC_URL: "rsync://ptm@127.0.0.1:1/tsdb/snapshots/none",
+          RSYNC_PASSWORD: "x",
+          PTM_CONNECT_SECONDS: "1",
+          PTM_LOCK_WAIT_SECONDS: "3",
+        },
+      });
+      assert.notEqual(res.code, 0);
+      assert.doesNotMatch(res.stderr, /another copy|waiting for the earlier copy/);
+      assert.match(res.stderr, /rsync daemon|connect|listing/i, res.stderr);
+    });
+  }
+
+  it("copy.sh: a live copy's lock makes the next one wait, then give up with the reason", async () => {
+    const staging = path.join(root, "staging-lock-live");
+    fs.mkdirSync(staging, { recursive: true });
+    // Hold the flock as a running copy (or an rsync it left behind) would.
+    const holder = spawn("flock", [path.join(staging, ".copy.lock"), "sleep", "30"], {
+      stdio: "ignore",
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    try {
+      const res = await runScript("copy", [ulids[0]!], {
+        env: {
+          PTM_DATA: data,
+          PTM_STAGING: staging,
+          PTM_RSYNC_URL: "rsync://ptm@127.0.0.1:1/tsdb/snapshots/none",
+          RSYNC_PASSWORD: "x",
+          PTM_LOCK_WAIT_SECONDS: "2",
+        },
+      });
+      assert.notEqual(res.code, 0);
+      assert.match(
+        res.stderr,
+        /another copy still holds .*\.copy\.lock after \d+s; wait for it or kill it/,
+      );
+    } finally {
+      holder.kill();
+    }
   });
 
   it("every script is POSIX sh and shellcheck-clean", () => {
