@@ -14,6 +14,7 @@ import {
   WorkloadArgs,
   WorkloadRef,
 } from "./decisions/config";
+import { StepError } from "./decisions/errors";
 import { decideGap } from "./decisions/gap";
 import { planMigration } from "./decisions/plan";
 import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
@@ -70,8 +71,9 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
   ) {
     super("ptm:index:PrometheusTsdbMigration", name, {}, opts);
     this.outputs = this.declare(args).catch((e: unknown) => {
-      // A configuration mistake is one clear line that names the key, not a stack trace.
-      if (e instanceof ConfigError) throw new pulumi.RunError(e.message);
+      // A configuration mistake names the key, a failed step says what it saw and what to
+      // do: one clear line each, not a stack trace.
+      if (e instanceof ConfigError || e instanceof StepError) throw new pulumi.RunError(e.message);
       throw e;
     });
     this.registerOutputs();
@@ -165,8 +167,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
     const snapshot = snapshotName();
     const [sourceProbe, targetProbe] = await Promise.all([
-      probe(source.ref, daemon.container, snapshot),
-      probe(target.ref, client.container, snapshot),
+      probe(source.ref, daemon.container, snapshot, source.containers.includes(daemon.container)),
+      probe(target.ref, client.container, snapshot, target.containers.includes(client.container)),
     ]);
     if (!sourceProbe || !targetProbe) {
       return {
@@ -295,14 +297,27 @@ function describeLocation(loc: TsdbLocation) {
   };
 }
 
-/** Refuses a revert that would restart the target while its head holds samples older than an imported block. */
+/**
+ * Refuses a revert that would restart the target while its head holds samples older than an
+ * imported block, and one whose check could not look (forceRevert skips both).
+ */
 async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
   const live = await readWorkload(cfg.target);
   const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
   if (!hasSidecar || cfg.forceRevert) return;
-  const state = await probe(cfg.target, TARGET_SIDECAR, snapshotName());
-  if (!state) return; // the sidecar isn't running: its pod is restarting anyway
-  const risk = restartRisk(state.blocks, headRange(state.tsdb));
+  let state: ProbeResult | undefined;
+  try {
+    state = await probe(cfg.target, TARGET_SIDECAR, snapshotName(), true);
+  } catch (e) {
+    if (!(e instanceof StepError)) throw e;
+    throw new ConfigError(
+      "phase",
+      `reverting removes the target's sidecar and so restarts it, and whether that drops any of its ` +
+        `own samples can't be checked now: ${e.message}. Fix that and run again, or set forceRevert ` +
+        `to true to revert without the check`,
+    );
+  }
+  const risk = restartRisk(state!.blocks, headRange(state!.tsdb));
   if (!risk) return;
   throw new ConfigError(
     "phase",

@@ -1,63 +1,119 @@
 // Read-only probes of the cluster, run on every preview and up through `command.local.run`.
-// They return plain values, so every decision below them is a pure function.
+// They return plain values, so every decision below them is a pure function. A probe that
+// can't look fails with what kubectl said; it never passes for "nothing there".
 
 import * as command from "@pulumi/command";
 import { WorkloadRef } from "../decisions/config";
 import { NetworkPolicyObject } from "../decisions/access";
+import { StepError } from "../decisions/errors";
 import { execScript, getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
 import { parseProbe, ProbeResult } from "../decisions/sidecarOutput";
 import { WorkloadObject } from "../decisions/workload";
 
-async function runJson<T>(cmd: string, what: string): Promise<T | undefined> {
-  const res = await command.local.run({ command: cmd, logging: "none" });
-  const out = (res.stdout ?? "").trim();
-  if (out === "") return undefined;
+// The command's exit code travels on stderr's last line, so that a failing kubectl is an
+// answer to read (RBAC, wrong context, pod not ready) instead of an exception.
+const EXIT_MARK = "ptm-exit=";
+
+interface Ran {
+  code: number;
+  stdout: string;
+  /** What the command printed on stderr, without the exit mark. */
+  stderr: string;
+}
+
+async function run(cmd: string, environment: Record<string, string> = {}): Promise<Ran> {
+  const res = await command.local.run({
+    command: `${cmd}; echo "${EXIT_MARK}$?" >&2`,
+    environment,
+    logging: "none",
+  });
+  const lines = (res.stderr ?? "").trimEnd().split("\n");
+  const last = lines[lines.length - 1] ?? "";
+  const code = last.startsWith(EXIT_MARK) ? Number(last.slice(EXIT_MARK.length)) : NaN;
+  return {
+    code: Number.isInteger(code) ? code : -1,
+    stdout: (res.stdout ?? "").trim(),
+    stderr: lines.slice(0, -1).join("\n").trim(),
+  };
+}
+
+/** The last lines of what a failed command said, for an error message. */
+function said(r: Ran): string {
+  const tail = r.stderr.split("\n").slice(-3).join(" | ").trim();
+  return `exit ${r.code}${tail ? `: ${tail}` : ", nothing on stderr"}`;
+}
+
+async function getJson<T>(cmd: string, step: string): Promise<T | undefined> {
+  const r = await run(cmd);
+  if (r.code !== 0) {
+    throw new StepError(
+      step,
+      `\`${cmd}\` failed (${said(r)}). Check that kubectl reaches the cluster (KUBECONFIG, ` +
+        `context) and may read it, then run again`,
+    );
+  }
+  if (r.stdout === "") return undefined;
   try {
-    return JSON.parse(out) as T;
+    return JSON.parse(r.stdout) as T;
   } catch {
-    throw new Error(`${what}: kubectl printed something that is not JSON: ${out.slice(0, 200)}`);
+    throw new StepError(
+      step,
+      `kubectl printed something that is not JSON: ${r.stdout.slice(0, 200)}`,
+    );
   }
 }
 
 /** The live workload, or undefined when it doesn't exist. */
 export function readWorkload(ref: WorkloadRef): Promise<WorkloadObject | undefined> {
-  return runJson<WorkloadObject>(
+  return getJson<WorkloadObject>(
     getWorkloadCommand(ref),
-    `${ref.kind} ${ref.namespace}/${ref.name}`,
+    `read ${ref.kind} ${ref.namespace}/${ref.name}`,
   );
 }
 
 /** The NetworkPolicies of a namespace. */
 export async function readNetworkPolicies(namespace: string): Promise<NetworkPolicyObject[]> {
-  const list = await runJson<{ items?: NetworkPolicyObject[] }>(
+  const list = await getJson<{ items?: NetworkPolicyObject[] }>(
     getNetworkPoliciesCommand(namespace),
-    `NetworkPolicies in ${namespace}`,
+    `read NetworkPolicies in ${namespace}`,
   );
   return list?.items ?? [];
 }
 
 /**
- * Runs probe.sh in a sidecar. Undefined when the sidecar isn't running yet (before the
- * first `prepare`), so that preview can still show everything else.
+ * Runs probe.sh in a sidecar. `running`: whether the live pod template has the sidecar.
+ * Without it the answer is undefined (before the first `prepare`), so that preview can still
+ * show everything else; with it, a probe that fails is an error that says why.
  */
 export async function probe(
   ref: WorkloadRef,
   container: string,
   snapshot: string,
+  running: boolean,
 ): Promise<ProbeResult | undefined> {
-  const { command: cmd, environment } = execScript(ref, container, "probe", [], {
-    PTM_SNAPSHOT: snapshot,
-  });
-  const res = await command.local.run({
-    command: `${cmd} 2>/dev/null || true`,
-    environment,
-    logging: "none",
-  });
-  const out = (res.stdout ?? "").trim();
-  if (out === "") return undefined;
+  const step = `probe of ${ref.kind} ${ref.namespace}/${ref.name} (container ${container})`;
+  const { command: cmd, environment } = execScript(
+    ref,
+    container,
+    "probe",
+    [],
+    { PTM_SNAPSHOT: snapshot },
+    "PTM_SCRIPT",
+    { exec: false },
+  );
+  const r = await run(cmd, environment);
+  if (r.code !== 0) {
+    if (!running) return undefined;
+    throw new StepError(
+      step,
+      `kubectl exec failed (${said(r)}). The sidecar is in the pod template but can't be reached: ` +
+        `check \`kubectl -n ${ref.namespace} get pods\` (a rollout still running, a crash-looping ` +
+        `sidecar, RBAC for pods/exec), then run \`pulumi up\` again`,
+    );
+  }
   try {
-    return parseProbe(out);
+    return parseProbe(r.stdout);
   } catch (e) {
-    throw new Error(`probe of ${ref.kind} ${ref.namespace}/${ref.name}: ${(e as Error).message}`);
+    throw new StepError(step, `its output does not parse: ${(e as Error).message}`);
   }
 }

@@ -50,11 +50,13 @@ export function execScript(
   args: string[] = [],
   env: Record<string, string> = {},
   slot = "PTM_SCRIPT",
+  opts: { exec?: boolean } = {},
 ): ScriptCommand {
   const envArgs = Object.entries(env).map(([k, v]) => shQuote(`${k}=${v}`));
   // `exec`: a cancelled `pulumi up` kills the shell the command runs in; kubectl must be it.
+  // Read-only probes go without, so that the shell can report kubectl's exit code.
   const command = [
-    "exec kubectl exec",
+    opts.exec === false ? "kubectl exec" : "exec kubectl exec",
     `-n ${shQuote(ref.namespace)}`,
     shQuote(workloadArg(ref)),
     `-c ${shQuote(container)}`,

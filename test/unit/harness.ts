@@ -17,8 +17,10 @@ export interface FakeCluster {
   objects: Record<string, unknown>;
   /** namespace -> NetworkPolicy items. */
   networkPolicies?: Record<string, unknown[]>;
-  /** Output of sidecar probes, keyed by `<container>:<script>`; absent = exec fails. */
+  /** Output of sidecar probes, keyed by `<container>:<script>`; absent = kubectl exec fails. */
   exec?: Record<string, string>;
+  /** `kind/namespace/name` that kubectl may not read (RBAC: Forbidden). */
+  denied?: string[];
   /** stdout of command resources, keyed by resource name. */
   commandStdout?: Record<string, string>;
 }
@@ -29,24 +31,30 @@ export interface RunResult {
   commands: string[];
 }
 
-function answer(cluster: FakeCluster, cmd: string): string {
+// Read-only commands report kubectl's exit code on stderr's last line (clusterReads.ts).
+const EXIT_SUFFIX = '; echo "ptm-exit=$?" >&2';
+
+function answer(cluster: FakeCluster, cmd: string): { stdout: string; stderr: string } {
+  const ok = (stdout: string) => ({ stdout, stderr: "ptm-exit=0\n" });
   let m = /^kubectl get (deployment|statefulset) '([^']+)' -n '([^']+)' -o json/.exec(cmd);
+  if (m && cluster.denied?.includes(`${m[1]}/${m[3]}/${m[2]}`)) {
+    const err = `Error from server (Forbidden): ${m[1]}s.apps "${m[2]}" is forbidden: User "ci" cannot get resource "${m[1]}s"`;
+    return { stdout: "", stderr: `${err}\nptm-exit=1\n` };
+  }
   if (m) {
     const obj = cluster.objects[`${m[1]}/${m[3]}/${m[2]}`];
-    return obj ? JSON.stringify(obj) : "";
+    return ok(obj ? JSON.stringify(obj) : "");
   }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
-  if (m) return JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] });
-  m = /^exec kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
-  const script = /'ptm-([a-z-]+)'( '[^']*')*( 2>\/dev\/null \|\| true)?$/.exec(cmd);
+  if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
+  m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
+  const script = /'ptm-([a-z-]+)'( '[^']*')*$/.exec(cmd);
   if (m && script) {
     const out = cluster.exec?.[`${m[1]}:${script[1]}`];
-    // A probe that may fail ends in `|| true`: kubectl's failure becomes empty output.
     if (out === undefined) {
-      if (script[3]) return "";
-      throw new Error(`exec ${script[1]} in ${m[1]} failed`);
+      return { stdout: "", stderr: `error: container ${m[1]} not found\nptm-exit=1\n` };
     }
-    return out;
+    return ok(out);
   }
   throw new Error(`unexpected command in test: ${cmd}`);
 }
@@ -97,9 +105,17 @@ export async function runWith(
       call: (args) => {
         lastActivity = Date.now();
         if (args.token === "command:local:run") {
-          const cmd = String(args.inputs.command);
-          commands.push(cmd);
-          return { stdout: answer(cluster, cmd), stderr: "" };
+          const full = String(args.inputs.command);
+          if (full.endsWith(EXIT_SUFFIX)) {
+            const cmd = full.slice(0, -EXIT_SUFFIX.length);
+            commands.push(cmd);
+            return answer(cluster, cmd);
+          }
+          // Without the exit report, a failing command fails the invoke, as local.run does.
+          commands.push(full);
+          const r = answer(cluster, full.replace(/^exec /, ""));
+          if (!r.stderr.endsWith("ptm-exit=0\n")) throw new Error(`command failed: ${full}`);
+          return { stdout: r.stdout, stderr: "" };
         }
         throw new Error(`unexpected call ${args.token}`);
       },

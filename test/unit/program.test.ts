@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import * as pulumi from "@pulumi/pulumi";
 import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
 import { block, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, one, runProgram } from "./harness";
@@ -61,6 +62,60 @@ describe("program: phase unset (revert)", () => {
       );
       assert.deepEqual(r.resources, []);
     });
+  });
+});
+
+describe("program: a check that can't look refuses (fail closed)", () => {
+  const targetWithSidecar = (): FakeCluster => {
+    const c: FakeCluster = cluster();
+    const sts = bkprStatefulSet() as Obj;
+    const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
+    (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+    c.objects["statefulset/kubeprod/prometheus"] = sts;
+    return c; // no exec answers: kubectl exec into the sidecar fails
+  };
+
+  it("refuses the revert when the restart-risk probe fails, and says why and what to do", async () => {
+    await assert.rejects(
+      runProgram({}, targetWithSidecar()),
+      (e: Error) =>
+        e instanceof pulumi.RunError &&
+        /:phase: .*can't be checked now: probe of StatefulSet kubeprod\/prometheus \(container ptm-rsync\): kubectl exec failed \(exit 1: error: container ptm-rsync not found\).*set forceRevert to true/.test(
+          e.message,
+        ),
+    );
+  });
+
+  it("reverts without the check with forceRevert", async () => {
+    const r = await runProgram({ forceRevert: true }, targetWithSidecar());
+    assert.equal(r.outputs.phase, "reverted");
+  });
+
+  it("a kubectl that can't read the cluster is one clear error, not a stack trace", async () => {
+    const c: FakeCluster = { ...cluster(), denied: ["statefulset/kubeprod/prometheus"] };
+    await assert.rejects(
+      runProgram({ phase: "prepare", source: SOURCE_CONFIG }, c),
+      (e: Error) =>
+        e instanceof pulumi.RunError &&
+        /^read StatefulSet kubeprod\/prometheus: `kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found` failed \(exit 1: Error from server \(Forbidden\).*\)\. Check that kubectl reaches the cluster/.test(
+          e.message,
+        ),
+    );
+  });
+
+  it("migrate: a sidecar in the template that can't be probed fails with the reason", async () => {
+    const c = targetWithSidecar();
+    const dep = c.objects["deployment/monitoring/prometheus-server"] as Obj;
+    const spec = ((dep.spec as Obj).template as Obj).spec as Obj;
+    (spec.containers as Obj[]).push({ name: "ptm-rsyncd", image: "rsync" });
+    await assert.rejects(
+      runProgram({ phase: "migrate", source: SOURCE_CONFIG }, c),
+      (e: Error) =>
+        e instanceof pulumi.RunError &&
+        /^probe of Deployment monitoring\/prometheus-server \(container ptm-rsyncd\): kubectl exec failed .*then run `pulumi up` again/.test(
+          e.message,
+        ),
+    );
   });
 });
 
