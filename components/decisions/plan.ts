@@ -233,13 +233,14 @@ export function planMigration(input: PlanInput): Plan {
     selected.push(b);
   }
 
-  // Nothing copied: nothing from the source's first sample on is covered.
+  // Nothing copied: nothing from the source's first sample on is covered. A source with no
+  // persisted blocks has its first sample in its head.
   const cutoffMs =
     selected.length > 0
       ? Math.max(...selected.map((b) => b.maxTime))
       : candidates.length > 0
         ? Math.min(...candidates.map((b) => b.minTime))
-        : input.nowMs;
+        : (input.sourceHead?.minTime ?? input.nowMs);
   const gapTo = (cutoff: number, end: number): number =>
     Math.max(0, (input.targetEarliestMs ?? end) - cutoff);
   const gapMs = gapTo(cutoffMs, input.nowMs);
@@ -263,8 +264,12 @@ export function planMigration(input: PlanInput): Plan {
   const samples = selected.reduce((a, b) => a + (b.stats?.numSamples ?? 0), 0);
 
   let advice: string;
-  if (candidates.length === 0) {
-    advice = "The source has no persisted blocks: nothing to copy.";
+  if (candidates.length === 0 && gapMs === 0) {
+    advice = "The source holds no samples: nothing to copy.";
+  } else if (candidates.length === 0) {
+    advice =
+      `The source has no persisted blocks: its ${formatDuration(gapMs)} of samples from ` +
+      `${iso(cutoffMs)} are only in its head. Set includeHead (needs the source admin API) to copy them.`;
   } else if (gapMs === 0) {
     const own = input.targetEarliestMs === undefined ? "(none yet)" : iso(input.targetEarliestMs);
     advice = `No gap: every source sample before ${iso(cutoffMs)} is copied and the target has its own data from ${own} on.`;

@@ -9,6 +9,7 @@ import {
   parseVersion,
   planMigration,
 } from "../../components/decisions/plan";
+import { decideGap } from "../../components/decisions/gap";
 
 const H = 3_600_000;
 // A fixed "now" on a 2h boundary plus 40 min: 2026-11-26T06:40Z.
@@ -339,10 +340,10 @@ describe("planMigration rejects bad input", () => {
     assert.throws(() => planMigration(input({ sourceBlocks: [block(10, 5)] })), /bad time range/));
   it("infinite target start", () =>
     assert.throws(() => planMigration(input({ targetEarliestMs: Infinity })), /targetEarliestMs/));
-  it("no source blocks: nothing to copy", () => {
+  it("no source blocks: nothing to copy, but the head's samples are a gap (issue 9 item 7)", () => {
     const p = planMigration(input({ sourceBlocks: [] }));
     assert.equal(p.blocks.length, 0);
-    assert.match(p.advice, /nothing to copy/);
+    assert.match(p.advice, /no persisted blocks: .* only in its head\. Set includeHead/);
   });
 });
 
@@ -438,4 +439,34 @@ describe("formatDuration", () => {
   ] as const) {
     it(`${ms} -> ${s}`, () => assert.equal(formatDuration(ms), s));
   }
+});
+
+describe("a source with no persisted blocks (young, or all in its head)", () => {
+  // The source started 1h before T0: everything it has is in its head.
+  const young = { sourceBlocks: [], sourceHead: { minTime: T0 - 1 * H, maxTime: NOW } };
+
+  it("without includeHead: the head's samples before the target's first scrape are the gap", () => {
+    const p = planMigration(input(young));
+    assert.equal(p.blocks.length, 0);
+    assert.equal(p.cutoffMs, T0 - 1 * H);
+    assert.equal(p.gapMs, T0 + 10 * 60_000 - (T0 - 1 * H));
+    assert.match(p.advice, /no persisted blocks.*includeHead/);
+  });
+
+  it("the gap gate then asks for includeHead or acceptGap", () => {
+    const d = decideGap(planMigration(input(young)), { maxWaitMinutes: 0, acceptGap: false }, NOW);
+    assert.equal(d.action, "fail");
+  });
+
+  it("with includeHead the head is copied: no gap", () => {
+    const head = block(T0 - 1 * H, NOW + 1, { ulid: "01JHEAD0000000000000000000" });
+    const p = planMigration(input({ ...young, sourceBlocks: [head], includeHead: true }));
+    assert.equal(p.gapMs, 0);
+  });
+
+  it("an empty source (no blocks, empty head) has nothing to lose", () => {
+    const p = planMigration(input({ sourceBlocks: [], sourceHead: undefined }));
+    assert.equal(p.gapMs, 0);
+    assert.match(p.advice, /nothing to copy/);
+  });
 });
