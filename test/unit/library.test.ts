@@ -2,14 +2,17 @@
 // declared next to the program's own resources.
 
 import * as assert from "node:assert/strict";
+import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type * as ptm from "../../components";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
 import { byType, runWith } from "./harness";
 
+const REPO = path.resolve(__dirname, "..", "..");
+
 // By name, through package.json "exports", as a dependent project would import it.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const load = () => require("prometheus-tsdb-migration") as typeof ptm;
+const load = () => require("prometheus-tsdb-migration/components") as typeof ptm;
 
 /** Stands for a resource of the importing program's own. */
 class OwnThing extends pulumi.CustomResource {
@@ -19,6 +22,15 @@ class OwnThing extends pulumi.CustomResource {
 }
 
 describe("PrometheusTsdbMigration imported by another program", () => {
+  // Pulumi runs exports["."] of package.json when it is set: that must stay the stack program.
+  it("the package's own entry point is still the stack program", () => {
+    assert.equal(require.resolve("prometheus-tsdb-migration"), path.join(REPO, "index.ts"));
+    assert.equal(
+      require.resolve("prometheus-tsdb-migration/components"),
+      path.join(REPO, "components", "index.ts"),
+    );
+  });
+
   it("declares the prepare phase next to the program's own resources", async () => {
     const r = await runWith({}, cluster(), async () => {
       const { PrometheusTsdbMigration } = load();
