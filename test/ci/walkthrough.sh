@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# test/ci/walkthrough.sh (npm run test:walkthrough) - the README walkthrough's first commands,
-# those that need no migration fixture, typed through `npm run lab:shell -- -c` as a user
-# would: which kubectl and pulumi the shell finds, `kubectl version --client`,
-# `kubectl get nodes`, the backend and passphrase, the plugins, then `pulumi stack init` and the
-# walkthrough's `pulumi config set` lines on a throwaway stack in a temp dir holding a copy of
-# Pulumi.yaml, and `pulumi stack rm`. Also checks that git ignores walkthrough stack files
-# but not the committed Pulumi.dev.yaml.
+# test/ci/walkthrough.sh (npm run test:walkthrough) - the README walkthrough, typed through
+# `npm run lab:shell -- -c` as a user would: which kubectl and pulumi the shell finds,
+# `kubectl version --client`, `kubectl get nodes`, the backend and passphrase, the plugins,
+# then the README's walkthrough block itself (read from README.md) and its first step, a
+# `pulumi preview` of prepare against the lab's workloads, in a temp copy of the project; and
+# `pulumi stack rm`. Also checks that git ignores walkthrough stack files but not the
+# committed Pulumi.dev.yaml.
 #
 # Brings the lab up when it is not running (through lab:shell). Prints PASS/FAIL/SKIP lines and
 # ends with "N passed, M failed", like test/lab/smoke.sh. Missing language host or command
@@ -98,34 +98,40 @@ else
   skip "plugins: pulumi-language-nodejs / pulumi-resource-command are not in ${PTM_CACHE} (test/engine/README.md)"
 fi
 
-# ---------------------------------------------------------------- a throwaway stack
+# ---------------------------------------------------------------- the README's walkthrough
+# The shell block under "## Walkthrough" in README.md, as written (only the stack name made
+# unique), then its step 1 with phase prepare: `pulumi preview` against the lab's workloads
+# (the e2e level's fixtures). Run in a temp copy of the project, so nothing lands in the repo.
 tmp=$(mktemp -d /tmp/ptm-walkthrough.XXXXXX)
-cp Pulumi.yaml "${tmp}/"
-if tsh "pulumi stack init $(printf %q "${stack}")"; then
+cp -r Pulumi.yaml package.json tsconfig.json index.ts components "${tmp}/"
+ln -s "${repo}/node_modules" "${tmp}/node_modules"
+block=$(awk '/^## Walkthrough/ { w = 1 } w && /^```sh$/ { n++; if (n == 2) { b = 1; next } }
+  b && /^```$/ { exit } b { print }' README.md)
+check "README's walkthrough block starts with pulumi stack init migration" \
+  grep -q '^pulumi stack init migration$' <<<"${block}"
+if tsh "${block//pulumi stack init migration/pulumi stack init ${stack}}"; then
   stack_made=1
-  ok "pulumi stack init ${stack} (in a temp dir with a copy of Pulumi.yaml)"
+  ok "README's walkthrough block, command for command (stack ${stack})"
 else
-  bad "pulumi stack init ${stack}"
+  stack_made=1
+  bad "README's walkthrough block"
 fi
-check "stack init wrote Pulumi.${stack}.yaml with a passphrase salt" \
-  grep -q '^encryptionsalt: ' "${tmp}/Pulumi.${stack}.yaml"
-check "the walkthrough's pulumi config set --path lines" tsh \
-  'pulumi config set --path source.namespace monitoring &&
-   pulumi config set --path source.name prometheus-server &&
-   pulumi config set --path source.container prometheus-server'
 out=$(tsh 'pulumi config get --path source.name' || true)
 check "pulumi config get --path source.name (got '${out}')" test "${out}" = prometheus-server
-out=$(tsh 'pulumi stack ls' 2>&1 || true)
-check "pulumi stack ls lists ${stack}" grep -qE "^${stack}\\*? " <<<"${out}"
+out=$(tsh 'pulumi config set phase prepare && pulumi preview --non-interactive' 2>&1 || true)
+printf '%s\n' "${out}" | tail -n 12
+check "step 1, Review: pulumi preview of prepare plans the rsync Service and both patches" \
+  grep -qE 'Resources:' <<<"${out}"
+for want in 'kubernetes:core/v1:Service' 'kubernetes:apps/v1:DeploymentPatch' 'kubernetes:apps/v1:StatefulSetPatch'; do
+  check "the preview shows ${want}" grep -q "${want}" <<<"${out}"
+done
+check "the preview reported no error" bash -c '! grep -qiE "error" <<<"$1"' _ "${out}"
 if tsh "pulumi stack rm --yes --stack $(printf %q "${stack}")"; then
   stack_made=0
   ok "pulumi stack rm --yes"
 else
   bad "pulumi stack rm --yes"
 fi
-out=$(tsh 'pulumi stack ls' 2>&1 || true)
-gone() { ! grep -qE "^${stack}\\*? " <<<"${out}" && [[ ! -e ${tmp}/Pulumi.${stack}.yaml ]]; }
-check "the stack and its Pulumi.${stack}.yaml are gone" gone
 
 # ---------------------------------------------------------------- git
 check "git ignores walkthrough stack files (Pulumi.migration.yaml)" git check-ignore -q --no-index Pulumi.migration.yaml
