@@ -10,10 +10,22 @@
 #   PTM_SELECTOR        series selector to count (default {__name__=~".+"});
 #                       narrow it when one window holds more samples than
 #                       the server's --query.max-samples (default 50M)
-#   PTM_WAIT_LOADED_MS  optional ms timestamp: first wait until
+#   PTM_WAIT_LOADED_MS  optional ms timestamp (a non-negative integer; anything
+#                       else, e.g. Infinity or NaN, is refused: it would make the
+#                       wait pass at once): first wait until
 #                       prometheus_tsdb_lowest_timestamp <= it, i.e. the
-#                       installed blocks were hot-loaded by the reload loop
-#   PTM_WAIT_SECONDS    how long to wait for that (default 180)
+#                       oldest installed block was hot-loaded by the reload loop
+#   PTM_LIST_BLOCKS     "true": also list the blocks, once every block dir in
+#                       PTM_DATA is loaded (see below)
+#   PTM_DATA            the server's TSDB dir (for PTM_LIST_BLOCKS)
+#   PTM_WAIT_SECONDS    how long to wait for either (default 180)
+#
+# Loaded blocks: /api/v1/status/tsdb/blocks only exists from 3.6 on, so the
+# list is the meta.json of every block dir (ULID name, meta.json) in
+# PTM_DATA, taken when their number equals prometheus_tsdb_blocks_loaded
+# before and after the listing. A block the server could not open makes the
+# whole reload fail and never gets counted, so the numbers stay apart: the
+# script fails with both numbers (at once when the reload failures rise).
 #
 # A window ending at E counts the samples in [E - window, E): it is evaluated
 # at E - 1 ms with a range of window - 1 ms, because a block covers
@@ -26,9 +38,13 @@
 # the local server's value even when it scrapes other Prometheus servers and
 # even without a self-scrape job.
 #
+# A health metric missing from /metrics, or not a number >= 0 (NaN, +Inf),
+# is an error naming it: it is never replaced by a default.
+#
 # Stdout: one JSON line
 #   {"windows":[{"endMs":N,"count":N}],"health":{"blocksLoaded":N,
-#    "reloadFailures":N,"compactionsFailed":N,"lowestTimestampMs":N}}
+#    "reloadFailures":N,"compactionsFailed":N,"lowestTimestampMs":N}
+#    [,"blocks":[meta.json+sizeBytes,...]]}
 # Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
@@ -70,13 +86,18 @@ query_at() { # expr ms
     die "query failed at $(ms_to_s "$2") ($PROM_URL unreachable, or the query was rejected: too many samples? see PTM_SELECTOR)"
   case "$body" in '{"status":"success"'*) ;; *) die "query error: $body" ;; esac
   v="$(printf '%s\n' "$body" | sed -n 's/.*"value":\[[^],]*,"\([^"]*\)"\].*/\1/p')"
-  awk -v v="${v:-0}" 'BEGIN { printf "%.0f", v }'
+  # The expression always has a value (or vector(0)): none, or not a count, is an error.
+  case "$v" in
+    '' | *[!0-9.e+]*) die "unexpected query answer at $(ms_to_s "$2") (no count in it): $(printf '%s' "$body" | cut -c1-300)" ;;
+  esac
+  awk -v v="$v" 'BEGIN { printf "%.0f", v }'
 }
 
 # Metric names with data in [from, to] ms (one per line).
 names_in() {
   q="match%5B%5D=$(urlencode "$sel")&start=$(ms_to_s "$1")&end=$(ms_to_s "$2")"
   body="$(http_get "$PROM_URL/api/v1/label/__name__/values?$q" 120)" || die "listing metric names failed"
+  case "$body" in '{"status":"success"'*) ;; *) die "listing metric names: $(printf '%s' "$body" | cut -c1-300)" ;; esac
   printf '%s\n' "$body" | sed -n 's/^{"status":"success","data":\[\(.*\)\]}.*$/\1/p' |
     tr ',' '\n' | sed 's/^"//; s/"$//' | grep -v '^$' || true
 }
@@ -103,16 +124,39 @@ count_window() { # end_ms
   echo "$total"
 }
 
-metric() { # name -> value from /metrics, printed as an integer
-  printf '%s\n' "$metrics" | awk -v n="$1" '$1 == n { printf "%.0f", $2; found = 1 } END { if (!found) printf "-1" }'
+# name -> value from /metrics, printed as an integer. Missing, or not a number
+# >= 0 (NaN, +Inf, -1, garbage): an error naming the metric, never a default.
+metric() {
+  v="$(printf '%s\n' "$metrics" | awk -v n="$1" '$1 == n { print $2; exit }')"
+  [ -n "$v" ] ||
+    die "$1 is missing from $PROM_URL/metrics: is this a Prometheus server (2.x/3.x) and PTM_PROM_URL right?"
+  printf '%s\n' "$v" | grep -Eq '^[0-9]+(\.[0-9]+)?([eE][+]?[0-9]+)?$' ||
+    die "$1 is not a number >= 0: $v (from $PROM_URL/metrics)"
+  awk -v v="$v" 'BEGIN { printf "%.0f", v }'
 }
 
 read_health() {
   metrics="$(http_get "$PROM_URL/metrics" 120)" || die "GET $PROM_URL/metrics failed"
+  # A die in metric() fails the assignment, and set -e ends the script.
   blocks="$(metric prometheus_tsdb_blocks_loaded)"
   reloads="$(metric prometheus_tsdb_reloads_failures_total)"
   compactions="$(metric prometheus_tsdb_compactions_failed_total)"
   lowest="$(metric prometheus_tsdb_lowest_timestamp)"
+}
+
+# Block dirs (ULID name with a meta.json) in PTM_DATA.
+count_block_dirs() {
+  n=0
+  for d in "$PTM_DATA"/*; do
+    is_ulid "${d##*/}" && [ -f "$d/meta.json" ] && n=$((n + 1))
+  done
+  echo "$n"
+}
+
+# Fails when the reload failures rose since the wait began.
+check_reloads() {
+  [ "$reloads" = "$failures0" ] ||
+    die "prometheus_tsdb_reloads_failures_total rose from $failures0 to $reloads: a block failed to load (see the Prometheus log)"
 }
 
 PROM_URL="${PTM_PROM_URL:-http://localhost:9090}"
@@ -133,14 +177,32 @@ for e in "$@"; do
   case "$e" in '' | *[!0-9]*) die "window end must be a ms timestamp: $e" ;; esac
 done
 
+wait_s="${PTM_WAIT_SECONDS:-180}"
+case "$wait_s" in '' | *[!0-9]*) die "PTM_WAIT_SECONDS must be a number of seconds, got '$wait_s'" ;; esac
+if [ -n "${PTM_WAIT_LOADED_MS+set}" ]; then
+  case "$PTM_WAIT_LOADED_MS" in
+    '' | *[!0-9]*)
+      die "PTM_WAIT_LOADED_MS must be a non-negative integer (ms timestamp), got '$PTM_WAIT_LOADED_MS': the wait for the installed blocks would pass at once (a bug in the program: report it)" ;;
+  esac
+fi
+list_blocks="${PTM_LIST_BLOCKS:-false}"
+case "$list_blocks" in
+  true)
+    [ -d "${PTM_DATA:-}" ] ||
+      die "PTM_LIST_BLOCKS needs PTM_DATA, the server's TSDB dir (got '${PTM_DATA:-}')" ;;
+  false) ;;
+  *) die "PTM_LIST_BLOCKS must be true or false, got '$list_blocks'" ;;
+esac
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-counts.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+
 read_health
+start="$(date +%s)"
+failures0="$reloads"
 if [ -n "${PTM_WAIT_LOADED_MS:-}" ]; then
-  wait_s="${PTM_WAIT_SECONDS:-180}"
-  start="$(date +%s)"
-  failures0="$reloads"
   until awk -v a="$lowest" -v b="$PTM_WAIT_LOADED_MS" 'BEGIN { exit !(a + 0 <= b + 0) }'; do
-    [ "$reloads" = "$failures0" ] ||
-      die "prometheus_tsdb_reloads_failures_total rose from $failures0 to $reloads: a block failed to load (see the Prometheus log)"
+    check_reloads
     [ $(($(date +%s) - start)) -lt "$wait_s" ] ||
       die "blocks not loaded after ${wait_s}s: prometheus_tsdb_lowest_timestamp=$lowest > $PTM_WAIT_LOADED_MS (blocks loaded: $blocks)"
     log "waiting for the reload loop: lowest timestamp $lowest > $PTM_WAIT_LOADED_MS, $blocks blocks loaded"
@@ -148,6 +210,28 @@ if [ -n "${PTM_WAIT_LOADED_MS:-}" ]; then
     read_health
   done
   log "loaded: lowest timestamp $lowest <= $PTM_WAIT_LOADED_MS, $blocks blocks loaded"
+fi
+
+listing=""
+if [ "$list_blocks" = true ]; then
+  # Listed between two equal loaded counts that equal the number of dirs listed: a
+  # compaction (new block written, its parents deleted a moment later) or a pending reload
+  # in between shows as a difference, and we look again.
+  while :; do
+    loaded0="$blocks"
+    listing="$(blocks_json "$PTM_DATA" live)"
+    listed="$(printf '%s' "$listing" | grep -o '"sizeBytes"' | wc -l | tr -d ' ')"
+    ondisk="$(count_block_dirs)"
+    read_health
+    check_reloads
+    [ "$listed" = "$loaded0" ] && [ "$listed" = "$blocks" ] && [ "$listed" = "$ondisk" ] && break
+    [ $(($(date +%s) - start)) -lt "$wait_s" ] ||
+      die "$ondisk block dirs in $PTM_DATA but prometheus_tsdb_blocks_loaded=$blocks after ${wait_s}s: a block on disk is not loaded (see the Prometheus log; is PTM_DATA this server's TSDB dir?)"
+    log "waiting for the reload loop: $ondisk block dirs in $PTM_DATA, $blocks loaded"
+    sleep 5
+    read_health
+  done
+  log "listed $listed block dirs in $PTM_DATA, all loaded"
 fi
 
 sel="${PTM_SELECTOR:-}"
@@ -159,8 +243,6 @@ if [ -n "$sel" ]; then
 else
   sel='{__name__=~".+"}'
 fi
-work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-counts.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
 windows=""
 for e in "$@"; do
   c="$(count_window "$e")"
@@ -168,5 +250,5 @@ for e in "$@"; do
   windows="$windows${windows:+,}{\"endMs\":$e,\"count\":$c}"
 done
 
-printf '{"windows":[%s],"health":{"blocksLoaded":%s,"reloadFailures":%s,"compactionsFailed":%s,"lowestTimestampMs":%s}}\n' \
-  "$windows" "$blocks" "$reloads" "$compactions" "$lowest"
+printf '{"windows":[%s],"health":{"blocksLoaded":%s,"reloadFailures":%s,"compactionsFailed":%s,"lowestTimestampMs":%s}%s}\n' \
+  "$windows" "$blocks" "$reloads" "$compactions" "$lowest" "${listing:+,\"blocks\":$listing}"

@@ -15,7 +15,14 @@ import { randomBytes } from "node:crypto";
 import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
 import { Plan, planMigration } from "../../components/decisions/plan";
 import { targetOwnEarliestMs, headRange } from "../../components/decisions/tsdb";
-import { CountsResult, compareCounts, windowsToCompare } from "../../components/decisions/verify";
+import {
+  CountsResult,
+  compareCounts,
+  expectedBlocks,
+  parseCounts,
+  verifyMigration,
+  windowsToCompare,
+} from "../../components/decisions/verify";
 import {
   H,
   Prom,
@@ -436,6 +443,53 @@ describe("real servers: snapshot -> copy -> install -> verify", function () {
     );
     timings["windows compared A"] = a.c.windowsCompared;
     timings["windows compared B"] = b.c.windowsCompared;
+  });
+
+  it("the verification as the program runs it: windows, samples, and the plan's blocks loaded with their stats", async () => {
+    // Issue 9: what MigrationVerification does, on real output. The target lists its blocks
+    // (PTM_LIST_BLOCKS) once every block dir is loaded; the plan's IDs, numSamples and
+    // numSeries must be there (or inside a block the target compacted them into).
+    const verify = async (t: Prom, plan: Plan, te: number) => {
+      const ends = windowsToCompare(plan, { targetEarliestMs: te }).map(String);
+      const [s, g] = await Promise.all([
+        runJson<unknown>("counts", ends, { env: { PTM_PROM_URL: src.url } }),
+        runJson<unknown>("counts", ends, {
+          env: {
+            PTM_PROM_URL: t.url,
+            PTM_DATA: t.dataDir,
+            PTM_WAIT_LOADED_MS: String(Math.min(...plan.blocks.map((b) => b.minTime))),
+            PTM_LIST_BLOCKS: "true",
+          },
+          busybox: t === tgtA,
+        }),
+      ]);
+      return verifyMigration({
+        windowEnds: ends.map(Number),
+        source: parseCounts(s.res.stdout),
+        target: parseCounts(g.res.stdout),
+        targetEarliestMs: te,
+        blocks: expectedBlocks(plan.blocks),
+        gapMs: plan.gapMs,
+      });
+    };
+    const [a, b] = await Promise.all([verify(tgtA, planA, teA), verify(tgtB, planB, teB)]);
+    for (const [name, v, plan] of [
+      ["A", a, planA],
+      ["B", b, planB],
+    ] as const) {
+      assert.equal(v.ok, true, `${name}: ${v.summary}`);
+      assert.equal(v.blockCheck?.expected, plan.blocks.length);
+      assert.match(
+        v.summary,
+        new RegExp(
+          `^\\d+ windows, [\\d,]+ source samples, all on the target(; \\d+ empty on both \\(not counted\\))?; ` +
+            `${plan.blocks.length} blocks: `,
+        ),
+      );
+      console.log(`    verification ${name}: ${v.summary}`);
+    }
+    // Every backfilled sample is in the evidence of A (its windows hold copied data only).
+    assert.ok(a.samplesCompared >= SERIES * HOURS * (3600 / STEP_S), String(a.samplesCompared));
   });
 
   it("the gap is what the plan says: A lacks exactly [cutoff, first scrape), B lacks nothing", async () => {
