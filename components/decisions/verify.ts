@@ -311,12 +311,11 @@ export function compareBlocks(
   const summary =
     problems.length > 0
       ? problems.join("; ")
-      : `${plural(expected.length, "block")}: IDs and sample/series counts equal` +
-        (merged > 0
-          ? ` (${merged} compacted on the target into ${[...compacted.keys()].join(", ")}, ` +
-            `holding at least their samples)`
-          : "") +
-        ", all loaded";
+      : merged === 0
+        ? `${plural(expected.length, "block")}: IDs and sample/series counts equal, all loaded`
+        : `${plural(expected.length, "block")}: ${fmt(equal)} with IDs and sample/series counts ` +
+          `equal, ${merged} compacted on the target into ${[...compacted.keys()].join(", ")} ` +
+          `(holding at least their samples); all loaded`;
   return {
     ok: problems.length === 0,
     expected: expected.length,
