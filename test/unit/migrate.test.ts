@@ -2,26 +2,33 @@ import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
 import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { sidecarScript } from "../../components/cluster/kubectl";
-import { byType, FakeCluster, one, runProgram } from "./harness";
+import { TsdbLocation } from "../../components/decisions/workload";
+import { ExpectedBlock } from "../../components/decisions/verify";
+import { MigrationVerification } from "../../components/steps/migrationVerification";
+import { parseWait } from "../../components/steps/compactionWait";
+import { byType, FakeCluster, one, runProgram, runWith } from "./harness";
 
 const H = 3_600_000;
 const ULIDS = SOURCE_BLOCKS.map((b) => b.ulid);
 
+// Every window the program asks for: aligned ends, the target's first own sample (5h), the
+// cutoff. (Before issue 9 this answered only 2, 4 and 6, and the 5h window went unchecked.)
+const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
+const health = {
+  blocksLoaded: 3,
+  reloadFailures: 0,
+  compactionsFailed: 0,
+  lowestTimestampMs: T0,
+};
+
 function migrating(over: Partial<FakeCluster> = {}): FakeCluster {
-  const windows = [2, 4, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-  const health = {
-    blocksLoaded: 3,
-    reloadFailures: 0,
-    compactionsFailed: 0,
-    lowestTimestampMs: T0,
-  };
   return {
     ...cluster(),
     exec: {
       "ptm-rsyncd:probe": line(sourceProbe()),
       "ptm-rsync:probe": line(targetProbe()),
       "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health }),
+      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
     },
     commandStdout: {
       "source-snapshot": line({
@@ -114,19 +121,19 @@ describe("program: phase migrate", () => {
     assert.equal(plan.gapSeconds, 0);
     const m = r.outputs.migration as Record<string, Record<string, unknown>>;
     assert.equal((m.verification as Record<string, unknown>).ok, true);
-    assert.equal((m.verification as Record<string, unknown>).windowsCompared, 3);
+    assert.equal((m.verification as Record<string, unknown>).windowsCompared, 4);
     assert.equal((m.copy as Record<string, unknown>).bytesCopied, 6e6);
   });
 
   it("fails the up with the numbers when the counts differ", async () => {
     const c = migrating();
     c.exec!["ptm-rsync:counts"] = line({
-      windows: [2, 4, 6].map((h) => ({ endMs: T0 + h * H, count: h === 4 ? 1999 : 2000 })),
+      windows: [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: h === 4 ? 1999 : 2000 })),
       health: { blocksLoaded: 3, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 },
     });
     await assert.rejects(
       runProgram(config, c),
-      /verification failed: 1 of 3 windows differ: .* source 2000 target 1999/,
+      /verification failed: 1 of 4 windows differ: .* source 2000 target 1999/,
     );
   });
 
@@ -176,5 +183,258 @@ describe("program: phase migrate", () => {
       ["rsync-credentials-password"],
     );
     assert.match(String(r.outputs.plan), /run `pulumi up` again/);
+  });
+});
+
+describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", () => {
+  // Item 3: a metric missing from /metrics was -1, and -1 + 1 compaction failure passed.
+  it("a negative health value fails instead of offsetting a real failure", async () => {
+    const c = migrating();
+    c.exec!["ptm-rsync:counts"] = line({
+      windows,
+      health: { ...health, reloadFailures: -1, compactionsFailed: 1 },
+    });
+    await assert.rejects(
+      runProgram(config, c),
+      /verification: counts\.sh on the target StatefulSet kubeprod\/prometheus: counts: health\.reloadFailures must be a number >= 0, got -1/,
+    );
+  });
+
+  // Item 5.
+  it("counts that are 0 on both sides in every window fail the up", async () => {
+    const c = migrating();
+    const zero = line({ windows: windows.map((w) => ({ ...w, count: 0 })), health });
+    c.exec!["ptm-rsyncd:counts"] = zero;
+    c.exec!["ptm-rsync:counts"] = zero;
+    await assert.rejects(
+      runProgram(config, c),
+      /verification failed: no window holds source samples: 4 of 4 windows are empty on both/,
+    );
+  });
+
+  // Item 6: every parse of sidecar output is validated, and names the step.
+  it("counts output that doesn't validate names the step and the value", async () => {
+    const c = migrating();
+    c.exec!["ptm-rsync:counts"] = line({ windows: [{ endMs: T0 + 2 * H, count: "2k" }], health });
+    await assert.rejects(
+      runProgram(config, c),
+      /verification: counts\.sh on the target StatefulSet kubeprod\/prometheus: counts: windows\[0\]\.count must be a number >= 0, got "2k"/,
+    );
+  });
+  it("snapshot output that doesn't validate names the step", async () => {
+    const c = migrating();
+    c.commandStdout!["source-snapshot"] = line({
+      snapshot: "ptm-test",
+      blocks: SOURCE_BLOCKS.map((b, i) => (i === 1 ? { ...b, minTime: String(b.minTime) } : b)),
+      createdMs: T0 + 7.5 * H,
+      reused: false,
+    });
+    await assert.rejects(
+      runProgram(config, c),
+      /source-snapshot: .*"minTime" must be a finite number/,
+    );
+  });
+  it("a snapshot other than the one asked for is refused", async () => {
+    const c = migrating();
+    c.commandStdout!["source-snapshot"] = line({
+      snapshot: "someone-else",
+      blocks: SOURCE_BLOCKS,
+      createdMs: T0,
+      reused: true,
+    });
+    await assert.rejects(
+      runProgram(config, c),
+      /source-snapshot: the script reported snapshot "someone-else", not "ptm-test"/,
+    );
+  });
+  it("snapshot output that is not JSON names the step", async () => {
+    const c = migrating();
+    c.commandStdout!["source-snapshot"] = "snapshot: ERROR: something\n";
+    await assert.rejects(runProgram(config, c), /source-snapshot: last output line is not JSON/);
+  });
+});
+
+describe("program: phase migrate, every step's output validated (issue 9 item 6)", () => {
+  it("copy output that doesn't validate names the step", async () => {
+    const c = migrating();
+    c.commandStdout!["block-copy"] = line({
+      copied: ["not-a-ulid"],
+      skipped: [],
+      bytesCopied: 6e6,
+      bytesTotal: 6e6,
+    });
+    await assert.rejects(
+      runProgram(config, c),
+      /block-copy: copied\[0\] is not a block ULID: "not-a-ulid"/,
+    );
+  });
+  it("a copy that reports other blocks than the plan's is refused", async () => {
+    const c = migrating();
+    c.commandStdout!["block-copy"] = line({
+      copied: ULIDS.slice(0, 2),
+      skipped: [],
+      bytesCopied: 4e6,
+      bytesTotal: 4e6,
+    });
+    await assert.rejects(
+      runProgram(config, c),
+      new RegExp(
+        `block-copy: the script reports 2 blocks copied or skipped, the plan has 3 .*${ULIDS[2]}`,
+      ),
+    );
+  });
+  it("install output that doesn't validate names the step", async () => {
+    const c = migrating();
+    c.commandStdout!["block-install"] = line({ installed: ULIDS.slice(0, 2), alreadyPresent: [] });
+    await assert.rejects(
+      runProgram(config, c),
+      new RegExp(
+        `block-install: the script reports 2 blocks installed or present, asked for 3 .*${ULIDS[2]}`,
+      ),
+    );
+  });
+  it("compaction-wait output that doesn't validate names the step", () => {
+    // Nothing downstream reads this step's output, so the parser is tested directly.
+    assert.throws(
+      () => parseWait(line({ waitedSeconds: "soon", newestMaxTime: T0 })),
+      /compaction-wait: waitedSeconds must be a number >= 0, got "soon"/,
+    );
+    assert.throws(() => parseWait("compaction-wait: ERROR\n"), /compaction-wait: last output line/);
+    assert.deepEqual(parseWait(line({ waitedSeconds: 3, newestMaxTime: T0 })), {
+      waitedSeconds: 3,
+      newestMaxTime: T0,
+    });
+  });
+});
+
+/** MigrationVerification alone, with the inputs the program computes from the plan. */
+function verification(args: {
+  windowEnds: number[];
+  loadedDownToMs: number;
+  blocks?: ExpectedBlock[];
+  gapMs?: number;
+}) {
+  const loc = (kind: "Deployment" | "StatefulSet", namespace: string, name: string, c: string) =>
+    ({ ref: { kind, namespace, name, container: c } }) as unknown as TsdbLocation;
+  return async () => {
+    const v = new MigrationVerification("verification", {
+      source: loc("Deployment", "monitoring", "prometheus-server", "prometheus-server"),
+      sourceContainer: "ptm-rsyncd",
+      target: loc("StatefulSet", "kubeprod", "prometheus", "prometheus"),
+      targetContainer: "ptm-rsync",
+      targetEarliestMs: T0 + 5 * H,
+      after: [],
+      ...args,
+    });
+    return { verification: v.result };
+  };
+}
+
+const EXPECTED: ExpectedBlock[] = SOURCE_BLOCKS.map((b) => ({
+  ulid: b.ulid,
+  numSamples: b.stats.numSamples,
+  numSeries: b.stats.numSeries,
+  sources: b.compaction.sources,
+}));
+const ENDS = windows.map((w) => w.endMs);
+
+function counted(target: Record<string, unknown> = {}): FakeCluster {
+  return {
+    objects: {},
+    exec: {
+      "ptm-rsyncd:counts": line({ windows, health }),
+      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS, ...target }),
+    },
+  };
+}
+
+const targetCounts = (r: Awaited<ReturnType<typeof runWith>>) =>
+  r.commands.filter((c) => /-c 'ptm-rsync' .*'ptm-counts'/.test(c));
+
+describe("MigrationVerification (issue 9)", () => {
+  // Item 1.
+  it("a plan with blocks but no compared windows fails", async () => {
+    await assert.rejects(
+      runWith(
+        {},
+        counted(),
+        verification({ windowEnds: [], loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 }),
+      ),
+      /verification failed: the plan copies 3 blocks but no window was compared/,
+    );
+  });
+  it("nothing to copy and no gap: 'nothing to verify', said so, and no load wait", async () => {
+    const r = await runWith(
+      {},
+      counted({ windows: [] }),
+      verification({ windowEnds: [], loadedDownToMs: Infinity, blocks: [], gapMs: 0 }),
+    );
+    const v = r.outputs.verification as Record<string, unknown>;
+    assert.equal(v.ok, true);
+    assert.equal(v.nothingToVerify, true);
+    assert.match(
+      String(v.summary),
+      /^nothing to verify: the plan copies no blocks and leaves no gap/,
+    );
+    assert.equal(targetCounts(r).length, 1);
+    assert.doesNotMatch(targetCounts(r)[0]!, /PTM_WAIT_LOADED_MS|PTM_LIST_BLOCKS/);
+  });
+
+  // Item 2.
+  for (const bad of [Infinity, NaN]) {
+    it(`refuses loadedDownToMs ${bad} when there are blocks to wait for`, async () => {
+      await assert.rejects(
+        runWith(
+          {},
+          counted(),
+          verification({ windowEnds: ENDS, loadedDownToMs: bad, blocks: EXPECTED }),
+        ),
+        /verification: loadedDownToMs must be a ms timestamp .*, got (Infinity|NaN)/,
+      );
+      await assert.rejects(
+        runWith({}, counted(), verification({ windowEnds: ENDS, loadedDownToMs: bad })),
+        /loadedDownToMs must be a ms timestamp/,
+      );
+    });
+  }
+
+  // Item 4.
+  it("compares the plan's blocks with the target's listing, and names what it compared", async () => {
+    const r = await runWith(
+      {},
+      counted(),
+      verification({ windowEnds: ENDS, loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 }),
+    );
+    const [cmd] = targetCounts(r);
+    assert.match(cmd!, new RegExp(`'PTM_WAIT_LOADED_MS=${T0}' 'PTM_LIST_BLOCKS=true'`));
+    const v = r.outputs.verification as Record<string, unknown>;
+    assert.equal(v.ok, true);
+    assert.equal(
+      v.summary,
+      "4 windows, 8,000 source samples, all on the target; 3 blocks: IDs and sample/series counts equal, all loaded",
+    );
+  });
+  it("a planned block missing on the target fails the up, naming it", async () => {
+    await assert.rejects(
+      runWith(
+        {},
+        counted({ blocks: SOURCE_BLOCKS.slice(0, 2), health: { ...health, blocksLoaded: 2 } }),
+        verification({ windowEnds: ENDS, loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 }),
+      ),
+      new RegExp(`verification failed: blocks: 1 of 3 blocks not on the target: ${ULIDS[2]}`),
+    );
+  });
+  it("different stats on the target fail the up, with the numbers", async () => {
+    const changed = SOURCE_BLOCKS.map((b, i) =>
+      i === 0 ? { ...b, stats: { ...b.stats, numSeries: 9 } } : b,
+    );
+    await assert.rejects(
+      runWith(
+        {},
+        counted({ blocks: changed }),
+        verification({ windowEnds: ENDS, loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 }),
+      ),
+      new RegExp(`blocks: stats differ: ${ULIDS[0]} numSeries: plan 10, target 9`),
+    );
   });
 });
