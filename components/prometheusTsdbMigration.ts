@@ -22,7 +22,7 @@ import { restartRisk } from "./decisions/restartRisk";
 import { BlockMeta, ProbeResult } from "./decisions/sidecarOutput";
 import { iso } from "./decisions/time";
 import { headRange } from "./decisions/tsdb";
-import { windowsToCompare } from "./decisions/verify";
+import { expectedBlocks, windowsToCompare } from "./decisions/verify";
 import {
   checkDistinctPods,
   locateTsdb,
@@ -241,6 +241,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         ),
         targetEarliestMs: input.targetEarliestMs,
         loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
+        blocks: finalPlan.apply((p) => expectedBlocks(p.blocks)),
+        gapMs: finalPlan.apply((p) => p.gapMs),
         after: [install.step],
       },
       child,
