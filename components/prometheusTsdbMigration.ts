@@ -16,6 +16,7 @@ import {
 } from "./decisions/config";
 import { StepError } from "./decisions/errors";
 import { decideGap } from "./decisions/gap";
+import { decideHeadSnapshotSpace } from "./decisions/headSnapshotSpace";
 import { planMigration } from "./decisions/plan";
 import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
 import { restartRisk } from "./decisions/restartRisk";
@@ -177,6 +178,20 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       };
     }
     const snapshotTaken = sourceProbe.snapshotBlocks.length > 0;
+    if (cfg.includeHead && !snapshotTaken) {
+      // The head block is written onto the source's own volume: a full volume stops Prometheus.
+      const space = decideHeadSnapshotSpace(
+        sourceProbe.tsdb,
+        sourceProbe.blocks,
+        sourceProbe.dfAvailableBytes,
+      );
+      if (!space.ok) {
+        throw new ConfigError(
+          "includeHead",
+          `${space.message}. Free space on the source volume, or set includeHead to false`,
+        );
+      }
+    }
     const inputFor = (sourceBlocks: BlockMeta[]) =>
       planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
     const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);

@@ -1,7 +1,7 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
-import { block, T0, targetProbe } from "../fixtures/probes";
+import { block, line, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, one, runProgram } from "./harness";
 
 const PATCH_TYPES = ["kubernetes:apps/v1:DeploymentPatch", "kubernetes:apps/v1:StatefulSetPatch"];
@@ -519,5 +519,23 @@ describe("program: bad input is refused before anything is declared", () => {
 
   it("reads the BKPR fixture unchanged (sanity)", () => {
     assert.equal((bkprStatefulSet().metadata as Obj).namespace, "kubeprod");
+  });
+});
+
+describe("program: includeHead checks the source volume first (issue 9 item 16)", () => {
+  const migrating = (dfAvailableBytes: number): FakeCluster => ({
+    ...cluster(),
+    exec: {
+      "ptm-rsyncd:probe": line({ ...sourceProbe(), dfAvailableBytes }),
+      "ptm-rsync:probe": line(targetProbe()),
+    },
+  });
+  const config = { phase: "migrate", source: SOURCE_CONFIG, includeHead: true };
+
+  it("refuses at preview when the head block would not fit, with the numbers", async () => {
+    await assert.rejects(
+      runProgram(config, migrating(100 * 2 ** 20), { preview: true }),
+      /:includeHead: a head snapshot writes about \d+ MiB on the source volume \(plus 256 MiB kept free for its WAL\), and 100 MiB are free\. Free space on the source volume, or set includeHead to false/,
+    );
   });
 });
