@@ -181,3 +181,196 @@ export function parseProbe(stdout: string): ProbeResult {
     nowMs: num(x, "nowMs", "probe"),
   };
 }
+
+// ---- The steps' results ----
+// Each step's script prints one JSON object. A step reads it with `stepObject`, and every
+// check that fails throws an Error that names the step: "<step>: <what><advice>".
+
+/** Throws an Error naming the step; `advice` (e.g. " (run `pulumi up` again…)") ends it. */
+export type Fail = (what: string) => never;
+
+/** A `Fail` for one step. */
+export function failNaming(step: string, advice = ""): Fail {
+  return (what) => {
+    throw new Error(`${step}: ${what}${advice}`);
+  };
+}
+
+/** A finite number >= 0, else `fail("<what> must be a number >= 0, got <v>")`. */
+export function numberAtLeast0(v: unknown, what: string, fail: Fail): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
+    fail(`${what} must be a number >= 0, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+/** Typed reads of one step's JSON object; each fails naming the key. */
+export interface StepObject {
+  /** The raw value. */
+  get(key: string): unknown;
+  /** A list of block ULIDs. */
+  ulids(key: string): string[];
+  /** A finite number >= 0. */
+  atLeast0(key: string): number;
+  /** A ms timestamp: a safe integer > 0. */
+  msTimestamp(key: string): number;
+  /** true or false. */
+  boolean(key: string): boolean;
+  /** A list of meta.json objects (parseBlockList). */
+  blocks(key: string): BlockMeta[];
+}
+
+/**
+ * The step's last stdout line as a JSON object with the `keys` it must have (named when it
+ * is something else), and reads that check each value. Every failure goes to `fail`.
+ */
+export function stepObject(stdout: string, keys: string[], fail: Fail): StepObject {
+  let x: unknown;
+  try {
+    x = parseLastJsonLine(stdout);
+  } catch (e) {
+    return fail((e as Error).message);
+  }
+  if (!isObject(x)) return fail(`expected {${keys.join(", ")}}`);
+  const o = x;
+  return {
+    get: (key) => o[key],
+    ulids: (key) => {
+      const v = o[key];
+      if (!Array.isArray(v)) return fail(`${key} must be a list of block ULIDs`);
+      v.forEach((u: unknown, i) => {
+        if (typeof u !== "string" || !ULID_RE.test(u))
+          fail(`${key}[${i}] is not a block ULID: ${JSON.stringify(u)}`);
+      });
+      return v as string[];
+    },
+    atLeast0: (key) => numberAtLeast0(o[key], key, fail),
+    msTimestamp: (key) => {
+      const v = o[key];
+      if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0)
+        fail(`${key} must be a ms timestamp, got ${JSON.stringify(v)}`);
+      return v as number;
+    },
+    boolean: (key) => {
+      const v = o[key];
+      if (typeof v !== "boolean") fail(`${key} must be true or false, got ${JSON.stringify(v)}`);
+      return v as boolean;
+    },
+    blocks: (key) => {
+      try {
+        return parseBlockList(o[key], key);
+      } catch (e) {
+        return fail((e as Error).message);
+      }
+    },
+  };
+}
+
+/**
+ * The script must report exactly the blocks asked for, each in one of its two lists:
+ * "the script reports <n> blocks <done>, <askedBy> <m> (not reported: …)" otherwise.
+ */
+function reportsExactly(
+  asked: string[],
+  lists: [string[], string[]],
+  done: string,
+  askedBy: string,
+  fail: Fail,
+): void {
+  const reported = new Set([...lists[0], ...lists[1]]);
+  const lacking = asked.filter((u) => !reported.has(u));
+  if (lacking.length > 0 || reported.size !== asked.length)
+    fail(
+      `the script reports ${reported.size} blocks ${done}, ${askedBy} ` +
+        `${asked.length} (not reported: ${lacking.join(", ") || "none"})`,
+    );
+}
+
+/** What components/sidecar/wait-compaction.sh prints. */
+export interface WaitResult {
+  waitedSeconds: number;
+  newestMaxTime: number;
+}
+
+/** Parse and validate wait-compaction.sh output; an error names the step. */
+export function parseWait(stdout: string): WaitResult {
+  const o = stepObject(stdout, ["waitedSeconds", "newestMaxTime"], failNaming("compaction-wait"));
+  return { waitedSeconds: o.atLeast0("waitedSeconds"), newestMaxTime: o.atLeast0("newestMaxTime") };
+}
+
+/** What components/sidecar/snapshot.sh prints. */
+export interface SnapshotResult {
+  snapshot: string;
+  blocks: BlockMeta[];
+  createdMs: number;
+  reused: boolean;
+}
+
+/**
+ * Parse and validate snapshot.sh output (every block's meta.json included): output that does
+ * not parse, or a snapshot other than the one asked for, is an error naming the step.
+ */
+export function parseSnapshot(stdout: string, expected: string): SnapshotResult {
+  const fail = failNaming(
+    "source-snapshot",
+    " (run `pulumi up` again; if it persists, the source sidecar's snapshot.sh and this " +
+      "program differ)",
+  );
+  const o = stepObject(stdout, ["snapshot", "blocks", "createdMs", "reused"], fail);
+  if (o.get("snapshot") !== expected)
+    fail(`the script reported snapshot ${JSON.stringify(o.get("snapshot"))}, not "${expected}"`);
+  const createdMs = o.msTimestamp("createdMs");
+  const reused = o.boolean("reused");
+  return { snapshot: expected, blocks: o.blocks("blocks"), createdMs, reused };
+}
+
+/** What components/sidecar/copy.sh prints. */
+export interface CopyResult {
+  copied: string[];
+  skipped: string[];
+  bytesCopied: number;
+  bytesReceived?: number;
+  bytesTotal: number;
+}
+
+/**
+ * Parse and validate copy.sh output: ULID lists and byte counts, and exactly the blocks asked
+ * for, each either copied or skipped (already staged). Anything else is an error naming the
+ * step.
+ */
+export function parseCopy(stdout: string, asked: string[]): CopyResult {
+  const fail = failNaming(
+    "block-copy",
+    " (run `pulumi up` again: finished blocks are not copied twice)",
+  );
+  const o = stepObject(stdout, ["copied", "skipped", "bytesCopied", "bytesTotal"], fail);
+  const copied = o.ulids("copied");
+  const skipped = o.ulids("skipped");
+  reportsExactly(asked, [copied, skipped], "copied or skipped", "the plan has", fail);
+  const r: CopyResult = {
+    copied,
+    skipped,
+    bytesCopied: o.atLeast0("bytesCopied"),
+    bytesTotal: o.atLeast0("bytesTotal"),
+  };
+  if (o.get("bytesReceived") !== undefined) r.bytesReceived = o.atLeast0("bytesReceived");
+  return r;
+}
+
+/** What components/sidecar/install.sh prints. */
+export interface InstallResult {
+  installed: string[];
+  alreadyPresent: string[];
+}
+
+/**
+ * Parse and validate install.sh output: exactly the blocks asked for, each installed now or
+ * already present. Anything else is an error naming the step.
+ */
+export function parseInstall(stdout: string, asked: string[]): InstallResult {
+  const fail = failNaming("block-install", " (run `pulumi up` again: installed blocks stay)");
+  const o = stepObject(stdout, ["installed", "alreadyPresent"], fail);
+  const installed = o.ulids("installed");
+  const alreadyPresent = o.ulids("alreadyPresent");
+  reportsExactly(asked, [installed, alreadyPresent], "installed or present", "asked for", fail);
+  return { installed, alreadyPresent };
+}

@@ -1,7 +1,13 @@
 // Comparing sample counts of the source and the target (sidecar/counts.sh).
 // Pure, so the rules are table-tested.
 
-import { BlockMeta, parseBlockList, parseLastJsonLine } from "./sidecarOutput";
+import {
+  BlockMeta,
+  failNaming,
+  numberAtLeast0,
+  parseBlockList,
+  parseLastJsonLine,
+} from "./sidecarOutput";
 import type { Plan } from "./plan";
 import { sourcesOf } from "./tsdb";
 
@@ -53,11 +59,7 @@ export interface Comparison {
 /** Default comparison window: one default block range. */
 export const WINDOW_MS = 2 * 3_600_000;
 
-function count(x: unknown, what: string): number {
-  if (typeof x !== "number" || !Number.isFinite(x) || x < 0)
-    throw new Error(`counts: ${what} must be a number >= 0, got ${JSON.stringify(x)}`);
-  return x;
-}
+const count = (x: unknown, what: string): number => numberAtLeast0(x, what, failNaming("counts"));
 
 /**
  * Parse and validate counts.sh output. A missing, negative or non-numeric value is an

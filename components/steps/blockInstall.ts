@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { execScript } from "../cluster/kubectl";
-import { parseLastJsonLine, ULID_RE } from "../decisions/sidecarOutput";
+import { InstallResult, parseInstall } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface BlockInstallArgs {
@@ -11,49 +11,6 @@ export interface BlockInstallArgs {
   container: string;
   /** ULIDs of the copied blocks. */
   blocks: pulumi.Input<string[]>;
-}
-
-export interface InstallResult {
-  installed: string[];
-  alreadyPresent: string[];
-}
-
-/**
- * Parse and validate install.sh output: exactly the blocks asked for, each installed now or
- * already present. Anything else is an error naming the step.
- */
-export function parseInstall(stdout: string, asked: string[]): InstallResult {
-  const fail = (what: string): never => {
-    throw new Error(`block-install: ${what} (run \`pulumi up\` again: installed blocks stay)`);
-  };
-  let x: unknown;
-  try {
-    x = parseLastJsonLine(stdout);
-  } catch (e) {
-    return fail((e as Error).message);
-  }
-  if (typeof x !== "object" || x === null || Array.isArray(x))
-    return fail("expected {installed, alreadyPresent}");
-  const o = x as Record<string, unknown>;
-  const ulids = (key: string): string[] => {
-    const v = o[key];
-    if (!Array.isArray(v)) return fail(`${key} must be a list of block ULIDs`);
-    v.forEach((u: unknown, i) => {
-      if (typeof u !== "string" || !ULID_RE.test(u))
-        fail(`${key}[${i}] is not a block ULID: ${JSON.stringify(u)}`);
-    });
-    return v as string[];
-  };
-  const installed = ulids("installed");
-  const alreadyPresent = ulids("alreadyPresent");
-  const reported = new Set([...installed, ...alreadyPresent]);
-  const lacking = asked.filter((u) => !reported.has(u));
-  if (lacking.length > 0 || reported.size !== asked.length)
-    fail(
-      `the script reports ${reported.size} blocks installed or present, asked for ` +
-        `${asked.length} (not reported: ${lacking.join(", ") || "none"})`,
-    );
-  return { installed, alreadyPresent };
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
-import { parseLastJsonLine } from "../decisions/sidecarOutput";
+import { parseWait } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface CompactionWaitArgs {
@@ -13,29 +13,6 @@ export interface CompactionWaitArgs {
   untilMs: number;
   /** The most this step may wait. */
   maxWaitMinutes: number;
-}
-
-/** Parse and validate wait-compaction.sh output; an error names the step. */
-export function parseWait(stdout: string): { waitedSeconds: number; newestMaxTime: number } {
-  const fail = (what: string): never => {
-    throw new Error(`compaction-wait: ${what}`);
-  };
-  let x: unknown;
-  try {
-    x = parseLastJsonLine(stdout);
-  } catch (e) {
-    return fail((e as Error).message);
-  }
-  if (typeof x !== "object" || x === null || Array.isArray(x))
-    return fail("expected {waitedSeconds, newestMaxTime}");
-  const o = x as Record<string, unknown>;
-  const n = (key: string): number => {
-    const v = o[key];
-    if (typeof v !== "number" || !Number.isFinite(v) || v < 0)
-      fail(`${key} must be a number >= 0, got ${JSON.stringify(v)}`);
-    return v as number;
-  };
-  return { waitedSeconds: n("waitedSeconds"), newestMaxTime: n("newestMaxTime") };
 }
 
 /**

@@ -1,7 +1,7 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
-import { BlockMeta, parseBlockList, parseLastJsonLine } from "../decisions/sidecarOutput";
+import { parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface SourceSnapshotArgs {
@@ -13,54 +13,6 @@ export interface SourceSnapshotArgs {
   snapshot: string;
   /** Ask Prometheus for a snapshot that includes the head (admin API). */
   includeHead: boolean;
-}
-
-export interface SnapshotResult {
-  snapshot: string;
-  blocks: BlockMeta[];
-  createdMs: number;
-  reused: boolean;
-}
-
-/**
- * Parse and validate snapshot.sh output (every block's meta.json included): output that does
- * not parse, or a snapshot other than the one asked for, is an error naming the step.
- */
-export function parseSnapshot(stdout: string, expected: string): SnapshotResult {
-  const fail = (what: string): never => {
-    throw new Error(
-      `source-snapshot: ${what} (run \`pulumi up\` again; if it persists, the source ` +
-        `sidecar's snapshot.sh and this program differ)`,
-    );
-  };
-  let x: unknown;
-  try {
-    x = parseLastJsonLine(stdout);
-  } catch (e) {
-    return fail((e as Error).message);
-  }
-  if (typeof x !== "object" || x === null || Array.isArray(x))
-    return fail("expected {snapshot, blocks, createdMs, reused}");
-  const o = x as Record<string, unknown>;
-  if (o["snapshot"] !== expected)
-    fail(`the script reported snapshot ${JSON.stringify(o["snapshot"])}, not "${expected}"`);
-  const createdMs = o["createdMs"];
-  if (typeof createdMs !== "number" || !Number.isSafeInteger(createdMs) || createdMs <= 0)
-    fail(`createdMs must be a ms timestamp, got ${JSON.stringify(createdMs)}`);
-  if (typeof o["reused"] !== "boolean")
-    fail(`reused must be true or false, got ${JSON.stringify(o["reused"])}`);
-  let blocks: BlockMeta[] = [];
-  try {
-    blocks = parseBlockList(o["blocks"], "blocks");
-  } catch (e) {
-    fail((e as Error).message);
-  }
-  return {
-    snapshot: expected,
-    blocks,
-    createdMs: createdMs as number,
-    reused: o["reused"] as boolean,
-  };
 }
 
 /**

@@ -5,7 +5,7 @@ import { sidecarScript } from "../../components/cluster/kubectl";
 import { TsdbLocation } from "../../components/decisions/workload";
 import { ExpectedBlock } from "../../components/decisions/verify";
 import { MigrationVerification } from "../../components/steps/migrationVerification";
-import { parseWait } from "../../components/steps/compactionWait";
+import { parseWait } from "../../components/decisions/sidecarOutput";
 import { byType, FakeCluster, one, runProgram, runWith } from "./harness";
 
 const H = 3_600_000;
