@@ -8,6 +8,15 @@ import { TsdbLocation } from "../decisions/workload";
 import { sidecarScript } from "./kubectl";
 import { PASSWORD_KEY } from "./naming";
 
+/**
+ * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
+ * sidecars copy Prometheus's securityContext, and with `readOnlyRootFilesystem` (the default
+ * of kube-prometheus-stack) nothing else is writable. The patch owns the volume, so the
+ * revert removes it.
+ */
+export const SCRATCH_VOLUME = "ptm-scratch";
+export const SCRATCH_PATH = "/ptm-scratch";
+
 /** Builds the volume mount that gives a sidecar the same view of the TSDB as Prometheus. */
 export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMount {
   return {
@@ -50,6 +59,8 @@ export function sidecarContainer(
     env: [
       { name: "PTM_DATA", value: loc.dataPath },
       { name: "PTM_PROM_URL", value: loc.url },
+      { name: "TMPDIR", value: SCRATCH_PATH },
+      { name: "PTM_RUN", value: `${SCRATCH_PATH}/run` },
       ...(spec.env ?? []),
       {
         name: spec.passwordEnv,
@@ -57,7 +68,7 @@ export function sidecarContainer(
       },
     ],
     ...(spec.ports ? { ports: spec.ports } : {}),
-    volumeMounts: [tsdbMount(loc)],
+    volumeMounts: [tsdbMount(loc), { name: SCRATCH_VOLUME, mountPath: SCRATCH_PATH }],
     ...(loc.securityContext ? { securityContext: loc.securityContext } : {}),
     resources: { requests: { cpu: "10m", memory: "32Mi" } },
   };
@@ -74,10 +85,17 @@ export function patchWithSidecar(
   // index. Naming the workload's own containers first, in their live order, keeps our
   // container at its live index, so an unchanged patch shows no diff. A name alone claims
   // no field of those containers: deleting the patch leaves them exactly as they are.
+  // The same holds for the pod's volumes, where the patch adds the sidecar's scratch space.
   const others = loc.containers.filter((c) => c !== container.name).map((c) => ({ name: c }));
+  const otherVolumes = loc.volumes.filter((v) => v !== SCRATCH_VOLUME).map((v) => ({ name: v }));
+  const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
   const patch = {
     metadata: { name: loc.ref.name, namespace: loc.ref.namespace },
-    spec: { template: { spec: { containers: [...others, container] } } },
+    spec: {
+      template: {
+        spec: { containers: [...others, container], volumes: [...otherVolumes, scratch] },
+      },
+    },
   };
   // The patch waits for the rollout; Prometheus may need a while to replay its WAL.
   const timeout = `${rolloutTimeoutSeconds}s`;

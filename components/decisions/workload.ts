@@ -90,6 +90,8 @@ export interface TsdbLocation {
   hasArgs: boolean;
   /** Names of the pod's containers, in order (ours included once they run). */
   containers: string[];
+  /** Names of the pod template's volumes, in order (ours included once they run). */
+  volumes: string[];
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
 }
@@ -267,6 +269,7 @@ export function locateTsdb(
     adminApi: flagOn(argv, "web.enable-admin-api"),
     hasArgs: (c.args ?? []).length > 0,
     containers: (pod.containers ?? []).map((x) => x.name),
+    volumes: (pod.volumes ?? []).map((v) => v.name),
     securityContext: c.securityContext,
   };
 }

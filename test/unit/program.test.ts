@@ -146,7 +146,10 @@ describe("program: phase prepare", () => {
     ]);
     const c = containers[containers.length - 1];
     assert.equal(c.name, "ptm-rsyncd");
-    assert.deepEqual(c.volumeMounts, [{ name: "storage-volume", mountPath: "/data" }]);
+    assert.deepEqual(c.volumeMounts, [
+      { name: "storage-volume", mountPath: "/data" },
+      { name: "ptm-scratch", mountPath: "/ptm-scratch" },
+    ]);
     const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.PTM_DATA, "/data");
     assert.equal(env.PTM_PROM_URL, "http://localhost:9090");
@@ -192,6 +195,7 @@ describe("program: phase prepare", () => {
     const cont = containersOf(one(r, "kubernetes:apps/v1:DeploymentPatch").inputs)[2];
     assert.deepEqual(cont.volumeMounts, [
       { name: "storage-volume", mountPath: "/prometheus", subPath: "prom-data" },
+      { name: "ptm-scratch", mountPath: "/ptm-scratch" },
     ]);
   });
 
@@ -202,7 +206,10 @@ describe("program: phase prepare", () => {
     const [own, c] = containersOf(patch);
     assert.deepEqual(own, { name: "prometheus" });
     assert.equal(c.name, "ptm-rsync");
-    assert.deepEqual(c.volumeMounts, [{ name: "data", mountPath: "/opt/bitnami/prometheus/data" }]);
+    assert.deepEqual(c.volumeMounts, [
+      { name: "data", mountPath: "/opt/bitnami/prometheus/data" },
+      { name: "ptm-scratch", mountPath: "/ptm-scratch" },
+    ]);
     const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value ?? e.valueFrom]));
     assert.equal(env.PTM_DATA, "/opt/bitnami/prometheus/data");
     assert.deepEqual(env.RSYNC_PASSWORD, {
@@ -299,6 +306,38 @@ describe("program: phase prepare", () => {
     assert.equal(r.resources.filter((x) => PATCH_TYPES.includes(x.type)).length, 2);
     assert.ok(r.resources.some((x) => x.type === "ptm:index:SourceRsyncDaemon"));
     assert.ok(r.resources.some((x) => x.type === "ptm:index:TargetRsyncClient"));
+  });
+});
+
+describe("program: sidecars on a read-only root filesystem (issue 9 item 14)", () => {
+  const volumesOf = (patch: Obj) =>
+    (((patch.spec as Obj).template as Obj).spec as Obj).volumes as Obj[];
+
+  it("each patch adds a scratch emptyDir it owns, after naming the pod's own volumes", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const dep = one(r, "kubernetes:apps/v1:DeploymentPatch").inputs;
+    const live = (
+      ((sourceDeployment().spec as Obj).template as Obj).spec as { volumes: { name: string }[] }
+    ).volumes.map((v) => ({ name: v.name }));
+    assert.deepEqual(volumesOf(dep), [
+      ...live,
+      { name: "ptm-scratch", emptyDir: { sizeLimit: "256Mi" } },
+    ]);
+    const sts = one(r, "kubernetes:apps/v1:StatefulSetPatch").inputs;
+    assert.deepEqual(volumesOf(sts).at(-1), {
+      name: "ptm-scratch",
+      emptyDir: { sizeLimit: "256Mi" },
+    });
+  });
+
+  it("the sidecars write only there: TMPDIR and rsyncd's run dir point at it", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    for (const type of PATCH_TYPES) {
+      const c = containersOf(one(r, type).inputs).at(-1)!;
+      const env = Object.fromEntries((c.env as Obj[]).map((e) => [e.name, e.value]));
+      assert.equal(env.TMPDIR, "/ptm-scratch");
+      assert.equal(env.PTM_RUN, "/ptm-scratch/run");
+    }
   });
 });
 
