@@ -3,7 +3,7 @@
 // `phase` says how far to go; leaving it unset reverts every change.
 
 import * as pulumi from "@pulumi/pulumi";
-import { probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
+import { findPatched, probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
 import {
@@ -305,10 +305,11 @@ function blocksToSnapshot(source: ProbeResult, cfg: MigrationConfig): BlockMeta[
   return [...source.blocks, ...(cfg.includeHead ? headAsBlock(source) : [])];
 }
 
+const describeRef = (ref: WorkloadRef) => `${ref.kind} ${ref.namespace}/${ref.name}`;
+
 function describeLocation(loc: TsdbLocation) {
-  const ref: WorkloadRef = loc.ref;
   return {
-    workload: `${ref.kind} ${ref.namespace}/${ref.name}`,
+    workload: describeRef(loc.ref),
     dataPath: loc.dataPath,
     volume: loc.volume,
   };
@@ -319,12 +320,22 @@ function describeLocation(loc: TsdbLocation) {
  * imported block, and one whose check could not look (forceRevert skips both).
  */
 async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
-  const live = await readWorkload(cfg.target);
+  // The workload the stack really patched, as its label says: the target config may be gone.
+  const patched = await findPatched("target");
+  if (patched.length > 1 && !cfg.forceRevert) {
+    throw new ConfigError(
+      "phase",
+      `several workloads carry this stack's target label (${patched.map(describeRef).join(", ")}); ` +
+        `remove the label from those it did not patch, or set forceRevert to true`,
+    );
+  }
+  const target = patched[0] ?? cfg.target;
+  const live = await readWorkload(target);
   const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
   if (!hasSidecar || cfg.forceRevert) return;
   let state: ProbeResult | undefined;
   try {
-    state = await probe(cfg.target, TARGET_SIDECAR, snapshotName(), true);
+    state = await probe(target, TARGET_SIDECAR, snapshotName(), true);
   } catch (e) {
     if (!(e instanceof StepError)) throw e;
     throw new ConfigError(
@@ -341,6 +352,6 @@ async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
     `reverting now removes the target's sidecar and so restarts it, which would drop its own samples ` +
       `from ${iso(risk.lossFromMs)} to ${iso(risk.lossToMs)} (older than the newest imported block, not yet ` +
       `compacted). Revert after ${iso(risk.safeAfterMs)}, when its next compaction has persisted them, ` +
-      `or set forceRevert to true to accept the loss`,
+      `or set forceRevert to true to accept the loss (the target is ${describeRef(target)})`,
   );
 }

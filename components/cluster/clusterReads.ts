@@ -6,7 +6,13 @@ import * as command from "@pulumi/command";
 import { WorkloadRef } from "../decisions/config";
 import { NetworkPolicyObject } from "../decisions/access";
 import { StepError } from "../decisions/errors";
-import { execScript, getNetworkPoliciesCommand, getWorkloadCommand } from "./kubectl";
+import {
+  execScript,
+  findLabelledWorkloadsCommand,
+  getNetworkPoliciesCommand,
+  getWorkloadCommand,
+} from "./kubectl";
+import { patchedLabels } from "./naming";
 import { parseProbe, ProbeResult } from "../decisions/sidecarOutput";
 import { WorkloadObject } from "../decisions/workload";
 
@@ -69,6 +75,20 @@ export function readWorkload(ref: WorkloadRef): Promise<WorkloadObject | undefin
     getWorkloadCommand(ref),
     `read ${ref.kind} ${ref.namespace}/${ref.name}`,
   );
+}
+
+/** The workloads this stack's patches carry the given role label on (see naming.ts). */
+export async function findPatched(role: "source" | "target"): Promise<WorkloadRef[]> {
+  const list = await getJson<{ items?: WorkloadObject[] }>(
+    findLabelledWorkloadsCommand(patchedLabels(role)),
+    `find the ${role} this stack patched`,
+  );
+  return (list?.items ?? []).map((w) => ({
+    namespace: w.metadata?.namespace ?? "",
+    kind: w.kind === "StatefulSet" ? "StatefulSet" : "Deployment",
+    name: w.metadata?.name ?? "",
+    container: "",
+  }));
 }
 
 /** The NetworkPolicies of a namespace. */

@@ -87,6 +87,14 @@ export function getWorkloadCommand(ref: WorkloadRef): string {
   return `kubectl get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
 }
 
+/** A read-only command that lists, as JSON, the Deployments and StatefulSets with these labels. */
+export function findLabelledWorkloadsCommand(labels: Record<string, string>): string {
+  const selector = Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return `kubectl get deployments,statefulsets -A -l ${shQuote(selector)} -o json`;
+}
+
 /** A read-only command that lists the NetworkPolicies of a namespace as JSON. */
 export function getNetworkPoliciesCommand(namespace: string): string {
   return `kubectl get networkpolicies -n ${shQuote(namespace)} -o json`;

@@ -35,6 +35,18 @@ export function migrationLabels(component: string): Record<string, string> {
   };
 }
 
+/**
+ * Labels the sidecar patches put on the workloads they patch (owned by the patch, so they go
+ * with it): a revert finds the target the stack really patched even when the `target` config
+ * is gone.
+ */
+export const PATCHED_BY_LABEL = "prometheus-tsdb-migration.io/patched-by";
+export const ROLE_LABEL = "prometheus-tsdb-migration.io/role";
+
+export function patchedLabels(role: "source" | "target"): Record<string, string> {
+  return { [PATCHED_BY_LABEL]: k8sName(pulumi.getStack()), [ROLE_LABEL]: role };
+}
+
 /** Name of the snapshot directory under <data>/snapshots on the source. */
 export function snapshotName(): string {
   return k8sName("ptm", pulumi.getStack());

@@ -6,7 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { TsdbLocation } from "../decisions/workload";
 import { sidecarScript } from "./kubectl";
-import { PASSWORD_KEY } from "./naming";
+import { PASSWORD_KEY, patchedLabels } from "./naming";
 
 /**
  * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
@@ -76,6 +76,7 @@ export function sidecarContainer(
 
 export function patchWithSidecar(
   name: string,
+  role: "source" | "target",
   loc: TsdbLocation,
   container: k8s.types.input.core.v1.Container,
   rolloutTimeoutSeconds: number,
@@ -90,7 +91,7 @@ export function patchWithSidecar(
   const otherVolumes = loc.volumes.filter((v) => v !== SCRATCH_VOLUME).map((v) => ({ name: v }));
   const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
   const patch = {
-    metadata: { name: loc.ref.name, namespace: loc.ref.namespace },
+    metadata: { name: loc.ref.name, namespace: loc.ref.namespace, labels: patchedLabels(role) },
     spec: {
       template: {
         spec: { containers: [...others, container], volumes: [...otherVolumes, scratch] },

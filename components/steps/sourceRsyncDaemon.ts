@@ -34,6 +34,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     this.container = SOURCE_SIDECAR;
     this.patch = patchWithSidecar(
       name,
+      "source",
       src,
       sidecarContainer(src, {
         name: SOURCE_SIDECAR,

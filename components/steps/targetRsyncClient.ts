@@ -33,6 +33,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     // Runs idle: the copy and install steps exec their scripts in it.
     this.patch = patchWithSidecar(
       name,
+      "target",
       tgt,
       sidecarContainer(tgt, {
         name: TARGET_SIDECAR,

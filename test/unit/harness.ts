@@ -45,6 +45,15 @@ function answer(cluster: FakeCluster, cmd: string): { stdout: string; stderr: st
     const obj = cluster.objects[`${m[1]}/${m[3]}/${m[2]}`];
     return ok(obj ? JSON.stringify(obj) : "");
   }
+  m = /^kubectl get deployments,statefulsets -A -l '([^']+)' -o json$/.exec(cmd);
+  if (m) {
+    const want = m[1].split(",").map((kv) => kv.split("="));
+    const items = Object.values(cluster.objects).filter((o) => {
+      const labels = (o as { metadata?: { labels?: Record<string, string> } }).metadata?.labels;
+      return want.every(([k, v]) => labels?.[k] === v);
+    });
+    return ok(JSON.stringify({ items }));
+  }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
   m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);

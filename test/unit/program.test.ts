@@ -16,8 +16,40 @@ describe("program: phase unset (revert)", () => {
     assert.deepEqual(r.resources, []);
     assert.equal(r.outputs.phase, "reverted");
     assert.deepEqual(r.commands, [
+      "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
       "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found",
     ]);
+  });
+
+  it("guards the target the stack patched (its label), not the target config (issue 9 item 11)", async () => {
+    // The user removed the `target` config before reverting: it defaults to BKPR's
+    // kubeprod/prometheus, but the stack patched observability/prom, which still runs its
+    // sidecar with an imported block newer than its head's start.
+    const H = 3_600_000;
+    const c: FakeCluster = cluster();
+    const sts = bkprStatefulSet() as Obj;
+    sts.metadata = {
+      name: "prom",
+      namespace: "observability",
+      labels: {
+        "prometheus-tsdb-migration.io/patched-by": "test",
+        "prometheus-tsdb-migration.io/role": "target",
+      },
+    };
+    const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
+    (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+    c.objects["statefulset/observability/prom"] = sts;
+    c.exec = {
+      "ptm-rsync:probe": JSON.stringify({
+        ...targetProbe(),
+        blocks: [block("01AAAAAAAAAAAAAAAAAAAAAAA3", 4, 6)],
+        tsdb: { minTime: T0 + 5 * H, maxTime: T0 + 7 * H, numSeries: 10 },
+      }),
+    };
+    await assert.rejects(
+      runProgram({}, c),
+      /:phase: reverting now removes the target's sidecar .* \(the target is StatefulSet observability\/prom\)/,
+    );
   });
 
   it("needs no source either", async () => {
@@ -137,7 +169,14 @@ describe("program: phase prepare", () => {
   it("patches the source with a read-only rsync daemon on the TSDB volume, same subPath", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     const patch = one(r, "kubernetes:apps/v1:DeploymentPatch").inputs;
-    assert.deepEqual(patch.metadata, { name: "prometheus-server", namespace: "monitoring" });
+    assert.deepEqual(patch.metadata, {
+      name: "prometheus-server",
+      namespace: "monitoring",
+      labels: {
+        "prometheus-tsdb-migration.io/patched-by": "test",
+        "prometheus-tsdb-migration.io/role": "source",
+      },
+    });
     const containers = containersOf(patch);
     // The workload's own containers are named, in live order, and claim nothing else.
     assert.deepEqual(containers.slice(0, -1), [
@@ -202,7 +241,14 @@ describe("program: phase prepare", () => {
   it("patches the BKPR target with an rsync client on its claim template volume, as user 1001", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     const patch = one(r, "kubernetes:apps/v1:StatefulSetPatch").inputs;
-    assert.deepEqual(patch.metadata, { name: "prometheus", namespace: "kubeprod" });
+    assert.deepEqual(patch.metadata, {
+      name: "prometheus",
+      namespace: "kubeprod",
+      labels: {
+        "prometheus-tsdb-migration.io/patched-by": "test",
+        "prometheus-tsdb-migration.io/role": "target",
+      },
+    });
     const [own, c] = containersOf(patch);
     assert.deepEqual(own, { name: "prometheus" });
     assert.equal(c.name, "ptm-rsync");
