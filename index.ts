@@ -8,7 +8,10 @@ import { PrometheusTsdbMigration } from "./components";
 
 function readConfig(): PrometheusTsdbMigrationArgs {
   const c = new pulumi.Config();
+  // The Kubernetes provider's own keys: the component hands them to kubectl too.
+  const k8s = new pulumi.Config("kubernetes");
   return {
+    cluster: { kubeconfig: k8s.get("kubeconfig"), context: k8s.get("context") },
     // Checked by the component: an unknown phase is refused with the key's name.
     phase: c.get("phase") as PrometheusTsdbMigrationArgs["phase"],
     source: c.getObject<PrometheusWorkloadArgs>("source"),

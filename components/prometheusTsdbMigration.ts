@@ -2,6 +2,7 @@
 // Prometheus migration guide), one child component per step, in the order the guide gives.
 // `phase` says how far to go; leaving it unset reverts every change.
 
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { findPatched, probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
@@ -90,11 +91,24 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       await checkTargetRestartIsSafe(cfg);
       return { phase: "reverted" };
     }
-    const child: pulumi.ComponentResourceOptions = { parent: this, aliases: WERE_TOP_LEVEL };
+    // One cluster for the patches and for every kubectl: the provider gets the same
+    // kubeconfig and context as the command lines (kubectl.ts).
+    const provider = cfg.cluster
+      ? new k8s.Provider(
+          "cluster",
+          { kubeconfig: cfg.cluster.kubeconfig, context: cfg.cluster.context },
+          { parent: this },
+        )
+      : undefined;
+    const child: pulumi.ComponentResourceOptions = {
+      parent: this,
+      aliases: WERE_TOP_LEVEL,
+      ...(provider ? { providers: { kubernetes: provider } } : {}),
+    };
 
     // The live workloads, and where their TSDBs are.
     const { source, target } = await locateWorkloads(cfg);
-    const policies = await readNetworkPolicies(source.ref.namespace);
+    const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(
@@ -321,7 +335,7 @@ function describeLocation(loc: TsdbLocation) {
  */
 async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
   // The workload the stack really patched, as its label says: the target config may be gone.
-  const patched = await findPatched("target");
+  const patched = await findPatched("target", cfg.cluster);
   if (patched.length > 1 && !cfg.forceRevert) {
     throw new ConfigError(
       "phase",

@@ -2,7 +2,8 @@
 # Runs on the operator's machine (kubectl): switches the source Prometheus's admin API on
 # for a head snapshot, and off again exactly as it was.
 #
-#   sh -c "$(cat admin-api.sh)" admin-api enable|restore NAMESPACE KIND NAME CONTAINER TIMEOUT
+#   sh -c "$PTM_SCRIPT" admin-api enable|restore NAMESPACE KIND NAME CONTAINER TIMEOUT
+#   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults)
 #
 # enable  appends --web.enable-admin-api to the container's args (never replaces the list),
 #         waits for the rollout, and prints {"changed":true|false,"index":N}.
@@ -18,8 +19,14 @@ FLAG=--web.enable-admin-api
 action=$1 ns=$2 kind=$3 name=$4 container=$5 timeout=$6
 die() { echo "admin-api: ERROR: $*" >&2; exit 1; }
 
+# The cluster the program's provider uses (PTM_KUBECONFIG, PTM_KUBE_CONTEXT), not kubectl's
+# current context.
+kc() {
+  kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
+}
+
 # Index of the container in the pod template.
-index=$(kubectl get "$kind" "$name" -n "$ns" \
+index=$(kc get "$kind" "$name" -n "$ns" \
   -o jsonpath='{range .spec.template.spec.containers[*]}{.name}{"\n"}{end}' |
   awk -v c="$container" '$0 == c { print NR - 1; exit }')
 [ -n "$index" ] || die "$kind $ns/$name has no container $container"
@@ -27,11 +34,11 @@ path=/spec/template/spec/containers/$index
 
 # The container's args, one per line.
 args() {
-  kubectl get "$kind" "$name" -n "$ns" -o go-template="{{range (index .spec.template.spec.containers $index).args}}{{.}}{{\"\\n\"}}{{end}}"
+  kc get "$kind" "$name" -n "$ns" -o go-template="{{range (index .spec.template.spec.containers $index).args}}{{.}}{{\"\\n\"}}{{end}}"
 }
 
 rollout() {
-  kubectl rollout status "$kind/$name" -n "$ns" --timeout="${timeout}s" >&2
+  kc rollout status "$kind/$name" -n "$ns" --timeout="${timeout}s" >&2
 }
 
 case $action in
@@ -43,7 +50,7 @@ enable)
   fi
   [ -n "$(args)" ] || die "container $container has no args (the image's default command line is in use): appending a flag would replace it; add $FLAG yourself"
   echo "admin-api: appending $FLAG to $kind $ns/$name container $container" >&2
-  kubectl patch "$kind" "$name" -n "$ns" --type=json -p \
+  kc patch "$kind" "$name" -n "$ns" --type=json -p \
     "[{\"op\":\"test\",\"path\":\"$path/name\",\"value\":\"$container\"},{\"op\":\"add\",\"path\":\"$path/args/-\",\"value\":\"$FLAG\"}]" >&2
   rollout
   echo "{\"changed\":true,\"index\":$index}"
@@ -59,7 +66,7 @@ restore)
     exit 0
   fi
   echo "admin-api: removing $FLAG (args[$at]) from $kind $ns/$name container $container" >&2
-  kubectl patch "$kind" "$name" -n "$ns" --type=json -p \
+  kc patch "$kind" "$name" -n "$ns" --type=json -p \
     "[{\"op\":\"test\",\"path\":\"$path/args/$at\",\"value\":\"$FLAG\"},{\"op\":\"remove\",\"path\":\"$path/args/$at\"}]" >&2
   rollout
   ;;

@@ -3,7 +3,7 @@
 // can't look fails with what kubectl said; it never passes for "nothing there".
 
 import * as command from "@pulumi/command";
-import { WorkloadRef } from "../decisions/config";
+import { ClusterAccess, WorkloadRef } from "../decisions/config";
 import { NetworkPolicyObject } from "../decisions/access";
 import { StepError } from "../decisions/errors";
 import {
@@ -78,12 +78,16 @@ export function readWorkload(ref: WorkloadRef): Promise<WorkloadObject | undefin
 }
 
 /** The workloads this stack's patches carry the given role label on (see naming.ts). */
-export async function findPatched(role: "source" | "target"): Promise<WorkloadRef[]> {
+export async function findPatched(
+  role: "source" | "target",
+  access: ClusterAccess | undefined,
+): Promise<WorkloadRef[]> {
   const list = await getJson<{ items?: WorkloadObject[] }>(
-    findLabelledWorkloadsCommand(patchedLabels(role)),
+    findLabelledWorkloadsCommand(patchedLabels(role), access),
     `find the ${role} this stack patched`,
   );
   return (list?.items ?? []).map((w) => ({
+    ...(access ? { access } : {}),
     namespace: w.metadata?.namespace ?? "",
     kind: w.kind === "StatefulSet" ? "StatefulSet" : "Deployment",
     name: w.metadata?.name ?? "",
@@ -92,9 +96,12 @@ export async function findPatched(role: "source" | "target"): Promise<WorkloadRe
 }
 
 /** The NetworkPolicies of a namespace. */
-export async function readNetworkPolicies(namespace: string): Promise<NetworkPolicyObject[]> {
+export async function readNetworkPolicies(
+  namespace: string,
+  access: ClusterAccess | undefined,
+): Promise<NetworkPolicyObject[]> {
   const list = await getJson<{ items?: NetworkPolicyObject[] }>(
-    getNetworkPoliciesCommand(namespace),
+    getNetworkPoliciesCommand(namespace, access),
     `read NetworkPolicies in ${namespace}`,
   );
   return list?.items ?? [];

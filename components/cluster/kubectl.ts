@@ -5,7 +5,7 @@
 
 import * as fs from "fs";
 import * as path from "path";
-import { WorkloadRef } from "../decisions/config";
+import { ClusterAccess, WorkloadRef } from "../decisions/config";
 
 /** Quotes a string for POSIX sh: everything inside single quotes is literal. */
 export function shQuote(s: string): string {
@@ -18,6 +18,23 @@ export function sidecarScript(name: string): string {
   return `${read("lib.sh")}\n${read(`${name}.sh`)}`;
 }
 
+/** `kubectl` with the cluster's kubeconfig and context: every command reaches the same cluster. */
+export function kubectl(access: ClusterAccess | undefined): string {
+  return [
+    "kubectl",
+    ...(access?.kubeconfig ? [`--kubeconfig ${shQuote(access.kubeconfig)}`] : []),
+    ...(access?.context ? [`--context ${shQuote(access.context)}`] : []),
+  ].join(" ");
+}
+
+/** The same, for a script that runs kubectl itself: it reads these variables. */
+export function kubectlEnv(access: ClusterAccess | undefined): Record<string, string> {
+  return {
+    ...(access?.kubeconfig ? { PTM_KUBECONFIG: access.kubeconfig } : {}),
+    ...(access?.context ? { PTM_KUBE_CONTEXT: access.context } : {}),
+  };
+}
+
 /** A command line, and the environment it needs, for a local.Command or local.run. */
 export interface ScriptCommand {
   command: string;
@@ -25,11 +42,16 @@ export interface ScriptCommand {
 }
 
 /** A command that runs components/cluster/<name>.sh on this machine, with its arguments. */
-export function localScript(name: string, args: string[], slot = "PTM_SCRIPT"): ScriptCommand {
+export function localScript(
+  name: string,
+  args: string[],
+  access: ClusterAccess | undefined,
+  slot = "PTM_SCRIPT",
+): ScriptCommand {
   const text = fs.readFileSync(path.join(__dirname, `${name}.sh`), "utf8");
   return {
     command: [`sh -c "$${slot}"`, shQuote(name), ...args.map(shQuote)].join(" "),
-    environment: { [slot]: text },
+    environment: { [slot]: text, ...kubectlEnv(access) },
   };
 }
 
@@ -56,7 +78,7 @@ export function execScript(
   // `exec`: a cancelled `pulumi up` kills the shell the command runs in; kubectl must be it.
   // Read-only probes go without, so that the shell can report kubectl's exit code.
   const command = [
-    opts.exec === false ? "kubectl exec" : "exec kubectl exec",
+    `${opts.exec === false ? "" : "exec "}${kubectl(ref.access)} exec`,
     `-n ${shQuote(ref.namespace)}`,
     shQuote(workloadArg(ref)),
     `-c ${shQuote(container)}`,
@@ -84,18 +106,24 @@ export function createAndDelete(
 
 /** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
 export function getWorkloadCommand(ref: WorkloadRef): string {
-  return `kubectl get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+  return `${kubectl(ref.access)} get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
 }
 
 /** A read-only command that lists, as JSON, the Deployments and StatefulSets with these labels. */
-export function findLabelledWorkloadsCommand(labels: Record<string, string>): string {
+export function findLabelledWorkloadsCommand(
+  labels: Record<string, string>,
+  access: ClusterAccess | undefined,
+): string {
   const selector = Object.entries(labels)
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
-  return `kubectl get deployments,statefulsets -A -l ${shQuote(selector)} -o json`;
+  return `${kubectl(access)} get deployments,statefulsets -A -l ${shQuote(selector)} -o json`;
 }
 
 /** A read-only command that lists the NetworkPolicies of a namespace as JSON. */
-export function getNetworkPoliciesCommand(namespace: string): string {
-  return `kubectl get networkpolicies -n ${shQuote(namespace)} -o json`;
+export function getNetworkPoliciesCommand(
+  namespace: string,
+  access: ClusterAccess | undefined,
+): string {
+  return `${kubectl(access)} get networkpolicies -n ${shQuote(namespace)} -o json`;
 }

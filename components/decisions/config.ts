@@ -9,8 +9,21 @@ export type Phase = "prepare" | "migrate" | "revert";
 
 export type WorkloadKind = "Deployment" | "StatefulSet";
 
+/**
+ * Which cluster, and as whom: one kubeconfig and context for the Kubernetes provider and for
+ * every kubectl the program runs, so that patches and commands land in the same cluster.
+ */
+export interface ClusterAccess {
+  /** Path of the kubeconfig file. Default: kubectl's own ($KUBECONFIG, ~/.kube/config). */
+  kubeconfig?: string;
+  /** Context in it. Default: its current context. */
+  context?: string;
+}
+
 /** Which workload, container and volume hold a Prometheus TSDB. */
 export interface WorkloadRef {
+  /** The cluster it runs in; unset: kubectl's defaults. */
+  access?: ClusterAccess;
   namespace: string;
   kind: WorkloadKind;
   name: string;
@@ -43,6 +56,8 @@ export interface MigrationConfig {
   rolloutTimeoutSeconds: number;
   /** Revert even when restarting the target now would drop some of its own samples. */
   forceRevert: boolean;
+  /** The cluster, when one is named (also set on source and target). */
+  cluster?: ClusterAccess;
 }
 
 /** An error in the stack configuration; the message always starts with the key. */
@@ -112,6 +127,12 @@ export interface MigrationArgs {
   rolloutTimeoutSeconds?: number;
   /** Revert even when restarting the target now would drop some of its own samples. Default: false. */
   forceRevert?: boolean;
+  /**
+   * The cluster: a kubeconfig path and a context, used by the component's Kubernetes provider
+   * and by every kubectl it runs. The stack reads them from `kubernetes:kubeconfig` and
+   * `kubernetes:context`. Default: kubectl's defaults and the default provider.
+   */
+  cluster?: ClusterAccess;
 }
 
 /** The same settings as `pulumi.Config` returns them: any string, any JSON object. */
@@ -214,6 +235,22 @@ function nonNegativeInt(key: string, v: number | undefined, dflt: number): numbe
   return v;
 }
 
+function parseCluster(raw: ClusterAccess | undefined): ClusterAccess | undefined {
+  const kubeconfig = raw?.kubeconfig?.trim() || undefined;
+  const context = raw?.context?.trim() || undefined;
+  if (
+    kubeconfig !== undefined &&
+    (kubeconfig.includes("\n") || /^\s*(apiVersion|\{)/.test(kubeconfig))
+  ) {
+    throw new ConfigError(
+      "kubernetes:kubeconfig",
+      "holds a kubeconfig's contents; kubectl needs a file: set it to the file's path",
+    );
+  }
+  if (kubeconfig === undefined && context === undefined) return undefined;
+  return { ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) };
+}
+
 /** Validates and defaults the whole configuration. Throws ConfigError naming the key. */
 export function parseConfig(raw: RawConfig): MigrationConfig {
   const phase = parsePhase(raw.phase);
@@ -260,7 +297,13 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
   if (rolloutTimeoutSeconds === 0) {
     throw new ConfigError("rolloutTimeoutSeconds", "must be at least 1");
   }
+  const cluster = parseCluster(raw.cluster);
+  if (cluster) {
+    source.access = cluster;
+    target.access = cluster;
+  }
   return {
+    ...(cluster ? { cluster } : {}),
     phase,
     source,
     target,

@@ -29,8 +29,13 @@ export class AdminApiSwitch extends pulumi.ComponentResource {
       name,
       {
         ...createAndDelete(
-          localScript("admin-api", ["enable", ...target, timeout], "PTM_CREATE_SCRIPT"),
-          localScript("admin-api", ["restore", ...target, timeout], "PTM_DELETE_SCRIPT"),
+          localScript("admin-api", ["enable", ...target, timeout], ref.access, "PTM_CREATE_SCRIPT"),
+          localScript(
+            "admin-api",
+            ["restore", ...target, timeout],
+            ref.access,
+            "PTM_DELETE_SCRIPT",
+          ),
         ),
       },
       {

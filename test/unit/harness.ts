@@ -8,6 +8,8 @@ export interface Recorded {
   type: string;
   name: string;
   inputs: Record<string, unknown>;
+  /** The provider reference (`urn::id`) the resource is managed by, if explicit. */
+  provider?: string;
   /** Order in which the mock engine saw the resource: after everything it depends on. */
   seq: number;
 }
@@ -34,7 +36,11 @@ export interface RunResult {
 // Read-only commands report kubectl's exit code on stderr's last line (clusterReads.ts).
 const EXIT_SUFFIX = '; echo "ptm-exit=$?" >&2';
 
-function answer(cluster: FakeCluster, cmd: string): { stdout: string; stderr: string } {
+// The cluster flags every kubectl carries when the stack names a cluster (kubectl.ts).
+const CLUSTER_FLAGS = / --kubeconfig '[^']*'| --context '[^']*'/g;
+
+function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: string } {
+  const cmd = full.replace(CLUSTER_FLAGS, "");
   const ok = (stdout: string) => ({ stdout, stderr: "ptm-exit=0\n" });
   let m = /^kubectl get (deployment|statefulset) '([^']+)' -n '([^']+)' -o json/.exec(cmd);
   if (m && cluster.denied?.includes(`${m[1]}/${m[3]}/${m[2]}`)) {
@@ -101,7 +107,13 @@ export async function runWith(
         // The migration component itself is the program's one top-level resource: record
         // what it declares.
         if (args.type !== "ptm:index:PrometheusTsdbMigration")
-          resources.push({ type: args.type, name: args.name, inputs: args.inputs, seq: seq++ });
+          resources.push({
+            type: args.type,
+            name: args.name,
+            inputs: args.inputs,
+            provider: args.provider,
+            seq: seq++,
+          });
         lastActivity = Date.now();
         const state: Record<string, unknown> = { ...args.inputs };
         if (args.type === "kubernetes:core/v1:Service") {
@@ -135,7 +147,8 @@ export async function runWith(
   );
   const cfg: Record<string, string> = {};
   for (const [k, v] of Object.entries(config)) {
-    cfg[`${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
+    // `kubernetes:context` and the like are other namespaces' keys, as written.
+    cfg[k.includes(":") ? k : `${PROJECT}:${k}`] = typeof v === "string" ? v : JSON.stringify(v);
   }
   pulumi.runtime.setAllConfig(cfg);
   const raw = await program();

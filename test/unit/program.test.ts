@@ -624,3 +624,63 @@ describe("program: includeHead checks the source volume first (issue 9 item 16)"
     );
   });
 });
+
+describe("program: one cluster for the patches and every kubectl (issue 9 item 13)", () => {
+  const access = {
+    "kubernetes:kubeconfig": "/etc/ptm/kubeconfig",
+    "kubernetes:context": "prod-eu",
+  };
+
+  it("every kubectl names the stack's kubeconfig and context", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG, ...access }, cluster());
+    assert.ok(r.commands.length >= 3);
+    for (const c of r.commands) {
+      assert.match(c, /^kubectl --kubeconfig '\/etc\/ptm\/kubeconfig' --context 'prod-eu' /, c);
+    }
+  });
+
+  it("the patches go through one explicit provider with the same kubeconfig and context", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG, ...access }, cluster());
+    const p = one(r, "pulumi:providers:kubernetes");
+    assert.equal(p.inputs.kubeconfig, "/etc/ptm/kubeconfig");
+    assert.equal(p.inputs.context, "prod-eu");
+    for (const type of PATCH_TYPES) {
+      assert.match(
+        one(r, type).provider ?? "",
+        /\$pulumi:providers:kubernetes::cluster::cluster-id$/,
+      );
+    }
+    assert.match(one(r, "kubernetes:core/v1:Service").provider ?? "", /::cluster::/);
+  });
+
+  it("the admin-API switch, run on this machine, gets them too", async () => {
+    const r = await runProgram(
+      { phase: "prepare", source: SOURCE_CONFIG, includeHead: true, ...access },
+      cluster(),
+    );
+    const sw = one(r, "command:local:Command", "source-admin-api").inputs;
+    const env = sw.environment as Record<string, string>;
+    assert.equal(env.PTM_KUBECONFIG, "/etc/ptm/kubeconfig");
+    assert.equal(env.PTM_KUBE_CONTEXT, "prod-eu");
+  });
+
+  it("a kubeconfig given as contents is refused: kubectl needs a file", async () => {
+    await assert.rejects(
+      runProgram(
+        {
+          phase: "prepare",
+          source: SOURCE_CONFIG,
+          "kubernetes:kubeconfig": "apiVersion: v1\nkind: Config\n",
+        },
+        cluster(),
+      ),
+      /:kubernetes:kubeconfig: holds a kubeconfig's contents; kubectl needs a file/,
+    );
+  });
+
+  it("without them: plain kubectl and the default provider, as before", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    assert.ok(r.commands.every((c) => /^kubectl (get|exec) /.test(c)));
+    assert.equal(byType(r, "pulumi:providers:kubernetes").length, 0);
+  });
+});
