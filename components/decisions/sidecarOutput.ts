@@ -80,15 +80,6 @@ export function parseLastJsonLine(stdout: string): unknown {
   }
 }
 
-/** The last JSON line of a step's stdout, with the step named when it isn't there. */
-export function lastJsonLine<T>(stdout: string, step: string): T {
-  try {
-    return parseLastJsonLine(stdout) as T;
-  } catch (e) {
-    throw new Error(`${step}: ${(e as Error).message}`);
-  }
-}
-
 /** Validate one meta.json object. */
 export function parseBlockMeta(x: unknown, where = "block"): BlockMeta {
   if (!isObject(x)) throw new Error(`${where}: not an object`);
