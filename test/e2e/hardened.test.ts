@@ -1,0 +1,234 @@
+// Hardened pods in the lab: both Prometheus containers run with `readOnlyRootFilesystem: true`
+// as non-root (kube-prometheus-stack's default, common in hardened clusters). The sidecars copy
+// that securityContext, so they must write only to the scratch volume the patch adds; and the
+// revert must take that volume away again. Issue 9 item 14.
+//
+// The stack also runs with a kubeconfig whose current context points at no cluster, and names
+// the lab's context in `kubernetes:context`: the patches and every kubectl must follow the
+// stack's config, not the current context. Issue 9 item 13.
+
+import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Stack } from "@pulumi/pulumi/automation";
+import { apply, kubectl, podTemplate, rolloutStatus, Workload } from "./cluster";
+import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
+
+const NS = "ptm-hardened";
+const SRC: Workload = { namespace: NS, kind: "Deployment", name: "src", container: "prometheus" };
+const DST: Workload = { namespace: NS, kind: "StatefulSet", name: "dst", container: "prometheus" };
+const HARDENED = {
+  readOnlyRootFilesystem: true,
+  runAsNonRoot: true,
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ["ALL"] },
+};
+
+function prometheus(dataPath: string, volume: string) {
+  return {
+    name: "prometheus",
+    image: DEFAULTS.prometheusImage,
+    imagePullPolicy: "IfNotPresent",
+    args: ["--config.file=/etc/prometheus/prometheus.yml", `--storage.tsdb.path=${dataPath}`],
+    ports: [{ containerPort: 9090 }],
+    readinessProbe: { httpGet: { path: "/-/ready", port: 9090 }, periodSeconds: 5 },
+    securityContext: HARDENED,
+    volumeMounts: [
+      { name: "config", mountPath: "/etc/prometheus" },
+      { name: volume, mountPath: dataPath },
+    ],
+  };
+}
+
+const podSecurity = { runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534 };
+const config = {
+  apiVersion: "v1",
+  kind: "ConfigMap",
+  metadata: { name: "prometheus", namespace: NS },
+  data: { "prometheus.yml": "global: {scrape_interval: 15s}\nscrape_configs: []\n" },
+};
+
+const objects = [
+  { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+  config,
+  {
+    apiVersion: "v1",
+    kind: "PersistentVolumeClaim",
+    metadata: { name: "src-data", namespace: NS },
+    spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+  },
+  {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: SRC.name, namespace: NS },
+    spec: {
+      replicas: 1,
+      strategy: { type: "Recreate" },
+      selector: { matchLabels: { app: "src" } },
+      template: {
+        metadata: { labels: { app: "src" } },
+        spec: {
+          securityContext: podSecurity,
+          containers: [prometheus("/prometheus", "data")],
+          volumes: [
+            { name: "config", configMap: { name: "prometheus" } },
+            { name: "data", persistentVolumeClaim: { claimName: "src-data" } },
+          ],
+        },
+      },
+    },
+  },
+  {
+    apiVersion: "apps/v1",
+    kind: "StatefulSet",
+    metadata: { name: DST.name, namespace: NS },
+    spec: {
+      replicas: 1,
+      serviceName: "dst",
+      selector: { matchLabels: { app: "dst" } },
+      volumeClaimTemplates: [
+        {
+          metadata: { name: "data" },
+          spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "1Gi" } } },
+        },
+      ],
+      template: {
+        metadata: { labels: { app: "dst" } },
+        spec: {
+          securityContext: podSecurity,
+          containers: [prometheus("/prometheus", "data")],
+          volumes: [{ name: "config", configMap: { name: "prometheus" } }],
+        },
+      },
+    },
+  },
+];
+
+describe("end to end: sidecars on a read-only root filesystem", function () {
+  this.timeout(900_000);
+  let stack: Stack;
+  let templates: { source: unknown; target: unknown };
+
+  before(async () => {
+    const kubeconfig = process.env["KUBECONFIG"];
+    assert.ok(kubeconfig, "KUBECONFIG must point at the lab (test/e2e/run.sh sets it)");
+    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=180s"]);
+    apply(objects);
+    rolloutStatus(SRC);
+    rolloutStatus(DST);
+    templates = { source: podTemplate(SRC), target: podTemplate(DST) };
+    // The lab's kubeconfig plus a context "wrong" (a server nobody listens on), made current.
+    const lab = JSON.parse(kubectl(["config", "view", "--raw", "-o", "json"])) as {
+      clusters: { name: string; cluster: Record<string, unknown> }[];
+      contexts: { name: string; context: Record<string, unknown> }[];
+      "current-context": string;
+    };
+    const labContext = lab["current-context"];
+    lab.clusters.push({ name: "wrong", cluster: { server: "https://127.0.0.1:1" } });
+    lab.contexts.push({ name: "wrong", context: { cluster: "wrong", user: "admin" } });
+    lab["current-context"] = "wrong";
+    const wrongCurrent = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "ptm-kc-")), "config");
+    fs.writeFileSync(wrongCurrent, JSON.stringify(lab), { mode: 0o600 });
+    stack = await openStack(`e2e-hardened-${Date.now()}`, pulumiEnv(wrongCurrent));
+    await stack.setConfig("kubernetes:kubeconfig", { value: wrongCurrent });
+    await stack.setConfig("kubernetes:context", { value: labContext });
+    await configure(stack, {
+      source: { namespace: NS, kind: "Deployment", name: SRC.name, container: "prometheus" },
+      target: { namespace: NS, kind: "StatefulSet", name: DST.name, container: "prometheus" },
+      sidecarImage: DEFAULTS.sidecarImage,
+      sidecarImagePullPolicy: "IfNotPresent",
+      rolloutTimeoutSeconds: 240,
+      phase: "prepare",
+    });
+  });
+
+  after(async () => {
+    if (stack) {
+      await stack.destroy({ onOutput: () => undefined }).catch(() => undefined);
+      await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+    }
+    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=false"]);
+  });
+
+  it("prepare rolls out both sidecars, which run and write only to their scratch volume", async () => {
+    await stack.up({ onOutput: () => undefined });
+    for (const [w, sidecar] of [
+      [SRC, "ptm-rsyncd"],
+      [DST, "ptm-rsync"],
+    ] as const) {
+      const pods = JSON.parse(
+        kubectl(["get", "pods", "-n", NS, "-l", `app=${w.name}`, "-o", "json"]),
+      ) as {
+        items: {
+          status: { containerStatuses: { name: string; ready: boolean; restartCount: number }[] };
+        }[];
+      };
+      const statuses = pods.items.flatMap((p) => p.status.containerStatuses);
+      const s = statuses.find((c) => c.name === sidecar);
+      assert.ok(s?.ready, `${sidecar} of ${w.name} is ready: ${JSON.stringify(statuses)}`);
+      assert.equal(s.restartCount, 0, `${sidecar} of ${w.name} never restarted`);
+      const ro = kubectl([
+        "exec",
+        "-n",
+        NS,
+        `${w.kind.toLowerCase()}/${w.name}`,
+        "-c",
+        sidecar,
+        "--",
+        "sh",
+        "-c",
+        "touch /probe-ro 2>/dev/null && echo writable || echo read-only",
+      ]).trim();
+      assert.equal(ro, "read-only", `the root filesystem of ${sidecar} stays read-only`);
+    }
+    const labels = kubectl([
+      "get",
+      "statefulset",
+      "dst",
+      "-n",
+      NS,
+      "-o",
+      "jsonpath={.metadata.labels}",
+    ]);
+    assert.match(labels, /"prometheus-tsdb-migration.io\/role":"target"/);
+    const conf = kubectl([
+      "exec",
+      "-n",
+      NS,
+      "deployment/src",
+      "-c",
+      "ptm-rsyncd",
+      "--",
+      "ls",
+      "/ptm-scratch/run",
+    ]);
+    assert.match(conf, /rsyncd\.conf/);
+  });
+
+  it("the revert removes the sidecars and the scratch volume: templates as they were", async () => {
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    // Nothing was imported, so the target's restart loses nothing: the guard lets it go.
+    await stack.up({ onOutput: () => undefined });
+    assert.deepEqual(podTemplate(SRC), templates.source);
+    assert.deepEqual(podTemplate(DST), templates.target);
+    for (const w of [SRC, DST]) {
+      const labels = JSON.parse(
+        kubectl([
+          "get",
+          w.kind.toLowerCase(),
+          w.name,
+          "-n",
+          NS,
+          "-o",
+          "jsonpath={.metadata.labels}",
+        ]) || "{}",
+      ) as Record<string, string>;
+      assert.deepEqual(
+        Object.keys(labels).filter((k) => k.startsWith("prometheus-tsdb-migration.io/")),
+        [],
+        `the patch's labels left ${w.name} with it`,
+      );
+    }
+  });
+});
