@@ -10,6 +10,33 @@ type Obj = Record<string, unknown>;
 const containersOf = (patch: Obj) =>
   (((patch.spec as Obj).template as Obj).spec as Obj).containers as Obj[];
 
+const H = 3_600_000;
+
+/**
+ * A cluster whose target StatefulSet still runs the rsync sidecar, with an imported block
+ * (4h..6h) and the given head: what the revert guard looks at. `sts` names another target.
+ */
+function targetWithSidecar(
+  head?: { minTime: number; maxTime: number },
+  sts: Obj = bkprStatefulSet() as Obj,
+): FakeCluster {
+  const c: FakeCluster = cluster();
+  const meta = sts.metadata as { name: string; namespace: string };
+  const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
+  (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+  c.objects[`statefulset/${meta.namespace}/${meta.name}`] = sts;
+  if (head) {
+    c.exec = {
+      "ptm-rsync:probe": JSON.stringify({
+        ...targetProbe(),
+        blocks: [block("01AAAAAAAAAAAAAAAAAAAAAAA3", 4, 6)],
+        tsdb: { ...head, numSeries: 10 },
+      }),
+    };
+  }
+  return c;
+}
+
 describe("program: phase unset (revert)", () => {
   it("declares no resource at all, so every earlier one is deleted", async () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
@@ -25,8 +52,6 @@ describe("program: phase unset (revert)", () => {
     // The user removed the `target` config before reverting: it defaults to BKPR's
     // kubeprod/prometheus, but the stack patched observability/prom, which still runs its
     // sidecar with an imported block newer than its head's start.
-    const H = 3_600_000;
-    const c: FakeCluster = cluster();
     const sts = bkprStatefulSet() as Obj;
     sts.metadata = {
       name: "prom",
@@ -36,16 +61,7 @@ describe("program: phase unset (revert)", () => {
         "prometheus-tsdb-migration.io/role": "target",
       },
     };
-    const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
-    (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
-    c.objects["statefulset/observability/prom"] = sts;
-    c.exec = {
-      "ptm-rsync:probe": JSON.stringify({
-        ...targetProbe(),
-        blocks: [block("01AAAAAAAAAAAAAAAAAAAAAAA3", 4, 6)],
-        tsdb: { minTime: T0 + 5 * H, maxTime: T0 + 7 * H, numSeries: 10 },
-      }),
-    };
+    const c = targetWithSidecar({ minTime: T0 + 5 * H, maxTime: T0 + 7 * H }, sts);
     await assert.rejects(
       runProgram({}, c),
       /:phase: reverting now removes the target's sidecar .* \(the target is StatefulSet observability\/prom\)/,
@@ -58,22 +74,7 @@ describe("program: phase unset (revert)", () => {
   });
 
   describe("when the target still has its sidecar", () => {
-    const H = 3_600_000;
-    const withSidecar = (head: { minTime: number; maxTime: number }) => {
-      const c: FakeCluster = cluster();
-      const sts = bkprStatefulSet() as Obj;
-      const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
-      (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
-      c.objects["statefulset/kubeprod/prometheus"] = sts;
-      c.exec = {
-        "ptm-rsync:probe": JSON.stringify({
-          ...targetProbe(),
-          blocks: [block("01AAAAAAAAAAAAAAAAAAAAAAA3", 4, 6)],
-          tsdb: { ...head, numSeries: 10 },
-        }),
-      };
-      return c;
-    };
+    const withSidecar = (head: { minTime: number; maxTime: number }) => targetWithSidecar(head);
 
     it("refuses while a restart would drop the target's unpersisted samples", async () => {
       await assert.rejects(
@@ -98,15 +99,6 @@ describe("program: phase unset (revert)", () => {
 });
 
 describe("program: a check that can't look refuses (fail closed)", () => {
-  const targetWithSidecar = (): FakeCluster => {
-    const c: FakeCluster = cluster();
-    const sts = bkprStatefulSet() as Obj;
-    const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
-    (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
-    c.objects["statefulset/kubeprod/prometheus"] = sts;
-    return c; // no exec answers: kubectl exec into the sidecar fails
-  };
-
   it("refuses the revert when the restart-risk probe fails, and says why and what to do", async () => {
     await assert.rejects(
       runProgram({}, targetWithSidecar()),
