@@ -29,8 +29,10 @@ import {
   checkDistinctPods,
   locateTsdb,
   preflight,
+  SOURCE_SIDECAR,
   TARGET_SIDECAR,
   TsdbLocation,
+  WorkloadObject,
 } from "./decisions/workload";
 import { AdminApiSwitch } from "./steps/adminApiSwitch";
 import { BlockCopy } from "./steps/blockCopy";
@@ -152,7 +154,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       ? new AdminApiSwitch(
           "source-admin-api",
           { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds },
-          { ...child, dependsOn: [daemon.patch] },
+          { ...child, dependsOn: [daemon.ready] },
         )
       : undefined;
 
@@ -226,14 +228,14 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         untilMs: decision.action === "wait" ? decision.blockEndMs : 0,
         maxWaitMinutes: cfg.maxWaitMinutes,
       },
-      { ...child, dependsOn: [daemon.patch] },
+      { ...child, dependsOn: [daemon.ready] },
     );
 
     // Step 4 (seed): snapshot, copy, and install without a restart.
     const snap = new SourceSnapshot(
       "source-snapshot",
       { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
-      { ...child, dependsOn: [daemon.patch, wait, ...(adminApi ? [adminApi] : [])] },
+      { ...child, dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])] },
     );
     const finalPlan = snap.result.apply((s) => planMigration(inputFor(s.blocks)));
     const copy = new BlockCopy(
@@ -245,7 +247,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
         bandwidthLimit: cfg.bandwidthLimit,
       },
-      { ...child, dependsOn: [client.patch, service, accessPolicy] },
+      { ...child, dependsOn: [client.ready, service, accessPolicy] },
     );
     const install = new BlockInstall(
       "block-install",
@@ -329,6 +331,25 @@ function describeLocation(loc: TsdbLocation) {
   };
 }
 
+/** probe.sh run in the target's Prometheus container, told where the TSDB and the API are. */
+async function probeThroughPrometheus(
+  target: WorkloadRef,
+  live: WorkloadObject,
+  cfg: MigrationConfig,
+): Promise<ProbeResult | undefined> {
+  const same = target.namespace === cfg.target.namespace && target.name === cfg.target.name;
+  const own = (live.spec?.template?.spec?.containers ?? []).find(
+    (c) => c.name !== TARGET_SIDECAR && c.name !== SOURCE_SIDECAR,
+  );
+  const container = same ? cfg.target.container : own?.name;
+  if (!container) return undefined;
+  const loc = locateTsdb("target", { ...cfg.target, ...target, container }, live);
+  return probe(target, container, snapshotName(), true, {
+    PTM_DATA: loc.dataPath,
+    PTM_PROM_URL: loc.url,
+  });
+}
+
 /**
  * Refuses a revert that would restart the target while its head holds samples older than an
  * imported block, and one whose check could not look (forceRevert skips both).
@@ -347,16 +368,27 @@ async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
   const live = await readWorkload(target);
   const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
   if (!hasSidecar || cfg.forceRevert) return;
+  const cantCheck = (why: string) =>
+    new ConfigError(
+      "phase",
+      `reverting removes the target's sidecar and so restarts it, and whether that drops any of its ` +
+        `own samples can't be checked now: ${why}. Fix that and run again, or set forceRevert ` +
+        `to true to revert without the check`,
+    );
   let state: ProbeResult | undefined;
   try {
     state = await probe(target, TARGET_SIDECAR, snapshotName(), true);
   } catch (e) {
     if (!(e instanceof StepError)) throw e;
-    throw new ConfigError(
-      "phase",
-      `reverting removes the target's sidecar and so restarts it, and whether that drops any of its ` +
-        `own samples can't be checked now: ${e.message}. Fix that and run again, or set forceRevert ` +
-        `to true to revert without the check`,
+    // The sidecar may never have started (an image that can't be pulled, a crash loop): look
+    // through the Prometheus container instead, which sees the same volume.
+    state = await probeThroughPrometheus(target, live!, cfg).catch(() => undefined);
+    if (!state) throw cantCheck(e.message);
+  }
+  // Without the head's range the risk can't be computed: that is not a "no".
+  if (state!.tsdb === null) {
+    throw cantCheck(
+      `the target's Prometheus did not answer /api/v1/status/tsdb (${describeRef(target)})`,
     );
   }
   const risk = restartRisk(state!.blocks, headRange(state!.tsdb));

@@ -117,6 +117,7 @@ export async function probe(
   container: string,
   snapshot: string,
   running: boolean,
+  env: Record<string, string> = {},
 ): Promise<ProbeResult | undefined> {
   const step = `probe of ${ref.kind} ${ref.namespace}/${ref.name} (container ${container})`;
   const { command: cmd, environment } = execScript(
@@ -124,7 +125,7 @@ export async function probe(
     container,
     "probe",
     [],
-    { PTM_SNAPSHOT: snapshot },
+    { PTM_SNAPSHOT: snapshot, ...env },
     "PTM_SCRIPT",
     { exec: false },
   );

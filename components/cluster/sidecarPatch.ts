@@ -2,10 +2,11 @@
 // The patch owns only that container (containers are a list keyed by name), so deleting the
 // patch removes exactly the container and leaves every other field as its owners left it.
 
+import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { TsdbLocation } from "../decisions/workload";
-import { sidecarScript } from "./kubectl";
+import { localScript, sidecarScript } from "./kubectl";
 import { PASSWORD_KEY, patchedLabels } from "./naming";
 
 /**
@@ -74,6 +75,13 @@ export function sidecarContainer(
   };
 }
 
+/** A patched workload, and the step that saw its rollout through. */
+export interface SidecarRollout {
+  patch: k8s.apps.v1.DeploymentPatch | k8s.apps.v1.StatefulSetPatch;
+  /** Done once the pods run the sidecar; later steps depend on it. */
+  rolledOut: command.local.Command;
+}
+
 export function patchWithSidecar(
   name: string,
   role: "source" | "target",
@@ -81,7 +89,7 @@ export function patchWithSidecar(
   container: k8s.types.input.core.v1.Container,
   rolloutTimeoutSeconds: number,
   opts: pulumi.CustomResourceOptions,
-): k8s.apps.v1.DeploymentPatch | k8s.apps.v1.StatefulSetPatch {
+): SidecarRollout {
   // The provider (4.25) compares a patch with the live object list item by list item, by
   // index. Naming the workload's own containers first, in their live order, keeps our
   // container at its live index, so an unchanged patch shows no diff. A name alone claims
@@ -91,20 +99,64 @@ export function patchWithSidecar(
   const otherVolumes = loc.volumes.filter((v) => v !== SCRATCH_VOLUME).map((v) => ({ name: v }));
   const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
   const patch = {
-    metadata: { name: loc.ref.name, namespace: loc.ref.namespace, labels: patchedLabels(role) },
+    metadata: {
+      name: loc.ref.name,
+      namespace: loc.ref.namespace,
+      labels: patchedLabels(role),
+      // The provider would wait out the whole timeout for a sidecar that can never start;
+      // rollout-watch.sh below fails within a minute, with the reason.
+      annotations: { "pulumi.com/skipAwait": "true" },
+    },
     spec: {
       template: {
         spec: { containers: [...others, container], volumes: [...otherVolumes, scratch] },
       },
     },
   };
-  // The patch waits for the rollout; Prometheus may need a while to replay its WAL.
+  const { ref } = loc;
+  const kind = ref.kind.toLowerCase();
+  // Created before the patch, so deleted after it: at the revert, it waits until the pods
+  // run the restored template, replacing a StatefulSet pod stuck on our broken revision.
+  const settle = localScript(
+    "rollout-settle",
+    [ref.namespace, kind, ref.name, String(rolloutTimeoutSeconds)],
+    ref.access,
+  );
+  const settled = new command.local.Command(
+    `${name}-settle`,
+    { delete: settle.command, environment: settle.environment },
+    { parent: opts.parent, customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` } },
+  );
   const timeout = `${rolloutTimeoutSeconds}s`;
   const options: pulumi.CustomResourceOptions = {
     ...opts,
+    dependsOn: [settled],
     customTimeouts: { create: timeout, update: timeout, delete: timeout },
   };
-  return loc.ref.kind === "Deployment"
-    ? new k8s.apps.v1.DeploymentPatch(name, patch, options)
-    : new k8s.apps.v1.StatefulSetPatch(name, patch, options);
+  const p =
+    loc.ref.kind === "Deployment"
+      ? new k8s.apps.v1.DeploymentPatch(name, patch, options)
+      : new k8s.apps.v1.StatefulSetPatch(name, patch, options);
+  // Prometheus may need a while to replay its WAL: wait up to rolloutTimeoutSeconds.
+  const watch = localScript(
+    "rollout-watch",
+    [
+      ref.namespace,
+      ref.kind.toLowerCase(),
+      ref.name,
+      String(container.name),
+      String(rolloutTimeoutSeconds),
+    ],
+    ref.access,
+  );
+  const rolledOut = new command.local.Command(
+    `${name}-rollout`,
+    { create: watch.command, environment: watch.environment },
+    {
+      parent: opts.parent,
+      dependsOn: [p],
+      customTimeouts: { create: `${rolloutTimeoutSeconds + 120}s` },
+    },
+  );
+  return { patch: p, rolledOut };
 }

@@ -24,15 +24,17 @@ export interface SourceRsyncDaemonArgs {
 export class SourceRsyncDaemon extends pulumi.ComponentResource {
   /** The name of the sidecar container. */
   public readonly container: string;
-  /** The patched workload, for dependencies. */
+  /** The patched workload. */
   public readonly patch: pulumi.Resource;
+  /** Done once the pods run the sidecar: later steps depend on it. */
+  public readonly ready: pulumi.Resource;
 
   constructor(name: string, args: SourceRsyncDaemonArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:SourceRsyncDaemon", name, {}, opts);
     const src = args.source;
 
     this.container = SOURCE_SIDECAR;
-    this.patch = patchWithSidecar(
+    const rollout = patchWithSidecar(
       name,
       "source",
       src,
@@ -52,6 +54,8 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
       args.rolloutTimeoutSeconds,
       { parent: this },
     );
+    this.patch = rollout.patch;
+    this.ready = rollout.rolledOut;
 
     this.registerOutputs({ container: this.container });
   }

@@ -22,8 +22,10 @@ export interface TargetRsyncClientArgs {
 export class TargetRsyncClient extends pulumi.ComponentResource {
   /** The name of the sidecar container. */
   public readonly container: string;
-  /** The patched workload, for dependencies. */
+  /** The patched workload. */
   public readonly patch: pulumi.Resource;
+  /** Done once the pods run the sidecar: later steps depend on it. */
+  public readonly ready: pulumi.Resource;
 
   constructor(name: string, args: TargetRsyncClientArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:TargetRsyncClient", name, {}, opts);
@@ -31,7 +33,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
 
     this.container = TARGET_SIDECAR;
     // Runs idle: the copy and install steps exec their scripts in it.
-    this.patch = patchWithSidecar(
+    const rollout = patchWithSidecar(
       name,
       "target",
       tgt,
@@ -46,6 +48,8 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
       args.rolloutTimeoutSeconds,
       { parent: this },
     );
+    this.patch = rollout.patch;
+    this.ready = rollout.rolledOut;
 
     this.registerOutputs({ container: this.container });
   }

@@ -60,7 +60,11 @@ describe("program: phase migrate", () => {
       "block-install",
       "compaction-wait",
       "rsync-credentials-password",
+      "source-rsync-daemon-rollout",
+      "source-rsync-daemon-settle",
       "source-snapshot",
+      "target-rsync-client-rollout",
+      "target-rsync-client-settle",
     ]);
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
@@ -179,8 +183,16 @@ describe("program: phase migrate", () => {
     delete c.exec!["ptm-rsyncd:probe"];
     const r = await runProgram(config, c);
     assert.deepEqual(
-      byType(r, "command:local:Command").map((x) => x.name),
-      ["rsync-credentials-password"],
+      byType(r, "command:local:Command")
+        .map((x) => x.name)
+        .sort(),
+      [
+        "rsync-credentials-password",
+        "source-rsync-daemon-rollout",
+        "source-rsync-daemon-settle",
+        "target-rsync-client-rollout",
+        "target-rsync-client-settle",
+      ],
     );
     assert.match(String(r.outputs.plan), /run `pulumi up` again/);
   });

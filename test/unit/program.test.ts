@@ -110,6 +110,31 @@ describe("program: a check that can't look refuses (fail closed)", () => {
     );
   });
 
+  it("a sidecar that never started: the check looks through the Prometheus container (issue 9 item 20)", async () => {
+    const c = targetWithSidecar();
+    c.exec = {
+      "prometheus:probe": JSON.stringify({
+        ...targetProbe(),
+        blocks: [],
+        tsdb: { minTime: T0, maxTime: T0 + H, numSeries: 10 },
+      }),
+    };
+    const r = await runProgram({}, c);
+    assert.equal(r.outputs.phase, "reverted");
+    const viaProm = r.commands.find((x) => / -c 'prometheus' /.test(x));
+    assert.ok(viaProm, r.commands.join("\n"));
+    assert.match(viaProm, /'PTM_DATA=\/opt\/bitnami\/prometheus\/data'/);
+  });
+
+  it("a probe that can't read the head refuses instead of calling the revert safe", async () => {
+    const c = targetWithSidecar();
+    c.exec = { "ptm-rsync:probe": JSON.stringify({ ...targetProbe(), tsdb: null }) };
+    await assert.rejects(
+      runProgram({}, c),
+      /:phase: .*can't be checked now: the target's Prometheus did not answer \/api\/v1\/status\/tsdb/,
+    );
+  });
+
   it("reverts without the check with forceRevert", async () => {
     const r = await runProgram({ forceRevert: true }, targetWithSidecar());
     assert.equal(r.outputs.phase, "reverted");
@@ -149,6 +174,10 @@ describe("program: phase prepare", () => {
     const custom = r.resources.filter((x) => !x.type.startsWith("ptm:"));
     assert.deepEqual(custom.map((x) => x.type).sort(), [
       "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
       "kubernetes:apps/v1:DeploymentPatch",
       "kubernetes:apps/v1:StatefulSetPatch",
       "kubernetes:core/v1:Secret",
@@ -164,6 +193,7 @@ describe("program: phase prepare", () => {
     assert.deepEqual(patch.metadata, {
       name: "prometheus-server",
       namespace: "monitoring",
+      annotations: { "pulumi.com/skipAwait": "true" },
       labels: {
         "prometheus-tsdb-migration.io/patched-by": "test",
         "prometheus-tsdb-migration.io/role": "source",
@@ -236,6 +266,7 @@ describe("program: phase prepare", () => {
     assert.deepEqual(patch.metadata, {
       name: "prometheus",
       namespace: "kubeprod",
+      annotations: { "pulumi.com/skipAwait": "true" },
       labels: {
         "prometheus-tsdb-migration.io/patched-by": "test",
         "prometheus-tsdb-migration.io/role": "target",
@@ -322,7 +353,7 @@ describe("program: phase prepare", () => {
       "kubeprod",
       "monitoring",
     ]);
-    const gen = one(r, "command:local:Command").inputs;
+    const gen = one(r, "command:local:Command", "rsync-credentials-password").inputs;
     assert.equal(gen.logging, "none");
     assert.match(String(gen.create), /urandom/);
   });
@@ -674,5 +705,45 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     assert.ok(r.commands.every((c) => /^kubectl (get|exec) /.test(c)));
     assert.equal(byType(r, "pulumi:providers:kubernetes").length, 0);
+  });
+});
+
+describe("program: a sidecar that can't start fails the step fast (issue 9 item 18)", () => {
+  it("each patch skips the provider's long await; a rollout watch follows it, and later steps wait for that", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster(), {
+      slow: ["source-rsync-daemon", "target-rsync-client"],
+    });
+    for (const [patchName, type, kind] of [
+      ["source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch", "deployment"],
+      ["target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch", "statefulset"],
+    ] as const) {
+      const patch = one(r, type, patchName);
+      const watch = one(r, "command:local:Command", `${patchName}-rollout`);
+      assert.ok(watch.seq > patch.seq, `${patchName}: the watch runs after its patch`);
+      assert.match(String(watch.inputs.create), /^sh -c "\$PTM_SCRIPT" 'rollout-watch' '[a-z]+' '/);
+      assert.match(String(watch.inputs.create), new RegExp(`'${kind}'`));
+      assert.match(
+        (watch.inputs.environment as Record<string, string>).PTM_SCRIPT,
+        /CrashLoopBackOff\|ImagePullBackOff/,
+      );
+    }
+  });
+
+  it("the revert waits for the restored template, replacing a pod stuck on the broken revision (item 20)", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    for (const [patchName, type] of [
+      ["source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch"],
+      ["target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch"],
+    ] as const) {
+      const settle = one(r, "command:local:Command", `${patchName}-settle`);
+      // Created before the patch, so deleted after it.
+      assert.ok(settle.seq < one(r, type, patchName).seq);
+      assert.equal(settle.inputs.create, undefined);
+      assert.match(String(settle.inputs.delete), /^sh -c "\$PTM_SCRIPT" 'rollout-settle' /);
+      assert.match(
+        (settle.inputs.environment as Record<string, string>).PTM_SCRIPT,
+        /stuck on revision/,
+      );
+    }
   });
 });

@@ -1,0 +1,50 @@
+#!/bin/sh
+# Runs on the operator's machine (kubectl), at the revert, right after a sidecar patch was
+# removed: waits until the workload runs its restored template again. A StatefulSet never
+# replaces a pod of a broken revision that isn't Ready (Kubernetes' "forced rollback"
+# limitation, which its documentation says to fix by deleting the pod by hand); such a pod is
+# deleted here, so that the revert needs no hand work. Says what it did.
+#
+#   sh -c "$PTM_SCRIPT" rollout-settle NAMESPACE KIND NAME TIMEOUT
+#   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults)
+set -eu
+
+ns=$1 kind=$2 name=$3 timeout=$4
+log() { echo "rollout-settle: $*" >&2; }
+die() { echo "rollout-settle: ERROR: $*" >&2; exit 1; }
+kc() {
+  kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
+}
+
+if ! kc get "$kind" "$name" -n "$ns" >/dev/null 2>&1; then
+  log "$kind $ns/$name is gone: nothing to wait for"
+  exit 0
+fi
+# shellcheck disable=SC2016 # a go-template, not shell
+selector=$(kc get "$kind" "$name" -n "$ns" \
+  -o go-template='{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}')
+selector=${selector%,}
+
+start=$(date +%s)
+while :; do
+  if kc rollout status "$kind/$name" -n "$ns" --timeout=15s >/dev/null 2>&1; then
+    log "$kind $ns/$name runs its restored template ($(($(date +%s) - start))s)"
+    exit 0
+  fi
+  if [ "$kind" = statefulset ]; then
+    # Pods of an older revision that are not Ready: the controller waits for them forever.
+    current=$(kc get statefulset "$name" -n "$ns" -o jsonpath='{.status.updateRevision}')
+    kc get pods -n "$ns" -l "$selector" -o go-template='{{range .items}}{{.metadata.name}} {{index .metadata.labels "controller-revision-hash"}} {{range .status.conditions}}{{if eq .type "Ready"}}{{.status}}{{end}}{{end}}{{"\n"}}{{end}}' |
+      while read -r pod revision ready; do
+        [ -n "$pod" ] || continue
+        if [ "$revision" != "$current" ] && [ "$ready" != True ]; then
+          log "deleting pod $ns/$pod: it is stuck on revision $revision, not Ready, and the StatefulSet would never replace it"
+          kc delete pod "$pod" -n "$ns" --wait=false >&2
+        fi
+      done
+  fi
+  elapsed=$(($(date +%s) - start))
+  [ "$elapsed" -lt "$timeout" ] ||
+    die "$kind $ns/$name has not rolled out its restored template after ${elapsed}s; see kubectl -n $ns get pods -l $selector"
+  log "waiting for $kind $ns/$name to run its restored template (${elapsed}s)"
+done
