@@ -160,8 +160,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
   });
 
   it("the target holds the source's history, window for window", () => {
-    const target = historyCounts(TARGET, DEFAULTS.historyHours);
-    assert.deepEqual(target.ends, sourceHistory.ends);
+    const target = historyCounts(TARGET, DEFAULTS.historyHours, sourceHistory.ends);
     assert.deepEqual(target.counts, sourceHistory.counts);
   });
 
@@ -190,6 +189,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
   it("destroy leaves nothing, and the source lost nothing", async () => {
     await timed("destroy", () => stack.destroy({ onOutput: quiet }));
     assert.deepEqual(leftovers(), []);
-    assert.deepEqual(historyCounts(SOURCE, DEFAULTS.historyHours).counts, sourceHistory.counts);
+    const after = historyCounts(SOURCE, DEFAULTS.historyHours, sourceHistory.ends);
+    assert.deepEqual(after.counts, sourceHistory.counts);
   });
 });

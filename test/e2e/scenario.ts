@@ -111,12 +111,14 @@ export function changes(r: UpResult): Record<string, number> {
 export function historyCounts(
   w: Workload,
   historyHours: number,
+  // The same windows as an earlier call: a run that crosses a 2h boundary would shift them.
+  windows?: number[],
 ): { ends: number[]; counts: number[] } {
   const now = Date.now();
-  const ends: number[] = [];
+  const ends: number[] = windows ? [...windows] : [];
   for (
     let e = Math.ceil((now - historyHours * H) / (2 * H)) * 2 * H + 2 * H;
-    e <= now - 3 * H;
+    !windows && e <= now - 3 * H;
     e += 2 * H
   ) {
     ends.push(e);
