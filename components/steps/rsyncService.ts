@@ -33,6 +33,9 @@ export class RsyncService extends pulumi.ComponentResource {
           name: k8sName(args.sourceName, "ptm-rsync"),
           namespace: args.namespace,
           labels: migrationLabels("rsync"),
+          // The provider would wait up to 10 min for a ready endpoint, i.e. for the source
+          // sidecar; SourceRsyncDaemon's rollout watch says within a minute why it isn't.
+          annotations: { "pulumi.com/skipAwait": "true" },
         },
         spec: {
           type: "ClusterIP",

@@ -727,6 +727,10 @@ describe("program: a sidecar that can't start fails the step fast (issue 9 item 
         /CrashLoopBackOff\|ImagePullBackOff/,
       );
     }
+    // The Service's own await (a ready endpoint, i.e. the source sidecar) would block the
+    // failed up for 10 min: the watch speaks for it.
+    const svc = one(r, "kubernetes:core/v1:Service").inputs.metadata as Obj;
+    assert.deepEqual(svc.annotations, { "pulumi.com/skipAwait": "true" });
   });
 
   it("the revert waits for the restored template, replacing a pod stuck on the broken revision (item 20)", async () => {
