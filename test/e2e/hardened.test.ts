@@ -231,4 +231,32 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       );
     }
   });
+
+  it("a prepare whose sidecar can't start fails fast with the reason; the revert brings both back (items 18, 20)", async () => {
+    await configure(stack, { sidecarImage: "docker.io/ptm/no-such-image:1", phase: "prepare" });
+    const t0 = Date.now();
+    let output = "";
+    await assert.rejects(
+      stack.up({ onOutput: (o) => (output += o) }),
+      (e: Error) =>
+        /can't run \((ErrImagePull|ImagePullBackOff)/.test(e.message + output) &&
+        !/timed out|context deadline/i.test(e.message),
+    );
+    const failedAfter = Math.round((Date.now() - t0) / 1000);
+    process.stdout.write(
+      `      the failing prepare stopped after ${failedAfter}s (rolloutTimeoutSeconds 240)\n`,
+    );
+    // The revert, as the README says, with no kubectl by hand.
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    let revertOut = "";
+    await stack.up({ onOutput: (o) => (revertOut += o) });
+    rolloutStatus(SRC, 120);
+    rolloutStatus(DST, 120);
+    assert.deepEqual(podTemplate(SRC), templates.source);
+    assert.deepEqual(podTemplate(DST), templates.target);
+    const lines = revertOut.split("\n").filter((l) => /rollout-settle: deleting pod/.test(l));
+    process.stdout.write(
+      `      revert: ${lines.map((l) => l.trim()).join(" | ") || "no pod deleted"}\n`,
+    );
+  });
 });
