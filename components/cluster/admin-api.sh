@@ -2,17 +2,13 @@
 # Runs on the operator's machine (kubectl): switches the source Prometheus's admin API on
 # for a head snapshot, and off again exactly as it was.
 #
-#   sh -c "$PTM_SCRIPT" admin-api enable|restore NAMESPACE KIND NAME CONTAINER
+#   sh -c "$PTM_SCRIPT" admin-api enable|restore NAMESPACE KIND NAME CONTAINER TIMEOUT
 #   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults)
 #
-# enable  appends --web.enable-admin-api to the container's args (never replaces the list)
-#         and prints {"changed":true|false,"index":N}.
+# enable  appends --web.enable-admin-api to the container's args (never replaces the list),
+#         waits for the rollout, and prints {"changed":true|false,"index":N}.
 # restore removes exactly the element it appended (found in $PULUMI_COMMAND_STDOUT, the
-#         output of enable), so the args list is again what it was.
-#
-# Neither waits for the rollout: a change that succeeded must reach the state even when the
-# rollout then fails, or the revert would not know to undo it. rollout-watch.sh waits after
-# enable; at the revert, the sidecar patch's rollout-settle.sh waits for the final template.
+#         output of enable), so the args list is again what it was, and waits for the rollout.
 #
 # A container's args is an atomic list: a Server-Side Apply patch that owned it would delete
 # the original flags when it let go. A JSON patch that adds and later removes one element
@@ -20,7 +16,7 @@
 set -eu
 
 FLAG=--web.enable-admin-api
-action=$1 ns=$2 kind=$3 name=$4 container=$5
+action=$1 ns=$2 kind=$3 name=$4 container=$5 timeout=$6
 die() { echo "admin-api: ERROR: $*" >&2; exit 1; }
 
 # The cluster the program's provider uses (PTM_KUBECONFIG, PTM_KUBE_CONTEXT), not kubectl's
@@ -41,6 +37,10 @@ args() {
   kc get "$kind" "$name" -n "$ns" -o go-template="{{range (index .spec.template.spec.containers $index).args}}{{.}}{{\"\\n\"}}{{end}}"
 }
 
+rollout() {
+  kc rollout status "$kind/$name" -n "$ns" --timeout="${timeout}s" >&2
+}
+
 case $action in
 enable)
   if args | grep -qx -- "$FLAG"; then
@@ -52,6 +52,7 @@ enable)
   echo "admin-api: appending $FLAG to $kind $ns/$name container $container" >&2
   kc patch "$kind" "$name" -n "$ns" --type=json -p \
     "[{\"op\":\"test\",\"path\":\"$path/name\",\"value\":\"$container\"},{\"op\":\"add\",\"path\":\"$path/args/-\",\"value\":\"$FLAG\"}]" >&2
+  rollout
   echo "{\"changed\":true,\"index\":$index}"
   ;;
 restore)
@@ -67,6 +68,7 @@ restore)
   echo "admin-api: removing $FLAG (args[$at]) from $kind $ns/$name container $container" >&2
   kc patch "$kind" "$name" -n "$ns" --type=json -p \
     "[{\"op\":\"test\",\"path\":\"$path/args/$at\",\"value\":\"$FLAG\"},{\"op\":\"remove\",\"path\":\"$path/args/$at\"}]" >&2
+  rollout
   ;;
 *) die "unknown action $action" ;;
 esac

@@ -19,37 +19,31 @@ export interface AdminApiSwitchArgs {
 export class AdminApiSwitch extends pulumi.ComponentResource {
   /** Whether the flag was added (false: it was on already, and stays). */
   public readonly changed: pulumi.Output<boolean>;
-  /** Done once the source runs with the flag. */
-  public readonly rolledOut: pulumi.Resource;
 
   constructor(name: string, args: AdminApiSwitchArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:AdminApiSwitch", name, {}, opts);
     const { ref } = args.source;
     const target = [ref.namespace, ref.kind.toLowerCase(), ref.name, ref.container];
-    // The change alone, so that once it is made it is in the state, whatever the rollout does.
+    const timeout = String(args.rolloutTimeoutSeconds);
     const step = new command.local.Command(
       name,
       {
         ...createAndDelete(
-          localScript("admin-api", ["enable", ...target], ref.access, "PTM_CREATE_SCRIPT"),
-          localScript("admin-api", ["restore", ...target], ref.access, "PTM_DELETE_SCRIPT"),
+          localScript("admin-api", ["enable", ...target, timeout], ref.access, "PTM_CREATE_SCRIPT"),
+          localScript(
+            "admin-api",
+            ["restore", ...target, timeout],
+            ref.access,
+            "PTM_DELETE_SCRIPT",
+          ),
         ),
       },
-      { parent: this },
-    );
-    // Then the wait, which fails within a minute when Prometheus can't start with the flag.
-    const watch = localScript(
-      "rollout-watch",
-      [...target, String(args.rolloutTimeoutSeconds)],
-      ref.access,
-    );
-    this.rolledOut = new command.local.Command(
-      `${name}-rollout`,
-      { create: watch.command, environment: watch.environment },
       {
         parent: this,
-        dependsOn: [step],
-        customTimeouts: { create: `${args.rolloutTimeoutSeconds + 120}s` },
+        customTimeouts: {
+          create: `${args.rolloutTimeoutSeconds + 60}s`,
+          delete: `${args.rolloutTimeoutSeconds + 60}s`,
+        },
       },
     );
     this.changed = step.stdout.apply((out) => /"changed":true/.test(out));

@@ -2,10 +2,10 @@
 // when a compaction deletes a block while it is being linked, and refusals.
 
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { H, REPO, backfill, killAll, mkTemp, runJson, runScript } from "../support/real";
+import { H, backfill, killAll, mkTemp, runJson, runScript } from "../support/real";
 
 interface SnapshotOut {
   snapshot: string;
@@ -176,49 +176,6 @@ describe("sidecar scripts without a server", function () {
     } finally {
       holder.kill();
     }
-  });
-
-  // A change that succeeded must reach the state even when the rollout after it fails:
-  // admin-api.sh only patches, and reports; the rollout is watched by another step.
-  it("admin-api.sh enable reports its change without waiting for a rollout that fails (issue 9 item 21)", async () => {
-    const bin = path.join(root, "kubectl-shim");
-    fs.mkdirSync(bin, { recursive: true });
-    const calls = path.join(root, "kubectl-calls");
-    fs.writeFileSync(
-      path.join(bin, "kubectl"),
-      [
-        "#!/bin/sh",
-        `echo "$*" >> '${calls}'`,
-        'case "$*" in',
-        '  *"rollout status"*) echo "error: deployment exceeded its progress deadline" >&2; exit 1 ;;',
-        '  *jsonpath*) printf "prometheus-server\\n" ;;',
-        '  *go-template*) printf -- "--config.file=/etc/config/prometheus.yml\\n" ;;',
-        '  *patch*) echo "deployment.apps/prometheus-server patched" ;;',
-        "esac",
-        "",
-      ].join("\n"),
-      { mode: 0o755 },
-    );
-    const text = fs.readFileSync(path.join(REPO, "components", "cluster", "admin-api.sh"), "utf8");
-    const res = spawnSync(
-      "sh",
-      [
-        "-c",
-        text,
-        "admin-api",
-        "enable",
-        "monitoring",
-        "deployment",
-        "prometheus-server",
-        "prometheus-server",
-      ],
-      { env: { ...process.env, PATH: `${bin}:${process.env["PATH"]}` }, encoding: "utf8" },
-    );
-    assert.equal(res.status, 0, res.stderr);
-    assert.match(res.stdout.trim(), /^\{"changed":true,"index":0\}$/);
-    const made = fs.readFileSync(calls, "utf8");
-    assert.match(made, /patch deployment prometheus-server -n monitoring --type=json/);
-    assert.doesNotMatch(made, /rollout/);
   });
 
   it("every script is POSIX sh and shellcheck-clean", () => {
