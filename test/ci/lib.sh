@@ -136,13 +136,9 @@ ci_level() {
   [[ $CI_LAST_STATUS == ok ]]
 }
 
-# ci_skip NAME REASON [SECS]: a level that could not run here. FAILED under CI.
-ci_skip() {
-  if ci_is_ci; then
-    _ci_add "$1" FAILED - 1 - "${3:-0}" "skipped, not allowed under CI: $2"
-  else
-    _ci_add "$1" SKIPPED - - - "${3:-0}" "$2"
-  fi
+# ci_cannot_run NAME REASON [SECS]: a level that could not run here: FAILED, in CI or not.
+ci_cannot_run() {
+  _ci_add "$1" FAILED - 1 - "${3:-0}" "could not run: $2"
 }
 
 # ci_not_run NAME REASON: a level left out because an earlier one failed (or not selected).
