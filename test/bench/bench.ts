@@ -275,7 +275,7 @@ async function main(): Promise<void> {
       "",
       `Machine: ${machine()}`,
       "",
-      "Everything runs on loopback: the source is served by components/sidecar/rsyncd.sh, the target side runs components/sidecar/copy.sh and components/sidecar/install.sh with lib.sh in front, as the program's `kubectl exec ... sh -c \"$PTM_SCRIPT\"` runs them (here on stdin of `sh -s`). The TSDB is promtool-backfilled random gauges (4 days x 2000 series at 15 s) plus 5 clones of every block under new ULIDs (real file copies; clones overlap their originals in time, which does not matter for moving bytes and is never loaded into a Prometheus).",
+      'Everything runs on loopback: the source is served by components/sidecar/rsyncd.sh, the target side runs components/sidecar/copy.sh and components/sidecar/install.sh with lib.sh in front, as the program\'s `kubectl exec ... sh -c "$PTM_SCRIPT"` runs them (here on stdin of `sh -s`). The TSDB is promtool-backfilled random gauges (4 days x 2000 series at 15 s) plus 5 clones of every block under new ULIDs (real file copies; clones overlap their originals in time, which does not matter for moving bytes and is never loaded into a Prometheus).',
       "",
       "| What | Result |",
       "| --- | --- |",
