@@ -13,17 +13,13 @@
 # A container's args is an atomic list: a Server-Side Apply patch that owned it would delete
 # the original flags when it let go. A JSON patch that adds and later removes one element
 # leaves every other element as it was.
+# Uses lib.sh (kc), which the program sends ahead of this script.
 set -eu
 
 FLAG=--web.enable-admin-api
 action=$1 ns=$2 kind=$3 name=$4 container=$5 timeout=$6
 die() { echo "admin-api: ERROR: $*" >&2; exit 1; }
 
-# The cluster the program's provider uses (PTM_KUBECONFIG, PTM_KUBE_CONTEXT), not kubectl's
-# current context.
-kc() {
-  kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
-}
 
 # Index of the container in the pod template.
 index=$(kc get "$kind" "$name" -n "$ns" \

@@ -41,14 +41,15 @@ export interface ScriptCommand {
   environment: Record<string, string>;
 }
 
-/** A command that runs components/cluster/<name>.sh on this machine, with its arguments. */
+/** A command that runs components/cluster/<name>.sh, after lib.sh, on this machine, with its arguments. */
 export function localScript(
   name: string,
   args: string[],
   access: ClusterAccess | undefined,
   slot = "PTM_SCRIPT",
 ): ScriptCommand {
-  const text = fs.readFileSync(path.join(__dirname, `${name}.sh`), "utf8");
+  const read = (f: string) => fs.readFileSync(path.join(__dirname, f), "utf8");
+  const text = `${read("lib.sh")}\n${read(`${name}.sh`)}`;
   return {
     command: [`sh -c "$${slot}"`, shQuote(name), ...args.map(shQuote)].join(" "),
     environment: { [slot]: text, ...kubectlEnv(access) },

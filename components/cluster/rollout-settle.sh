@@ -7,23 +7,18 @@
 #
 #   sh -c "$PTM_SCRIPT" rollout-settle NAMESPACE KIND NAME TIMEOUT
 #   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults)
+# Uses lib.sh (kc, selector_of), which the program sends ahead of this script.
 set -eu
 
 ns=$1 kind=$2 name=$3 timeout=$4
 log() { echo "rollout-settle: $*" >&2; }
 die() { echo "rollout-settle: ERROR: $*" >&2; exit 1; }
-kc() {
-  kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
-}
 
 if ! kc get "$kind" "$name" -n "$ns" >/dev/null 2>&1; then
   log "$kind $ns/$name is gone: nothing to wait for"
   exit 0
 fi
-# shellcheck disable=SC2016 # a go-template, not shell
-selector=$(kc get "$kind" "$name" -n "$ns" \
-  -o go-template='{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}')
-selector=${selector%,}
+selector=$(selector_of "$ns" "$kind" "$name")
 
 start=$(date +%s)
 while :; do

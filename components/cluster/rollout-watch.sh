@@ -9,20 +9,13 @@
 #    PTM_BAD_LOOKS: how many looks, 10 s apart, a failure must persist, default 3)
 #
 # Stdout: one JSON line {"rolledOut":true,"seconds":N}
+# Uses lib.sh (kc, selector_of), which the program sends ahead of this script.
 set -eu
 
 ns=$1 kind=$2 name=$3 container=$4 timeout=$5
 die() { echo "rollout-watch: ERROR: $*" >&2; exit 1; }
-kc() {
-  kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
-}
 
-# The workload's pod selector as k=v,k=v.
-# shellcheck disable=SC2016 # a go-template, not shell
-selector=$(kc get "$kind" "$name" -n "$ns" \
-  -o go-template='{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}') ||
-  die "can't read $kind $ns/$name"
-selector=${selector%,}
+selector=$(selector_of "$ns" "$kind" "$name") || die "can't read $kind $ns/$name"
 [ -n "$selector" ] || die "$kind $ns/$name has no matchLabels selector"
 
 # "<pod> <reason> <message>" per pod whose CONTAINER waits for a reason that won't pass by itself.
