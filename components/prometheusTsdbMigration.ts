@@ -213,6 +213,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
     const input = inputFor(basis);
     const plan = planMigration(input);
+    // The version gate: blocks the target can't read would fail its whole reload.
+    if (!plan.formats.ok) throw new ConfigError("target", plan.formats.message);
     // Once the snapshot exists the decision was made; later runs only report and verify.
     const decision = snapshotTaken
       ? ({ action: "go", message: "snapshot already taken" } as const)
@@ -237,7 +239,12 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
       { ...child, dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])] },
     );
-    const finalPlan = snap.result.apply((s) => planMigration(inputFor(s.blocks)));
+    const finalPlan = snap.result.apply((s) => {
+      const p = planMigration(inputFor(s.blocks));
+      // The snapshot's own blocks (and its head block) pass the same gate before any copy.
+      if (!p.formats.ok) throw new StepError("plan", `${p.formats.message}; nothing was copied`);
+      return p;
+    });
     const copy = new BlockCopy(
       "block-copy",
       {

@@ -6,6 +6,7 @@
 // (or with --storage.tsdb.allow-overlapping-blocks) and make older versions fail
 // to reload/compact (prometheus/prometheus CHANGELOG 2.39.0, tsdb/db.go).
 
+import { BlockWriter, FormatCheck, checkBlockFormats } from "./blockFormat";
 import type { BlockMeta } from "./sidecarOutput";
 import { iso } from "./time";
 import { BLOCK_MS, HEAD_COMPACT_SPAN_MS, isImported, lineageIds, sourcesOf } from "./tsdb";
@@ -27,6 +28,11 @@ export interface PlanInput {
   /** The snapshot was taken with skip_head=false (its head block is in sourceBlocks). */
   includeHead: boolean;
   nowMs: number;
+  /**
+   * The source's version and flags: what the blocks' meta.json doesn't say about their chunk
+   * encodings (blockFormat.ts). Unknown: the version gate assumes the worst.
+   */
+  writer?: BlockWriter;
 }
 
 export interface Plan {
@@ -54,6 +60,13 @@ export interface Plan {
   /** The gap a skip_head migration would leave right after that compaction. */
   gapAfterNextCompactionMs: number | undefined;
   advice: string;
+  /**
+   * The version gate (blockFormat.ts): whether the target can read every block to copy.
+   * Not ok: the copy must be refused (the caller raises it at preview).
+   */
+  formats: FormatCheck;
+  /** The target's rules for blocks that overlap (overlapRules). */
+  overlapRule: OverlapRule;
 }
 
 /** Strict "MAJOR.MINOR.PATCH[-pre][+build]" (also "v2.42.0", "2.42.0+ds"). */
@@ -80,6 +93,39 @@ export function overlapAllowed(version: string, flags: Record<string, string>): 
   if (v.minor >= 39) return true;
   if (v.minor >= 8) return flags["storage.tsdb.allow-overlapping-blocks"] === "true";
   return false;
+}
+
+/** What a target does with blocks that overlap each other or its own data. */
+export type OverlapRule =
+  /** Loaded, and merged by vertical compaction (duplicate timestamps kept once). */
+  | "merged-by-compaction"
+  /** Loaded and merged at query time; left overlapping on disk. */
+  | "merged-at-query-time"
+  /** A reload with overlapping blocks fails (and so does the next head compaction). */
+  | "rejected";
+
+/**
+ * The overlap rules per target version. What changed in 3.0 and what stayed:
+ * - before 2.8: overlapping blocks are rejected.
+ * - 2.8 to 2.38: rejected unless --storage.tsdb.allow-overlapping-blocks (off by default).
+ * - 2.39.0 (#11331): allowed by default, merged by vertical compaction; the flag is a no-op.
+ * - 2.50.0 (#13282): hidden --storage.tsdb.allow-overlapping-compaction (default true); false
+ *   loads overlapping blocks and merges them at query time only, leaving them on disk.
+ * - 3.0.0 (#14640): --storage.tsdb.allow-overlapping-blocks is removed (passing it stops the
+ *   start); overlaps are always allowed. allow-overlapping-compaction stays as in 2.50, and
+ *   so do the 2h blocks, head compaction at 1.5 block ranges, the one-minute reload loop
+ *   that hot-loads new block dirs, and meta.json/index formats written (1 and 2).
+ * - 3.0.0 (#13904) also made range selectors left-open: counts.sh asks each server for its
+ *   version and sizes its window range so both count [E - w, E).
+ */
+export function overlapRules(version: string, flags: Record<string, string>): OverlapRule {
+  if (!overlapAllowed(version, flags)) return "rejected";
+  const v = parseVersion(version);
+  const compactionOff = flags["storage.tsdb.allow-overlapping-compaction"] === "false";
+  if (compactionOff && (v.major >= 3 || (v.major === 2 && v.minor >= 50))) {
+    return "merged-at-query-time";
+  }
+  return "merged-by-compaction";
 }
 
 function isSubset(a: Set<string>, b: Set<string>): boolean {
@@ -305,6 +351,8 @@ export function planMigration(input: PlanInput): Plan {
   return {
     blocks: selected,
     skipped,
+    formats: checkBlockFormats(selected, input.targetVersion, input.writer ?? {}),
+    overlapRule: overlapRules(input.targetVersion, input.targetFlags),
     overlapAllowed: allowed,
     cutoffMs,
     gapMs,

@@ -13,8 +13,17 @@ import { headRange, lineageIds, ownTargetBlocks, targetOwnEarliestMs } from "./t
 export function headAsBlock(source: ProbeResult): BlockMeta[] {
   const head = headRange(source.tsdb);
   if (!head) return [];
+  // The snapshot writes it as every release does: meta.json version 1, index format 2
+  // (blockFormat.ts); whether it holds histograms is the source's to tell.
   return [
-    { ulid: "(head)", minTime: head.minTime, maxTime: head.maxTime + 1, compaction: { level: 1 } },
+    {
+      ulid: "(head)",
+      minTime: head.minTime,
+      maxTime: head.maxTime + 1,
+      compaction: { level: 1 },
+      version: 1,
+      indexFormat: 2,
+    },
   ];
 }
 
@@ -34,6 +43,7 @@ export function planInput(
     targetEarliestMs: targetOwnEarliestMs(target, lineageIds(all)),
     includeHead,
     nowMs: target.nowMs,
+    writer: { version: source.buildinfo?.version, flags: source.flags },
   };
 }
 

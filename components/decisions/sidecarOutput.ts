@@ -10,7 +10,14 @@ export interface BlockMeta {
   minTime: number;
   /** End of the range, ms (exclusive: a block covers [minTime, maxTime)). */
   maxTime: number;
-  stats?: { numSamples?: number; numSeries?: number; numChunks?: number };
+  stats?: {
+    numSamples?: number;
+    numSeries?: number;
+    numChunks?: number;
+    /** Written by 3.x (and late 2.x) only: the float / native histogram split. */
+    numFloatSamples?: number;
+    numHistogramSamples?: number;
+  };
   compaction: {
     level: number;
     /** Level-1 blocks this block was made from (a level-1 block lists itself). */
@@ -20,6 +27,13 @@ export interface BlockMeta {
   };
   /** Apparent size of all files of the block, added by probe.sh/snapshot.sh. */
   sizeBytes?: number;
+  /** meta.json "version" (1 in every 2.x/3.x). */
+  version?: number;
+  /**
+   * The index file's format version (lib.sh index_format: the byte after the magic), added
+   * by probe.sh/snapshot.sh; null when it could not be read.
+   */
+  indexFormat?: number | null;
 }
 
 /** /api/v1/status/tsdb data.headStats (the in-memory head). */
@@ -120,9 +134,20 @@ export function parseBlockMeta(x: unknown, where = "block"): BlockMeta {
     if (numSamples !== undefined) s.numSamples = numSamples;
     if (numSeries !== undefined) s.numSeries = numSeries;
     if (numChunks !== undefined) s.numChunks = numChunks;
+    const numFloat = optNum(stats, "numFloatSamples", at);
+    const numHistogram = optNum(stats, "numHistogramSamples", at);
+    if (numFloat !== undefined) s.numFloatSamples = numFloat;
+    if (numHistogram !== undefined) s.numHistogramSamples = numHistogram;
   }
   const size = optNum(x, "sizeBytes", at);
   if (size !== undefined) meta.sizeBytes = size;
+  const version = optNum(x, "version", at);
+  if (version !== undefined) meta.version = version;
+  if (x["indexFormat"] === null) meta.indexFormat = null;
+  else {
+    const indexFormat = optNum(x, "indexFormat", at);
+    if (indexFormat !== undefined) meta.indexFormat = indexFormat;
+  }
   return meta;
 }
 

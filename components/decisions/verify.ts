@@ -14,7 +14,13 @@ import { sourcesOf } from "./tsdb";
 /** Samples in [endMs - window, endMs) on one server. */
 export interface WindowCount {
   endMs: number;
+  /** Every sample: floats and native histograms. */
   count: number;
+  /**
+   * Of those, the native histogram samples (counts.sh: samples of the series that hold
+   * histograms). Absent from an older counts.sh: then not compared.
+   */
+  histograms?: number;
 }
 
 /** The server's own TSDB health, from its /metrics. Every value is >= 0. */
@@ -44,6 +50,8 @@ export interface Comparison {
   windowsEmptyOnBoth: number;
   /** Source samples in the compared windows. */
   samplesCompared: number;
+  /** Of those, native histogram samples (where both servers counted them). */
+  histogramsCompared: number;
   windows: {
     endMs: number;
     source: number;
@@ -83,12 +91,21 @@ export function parseCounts(stdout: string): CountsResult {
   }
   const h = x.health;
   const result: CountsResult = {
-    windows: x.windows.map((w: unknown, i) => {
-      const o = w as Record<string, unknown>;
-      return {
+    windows: x.windows.map((raw: unknown, i) => {
+      const o = raw as Record<string, unknown>;
+      const w: WindowCount = {
         endMs: count(o?.["endMs"], `windows[${i}].endMs`),
         count: count(o?.["count"], `windows[${i}].count`),
       };
+      if (o?.["histograms"] !== undefined) {
+        w.histograms = count(o["histograms"], `windows[${i}].histograms`);
+        if (w.histograms > w.count) {
+          throw new Error(
+            `counts: windows[${i}]: ${w.histograms} histogram samples > ${w.count} samples in all`,
+          );
+        }
+      }
+      return w;
     }),
     health: {
       blocksLoaded: count(h["blocksLoaded"], "health.blocksLoaded"),
@@ -146,12 +163,14 @@ export function compareCounts(
   targetEarliestMs: number | undefined,
 ): Comparison {
   const t = new Map(target.map((w) => [w.endMs, w.count]));
+  const th = new Map(target.map((w) => [w.endMs, w.histograms]));
   const windows: Comparison["windows"] = [];
   const mismatches: Comparison["mismatches"] = [];
   let evidence = 0;
   let empty = 0;
   let targetOnly = 0;
   let samples = 0;
+  let histograms = 0;
   for (const s of source) {
     const tc = t.get(s.endMs);
     const rule =
@@ -162,8 +181,20 @@ export function compareCounts(
     }
     const both0 = s.count === 0 && tc === 0;
     windows.push({ endMs: s.endMs, source: s.count, target: tc, rule, empty: both0 });
+    // Native histogram samples: the same rule, where the source counted them.
+    const sh = s.histograms;
+    const thc = th.get(s.endMs);
+    const histBad =
+      sh !== undefined && (thc === undefined || (rule === "equal" ? thc !== sh : thc < sh));
     if (rule === "equal" ? tc !== s.count : tc < s.count) {
       mismatches.push({ endMs: s.endMs, source: s.count, target: tc, rule });
+    } else if (histBad) {
+      mismatches.push({
+        endMs: s.endMs,
+        source: sh,
+        target: thc ?? NaN,
+        rule: `${rule}, native histogram samples`,
+      });
     } else if (both0) {
       empty++;
     } else if (s.count === 0) {
@@ -171,6 +202,7 @@ export function compareCounts(
     } else {
       evidence++;
       samples += s.count;
+      histograms += sh ?? 0;
     }
   }
   const notes = [
@@ -196,7 +228,9 @@ export function compareCounts(
           `${targetOnly > 0 ? `, ${targetOnly} hold target samples only` : ""}, so nothing is proven`;
   } else {
     summary =
-      `${plural(evidence, "window")}, ${fmt(samples)} source samples, all on the target` +
+      `${plural(evidence, "window")}, ${fmt(samples)} source samples` +
+      (histograms > 0 ? ` (${fmt(histograms)} of them native histogram samples)` : "") +
+      ", all on the target" +
       (notes ? `; ${notes}` : "");
   }
   return {
@@ -204,6 +238,7 @@ export function compareCounts(
     windowsCompared: evidence,
     windowsEmptyOnBoth: empty,
     samplesCompared: samples,
+    histogramsCompared: histograms,
     windows,
     mismatches,
     summary,

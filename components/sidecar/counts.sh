@@ -28,11 +28,26 @@
 # script fails with both numbers (at once when the reload failures rise).
 #
 # A window ending at E counts the samples in [E - window, E): it is evaluated
-# at E - 1 ms with a range of window - 1 ms, because a block covers
-# [minTime, maxTime): a sample at E belongs to the next block, which may
-# legitimately not have been copied. (2.x ranges are closed at both ends; 3.x
-# ranges are open at the start and would miss a sample at exactly E - window
-# on both servers alike.)
+# at E - 1 ms, because a block covers [minTime, maxTime): a sample at E belongs
+# to the next block, which may legitimately not have been copied. The range
+# depends on the server's version (asked at /api/v1/status/buildinfo; a server
+# whose version can't be read is an error): 2.x ranges are closed at both ends,
+# so the range is window - 1 ms; 3.0 made them left-open (CHANGELOG 3.0.0,
+# #13904), so the range is window. Both count exactly [E - window, E), and a
+# 2.x source compares with a 3.x target.
+#
+# Each window also counts the native histogram samples ("histograms"): the
+# samples of series that hold native histograms, found as the series where
+# histogram_count(rate(x[w])) has a value (a float series has none). A series
+# with a single histogram sample in a window, or mixing floats and histograms
+# in one window, is counted in "count" but not in "histograms". "count"
+# holds every sample, floats and histograms: count_over_time counts both in
+# 2.4x and 3.x.
+#
+# Metric names come from /api/v1/label/__name__/values and go into the query as
+# {__name__="..."} with their JSON escapes kept (valid PromQL string escapes):
+# UTF-8 names that 3.x allows (dots, commas, quotes, non-ASCII) work on 2.x
+# and 3.x alike, without the 3.x-only {"name.with.dots"} form.
 #
 # Health comes from the server's own /metrics (not from a query), so it is
 # the local server's value even when it scrapes other Prometheus servers and
@@ -42,7 +57,7 @@
 # is an error naming it: it is never replaced by a default.
 #
 # Stdout: one JSON line
-#   {"windows":[{"endMs":N,"count":N}],"health":{"blocksLoaded":N,
+#   {"windows":[{"endMs":N,"count":N,"histograms":N}],"health":{"blocksLoaded":N,
 #    "reloadFailures":N,"compactionsFailed":N,"lowestTimestampMs":N}
 #    [,"blocks":[meta.json+sizeBytes,...]]}
 # Uses lib.sh, which the program sends ahead of this script.
@@ -51,9 +66,10 @@ set -eu
 log() { echo "counts: $*" >&2; }
 die() { echo "counts: ERROR: $*" >&2; exit 1; }
 
+# Byte by byte (LC_ALL=C: a UTF-8 name is several bytes, each %XX).
 urlencode() {
-  printf '%s\n' "$1" | awk '
-    BEGIN { for (i = 1; i < 128; i++) ord[sprintf("%c", i)] = i }
+  printf '%s\n' "$1" | LC_ALL=C awk '
+    BEGIN { for (i = 1; i < 256; i++) ord[sprintf("%c", i)] = i }
     {
       out = ""
       for (i = 1; i <= length($0); i++) {
@@ -93,35 +109,72 @@ query_at() { # expr ms
   awk -v v="$v" 'BEGIN { printf "%.0f", v }'
 }
 
-# Metric names with data in [from, to] ms (one per line).
+# Metric names with data in [from, to] ms, one per line, as the JSON strings'
+# contents with their escapes (\" \\ \uXXXX) kept: a name may hold commas and
+# quotes (3.x UTF-8 names), so the list is split by a JSON string scanner that
+# ends at the data array's "]" (a "warnings" list may follow).
 names_in() {
   q="match%5B%5D=$(urlencode "$sel")&start=$(ms_to_s "$1")&end=$(ms_to_s "$2")"
   body="$(http_get "$PROM_URL/api/v1/label/__name__/values?$q" 120)" || die "listing metric names failed"
   case "$body" in '{"status":"success"'*) ;; *) die "listing metric names: $(printf '%s' "$body" | cut -c1-300)" ;; esac
-  printf '%s\n' "$body" | sed -n 's/^{"status":"success","data":\[\(.*\)\]}.*$/\1/p' |
-    tr ',' '\n' | sed 's/^"//; s/"$//' | grep -v '^$' || true
+  printf '%s\n' "$body" | sed -n 's/^{"status":"success","data":\[//p' | LC_ALL=C awk '
+    {
+      s = $0; n = length(s); i = 1
+      while (i <= n) {
+        c = substr(s, i, 1)
+        if (c == "]") exit
+        if (c != "\"") { i++; continue }
+        out = ""; i++
+        while (i <= n) {
+          c = substr(s, i, 1)
+          if (c == "\\") { out = out substr(s, i, 2); i += 2; continue }
+          if (c == "\"") break
+          out = out c; i++
+        }
+        i++
+        if (out != "") print out
+      }
+    }'
 }
 
-# Samples in [end - window, end). sum(count_over_time({__name__=~".+"}[w]))
-# fails as soon as two metrics share a label set ("vector cannot contain
-# metrics with the same labelset": count_over_time drops the name), which
-# every real server has (up/scrape_*, histogram _sum/_count). So count per
-# metric name, 100 names per query: (sum(count_over_time({__name__="a"}[w]))
-# or vector(0)) + ... ; each name is an exact index lookup.
+# Samples in [end - window, end), all and native histograms: "total hist".
+# sum(count_over_time({__name__=~".+"}[w])) fails as soon as two metrics share
+# a label set ("vector cannot contain metrics with the same labelset":
+# count_over_time drops the name), which every real server has (up/scrape_*,
+# histogram _sum/_count). So count per metric name, 100 names per query:
+# (sum(count_over_time({__name__="a"}[w])) or vector(0)) + ... ; each name is
+# an exact index lookup. Histograms: the same, "and" the series whose
+# histogram_count(rate(...)) has a value.
 count_window() { # end_ms
   names_in $(($1 - window_ms)) $(($1 - 1)) >"$work/names"
   total=0
+  hist=0
   while [ -s "$work/names" ]; do
     head -n 100 "$work/names" >"$work/batch"
     tail -n +101 "$work/names" >"$work/rest"
     mv "$work/rest" "$work/names"
-    q="$(awk -v inner="$inner" -v r="$((window_ms - 1))" '
+    q="$(awk -v inner="$inner" -v r="$range_ms" '
       { printf "%s(sum(count_over_time({__name__=\"%s\"%s}[%sms])) or vector(0))", (NR > 1 ? " + " : ""), $0, inner, r }
     ' "$work/batch")"
     n="$(query_at "$q" $(($1 - 1)))"
     total=$((total + n))
+    q="$(awk -v inner="$inner" -v r="$range_ms" '
+      { s = "{__name__=\"" $0 "\"" inner "}[" r "ms]"
+        printf "%s(sum(count_over_time(%s) and histogram_count(rate(%s))) or vector(0))", (NR > 1 ? " + " : ""), s, s }
+    ' "$work/batch")"
+    n="$(query_at "$q" $(($1 - 1)))"
+    hist=$((hist + n))
   done
-  echo "$total"
+  echo "$total $hist"
+}
+
+# The server's major version (buildinfo): 3.x range selectors are left-open.
+major_version() {
+  body="$(http_get "$PROM_URL/api/v1/status/buildinfo" 30)" ||
+    die "GET $PROM_URL/api/v1/status/buildinfo failed: the window range depends on the version (3.x ranges are left-open)"
+  v="$(printf '%s\n' "$body" | sed -n 's/.*"version":"v\{0,1\}\([0-9][0-9]*\)\..*/\1/p')"
+  [ -n "$v" ] || die "no version in $PROM_URL/api/v1/status/buildinfo: $(printf '%s' "$body" | cut -c1-200)"
+  echo "$v"
 }
 
 # name -> value from /metrics, printed as an integer. Missing, or not a number
@@ -244,10 +297,19 @@ else
   sel='{__name__=~".+"}'
 fi
 windows=""
+if [ "$#" -gt 0 ]; then
+  major="$(major_version)"
+  # [E - window, E) evaluated at E - 1 ms: 2.x [t - r, t] needs r = window - 1 ms,
+  # 3.x (t - r, t] needs r = window.
+  if [ "$major" -ge 3 ]; then range_ms="$window_ms"; else range_ms=$((window_ms - 1)); fi
+  log "Prometheus major version $major: range ${range_ms}ms at E - 1 ms"
+fi
 for e in "$@"; do
   c="$(count_window "$e")"
-  log "window ending $e: $c samples"
-  windows="$windows${windows:+,}{\"endMs\":$e,\"count\":$c}"
+  h="${c#* }"
+  c="${c% *}"
+  log "window ending $e: $c samples ($h native histogram samples)"
+  windows="$windows${windows:+,}{\"endMs\":$e,\"count\":$c,\"histograms\":$h}"
 done
 
 printf '{"windows":[%s],"health":{"blocksLoaded":%s,"reloadFailures":%s,"compactionsFailed":%s,"lowestTimestampMs":%s}%s}\n' \

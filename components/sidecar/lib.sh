@@ -17,16 +17,30 @@ dir_size() {
   find "$1" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }'
 }
 
+# The index file's format version: its first 4 bytes are the magic 0xBAAAD700, the 5th is
+# the version (prometheus tsdb/index/index.go: 1 and 2 are read by every 2.x, 3 only by
+# 2.55 and later). "null" when the file is missing, short, or has another magic.
+index_format() {
+  [ -f "$1/index" ] || { echo null; return 0; }
+  od -An -tu1 -N5 "$1/index" 2>/dev/null | awk '
+    { for (i = 1; i <= NF; i++) b[n++] = $i }
+    END {
+      if (n == 5 && b[0] == 186 && b[1] == 170 && b[2] == 215 && b[3] == 0) print b[4]
+      else print "null"
+    }'
+}
+
 # meta.json is JSON already: join its lines (JSON strings cannot contain raw newlines, so
-# this is safe) and append "sizeBytes" before the final brace.
+# this is safe) and append "sizeBytes" and "indexFormat" (index_format) before the final
+# brace.
 meta_with_size() {
-  awk -v size="$(dir_size "$1")" '
+  awk -v size="$(dir_size "$1")" -v ix="$(index_format "$1")" '
     { s = s $0 " " }
     END {
       sub(/[ \t\r]+$/, "", s)
       if (s !~ /^[ \t\r]*\{/ || s !~ /\}$/) exit 1
       s = substr(s, 1, length(s) - 1)
-      printf "%s,\"sizeBytes\":%s}", s, size
+      printf "%s,\"sizeBytes\":%s,\"indexFormat\":%s}", s, size, ix
     }' "$1/meta.json"
 }
 

@@ -32,6 +32,8 @@ function plan(blocks: BlockMeta[], cutoffMs = Math.max(...blocks.map((b) => b.ma
     nextCompactionMs: undefined,
     gapAfterNextCompactionMs: undefined,
     advice: "",
+    formats: { ok: true, refused: [], message: "" },
+    overlapRule: "merged-by-compaction",
   };
 }
 

@@ -1,0 +1,175 @@
+// The version gate: can the target's Prometheus read the blocks we would copy? A block it
+// can't open fails the target's whole reload (every block, not just the new one), and at
+// start-up Prometheus refuses to open the TSDB. So this is checked at preview, from the
+// formats written in the blocks themselves, not from version numbers alone. Pure.
+//
+// What each Prometheus reads (prometheus/prometheus, read in the module sources of v0.42.0,
+// v0.55.1, v0.313.5 and the 2.26.0 pseudo-version):
+// - meta.json "version": every 2.x and 3.x release knows only 1 (tsdb/block.go metaVersion1;
+//   anything else fails readMetaFile).
+// - index format (first bytes of the index file: magic 0xBAAAD700, then the format version;
+//   tsdb/index/index.go): 1 and 2 are read by every 2.x; 3 only by 2.55 and later ("a
+//   Prometheus v3 TSDB can only be read by a Prometheus v2.55 or newer": docs/migration.md).
+//   2.26 to 3.13 all write 2.
+// - chunk encodings: XOR (floats) everywhere; native histogram chunks (EncHistogram,
+//   EncFloatHistogram) from 2.40.0 on (2.26's chunkenc knows only XOR); histograms with
+//   custom buckets (NHCB, written by 3.x) are decoded by 2.55 (its chunkenc reads the custom
+//   values; 2.42's does not), so histograms written by 3.x go to 2.55 or later only; XOR2
+//   (the experimental `xor2-encoding` feature, 3.11.0) only by releases that have it, and
+//   "this encoding can change in any Prometheus version" (docs/feature_flags.md), so only by
+//   the source's own version.
+// Which chunk encodings a block holds is not in meta.json except as counts: 3.x (and late
+// 2.x) write stats.numFloatSamples/numHistogramSamples; older writers only numSamples. What
+// the counts don't say is taken from the source: a release before 2.40 never wrote histograms,
+// a 2.40-2.x without --enable-feature=native-histograms does not ingest them.
+
+import { parseVersion } from "./plan";
+import type { BlockMeta } from "./sidecarOutput";
+
+type Version = { major: number; minor: number; patch: number };
+
+const atLeast = (v: Version, major: number, minor: number, patch = 0): boolean =>
+  v.major !== major ? v.major > major : v.minor !== minor ? v.minor > minor : v.patch >= patch;
+
+/** The first release that reads index format 3 (docs/migration.md "TSDB format and downgrade"). */
+export const INDEX_V3_READERS_FROM = "2.55.0";
+/** The first release with native histogram chunk encodings (CHANGELOG 2.40.0). */
+export const HISTOGRAM_READERS_FROM = "2.40.0";
+/** The first release seen to decode custom-bucket histogram chunks (v0.55.1 chunkenc). */
+export const NHCB_READERS_FROM = "2.55.0";
+/** The release that added the experimental XOR2 float chunk encoding (CHANGELOG 3.11.0). */
+export const XOR2_FROM = "3.11.0";
+
+/** Where the blocks come from: the source server's version and flags (its probe). */
+export interface BlockWriter {
+  version?: string | undefined;
+  flags?: Record<string, string> | null | undefined;
+}
+
+export type Presence = "yes" | "no" | "unknown";
+
+/** Whether a block holds native histogram samples, and how we know. */
+export function histogramsIn(b: BlockMeta, writer: BlockWriter): { has: Presence; why: string } {
+  const s = b.stats ?? {};
+  if ((s.numHistogramSamples ?? 0) > 0) {
+    return { has: "yes", why: `meta.json: ${s.numHistogramSamples} histogram samples` };
+  }
+  if (s.numFloatSamples !== undefined && s.numSamples !== undefined) {
+    return s.numFloatSamples < s.numSamples
+      ? { has: "yes", why: `meta.json: ${s.numSamples - s.numFloatSamples} non-float samples` }
+      : { has: "no", why: "meta.json: float samples only" };
+  }
+  if (s.numSamples === 0) return { has: "no", why: "meta.json: no samples" };
+  // Older writers omit the split: what could the source have written?
+  const v = writer.version === undefined ? undefined : safeVersion(writer.version);
+  if (v === undefined)
+    return {
+      has: "unknown",
+      why: "meta.json has no float/histogram split and the source's version is unknown",
+    };
+  if (!atLeast(v, 2, 40))
+    return { has: "no", why: `written by ${writer.version} (no native histograms before 2.40)` };
+  const features = (writer.flags?.["enable-feature"] ?? "").split(",").map((f) => f.trim());
+  if (v.major === 2 && !features.includes("native-histograms")) {
+    return {
+      has: "no",
+      why: `source ${writer.version} runs without --enable-feature=native-histograms`,
+    };
+  }
+  return { has: "unknown", why: "meta.json has no float/histogram split" };
+}
+
+function safeVersion(s: string): Version | undefined {
+  try {
+    return parseVersion(s);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether the source may write XOR2 chunks (--enable-feature=xor2-encoding). */
+function writesXor2(writer: BlockWriter): boolean {
+  const features = (writer.flags?.["enable-feature"] ?? "").split(",").map((f) => f.trim());
+  return features.includes("xor2-encoding");
+}
+
+/** Why the target can't read this block, or undefined when it can. */
+export function unreadableBecause(
+  b: BlockMeta,
+  target: string,
+  writer: BlockWriter,
+): string | undefined {
+  const t = safeVersion(target);
+  if (t === undefined) {
+    return `the target's version is unknown (${JSON.stringify(target)}): can't tell whether it reads the block`;
+  }
+  if (b.version === undefined) return "meta.json has no version";
+  if (b.version !== 1)
+    return `meta.json version ${b.version}: Prometheus ${target} reads only version 1`;
+  if (b.indexFormat === undefined || b.indexFormat === null) {
+    return "its index format could not be read (index file missing, or not a Prometheus index)";
+  }
+  if (b.indexFormat === 3 && !atLeast(t, 2, 55)) {
+    return `index format 3 is read only by ${INDEX_V3_READERS_FROM} and later`;
+  }
+  if (b.indexFormat !== 1 && b.indexFormat !== 2 && b.indexFormat !== 3) {
+    return `unknown index format ${b.indexFormat}`;
+  }
+  const h = histogramsIn(b, writer);
+  if (h.has !== "no" && !atLeast(t, 2, 40)) {
+    return h.has === "yes"
+      ? `it holds native histograms (${h.why}), read only by ${HISTOGRAM_READERS_FROM} and later`
+      : `it may hold native histograms (${h.why}), which ${target} can't read`;
+  }
+  const w = writer.version === undefined ? undefined : safeVersion(writer.version);
+  if (h.has !== "no" && !atLeast(t, 2, 55) && (w === undefined || w.major >= 3)) {
+    return (
+      `it ${h.has === "yes" ? "holds" : "may hold"} native histograms written by ` +
+      `${writer.version ?? "an unknown version"}, possibly with custom buckets (NHCB), decoded only by ${NHCB_READERS_FROM} and later`
+    );
+  }
+  if (writesXor2(writer) && (!atLeast(t, 3, 11) || writer.version !== target)) {
+    return (
+      `the source writes XOR2 chunks (--enable-feature=xor2-encoding, experimental; the encoding ` +
+      `may change in any version), read only by the same release (${writer.version ?? "unknown"})`
+    );
+  }
+  return undefined;
+}
+
+export interface FormatCheck {
+  ok: boolean;
+  refused: { ulid: string; reason: string }[];
+  /** One line for the user: empty when ok. */
+  message: string;
+}
+
+/**
+ * The gate: every block must be readable by the target. Refused blocks are not skipped
+ * silently (the history would have a hole): the whole copy is refused with the reasons.
+ * Downgrades are fine where the formats allow them (e.g. 3.x float-only blocks, index
+ * format 2, into 2.55 or even 2.42).
+ */
+export function checkBlockFormats(
+  blocks: BlockMeta[],
+  targetVersion: string,
+  writer: BlockWriter,
+): FormatCheck {
+  const refused: { ulid: string; reason: string }[] = [];
+  for (const b of blocks) {
+    const reason = unreadableBecause(b, targetVersion, writer);
+    if (reason !== undefined) refused.push({ ulid: b.ulid, reason });
+  }
+  if (refused.length === 0) return { ok: true, refused, message: "" };
+  const first = refused[0]!;
+  const more = refused.length > 1 ? ` (and ${refused.length - 1} more block(s))` : "";
+  return {
+    ok: false,
+    refused,
+    message:
+      `the target (Prometheus ${targetVersion || "of unknown version"}) can't read ` +
+      `${refused.length} of the ${blocks.length} block(s) to copy: block ${first.ulid}: ` +
+      `${first.reason}${more}. A block it can't open fails its whole reload. Upgrade the ` +
+      `target (a 3.x TSDB needs 2.55 or later) or migrate into a release that reads these formats`,
+  };
+}
