@@ -16,3 +16,45 @@ selector_of() { # NAMESPACE KIND NAME
     -o go-template='{{range $k, $v := .spec.selector.matchLabels}}{{$k}}={{$v}},{{end}}') || return 1
   printf '%s' "${s%,}"
 }
+
+# The admin-API flag the program appends for a head snapshot, and the annotation that records
+# on the workload itself that this stack appended it to a container. Both go in one JSON
+# patch, so a step that fails or is killed after the patch still leaves the record, and the
+# revert removes the flag by it (admin-api.sh restore, rollout-settle.sh).
+ADMIN_FLAG=--web.enable-admin-api
+admin_record_key() { printf 'admin-api.prometheus-tsdb-migration.io/%s' "$1"; } # STACK
+
+# The container named by this stack's record on the workload (empty: no record).
+admin_record_of() { # NAMESPACE KIND NAME STACK
+  key=$(admin_record_key "$4")
+  # shellcheck disable=SC2016 # a go-template, not shell
+  kc get "$2" "$3" -n "$1" -o go-template='{{range $k, $v := .metadata.annotations}}{{if eq $k "'"$key"'"}}{{$v}}{{end}}{{end}}'
+}
+
+# Index of a container in the workload's pod template (empty: no such container).
+container_index() { # NAMESPACE KIND NAME CONTAINER
+  kc get "$2" "$3" -n "$1" \
+    -o jsonpath='{range .spec.template.spec.containers[*]}{.name}{"\n"}{end}' |
+    awk -v c="$4" '$0 == c { print NR - 1; exit }'
+}
+
+# Removes, in one JSON patch, the admin-API flag this stack appended (the last occurrence in
+# the recorded container's args) and the record. Prints what it did on stderr; returns 0
+# when there was no record.
+admin_api_remove() { # NAMESPACE KIND NAME STACK
+  c=$(admin_record_of "$1" "$2" "$3" "$4") || return 1
+  [ -n "$c" ] || return 0
+  pointer="/metadata/annotations/$(admin_record_key "$4" | sed 's,~,~0,g; s,/,~1,g')"
+  ops="{\"op\":\"remove\",\"path\":\"$pointer\"}"
+  i=$(container_index "$1" "$2" "$3" "$c") at=
+  if [ -n "$i" ]; then
+    at=$(kc get "$2" "$3" -n "$1" -o go-template="{{range (index .spec.template.spec.containers $i).args}}{{.}}{{\"\\n\"}}{{end}}" |
+      awk -v f="$ADMIN_FLAG" '$0 == f { i = NR - 1 } END { if (i != "") print i }')
+    if [ -n "$at" ]; then
+      p=/spec/template/spec/containers/$i/args/$at
+      ops="{\"op\":\"test\",\"path\":\"$p\",\"value\":\"$ADMIN_FLAG\"},{\"op\":\"remove\",\"path\":\"$p\"},$ops"
+    fi
+  fi
+  echo "admin-api: removing $ADMIN_FLAG from $2 $1/$3 container $c${at:+ (args[$at])}, as recorded on it" >&2
+  kc patch "$2" "$3" -n "$1" --type=json -p "[$ops]" >&2
+}

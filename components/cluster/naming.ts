@@ -43,8 +43,13 @@ export function migrationLabels(component: string): Record<string, string> {
 export const PATCHED_BY_LABEL = "prometheus-tsdb-migration.io/patched-by";
 export const ROLE_LABEL = "prometheus-tsdb-migration.io/role";
 
+/** The stack as a label value: what the workloads' labels and annotations record. */
+export function stackLabel(): string {
+  return k8sName(pulumi.getStack());
+}
+
 export function patchedLabels(role: "source" | "target"): Record<string, string> {
-  return { [PATCHED_BY_LABEL]: k8sName(pulumi.getStack()), [ROLE_LABEL]: role };
+  return { [PATCHED_BY_LABEL]: stackLabel(), [ROLE_LABEL]: role };
 }
 
 /** Name of the snapshot directory under <data>/snapshots on the source. */

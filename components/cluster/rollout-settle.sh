@@ -6,7 +6,12 @@
 # deleted here, so that the revert needs no hand work. Says what it did.
 #
 #   sh -c "$PTM_SCRIPT" rollout-settle NAMESPACE KIND NAME TIMEOUT
-#   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults)
+#   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; unset: kubectl's defaults;
+#    PTM_STACK: this stack, whose admin-API record on the workload is honoured)
+#
+# First, an admin-API flag that this stack appended and whose step never finished (a failed
+# or killed `enable`, so nothing in the state would remove it) is removed by the record that
+# admin-api.sh put on the workload, in the same rollout.
 # Uses lib.sh (kc, selector_of), which the program sends ahead of this script.
 set -eu
 
@@ -19,6 +24,10 @@ if ! kc get "$kind" "$name" -n "$ns" >/dev/null 2>&1; then
   exit 0
 fi
 selector=$(selector_of "$ns" "$kind" "$name")
+if [ -n "${PTM_STACK:-}" ]; then
+  admin_api_remove "$ns" "$kind" "$name" "$PTM_STACK" ||
+    die "could not remove the admin-API flag recorded on $kind $ns/$name; see the error above"
+fi
 
 start=$(date +%s)
 while :; do

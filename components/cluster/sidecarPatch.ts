@@ -7,7 +7,8 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript, sidecarScript } from "./kubectl";
-import { PASSWORD_KEY, patchedLabels } from "./naming";
+import { patchPrometheusWithSidecar } from "./prometheusPatch";
+import { PASSWORD_KEY, patchedLabels, stackLabel } from "./naming";
 
 /**
  * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
@@ -77,7 +78,8 @@ export function sidecarContainer(
 
 /** A patched workload, and the step that saw its rollout through. */
 export interface SidecarRollout {
-  patch: k8s.apps.v1.DeploymentPatch | k8s.apps.v1.StatefulSetPatch;
+  /** The patch; for a `Prometheus` resource, the command that patched the resource. */
+  patch: k8s.apps.v1.DeploymentPatch | k8s.apps.v1.StatefulSetPatch | command.local.Command;
   /** Done once the pods run the sidecar; later steps depend on it. */
   rolledOut: command.local.Command;
 }
@@ -98,6 +100,18 @@ export function patchWithSidecar(
   const others = loc.containers.filter((c) => c !== container.name).map((c) => ({ name: c }));
   const otherVolumes = loc.volumes.filter((v) => v !== SCRATCH_VOLUME).map((v) => ({ name: v }));
   const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
+  // The operator's StatefulSet is changed through its `Prometheus` resource (prometheusPatch.ts).
+  if (loc.ref.kind === "Prometheus") {
+    return patchPrometheusWithSidecar(
+      name,
+      role,
+      loc,
+      container,
+      scratch,
+      rolloutTimeoutSeconds,
+      opts,
+    );
+  }
   const patch = {
     metadata: {
       name: loc.ref.name,
@@ -124,7 +138,7 @@ export function patchWithSidecar(
   );
   const settled = new command.local.Command(
     `${name}-settle`,
-    { delete: settle.command, environment: settle.environment },
+    { delete: settle.command, environment: { ...settle.environment, PTM_STACK: stackLabel() } },
     { parent: opts.parent, customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` } },
   );
   const timeout = `${rolloutTimeoutSeconds}s`;

@@ -259,4 +259,95 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       `      revert: ${lines.map((l) => l.trim()).join(" | ") || "no pod deleted"}\n`,
     );
   });
+
+  // Item 21: every change to a workload is undone by the revert, whether or not its step
+  // finished. The admin-API switch appends a flag; a failed create leaves nothing in the state.
+  const sourceArgs = () =>
+    kubectl([
+      "get",
+      "deployment",
+      SRC.name,
+      "-n",
+      NS,
+      "-o",
+      'jsonpath={.spec.template.spec.containers[?(@.name=="prometheus")].args}',
+    ]);
+  const records = () =>
+    Object.keys(
+      JSON.parse(
+        kubectl([
+          "get",
+          "deployment",
+          SRC.name,
+          "-n",
+          NS,
+          "-o",
+          "jsonpath={.metadata.annotations}",
+        ]) || "{}",
+      ) as Record<string, string>,
+    ).filter((k) => k.startsWith("admin-api.prometheus-tsdb-migration.io/"));
+
+  it("an admin-API switch whose rollout fails takes its flag out again before it fails (item 21)", async () => {
+    await configure(stack, {
+      sidecarImage: DEFAULTS.sidecarImage,
+      phase: "prepare",
+      includeHead: "false",
+      rolloutTimeoutSeconds: 240,
+    });
+    await stack.up({ onOutput: () => undefined });
+    // Too short for any Prometheus to become ready: the rollout after the switch fails.
+    await configure(stack, { includeHead: "true", rolloutTimeoutSeconds: 2 });
+    let output = "";
+    await assert.rejects(stack.up({ onOutput: (o) => (output += o) }), (e: Error) =>
+      /did not roll out with the admin API on within 2s, so --web.enable-admin-api was removed again/.test(
+        e.message + output,
+      ),
+    );
+    assert.doesNotMatch(sourceArgs(), /enable-admin-api/, "the flag is gone at once");
+    assert.deepEqual(records(), [], "and so is its record");
+    await configure(stack, { includeHead: "false", rolloutTimeoutSeconds: 240 });
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    await stack.up({ onOutput: () => undefined });
+    rolloutStatus(SRC, 120);
+    rolloutStatus(DST, 120);
+    assert.deepEqual(podTemplate(SRC), templates.source);
+    assert.deepEqual(podTemplate(DST), templates.target);
+  });
+
+  it("an admin-API switch killed after its patch is undone by the revert, by its record (item 21)", async () => {
+    await configure(stack, { phase: "prepare", includeHead: "true", rolloutTimeoutSeconds: 240 });
+    const abort = new AbortController();
+    let stop = false;
+    // Kill the up as soon as the flag is on the source, while the step waits for the rollout.
+    const watcher = (async () => {
+      while (!stop) {
+        if (/enable-admin-api/.test(sourceArgs())) {
+          abort.abort();
+          return true;
+        }
+        await new Promise((r) => setTimeout(r, 300));
+      }
+      return false;
+    })();
+    const result = await stack.up({ signal: abort.signal, onOutput: () => undefined }).then(
+      () => "finished",
+      (e: unknown) => `failed: ${String(e).slice(0, 300)}`,
+    );
+    stop = true;
+    assert.equal(await watcher, true, `the flag never appeared; the up ${result}`);
+    assert.match(result, /^failed/, "the up was killed before the switch finished");
+    assert.deepEqual(records(), [`admin-api.prometheus-tsdb-migration.io/${stack.name}`]);
+    // The revert, as the README says: nothing of the switch is in the state, its record is
+    // on the workload.
+    await configure(stack, { includeHead: "false" });
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    let revertOut = "";
+    await stack.up({ onOutput: (o) => (revertOut += o) });
+    rolloutStatus(SRC, 120);
+    rolloutStatus(DST, 120);
+    assert.match(revertOut, /admin-api: removing --web.enable-admin-api from deployment/);
+    assert.deepEqual(podTemplate(SRC), templates.source, "args byte for byte as they were");
+    assert.deepEqual(podTemplate(DST), templates.target);
+    assert.deepEqual(records(), []);
+  });
 });

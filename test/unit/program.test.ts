@@ -422,16 +422,22 @@ describe("program: includeHead", () => {
     const del = String(sw.inputs.delete);
     assert.match(
       create,
-      /'admin-api' 'enable' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600'$/,
+      /'admin-api' 'enable' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600' 'test'$/,
     );
     assert.match(
       del,
-      /'admin-api' 'restore' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600'$/,
+      /'admin-api' 'restore' 'monitoring' 'deployment' 'prometheus-server' 'prometheus-server' '600' 'test'$/,
     );
     const script = (sw.inputs.environment as Record<string, string>).PTM_CREATE_SCRIPT;
     assert.ok(
       script.includes('\\"op\\":\\"add\\",\\"path\\":\\"$path/args/-\\"'),
       "appends, never replaces the list",
+    );
+    // The flag and its record on the workload go in one JSON patch: a failed or killed
+    // create still leaves the record that the revert removes the flag by.
+    assert.ok(
+      script.includes("$record]") && script.includes("admin_record_key"),
+      "the same patch records the change on the workload",
     );
     assert.match(
       create,
@@ -748,6 +754,10 @@ describe("program: a sidecar that can't start fails the step fast (issue 9 item 
         (settle.inputs.environment as Record<string, string>).PTM_SCRIPT,
         /stuck on revision/,
       );
+      // A flag a failed or killed admin-API step appended is removed by its record (item 21).
+      const env = settle.inputs.environment as Record<string, string>;
+      assert.equal(env.PTM_STACK, "test");
+      assert.match(env.PTM_SCRIPT, /admin_api_remove "\$ns" "\$kind" "\$name" "\$PTM_STACK"/);
     }
   });
 });
