@@ -4,7 +4,13 @@
 
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { findPatched, probe, readNetworkPolicies, readWorkload } from "./cluster/clusterReads";
+import {
+  findPatched,
+  probe,
+  readNetworkPolicies,
+  readServer,
+  readWorkload,
+} from "./cluster/clusterReads";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
 import {
@@ -308,8 +314,19 @@ async function locateWorkloads(
     readWorkload(cfg.source),
     readWorkload(cfg.target),
   ]);
-  const source = locateTsdb("source", cfg.source, sourceObj);
-  const target = locateTsdb("target", cfg.target, targetObj);
+  // What the running servers say about themselves (at preview too); the spec when they can't.
+  const [sourceServer, targetServer] = await Promise.all([
+    readServer(cfg.source, sourceObj),
+    readServer(cfg.target, targetObj),
+  ]);
+  const source = locateTsdb("source", cfg.source, sourceObj, sourceServer);
+  const target = locateTsdb("target", cfg.target, targetObj, targetServer);
+  for (const [key, loc] of [
+    ["source", source],
+    ["target", target],
+  ] as const) {
+    pulumi.log.info(`${key}: ${discoveryLine(loc)}`);
+  }
   preflight("source", source, sourceObj!);
   preflight("target", target, targetObj!);
   checkDistinctPods(source, target);
@@ -335,7 +352,27 @@ function describeLocation(loc: TsdbLocation) {
     workload: describeRef(loc.ref),
     dataPath: loc.dataPath,
     volume: loc.volume,
+    ...(loc.subPath ? { subPath: loc.subPath } : {}),
+    url: loc.url,
+    adminApi: loc.adminApi,
+    version: loc.version ?? "unknown",
+    storage: loc.storage,
+    server: loc.server.reached ? `asked pod ${loc.server.pod}` : `not reached: ${loc.server.why}`,
+    // Where each value came from: a config key, the running server, or the container spec.
+    sources: loc.sources,
   };
+}
+
+/** One line for the preview: what was found, and where each value came from. */
+function discoveryLine(loc: TsdbLocation): string {
+  const s = loc.sources;
+  const sub = loc.subPath ? ` subPath ${loc.subPath}` : "";
+  return (
+    `${describeRef(loc.ref)}: TSDB ${loc.dataPath} [${s.dataPath}] on volume ${loc.volume}${sub} ` +
+    `[${s.volume}]; API ${loc.url} [${s.url}]; admin API ${loc.adminApi ? "on" : "off"} ` +
+    `[${s.adminApi}]; version ${loc.version ?? "unknown"} [${s.version}]` +
+    (loc.server.reached ? "" : `; server not reached: ${loc.server.why}`)
+  );
 }
 
 /** probe.sh run in the target's Prometheus container, told where the TSDB and the API are. */
@@ -350,7 +387,8 @@ async function probeThroughPrometheus(
   );
   const container = same ? cfg.target.container : own?.name;
   if (!container) return undefined;
-  const loc = locateTsdb("target", { ...cfg.target, ...target, container }, live);
+  const ref = { ...cfg.target, ...target, container };
+  const loc = locateTsdb("target", ref, live, await readServer(ref, live));
   return probe(target, container, snapshotName(), true, {
     PTM_DATA: loc.dataPath,
     PTM_PROM_URL: loc.url,

@@ -10,11 +10,23 @@ import {
   execScript,
   findLabelledWorkloadsCommand,
   getNetworkPoliciesCommand,
+  getPodsCommand,
+  getRawCommand,
   getWorkloadCommand,
 } from "./kubectl";
 import { patchedLabels } from "./naming";
 import { parseProbe, ProbeResult } from "../decisions/sidecarOutput";
 import { WorkloadObject } from "../decisions/workload";
+import {
+  parseCwd,
+  parseFlags,
+  parseVersion,
+  pickPod,
+  PodObject,
+  proxyPath,
+  proxyTarget,
+  ServerReport,
+} from "../decisions/discovery";
 
 // The command's exit code travels on stderr's last line, so that a failing kubectl is an
 // answer to read (RBAC, wrong context, pod not ready) instead of an exception.
@@ -75,6 +87,73 @@ export function readWorkload(ref: WorkloadRef): Promise<WorkloadObject | undefin
     getWorkloadCommand(ref),
     `read ${ref.kind} ${ref.namespace}/${ref.name}`,
   );
+}
+
+/**
+ * Asks the workload's running Prometheus for its flags, runtime info and build info, through
+ * the API server's pod proxy (`kubectl get --raw .../pods/POD:PORT/proxy/<prefix>/api/v1/...`):
+ * no sidecar, Service or port-forward needed, and kubectl's cluster and identity are used.
+ * Never throws for a server that can't be asked: the answer says why, and the caller falls
+ * back to the container spec (discovery.ts).
+ */
+export async function readServer(
+  ref: WorkloadRef,
+  w: WorkloadObject | undefined,
+): Promise<ServerReport> {
+  const c = w?.spec?.template?.spec?.containers?.find((x) => x.name === ref.container);
+  const selector = w?.spec?.selector?.matchLabels ?? {};
+  if (!c || Object.keys(selector).length === 0) {
+    return { reached: false, why: "no container or pod selector to find its pods by" };
+  }
+  const pods = await run(getPodsCommand(ref.namespace, selector, ref.access));
+  if (pods.code !== 0) return { reached: false, why: `listing its pods failed (${said(pods)})` };
+  let items: PodObject[];
+  try {
+    items = (JSON.parse(pods.stdout) as { items?: PodObject[] }).items ?? [];
+  } catch {
+    return { reached: false, why: "kubectl get pods printed something that is not JSON" };
+  }
+  const picked = pickPod(items, ref.container);
+  if (picked.pod === undefined) return { reached: false, why: picked.why };
+  const pod = picked.pod;
+  const target = proxyTarget(ref, c);
+  const get = async (endpoint: string): Promise<{ json?: unknown; why?: string }> => {
+    const path = proxyPath(ref.namespace, pod, target, endpoint);
+    const r = await run(getRawCommand(path, ref.access));
+    if (r.code !== 0) return { why: `GET ${path} failed (${said(r)})` };
+    try {
+      return { json: JSON.parse(r.stdout) as unknown };
+    } catch {
+      return { why: `GET ${path} did not answer JSON: ${r.stdout.slice(0, 120)}` };
+    }
+  };
+  const [flags, runtime, build] = await Promise.all([
+    get("/api/v1/status/flags"),
+    get("/api/v1/status/runtimeinfo"),
+    get("/api/v1/status/buildinfo"),
+  ]);
+  if (flags.why) return { reached: false, why: flags.why };
+  // runtimeinfo and buildinfo exist since 2.14: an older server still tells its flags.
+  const optional = <T>(parse: (j: unknown) => T, a: { json?: unknown }): T | undefined => {
+    try {
+      return a.json === undefined ? undefined : parse(a.json);
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    const cwd = optional(parseCwd, runtime);
+    const version = optional(parseVersion, build);
+    return {
+      reached: true,
+      pod,
+      flags: parseFlags(flags.json),
+      ...(cwd ? { cwd } : {}),
+      ...(version ? { version } : {}),
+    };
+  } catch (e) {
+    return { reached: false, why: (e as Error).message };
+  }
 }
 
 /** The workloads this stack's patches carry the given role label on (see naming.ts). */
@@ -144,4 +223,17 @@ export async function probe(
   } catch (e) {
     throw new StepError(step, `its output does not parse: ${(e as Error).message}`);
   }
+}
+
+/** The pods of a namespace that match a selector, as `kubectl get pods -o json` lists them. */
+export async function readPods<T>(
+  namespace: string,
+  selector: Record<string, string>,
+  access: ClusterAccess | undefined,
+): Promise<T[]> {
+  const list = await getJson<{ items?: T[] }>(
+    getPodsCommand(namespace, selector, access),
+    `list the pods in ${namespace}`,
+  );
+  return list?.items ?? [];
 }

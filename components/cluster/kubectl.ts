@@ -110,6 +110,26 @@ export function getWorkloadCommand(ref: WorkloadRef): string {
   return `${kubectl(ref.access)} get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
 }
 
+/** A read-only command that lists, as JSON, the pods of a namespace with these labels. */
+export function getPodsCommand(
+  namespace: string,
+  labels: Record<string, string>,
+  access: ClusterAccess | undefined,
+): string {
+  const selector = Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return `${kubectl(access)} get pods -n ${shQuote(namespace)} -l ${shQuote(selector)} -o json`;
+}
+
+/**
+ * A read-only GET of an API server path (`kubectl get --raw`), e.g. a pod proxy path that
+ * reaches a Prometheus in its pod without a Service or port-forward.
+ */
+export function getRawCommand(apiPath: string, access: ClusterAccess | undefined): string {
+  return `${kubectl(access)} get --raw ${shQuote(apiPath)}`;
+}
+
 /** A read-only command that lists, as JSON, the Deployments and StatefulSets with these labels. */
 export function findLabelledWorkloadsCommand(
   labels: Record<string, string>,

@@ -3,6 +3,17 @@
 // `kubectl get -o json` prints, so that each rule has a table test.
 
 import { ConfigError, WorkloadRef } from "./config";
+import {
+  normalize,
+  resolveAdminApi,
+  resolveDataPath,
+  resolveStorageFlags,
+  resolveUrl,
+  resolveVersion,
+  ServerReport,
+} from "./discovery";
+
+export { flagValue } from "./discovery";
 
 // The subset of the Kubernetes objects we read. Everything is optional: live JSON omits empty fields.
 export interface VolumeMount {
@@ -94,69 +105,27 @@ export interface TsdbLocation {
   volumes: string[];
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
+  /** The server's version (buildinfo), when it could be asked. */
+  version?: string;
+  /** Retention and block-duration flags, as the server (or the spec) gives them. */
+  storage: Record<string, string>;
+  /** Whether the running server answered, and which pod; or why not. */
+  server: { reached: true; pod: string } | { reached: false; why: string };
+  /** Where each value came from: a config key, the server, or the container spec. */
+  sources: {
+    dataPath: string;
+    volume: string;
+    url: string;
+    adminApi: string;
+    version: string;
+    storage: string;
+  };
 }
 
-// The official image runs `--storage.tsdb.path=/prometheus`; without the flag Prometheus
-// uses `data/` relative to its working directory, /prometheus in that image.
-const IMAGE_DATA_PATH = "/prometheus";
-const IMAGE_WORKDIR = "/prometheus";
-
-/** Reads `--flag=value` or `--flag value` from a Prometheus command line. */
-export function flagValue(argv: string[], flag: string): string | undefined {
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    for (const prefix of [`--${flag}`, `-${flag}`]) {
-      if (a === prefix) return argv[i + 1];
-      if (a.startsWith(prefix + "=")) return a.slice(prefix.length + 1);
-    }
-  }
-  return undefined;
-}
-
-function flagOn(argv: string[], flag: string): boolean {
-  return argv.some((a) => a === `--${flag}` || a === `--${flag}=true` || a === `-${flag}`);
-}
-
-function normalize(path: string): string {
-  const parts: string[] = [];
-  for (const p of path.split("/")) {
-    if (p === "" || p === ".") continue;
-    if (p === "..") parts.pop();
-    else parts.push(p);
-  }
-  return "/" + parts.join("/");
-}
-
+/** Whether path is dir or below it. */
 function isUnder(path: string, dir: string): boolean {
   const d = normalize(dir);
   return path === d || path.startsWith(d === "/" ? "/" : d + "/");
-}
-
-/** The TSDB path the container uses, or undefined when its command line can't tell. */
-export function deriveDataPath(c: Container): string | undefined {
-  const argv = [...(c.command ?? []), ...(c.args ?? [])];
-  // A shell wrapper or env expansion hides the real flags: we can't derive, the user must say.
-  if (argv.some((a) => a.includes("$(") || a === "-c")) return undefined;
-  if (argv.length === 0) return IMAGE_DATA_PATH;
-  const v = flagValue(argv, "storage.tsdb.path");
-  const workdir = c.workingDir ?? IMAGE_WORKDIR;
-  if (v === undefined) return normalize(`${workdir}/data`);
-  return normalize(v.startsWith("/") ? v : `${workdir}/${v}`);
-}
-
-/** The Prometheus API base URL inside the pod, honouring listen address and route prefix. */
-export function deriveUrl(c: Container): string {
-  const argv = [...(c.command ?? []), ...(c.args ?? [])];
-  const listen = flagValue(argv, "web.listen-address") ?? ":9090";
-  const port = listen.slice(listen.lastIndexOf(":") + 1) || "9090";
-  let prefix = flagValue(argv, "web.route-prefix");
-  if (prefix === undefined) {
-    const external = flagValue(argv, "web.external-url");
-    prefix = external ? (external.replace(/^[a-z]+:\/\/[^/]*/i, "") ?? "") : "";
-  }
-  prefix = prefix.replace(/\/+$/, "");
-  if (prefix && !prefix.startsWith("/")) prefix = "/" + prefix;
-  return `http://localhost:${port}${prefix}`;
 }
 
 function volumeKind(w: WorkloadObject, name: string): string | undefined {
@@ -171,14 +140,16 @@ function volumeKind(w: WorkloadObject, name: string): string | undefined {
   return undefined;
 }
 
-// Volumes that can't hold a TSDB; ignored when guessing which volume is the TSDB.
-const CONFIG_VOLUME_KINDS = ["configMap", "secret", "projected", "downwardAPI"];
-
-/** Finds the TSDB in a live workload. Every failure names the config key to fix. */
+/**
+ * Finds the TSDB in a live workload. `server` is what its running Prometheus reported (see
+ * discovery.ts); explicit config keys win over it, and without it the container spec is read.
+ * Every failure names the config key to fix.
+ */
 export function locateTsdb(
   key: "source" | "target",
   ref: WorkloadRef,
   w: WorkloadObject | undefined,
+  server?: ServerReport,
 ): TsdbLocation {
   const what = `${ref.kind} ${ref.namespace}/${ref.name}`;
   if (!w || !w.spec) {
@@ -197,8 +168,10 @@ export function locateTsdb(
     );
   }
   const mounts = c.volumeMounts ?? [];
-  const dataPath = ref.dataPath ? normalize(ref.dataPath) : deriveDataPath(c);
+  const dataPath = resolveDataPath(key, ref, c, server);
+  const path = dataPath.value;
   let mount: VolumeMount | undefined;
+  let volumeFrom: string;
   if (ref.volume) {
     if (volumeKind(w, ref.volume) === undefined) {
       throw new ConfigError(`${key}.volume`, `${what} has no volume "${ref.volume}"`);
@@ -210,43 +183,33 @@ export function locateTsdb(
         `volume "${ref.volume}" is not mounted in container "${ref.container}" of ${what}`,
       );
     }
-    mount = dataPath
-      ? ms.find((m) => isUnder(dataPath, m.mountPath))
-      : ms.length === 1
-        ? ms[0]
-        : undefined;
+    mount = ms.find((m) => isUnder(path, m.mountPath));
     if (!mount) {
       throw new ConfigError(
         `${key}.volume`,
-        dataPath
-          ? `volume "${ref.volume}" is not mounted at the TSDB path ${dataPath} in ${what}`
-          : `volume "${ref.volume}" is mounted more than once in ${what}; set ${key}.dataPath`,
+        `volume "${ref.volume}" is not mounted at the TSDB path ${path} in ${what}`,
       );
     }
-  } else if (dataPath) {
-    // The deepest mount that contains the TSDB path is the one Prometheus writes to.
+    volumeFrom = `config ${key}.volume`;
+  } else {
+    // The deepest mount that contains the TSDB path is the one Prometheus writes to; its
+    // subPath (if any) says which directory of the volume that is.
     const holding = mounts
-      .filter((m) => isUnder(dataPath, m.mountPath))
+      .filter((m) => isUnder(path, m.mountPath))
       .sort((a, b) => normalize(b.mountPath).length - normalize(a.mountPath).length);
     mount = holding[0];
     if (!mount) {
       throw new ConfigError(
         `${key}.volume`,
-        `the TSDB path ${dataPath} of ${what} is not on any volume: its data would not survive a restart`,
+        `the TSDB path ${path} of ${what} (${dataPath.from}) is not on any volume: its data ` +
+          `would not survive a restart. If the path is wrong, set ${key}.dataPath`,
       );
     }
-  } else {
-    const candidates = mounts.filter(
-      (m) => !CONFIG_VOLUME_KINDS.includes(volumeKind(w, m.name) ?? ""),
-    );
-    if (candidates.length !== 1) {
-      throw new ConfigError(
-        `${key}.volume`,
-        `can't tell which volume of ${what} holds the TSDB (the command line does not say, candidates: ` +
-          `${candidates.map((m) => m.name).join(", ") || "none"}); set ${key}.volume and ${key}.dataPath`,
-      );
-    }
-    mount = candidates[0];
+    volumeFrom =
+      `volumeMounts: ${mount.mountPath}` +
+      (mount.subPath ? ` (subPath ${mount.subPath})` : "") +
+      (mount.subPathExpr ? ` (subPathExpr ${mount.subPathExpr})` : "") +
+      ` holds ${path}`;
   }
   const kind = volumeKind(w, mount.name);
   if (kind === undefined) {
@@ -255,7 +218,10 @@ export function locateTsdb(
       `${what} mounts "${mount.name}" but defines no such volume`,
     );
   }
-  const argv = [...(c.command ?? []), ...(c.args ?? [])];
+  const url = resolveUrl(key, ref, c, server);
+  const adminApi = resolveAdminApi(c, server);
+  const version = resolveVersion(server);
+  const storage = resolveStorageFlags(c, server);
   return {
     ref,
     podLabels: { ...(w.spec.template?.metadata?.labels ?? {}) },
@@ -264,13 +230,26 @@ export function locateTsdb(
     mountPath: mount.mountPath,
     subPath: mount.subPath,
     subPathExpr: mount.subPathExpr,
-    dataPath: dataPath ?? normalize(mount.mountPath),
-    url: ref.url ?? deriveUrl(c),
-    adminApi: flagOn(argv, "web.enable-admin-api"),
+    dataPath: path,
+    url: url.value,
+    adminApi: adminApi.value,
     hasArgs: (c.args ?? []).length > 0,
     containers: (pod.containers ?? []).map((x) => x.name),
     volumes: (pod.volumes ?? []).map((v) => v.name),
     securityContext: c.securityContext,
+    ...(version.value ? { version: version.value } : {}),
+    storage: storage.value,
+    server: server?.reached
+      ? { reached: true, pod: server.pod }
+      : { reached: false, why: server ? server.why : "not asked" },
+    sources: {
+      dataPath: dataPath.from,
+      volume: volumeFrom,
+      url: url.from,
+      adminApi: adminApi.from,
+      version: version.from,
+      storage: storage.from,
+    },
   };
 }
 

@@ -3,6 +3,7 @@
 
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../../components/decisions/config";
+import { containersOf, FakeServer, serverFlags } from "../fixtures/workloads";
 
 export interface Recorded {
   type: string;
@@ -25,6 +26,11 @@ export interface FakeCluster {
   denied?: string[];
   /** stdout of command resources, keyed by resource name. */
   commandStdout?: Record<string, string>;
+  /**
+   * The running Prometheus of a workload (`kind/namespace/name`), answering through the pod
+   * proxy; absent: its pods run but the proxy can't reach it (as with a server not listening).
+   */
+  servers?: Record<string, FakeServer>;
 }
 
 export interface RunResult {
@@ -60,6 +66,53 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
     });
     return ok(JSON.stringify({ items }));
   }
+  m = /^kubectl get pods -n '([^']+)' -l '([^']*)' -o json$/.exec(cmd);
+  if (m) {
+    const want = m[2].split(",").map((kv) => kv.split("="));
+    const items = Object.entries(cluster.objects)
+      .filter(([key]) => key.split("/")[1] === m![1])
+      .filter(([, o]) => {
+        const labels = (o as { spec?: { template?: { metadata?: { labels?: Obj } } } }).spec
+          ?.template?.metadata?.labels;
+        return want.every(([k, v]) => labels?.[k] === v);
+      })
+      .map(([key, o]) => fakePod(key, o as Obj));
+    return ok(JSON.stringify({ items }));
+  }
+  m =
+    /^kubectl get --raw '\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/:]+):(\d+)\/proxy(\/.*)?\/api\/v1\/status\/(flags|runtimeinfo|buildinfo)'$/.exec(
+      cmd,
+    );
+  if (m) {
+    const key = Object.keys(cluster.objects).find(
+      (k) => k.split("/")[1] === m![1] && fakePodName(k) === m![2],
+    );
+    const server = key ? cluster.servers?.[key] : undefined;
+    const unavailable = {
+      stdout: "",
+      stderr: `Error from server (ServiceUnavailable): the server is currently unable to handle the request\nptm-exit=1\n`,
+    };
+    if (!key || !server) return unavailable;
+    const c = containersOf(cluster.objects[key] as Obj).find((x) => x.name === server.container);
+    if (!c) return unavailable;
+    const flags = server.flags ?? serverFlags(c.args, server.image);
+    const listen = flags["web.listen-address"];
+    const prefix = flags["web.route-prefix"] === "/" ? "" : flags["web.route-prefix"];
+    if (listen.slice(listen.lastIndexOf(":") + 1) !== m[3]) return unavailable;
+    if ((m[4] ?? "") !== prefix) {
+      return {
+        stdout: "",
+        stderr: `Error from server (NotFound): the server could not find the requested resource\nptm-exit=1\n`,
+      };
+    }
+    const data =
+      m[5] === "flags"
+        ? flags
+        : m[5] === "runtimeinfo"
+          ? { startTime: "2026-01-01T00:00:00Z", CWD: server.image.workingDir }
+          : { version: server.version, revision: "fake", branch: "HEAD" };
+    return ok(JSON.stringify({ status: "success", data }));
+  }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
   m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
@@ -72,6 +125,31 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
     return ok(out);
   }
   throw new Error(`unexpected command in test: ${cmd}`);
+}
+
+type Obj = Record<string, unknown>;
+
+/** The name of a workload's (one) pod: `<name>-0` for a StatefulSet, hashed for a Deployment. */
+function fakePodName(key: string): string {
+  const [kind, , name] = key.split("/");
+  return kind === "statefulset" ? `${name}-0` : `${name}-7c9d8b5f4-x2x7q`;
+}
+
+/** A running, ready pod of a workload, as `kubectl get pods -o json` lists it. */
+function fakePod(key: string, w: Obj): Obj {
+  const containers = containersOf(w);
+  return {
+    metadata: { name: fakePodName(key), namespace: key.split("/")[1] },
+    spec: { containers },
+    status: {
+      phase: "Running",
+      containerStatuses: containers.map((c) => ({
+        name: c.name,
+        ready: true,
+        state: { running: { startedAt: "2026-01-01T00:00:00Z" } },
+      })),
+    },
+  };
 }
 
 /** Delays the mock creation of resources whose names are listed, to expose missing dependencies. */

@@ -1,6 +1,12 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
-import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
+import {
+  bkprStatefulSet,
+  cluster,
+  HELM_LABELS,
+  SOURCE_CONFIG,
+  sourceDeployment,
+} from "../fixtures/workloads";
 import { block, line, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, one, runProgram } from "./harness";
 
@@ -272,8 +278,10 @@ describe("program: phase prepare", () => {
         "prometheus-tsdb-migration.io/role": "target",
       },
     });
-    const [own, c] = containersOf(patch);
+    // BKPR's pod has two containers: Prometheus and its configmap-reload.
+    const [own, reload, c] = containersOf(patch);
     assert.deepEqual(own, { name: "prometheus" });
+    assert.deepEqual(reload, { name: "configmap-reload" });
     assert.equal(c.name, "ptm-rsync");
     assert.deepEqual(c.volumeMounts, [
       { name: "data", mountPath: "/opt/bitnami/prometheus/data" },
@@ -284,11 +292,15 @@ describe("program: phase prepare", () => {
     assert.deepEqual(env.RSYNC_PASSWORD, {
       secretKeyRef: { name: "ptm-rsync-test", key: "password" },
     });
-    assert.equal(
-      c.securityContext,
-      undefined,
-      "pod-level runAsUser 1001 applies to the sidecar as is",
+    // BKPR sets runAsUser 1001 on the Prometheus container (fsGroup 1001 on the pod): copied.
+    assert.deepEqual(c.securityContext, { runAsUser: 1001 });
+    // Discovered from the server, not assumed: BKPR sets no --storage.tsdb.path (issue 10).
+    const target = r.outputs.target as { sources: Record<string, string>; version: string };
+    assert.match(
+      target.sources.dataPath,
+      /"data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus$/,
     );
+    assert.equal(target.version, "2.26.0");
   });
 
   it("exposes the daemon on a ClusterIP Service, port 873, selecting only source pods", async () => {
@@ -296,7 +308,7 @@ describe("program: phase prepare", () => {
     const svc = one(r, "kubernetes:core/v1:Service").inputs;
     const spec = svc.spec as Obj;
     assert.equal(spec.type, "ClusterIP");
-    assert.deepEqual(spec.selector, { app: "prometheus", component: "server", release: "prom" });
+    assert.deepEqual(spec.selector, HELM_LABELS);
     assert.deepEqual(spec.ports, [{ name: "rsync", port: 873, targetPort: 8873, protocol: "TCP" }]);
     assert.equal((svc.metadata as Obj).namespace, "monitoring");
     assert.equal(
@@ -311,7 +323,7 @@ describe("program: phase prepare", () => {
     const np = one(r, "kubernetes:networking.k8s.io/v1:NetworkPolicy").inputs;
     const spec = np.spec as Obj;
     assert.deepEqual(spec.podSelector, {
-      matchLabels: { app: "prometheus", component: "server", release: "prom" },
+      matchLabels: HELM_LABELS,
     });
     const [rsync, others] = spec.ingress as Obj[];
     assert.deepEqual(rsync.from, [
@@ -527,9 +539,10 @@ describe("program: bad input is refused before anything is declared", () => {
       error: /:target\.volume: .* has no volume "nope"/,
     },
     {
-      name: "ambiguous volume",
+      name: "TSDB path unknown: the server can't be asked and the spec hides it (issue 10)",
       config: { phase: "prepare", source: SOURCE_CONFIG },
       mutate: (c) => {
+        delete c.servers!["deployment/monitoring/prometheus-server"];
         const prom = (
           (
             (
@@ -539,20 +552,9 @@ describe("program: bad input is refused before anything is declared", () => {
           ).containers as Obj[]
         )[1];
         prom.command = ["sh", "-c", "exec prometheus --storage.tsdb.path=$DATA"];
-        prom.volumeMounts = [
-          { name: "storage-volume", mountPath: "/data" },
-          { name: "scratch", mountPath: "/scratch" },
-        ];
-        (
-          (
-            (
-              ((c.objects["deployment/monitoring/prometheus-server"] as Obj).spec as Obj)
-                .template as Obj
-            ).spec as Obj
-          ).volumes as Obj[]
-        ).push({ name: "scratch", persistentVolumeClaim: { claimName: "s" } });
       },
-      error: /:source\.volume: can't tell which volume .* candidates: storage-volume, scratch/,
+      error:
+        /:source\.dataPath: can't tell where Deployment monitoring\/prometheus-server keeps its TSDB: the server could not be asked \(GET .* failed \(exit 1: Error from server \(ServiceUnavailable\).*Set source\.dataPath/,
     },
     {
       name: "source equals target",
