@@ -162,17 +162,19 @@ count_window() { # end_ms
       { s = "{__name__=\"" $0 "\"" inner "}[" r "ms]"
         printf "%s(sum(count_over_time(%s) and histogram_count(rate(%s))) or vector(0))", (NR > 1 ? " + " : ""), s, s }
     ' "$work/batch")"
+    [ "$histograms" = true ] || continue
     n="$(query_at "$q" $(($1 - 1)))"
     hist=$((hist + n))
   done
   echo "$total $hist"
 }
 
-# The server's major version (buildinfo): 3.x range selectors are left-open.
-major_version() {
+# The server's "MAJOR MINOR" version (buildinfo): 3.x range selectors are
+# left-open; before 2.40 there are no native histograms (nor histogram_count).
+server_version() {
   body="$(http_get "$PROM_URL/api/v1/status/buildinfo" 30)" ||
     die "GET $PROM_URL/api/v1/status/buildinfo failed: the window range depends on the version (3.x ranges are left-open)"
-  v="$(printf '%s\n' "$body" | sed -n 's/.*"version":"v\{0,1\}\([0-9][0-9]*\)\..*/\1/p')"
+  v="$(printf '%s\n' "$body" | sed -n 's/.*"version":"v\{0,1\}\([0-9][0-9]*\)\.\([0-9][0-9]*\)\..*/\1 \2/p')"
   [ -n "$v" ] || die "no version in $PROM_URL/api/v1/status/buildinfo: $(printf '%s' "$body" | cut -c1-200)"
   echo "$v"
 }
@@ -298,11 +300,17 @@ else
 fi
 windows=""
 if [ "$#" -gt 0 ]; then
-  major="$(major_version)"
+  version="$(server_version)"
+  major="${version% *}"
+  minor="${version#* }"
+  histograms=true
+  if [ "$major" -lt 2 ] || { [ "$major" -eq 2 ] && [ "$minor" -lt 40 ]; }; then
+    histograms=false # no native histograms before 2.40: every window has 0
+  fi
   # [E - window, E) evaluated at E - 1 ms: 2.x [t - r, t] needs r = window - 1 ms,
   # 3.x (t - r, t] needs r = window.
   if [ "$major" -ge 3 ]; then range_ms="$window_ms"; else range_ms=$((window_ms - 1)); fi
-  log "Prometheus major version $major: range ${range_ms}ms at E - 1 ms"
+  log "Prometheus $major.$minor: range ${range_ms}ms at E - 1 ms, native histograms counted: $histograms"
 fi
 for e in "$@"; do
   c="$(count_window "$e")"

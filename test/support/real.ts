@@ -115,6 +115,10 @@ export async function startPrometheus(opts: {
   adminApi?: boolean;
   binary?: string;
   extraArgs?: string[];
+  /** Extra `global:` settings, e.g. {scrape_native_histograms: "true"} (3.x only). */
+  global?: Record<string, string>;
+  /** Extra scrape jobs: [job name, host:port targets]. */
+  jobs?: [string, string[]][];
 }): Promise<Prom> {
   const port = await freePort();
   fs.mkdirSync(opts.dataDir, { recursive: true });
@@ -123,13 +127,18 @@ export async function startPrometheus(opts: {
     .scrape(port)
     .map((t) => `'${t}'`)
     .join(", ");
+  const global = Object.entries(opts.global ?? {}).map(([k, v]) => `, ${k}: ${v}`);
   fs.writeFileSync(
     cfg,
     [
-      `global: {scrape_interval: ${opts.intervalS ?? 2}s, evaluation_interval: 60s}`,
+      `global: {scrape_interval: ${opts.intervalS ?? 2}s, evaluation_interval: 60s${global.join("")}}`,
       "scrape_configs:",
       "  - job_name: prom",
       `    static_configs: [{targets: [${targets}]}]`,
+      ...(opts.jobs ?? []).flatMap(([job, ts]) => [
+        `  - job_name: ${job}`,
+        `    static_configs: [{targets: [${ts.map((t) => `'${t}'`).join(", ")}]}]`,
+      ]),
       "",
     ].join("\n"),
   );
