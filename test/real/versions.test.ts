@@ -213,7 +213,11 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
       assert.equal(srcProbe.buildinfo?.version.replace(/\+.*/, ""), srcVersion);
       assert.equal(tgtProbe.buildinfo?.version.replace(/\+.*/, ""), tgtVersion);
       // histogram_count() has a value only for native histogram samples.
-      const hist = (p: Prom) => queryValue(p.url, 'count(histogram_count(prometheus_http_request_duration_seconds{job="exporter"}))');
+      const hist = (p: Prom) =>
+        queryValue(
+          p.url,
+          'count(histogram_count(prometheus_http_request_duration_seconds{job="exporter"}))',
+        );
       if (srcVersion !== "2.26.0")
         assert.ok((await hist(src)) > 0, "the source holds native histograms");
       assert.ok((await hist(tgt)) > 0, "the target scrapes native histograms");
