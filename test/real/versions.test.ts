@@ -51,9 +51,15 @@ import {
 
 const CACHE = process.env["PTM_CACHE"] ?? "/var/cache/ptm";
 const bin = (v: string) => path.join(CACHE, `prometheus-${v}`, "bin", "prometheus");
-/** The 3.x LTS (3.13 is LTS until July 2027) and the newest 3.x at the time of writing. */
-export const LTS = "3.13.5";
-export const NEWEST = "3.16.0";
+/**
+ * The 3.x LTS (3.13 is LTS until July 2027) and the newest 3.x: the two lines of
+ * test/real/prometheus-3-versions, which CI builds (.ci/run).
+ */
+const [LTS, NEWEST] = fs
+  .readFileSync(path.join(__dirname, "prometheus-3-versions"), "utf8")
+  .split("\n")
+  .filter((l) => /^3\.\d+\.\d+$/.test(l.trim()))
+  .map((l) => l.trim()) as [string, string];
 
 interface Side {
   version: string;
