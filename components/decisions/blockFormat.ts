@@ -10,14 +10,16 @@
 // - index format (first bytes of the index file: magic 0xBAAAD700, then the format version;
 //   tsdb/index/index.go): 1 and 2 are read by every 2.x; 3 only by 2.55 and later ("a
 //   Prometheus v3 TSDB can only be read by a Prometheus v2.55 or newer": docs/migration.md).
-//   2.26 to 3.13 all write 2.
+//   2.26 to 3.16 all write 2.
 // - chunk encodings: XOR (floats) everywhere; native histogram chunks (EncHistogram,
 //   EncFloatHistogram) from 2.40.0 on (2.26's chunkenc knows only XOR); histograms with
 //   custom buckets (NHCB, written by 3.x) are decoded by 2.55 (its chunkenc reads the custom
-//   values; 2.42's does not), so histograms written by 3.x go to 2.55 or later only; XOR2
-//   (the experimental `xor2-encoding` feature, 3.11.0) only by releases that have it, and
-//   "this encoding can change in any Prometheus version" (docs/feature_flags.md), so only by
-//   the source's own version.
+//   values; 2.42's does not), so histograms written by 3.x go to 2.55 or later only.
+//   The experimental encodings that store start timestamps, XOR2 (`xor2-encoding`, 3.11.0)
+//   and EncHistogramST/EncFloatHistogramST (`histograms-st-encoding`, 3.14.0; both switched
+//   on by `st-storage`, 3.15.0), are written only under those feature flags, read only by
+//   releases that have them, and "can change in any Prometheus version"
+//   (docs/feature_flags.md): such blocks go only to the source's own release.
 // Which chunk encodings a block holds is not in meta.json except as counts: 3.x (and late
 // 2.x) write stats.numFloatSamples/numHistogramSamples; older writers only numSamples. What
 // the counts don't say is taken from the source: a release before 2.40 never wrote histograms,
@@ -37,8 +39,15 @@ export const INDEX_V3_READERS_FROM = "2.55.0";
 export const HISTOGRAM_READERS_FROM = "2.40.0";
 /** The first release seen to decode custom-bucket histogram chunks (v0.55.1 chunkenc). */
 export const NHCB_READERS_FROM = "2.55.0";
-/** The release that added the experimental XOR2 float chunk encoding (CHANGELOG 3.11.0). */
-export const XOR2_FROM = "3.11.0";
+/**
+ * Feature flags under which the source writes experimental chunk encodings (XOR2, histogram
+ * chunks with start timestamps): CHANGELOG 3.11.0, 3.14.0, 3.15.0.
+ */
+export const EXPERIMENTAL_CHUNK_FEATURES = [
+  "xor2-encoding",
+  "histograms-st-encoding",
+  "st-storage",
+];
 
 /** Where the blocks come from: the source server's version and flags (its probe). */
 export interface BlockWriter {
@@ -87,10 +96,10 @@ function safeVersion(s: string): Version | undefined {
   }
 }
 
-/** Whether the source may write XOR2 chunks (--enable-feature=xor2-encoding). */
-function writesXor2(writer: BlockWriter): boolean {
+/** The experimental chunk-encoding features the source runs with (EXPERIMENTAL_CHUNK_FEATURES). */
+function experimentalChunks(writer: BlockWriter): string[] {
   const features = (writer.flags?.["enable-feature"] ?? "").split(",").map((f) => f.trim());
-  return features.includes("xor2-encoding");
+  return EXPERIMENTAL_CHUNK_FEATURES.filter((f) => features.includes(f));
 }
 
 /** Why the target can't read this block, or undefined when it can. */
@@ -128,10 +137,11 @@ export function unreadableBecause(
       `${writer.version ?? "an unknown version"}, possibly with custom buckets (NHCB), decoded only by ${NHCB_READERS_FROM} and later`
     );
   }
-  if (writesXor2(writer) && (!atLeast(t, 3, 11) || writer.version !== target)) {
+  const experimental = experimentalChunks(writer);
+  if (experimental.length > 0 && (!atLeast(t, 3, 11) || writer.version !== target)) {
     return (
-      `the source writes XOR2 chunks (--enable-feature=xor2-encoding, experimental; the encoding ` +
-      `may change in any version), read only by the same release (${writer.version ?? "unknown"})`
+      `the source writes experimental chunk encodings (--enable-feature=${experimental.join(",")}; ` +
+      `they may change in any version), read only by the same release (${writer.version ?? "unknown"})`
     );
   }
   return undefined;

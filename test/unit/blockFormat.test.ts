@@ -166,9 +166,23 @@ describe("version gate: can the target read the blocks?", () => {
       { stats: floats3x },
       "3.16.0",
       w313xor2,
-      /XOR2 chunks .* same release \(3\.13\.5\)/,
+      /experimental chunk encodings \(--enable-feature=xor2-encoding; .* same release \(3\.13\.5\)/,
     ],
-    ["XOR2 source -> 2.55", { stats: floats3x }, "2.55.1", w313xor2, /XOR2/],
+    ["XOR2 source -> 2.55", { stats: floats3x }, "2.55.1", w313xor2, /xor2-encoding/],
+    [
+      "st-storage source (3.16) -> 3.16 (same release)",
+      { stats: hist3x },
+      "3.16.0",
+      { version: "3.16.0", flags: { "enable-feature": "st-storage,exemplar-storage" } },
+      undefined,
+    ],
+    [
+      "histograms-st-encoding source (3.14) -> 3.16",
+      { stats: hist3x },
+      "3.16.0",
+      { version: "3.14.0", flags: { "enable-feature": "histograms-st-encoding" } },
+      /--enable-feature=histograms-st-encoding; .* same release \(3\.14\.0\)/,
+    ],
     ["target version unknown", {}, "", w313, /target's version is unknown/],
   ];
   for (const [what, over, target, writer, refusal] of cases) {
