@@ -1,6 +1,10 @@
 import * as command from "@pulumi/command";
+import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { execScript } from "../cluster/kubectl";
+import { k8sName, migrationLabels } from "../cluster/naming";
+import { iso } from "../decisions/time";
+import { parseRecord, serializeRecord, VerificationRecord } from "../decisions/verificationRecord";
 import {
   CountsResult,
   ExpectedBlock,
@@ -28,15 +32,17 @@ export interface MigrationVerificationArgs {
   loadedDownToMs: pulumi.Input<number>;
   /**
    * The plan's blocks (`expectedBlocks(plan.blocks)`): the target must have loaded exactly
-   * these IDs with these numSamples and numSeries. When not given, the blocks are not checked
-   * (and the result says so), and no window compared is a failure.
+   * these IDs with these numSamples and numSeries (or blocks compacted from them).
    */
-  blocks?: pulumi.Input<ExpectedBlock[]>;
+  blocks: pulumi.Input<ExpectedBlock[]>;
   /** The plan's gap: with no blocks and no gap there is nothing to verify. */
-  gapMs?: pulumi.Input<number>;
+  gapMs: pulumi.Input<number>;
   /** The install step; verification runs after it. */
   after: pulumi.Resource[];
 }
+
+/** Key of the record in its ConfigMap. */
+const RECORD_KEY = "record.json";
 
 /** The verdict (ok only when something was proven), with both servers' TSDB health. */
 export type VerificationResult = Verification;
@@ -51,6 +57,8 @@ export type VerificationResult = Verification;
  */
 export class MigrationVerification extends pulumi.ComponentResource {
   public readonly result: pulumi.Output<VerificationResult>;
+  /** The plan and the source's counts as taken at the install: what later runs verify against. */
+  public readonly record: pulumi.Output<VerificationRecord>;
 
   constructor(
     name: string,
@@ -63,15 +71,17 @@ export class MigrationVerification extends pulumi.ComponentResource {
       loc: TsdbLocation,
       container: string,
       env: Record<string, string>,
+      windows: pulumi.Input<number[]> = args.windowEnds,
+      after: pulumi.Resource[] = args.after,
     ): pulumi.Output<CountsResult> =>
-      pulumi.output(args.windowEnds).apply((ends) =>
+      pulumi.output(windows).apply((ends) =>
         command.local
           .runOutput(
             {
               ...execScript(loc.ref, container, "counts", ends.map(String), env),
               logging: "stderr",
             },
-            { parent: this, dependsOn: args.after },
+            { parent: this, dependsOn: after },
           )
           .apply((r) => {
             try {
@@ -86,27 +96,71 @@ export class MigrationVerification extends pulumi.ComponentResource {
             }
           }),
       );
-    const target = pulumi
-      .all([args.loadedDownToMs, args.blocks])
-      .apply(([ms, blocks]) =>
-        counts("target", args.target, args.targetContainer, loadWaitEnv(ms, blocks)),
-      );
+    // The record, taken once at the install and kept in the state (ignoreChanges): later
+    // runs verify against it, not against live servers whose data has moved on since.
     const source = counts("source", args.source, args.sourceContainer, {});
-
-    this.result = pulumi
-      .all([args.windowEnds, source, target, args.targetEarliestMs, args.blocks, args.gapMs])
-      .apply(([windowEnds, s, t, earliest, blocks, gapMs]) => {
-        const v = verifyMigration({
+    const taken = pulumi
+      .all([
+        args.windowEnds,
+        args.targetEarliestMs,
+        args.loadedDownToMs,
+        args.blocks,
+        args.gapMs,
+        source,
+      ])
+      .apply(([windowEnds, targetEarliestMs, loadedDownToMs, blocks, gapMs, s]) => {
+        // A load-wait time that would pass at once is refused before it is frozen.
+        loadWaitEnv(loadedDownToMs, blocks);
+        return serializeRecord({
+          frozenAtMs: Date.now(),
           windowEnds,
-          source: s,
-          target: t,
-          targetEarliestMs: earliest,
+          targetEarliestMs,
+          loadedDownToMs: blocks.length === 0 ? 0 : loadedDownToMs,
           blocks,
           gapMs,
+          source: s,
         });
-        if (!v.ok) throw new Error(`verification failed: ${v.summary}`);
-        return v;
       });
+    const record = new k8s.core.v1.ConfigMap(
+      `${name}-record`,
+      {
+        metadata: {
+          name: k8sName("ptm-verification", pulumi.getStack()),
+          namespace: args.target.ref.namespace,
+          labels: migrationLabels("verification-record"),
+        },
+        data: { [RECORD_KEY]: taken },
+      },
+      { parent: this, dependsOn: args.after, ignoreChanges: ["data"] },
+    );
+    this.record = record.data.apply((d) => parseRecord(d?.[RECORD_KEY] ?? ""));
+    const target = this.record.apply((r) =>
+      counts(
+        "target",
+        args.target,
+        args.targetContainer,
+        loadWaitEnv(r.loadedDownToMs, r.blocks),
+        r.windowEnds,
+        [record],
+      ),
+    );
+
+    // `taken` too, so that a refusal while taking the record fails this step's result.
+    this.result = pulumi.all([taken, this.record, target]).apply(([, r, t]) => {
+      const v = verifyMigration({
+        windowEnds: r.windowEnds,
+        source: r.source,
+        target: t,
+        targetEarliestMs: r.targetEarliestMs,
+        blocks: r.blocks,
+        gapMs: r.gapMs,
+      });
+      if (!v.ok) throw new Error(`verification failed: ${v.summary}`);
+      return {
+        ...v,
+        summary: `${v.summary}; against the record taken at the install (${iso(r.frozenAtMs)})`,
+      };
+    });
     this.registerOutputs({ result: this.result });
   }
 }

@@ -31,6 +31,11 @@ export interface FakeCluster {
    * proxy; absent: its pods run but the proxy can't reach it (as with a server not listening).
    */
   servers?: Record<string, FakeServer>;
+  /**
+   * State a resource already has, keyed by resource name: what an earlier `up` left there
+   * (e.g. a value kept by ignoreChanges). It overrides the inputs in the mock's state.
+   */
+  priorState?: Record<string, Record<string, unknown>>;
 }
 
 export interface RunResult {
@@ -199,6 +204,7 @@ export async function runWith(
         }
         if (args.type === "command:local:Command")
           state.stdout = cluster.commandStdout?.[args.name] ?? "";
+        Object.assign(state, cluster.priorState?.[args.name] ?? {});
         return { id: `${args.name}-id`, state };
       },
       call: (args) => {

@@ -5,6 +5,7 @@ import { sidecarScript } from "../../components/cluster/kubectl";
 import { TsdbLocation } from "../../components/decisions/workload";
 import { ExpectedBlock } from "../../components/decisions/verify";
 import { MigrationVerification } from "../../components/steps/migrationVerification";
+import { serializeRecord } from "../../components/decisions/verificationRecord";
 import { parseWait } from "../../components/decisions/sidecarOutput";
 import { byType, FakeCluster, one, runProgram, runWith } from "./harness";
 
@@ -337,6 +338,8 @@ function verification(args: {
       targetEarliestMs: T0 + 5 * H,
       after: [],
       ...args,
+      blocks: args.blocks ?? EXPECTED,
+      gapMs: args.gapMs ?? 0,
     });
     return { verification: v.result };
   };
@@ -403,10 +406,6 @@ describe("MigrationVerification (issue 9)", () => {
         ),
         /verification: loadedDownToMs must be a ms timestamp .*, got (Infinity|NaN)/,
       );
-      await assert.rejects(
-        runWith({}, counted(), verification({ windowEnds: ENDS, loadedDownToMs: bad })),
-        /loadedDownToMs must be a ms timestamp/,
-      );
     });
   }
 
@@ -421,9 +420,9 @@ describe("MigrationVerification (issue 9)", () => {
     assert.match(cmd!, new RegExp(`'PTM_WAIT_LOADED_MS=${T0}' 'PTM_LIST_BLOCKS=true'`));
     const v = r.outputs.verification as Record<string, unknown>;
     assert.equal(v.ok, true);
-    assert.equal(
-      v.summary,
-      "4 windows, 8,000 source samples, all on the target; 3 blocks: IDs and sample/series counts equal, all loaded",
+    assert.match(
+      String(v.summary),
+      /^4 windows, 8,000 source samples, all on the target; 3 blocks: IDs and sample\/series counts equal, all loaded; against the record taken at the install \(20\d\d-/,
     );
   });
   it("a planned block missing on the target fails the up, naming it", async () => {
@@ -450,3 +449,79 @@ describe("MigrationVerification (issue 9)", () => {
     );
   });
 });
+
+describe("MigrationVerification: the record frozen at the install (issue 9 item 8)", () => {
+  // Later ups see live servers that moved on: the source's retention dropped its oldest data,
+  // so its first window now counts 0 while the target still holds those samples.
+  const retained = windows.map((w, i) => (i === 0 ? { ...w, count: 0 } : w));
+  const later = (): FakeCluster => ({
+    objects: {},
+    exec: {
+      "ptm-rsyncd:counts": line({ windows: retained, health }),
+      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
+    },
+  });
+  const live = { windowEnds: ENDS, loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 };
+  const liveArgs = { ...live };
+
+  it("the live state alone would fail the good migration (the record is what saves it)", async () => {
+    await assert.rejects(
+      runWith({}, later(), verificationWith(liveArgs)),
+      /verification failed: 1 of 4 windows differ: .* source 0 target 2000 \(equal\)/,
+    );
+  });
+
+  it("verifies the target against the record: its windows, its source counts, its plan", async () => {
+    const c = later();
+    c.priorState = {
+      "verification-record": {
+        data: {
+          "record.json": serializeRecord({
+            frozenAtMs: T0 + 8 * H,
+            windowEnds: ENDS,
+            targetEarliestMs: T0 + 5 * H,
+            loadedDownToMs: T0,
+            blocks: EXPECTED,
+            gapMs: 0,
+            source: { windows, health },
+          }),
+        },
+      },
+    };
+    const r = await runWith({}, c, verificationWith(liveArgs));
+    const v = r.outputs.verification as Record<string, unknown>;
+    assert.equal(v.ok, true, String(v.summary));
+    assert.match(String(v.summary), /^4 windows, 8,000 source samples, all on the target; /);
+    assert.ok(
+      String(v.summary).endsWith(
+        `; against the record taken at the install (${new Date(T0 + 8 * H).toISOString()})`,
+      ),
+      String(v.summary),
+    );
+    const cm = one(r, "kubernetes:core/v1:ConfigMap", "verification-record");
+    assert.equal((cm.inputs.metadata as Record<string, unknown>).namespace, "kubeprod");
+  });
+});
+
+function verificationWith(args: {
+  windowEnds: number[];
+  loadedDownToMs: number;
+  blocks: ExpectedBlock[];
+  gapMs: number;
+  targetEarliestMs?: number;
+}) {
+  const loc = (kind: "Deployment" | "StatefulSet", namespace: string, name: string, c: string) =>
+    ({ ref: { kind, namespace, name, container: c } }) as unknown as TsdbLocation;
+  return async () => {
+    const v = new MigrationVerification("verification", {
+      source: loc("Deployment", "monitoring", "prometheus-server", "prometheus-server"),
+      sourceContainer: "ptm-rsyncd",
+      target: loc("StatefulSet", "kubeprod", "prometheus", "prometheus"),
+      targetContainer: "ptm-rsync",
+      targetEarliestMs: T0 + 5 * H,
+      after: [],
+      ...args,
+    });
+    return { verification: v.result };
+  };
+}
