@@ -304,13 +304,21 @@ start kube-scheduler "${K8S_BIN}/kube-scheduler" \
   --authorization-kubeconfig "${PTM_LAB}/kube-scheduler.kubeconfig" \
   --bind-address 127.0.0.1 --leader-elect=false --v=1
 
-# Images: import into containerd's k8s.io namespace when missing or changed.
+# Images: import into containerd's k8s.io namespace when missing or changed: every image
+# test/lab/images/build.sh left in ${PTM_CACHE}/images (Prometheus images of other versions
+# and shapes too), by the name in its manifest (docker.io/ for names without a registry).
 mkdir -p "${PTM_LAB}/images"
-imgs=(pause:registry.k8s.io/pause:3.10 prometheus:docker.io/ptm/prometheus:2.42 rsync:docker.io/ptm/rsync:latest)
-((dns == 0)) || imgs+=("coredns:docker.io/ptm/coredns:${COREDNS_VER#v}")
-for img in "${imgs[@]}"; do
-  name="${img%%:*}" ref="${img#*:}"
-  file="${PTM_CACHE}/images/${name}.tar" stamp="${PTM_LAB}/images/${name}.sha256"
+for file in "${PTM_CACHE}"/images/*.tar; do
+  name="$(basename "${file}" .tar)"
+  [[ "${name}" != coredns ]] || ((dns == 1)) || continue
+  ref="$(tar -xOf "${file}" ./manifest.json | jq -r '.[0].RepoTags[0]')"
+  first="${ref%%/*}"
+  if [[ "${ref}" != */* ]]; then
+    ref="docker.io/library/${ref}"
+  elif [[ "${first}" != *.* && "${first}" != *:* ]]; then
+    ref="docker.io/${ref}"
+  fi
+  stamp="${PTM_LAB}/images/${name}.sha256"
   sum="$(sha256sum "${file}" | cut -d' ' -f1)"
   if [[ "$(cat "${stamp}" 2>/dev/null)" == "${sum}" ]] &&
     ctr --address "${CTRD_SOCK}" -n k8s.io images ls -q | grep -x "${ref}" >/dev/null; then
