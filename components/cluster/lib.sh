@@ -58,3 +58,38 @@ admin_api_remove() { # NAMESPACE KIND NAME STACK
   echo "admin-api: removing $ADMIN_FLAG from $2 $1/$3 container $c${at:+ (args[$at])}, as recorded on it" >&2
   kc patch "$2" "$3" -n "$1" --type=json -p "[$ops]" >&2
 }
+
+# Whether restarting a Prometheus now drops some of its own samples, from probe.sh's one JSON
+# line on stdin: on start it replays its WAL only above the newest block's maxTime, so head
+# samples older than that are lost until a head compaction has persisted them. The same rule
+# as components/decisions/restartRisk.ts (2h blocks; the head moves on once it spans 3h).
+# Prints "safe", "unknown" (the head's range could not be read) or
+# "risk LOSS_FROM_MS LOSS_TO_MS SAFE_AFTER_MS".
+restart_risk() {
+  awk '
+    function num(s, key,   m) {
+      if (match(s, "\"" key "\":-?[0-9]+")) { m = substr(s, RSTART, RLENGTH); sub(/.*:/, "", m); return m + 0 }
+      return ""
+    }
+    {
+      line = $0
+      i = index(line, "\"snapshotBlocks\":"); blocks = (i > 0) ? substr(line, 1, i) : line
+      newest = ""
+      while (match(blocks, /"maxTime":-?[0-9]+/)) {
+        v = substr(blocks, RSTART + 10, RLENGTH - 10) + 0
+        if (newest == "" || v > newest) newest = v
+        blocks = substr(blocks, RSTART + RLENGTH)
+      }
+      j = index(line, "\"headStats\":{")
+      if (index(line, "\"tsdb\":null") > 0 || j == 0) { print "unknown"; exit }
+      head = substr(line, j + 12); head = substr(head, 1, index(head, "}"))
+      series = num(head, "numSeries"); hmin = num(head, "minTime"); hmax = num(head, "maxTime")
+      if (series == "" || hmin == "" || hmax == "") { print "unknown"; exit }
+      # An empty head: no series, or the sentinels of an empty range.
+      if (series == 0 || hmin > hmax || hmin >= 1e15 || hmax <= 0 || newest == "" || hmin >= newest) { print "safe"; exit }
+      to = (newest < hmax) ? newest : hmax
+      b = 7200000
+      safe = (newest % b == 0 ? newest : (int(newest / b) + 1) * b) + 3600000 + 180000
+      printf "risk %.0f %.0f %.0f\n", hmin, to, safe
+    }'
+}

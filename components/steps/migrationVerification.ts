@@ -125,7 +125,8 @@ export class MigrationVerification extends pulumi.ComponentResource {
       `${name}-record`,
       {
         metadata: {
-          name: k8sName("ptm-verification", pulumi.getStack()),
+          // One per verified replica: named after the step.
+          name: k8sName("ptm", pulumi.getStack(), name),
           namespace: args.target.ref.namespace,
           labels: migrationLabels("verification-record"),
         },

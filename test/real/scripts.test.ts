@@ -5,7 +5,18 @@ import * as assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { H, backfill, killAll, mkTemp, runJson, runScript } from "../support/real";
+import {
+  H,
+  REPO,
+  backfill,
+  busyboxPath,
+  killAll,
+  mkTemp,
+  runJson,
+  runScript,
+} from "../support/real";
+import { restartRisk } from "../../components/decisions/restartRisk";
+import { headRange } from "../../components/decisions/tsdb";
 
 interface SnapshotOut {
   snapshot: string;
@@ -184,4 +195,87 @@ describe("sidecar scripts without a server", function () {
       stdio: "inherit",
     });
   });
+});
+
+// The destroy guard (components/cluster/restart-guard.sh) decides with lib.sh's restart_risk,
+// on probe.sh's JSON line; the revert decides with restartRisk.ts. They must agree, under the
+// machine's awk and under busybox's.
+describe("restart_risk (sh) agrees with restartRisk.ts", () => {
+  const T = 1_764_000_000_000 - (1_764_000_000_000 % (2 * H));
+  const block = (minTime: number, maxTime: number, parents: number[] = []) => ({
+    ulid: "01HZZZZZZZZZZZZZZZZZZZZZZZ",
+    minTime,
+    maxTime,
+    stats: { numSamples: 10 },
+    compaction: { level: parents.length ? 2 : 1, parents: parents.map((m) => ({ maxTime: m })) },
+    sizeBytes: 1,
+  });
+  const head = (numSeries: number, minTime: number, maxTime: number) => ({
+    headStats: { numSeries, numLabelPairs: 3, chunkCount: 5, minTime, maxTime },
+    seriesCountByMetricName: [{ name: "up", value: 1 }],
+  });
+  const cases: {
+    name: string;
+    blocks: ReturnType<typeof block>[];
+    tsdb: unknown;
+    snap?: unknown[];
+  }[] = [
+    {
+      name: "head older than an imported block",
+      blocks: [block(T - 8 * H, T + 2 * H)],
+      tsdb: head(9, T - H, T + 3 * H),
+    },
+    { name: "head newer than every block", blocks: [block(T - 8 * H, T)], tsdb: head(9, T, T + H) },
+    {
+      name: "empty head (sentinels)",
+      blocks: [block(T - 8 * H, T)],
+      tsdb: head(0, 2 ** 63, -(2 ** 63)), // MaxInt64, MinInt64 (as JSON prints them: integers)
+    },
+    { name: "no blocks", blocks: [], tsdb: head(9, T - H, T) },
+    {
+      name: "head ends before the newest block",
+      blocks: [block(T, T + 6 * H, [T + 2 * H])],
+      tsdb: head(9, T + H, T + 3 * H),
+    },
+    {
+      name: "a snapshot's blocks don't count",
+      blocks: [block(T - 8 * H, T)],
+      tsdb: head(9, T, T + H),
+      snap: [block(T, T + 4 * H)],
+    },
+    { name: "tsdb unreadable", blocks: [block(T - 8 * H, T)], tsdb: null },
+  ];
+  for (const shell of ["sh", "busybox"] as const) {
+    for (const c of cases) {
+      it(`${c.name} (${shell})`, () => {
+        const line = JSON.stringify({
+          blocks: c.blocks,
+          snapshotBlocks: c.snap ?? [],
+          buildinfo: null,
+          flags: null,
+          tsdb: c.tsdb,
+          dfAvailableBytes: 1,
+          nowMs: T,
+        });
+        const env = shell === "busybox" ? { ...process.env, PATH: busyboxPath() } : process.env;
+        const got = execFileSync(
+          shell === "busybox" ? path.join(busyboxPath(), "sh") : "sh",
+          ["-c", `. "${path.join(REPO, "components/cluster/lib.sh")}"; restart_risk`],
+          { input: line + "\n", env },
+        )
+          .toString()
+          .trim();
+        const tsdb = c.tsdb as {
+          headStats: { numSeries: number; minTime: number; maxTime: number };
+        } | null;
+        const want =
+          tsdb === null
+            ? "unknown"
+            : ((r) => (r ? `risk ${r.lossFromMs} ${r.lossToMs} ${r.safeAfterMs}` : "safe"))(
+                restartRisk(c.blocks, headRange({ ...tsdb.headStats, chunkCount: 0 } as never)),
+              );
+        assert.equal(got, want);
+      });
+    }
+  }
 });

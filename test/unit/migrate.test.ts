@@ -64,6 +64,7 @@ describe("program: phase migrate", () => {
       "source-rsync-daemon-rollout",
       "source-rsync-daemon-settle",
       "source-snapshot",
+      "target-restart-guard",
       "target-rsync-client-rollout",
       "target-rsync-client-settle",
     ]);

@@ -9,6 +9,7 @@ import {
 } from "../fixtures/workloads";
 import { block, line, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, one, runProgram } from "./harness";
+import { sidecarScript } from "../../components/cluster/kubectl";
 
 const PATCH_TYPES = ["kubernetes:apps/v1:DeploymentPatch", "kubernetes:apps/v1:StatefulSetPatch"];
 
@@ -44,9 +45,9 @@ function targetWithSidecar(
 }
 
 describe("program: phase unset (revert)", () => {
-  it("declares no resource at all, so every earlier one is deleted", async () => {
+  it("declares only the destroy guard, so every earlier resource is deleted", async () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
-    assert.deepEqual(r.resources, []);
+    onlyTheGuard(r);
     assert.equal(r.outputs.phase, "reverted");
     assert.deepEqual(r.commands, [
       "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
@@ -76,7 +77,7 @@ describe("program: phase unset (revert)", () => {
 
   it("needs no source either", async () => {
     const r = await runProgram({ phase: "" }, cluster());
-    assert.deepEqual(r.resources, []);
+    onlyTheGuard(r);
   });
 
   describe("when the target still has its sidecar", () => {
@@ -91,7 +92,7 @@ describe("program: phase unset (revert)", () => {
 
     it("reverts once the target has compacted past the imported blocks", async () => {
       const r = await runProgram({}, withSidecar({ minTime: T0 + 6 * H, maxTime: T0 + 8 * H }));
-      assert.deepEqual(r.resources, []);
+      onlyTheGuard(r);
     });
 
     it("reverts anyway with forceRevert", async () => {
@@ -99,7 +100,7 @@ describe("program: phase unset (revert)", () => {
         { forceRevert: true },
         withSidecar({ minTime: T0 + 5 * H, maxTime: T0 + 7 * H }),
       );
-      assert.deepEqual(r.resources, []);
+      onlyTheGuard(r);
     });
   });
 });
@@ -179,6 +180,7 @@ describe("program: phase prepare", () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     const custom = r.resources.filter((x) => !x.type.startsWith("ptm:"));
     assert.deepEqual(custom.map((x) => x.type).sort(), [
+      "command:local:Command",
       "command:local:Command",
       "command:local:Command",
       "command:local:Command",
@@ -761,5 +763,44 @@ describe("program: a sidecar that can't start fails the step fast (issue 9 item 
       assert.equal(env.PTM_STACK, "test");
       assert.match(env.PTM_SCRIPT, /admin_api_remove "\$ns" "\$kind" "\$name" "\$PTM_STACK"/);
     }
+  });
+});
+
+/** The revert declares the destroy guard alone, told that its check was just made. */
+function onlyTheGuard(r: Awaited<ReturnType<typeof runProgram>>): void {
+  const custom = r.resources.filter((x) => !x.type.startsWith("ptm:"));
+  assert.deepEqual(
+    custom.map((x) => x.name),
+    ["target-restart-guard"],
+  );
+  const env = custom[0]!.inputs.environment as Record<string, string>;
+  assert.equal(env.PTM_FORCE_REVERT, "true");
+}
+
+describe("program: pulumi destroy checks the target's restart first (issue 9 item 12)", () => {
+  it("a guard whose delete runs restart-guard.sh is declared last, after every other step", async () => {
+    const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
+    const guard = one(r, "command:local:Command", "target-restart-guard");
+    assert.equal(Math.max(...r.resources.map((x) => x.seq)), guard.seq);
+    assert.match(
+      String(guard.inputs.delete),
+      /^sh -c "\$PTM_SCRIPT" 'restart-guard' 'kubeprod' 'statefulset' 'prometheus' 'statefulset\/prometheus' 'ptm-rsync' 'prometheus' '\/opt\/bitnami\/prometheus\/data' 'http:\/\/localhost:9090'$/,
+    );
+    const env = guard.inputs.environment as Record<string, string>;
+    assert.match(env.PTM_SCRIPT!, /restart_risk\(\)/);
+    assert.equal(env.PTM_PROBE_SCRIPT, sidecarScript("probe"));
+    assert.equal(env.PTM_FORCE_REVERT, undefined, "checks unless forceRevert");
+    // An update only stores the new inputs: a replacement would run the old delete.
+    assert.ok(guard.inputs.update);
+  });
+
+  it("forceRevert tells the guard not to check", async () => {
+    const r = await runProgram(
+      { phase: "prepare", source: SOURCE_CONFIG, forceRevert: true },
+      cluster(),
+    );
+    const env = one(r, "command:local:Command", "target-restart-guard").inputs
+      .environment as Record<string, string>;
+    assert.equal(env.PTM_FORCE_REVERT, "true");
   });
 });
