@@ -56,10 +56,22 @@ export function localScript(
   };
 }
 
-/** `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload. */
+/**
+ * `deployment/name` or `statefulset/name`: kubectl picks a running pod of the workload;
+ * `pod/name` when the ref names one pod (a replica of a `Prometheus` resource).
+ */
 export function workloadArg(ref: WorkloadRef): string {
+  if (ref.pod) return `pod/${ref.pod}`;
   return `${ref.kind.toLowerCase()}/${ref.name}`;
 }
+
+/** The resource kubectl reads for a workload kind; a `Prometheus` by its full resource name. */
+export function resourceName(kind: WorkloadRef["kind"]): string {
+  return kind === "Prometheus" ? PROMETHEUS_RESOURCE : kind.toLowerCase();
+}
+
+/** prometheus-operator's `Prometheus` resource, unambiguous for kubectl. */
+export const PROMETHEUS_RESOURCE = "prometheuses.monitoring.coreos.com";
 
 /**
  * A command that runs sidecar/<script>.sh inside a container of the workload's pod. `env` is
@@ -107,7 +119,7 @@ export function createAndDelete(
 
 /** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
 export function getWorkloadCommand(ref: WorkloadRef): string {
-  return `${kubectl(ref.access)} get ${ref.kind.toLowerCase()} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+  return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
 }
 
 /** A read-only command that lists, as JSON, the pods of a namespace with these labels. */

@@ -7,7 +7,11 @@ export const PROJECT = "prometheus-tsdb-migration";
 /** The phases `pulumi up` can advance to. Unset means: revert everything the migration added. */
 export type Phase = "prepare" | "migrate" | "revert";
 
-export type WorkloadKind = "Deployment" | "StatefulSet";
+/**
+ * A Deployment or StatefulSet, or a prometheus-operator `Prometheus` resource
+ * (`monitoring.coreos.com/v1`), whose generated StatefulSet runs the pods.
+ */
+export type WorkloadKind = "Deployment" | "StatefulSet" | "Prometheus";
 
 /**
  * Which cluster, and as whom: one kubeconfig and context for the Kubernetes provider and for
@@ -34,6 +38,12 @@ export interface WorkloadRef {
   dataPath?: string;
   /** Base URL of the Prometheus API as seen from inside the pod; derived when unset. */
   url?: string;
+  /**
+   * One pod of the workload: commands run in it (`kubectl exec pod/<pod>`) instead of in a
+   * pod kubectl picks. The config key `source.pod` chooses which replica of a source with
+   * several is read; the program sets it for each replica of a `Prometheus` target.
+   */
+  pod?: string;
 }
 
 export interface MigrationConfig {
@@ -75,7 +85,10 @@ export class ConfigError extends Error {
 export interface WorkloadArgs {
   /** Namespace. Default: "default" for the source, "kubeprod" for the target (BKPR). */
   namespace?: string;
-  /** "Deployment" or "StatefulSet". Default: Deployment for the source, StatefulSet for the target. */
+  /**
+   * "Deployment", "StatefulSet" or "Prometheus" (a prometheus-operator resource).
+   * Default: Deployment for the source, StatefulSet for the target.
+   */
   kind?: WorkloadKind;
   /** Name of the workload. Required for the source; default "prometheus" for the target. */
   name?: string;
@@ -87,6 +100,11 @@ export interface WorkloadArgs {
   dataPath?: string;
   /** Prometheus API URL as seen from inside the pod. Default: from the listen address and route prefix. */
   url?: string;
+  /**
+   * Source only: the replica to read when the source runs several (a `Prometheus` resource
+   * with `replicas` > 1). Default: its first pod (ordinal 0), which must be Ready.
+   */
+  pod?: string;
 }
 
 /**
@@ -154,7 +172,16 @@ export const BKPR_TARGET: WorkloadRef = {
 
 const SOURCE_DEFAULTS = { namespace: "default", kind: "Deployment", container: "prometheus" };
 
-const WORKLOAD_KEYS = ["namespace", "kind", "name", "container", "volume", "dataPath", "url"];
+const WORKLOAD_KEYS = [
+  "namespace",
+  "kind",
+  "name",
+  "container",
+  "volume",
+  "dataPath",
+  "url",
+  "pod",
+];
 
 // RFC 1123 names, as Kubernetes requires for namespaces, workloads, containers and volumes.
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -189,12 +216,13 @@ function parseWorkload(key: "source" | "target", raw: unknown, defaults: object)
     volume: merged.volume || undefined,
     dataPath: merged.dataPath || undefined,
     url: merged.url || undefined,
+    ...(merged.pod ? { pod: merged.pod } : {}),
   };
   if (!ref.name) throw new ConfigError(`${key}.name`, "is required: the workload to migrate");
-  if (ref.kind !== "Deployment" && ref.kind !== "StatefulSet") {
+  if (ref.kind !== "Deployment" && ref.kind !== "StatefulSet" && ref.kind !== "Prometheus") {
     throw new ConfigError(
       `${key}.kind`,
-      `unsupported kind "${merged.kind}"; use Deployment or StatefulSet`,
+      `unsupported kind "${merged.kind}"; use Deployment, StatefulSet or Prometheus`,
     );
   }
   if (!DNS_LABEL.test(ref.namespace)) {
@@ -207,6 +235,23 @@ function parseWorkload(key: "source" | "target", raw: unknown, defaults: object)
     const v = ref[k];
     if (v !== undefined && !DNS_LABEL.test(v)) {
       throw new ConfigError(`${key}.${k}`, `"${v}" is not a valid ${k} name`);
+    }
+  }
+  if (ref.pod !== undefined) {
+    if (key === "target") {
+      throw new ConfigError(
+        "target.pod",
+        "is for the source only: every replica of the target gets the blocks and is verified",
+      );
+    }
+    if (!DNS_SUBDOMAIN.test(ref.pod)) {
+      throw new ConfigError(`${key}.pod`, `"${ref.pod}" is not a valid pod name`);
+    }
+    if (ref.kind === "Deployment") {
+      throw new ConfigError(
+        `${key}.pod`,
+        "names a pod of a Deployment, whose pods get new names when the sidecar rolls out; leave it unset",
+      );
     }
   }
   if (ref.dataPath !== undefined && !ref.dataPath.startsWith("/")) {

@@ -105,6 +105,18 @@ export interface TsdbLocation {
   volumes: string[];
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
+  /**
+   * The workload whose pods run Prometheus when `ref` is not one: the StatefulSet that
+   * prometheus-operator generates for a `Prometheus` resource (prometheusResource.ts).
+   */
+  workload?: WorkloadRef;
+  /** How many pods run it (a `Prometheus` resource's replicas); unset: one. */
+  replicas?: number;
+  /**
+   * The pods the steps run in, one ref per pod (`pod` set): every replica of a `Prometheus`
+   * target, the chosen replica of a source. Unset: a pod kubectl picks.
+   */
+  pods?: WorkloadRef[];
   /** The server's version (buildinfo), when it could be asked. */
   version?: string;
   /** Retention and block-duration flags, as the server (or the spec) gives them. */
@@ -263,15 +275,22 @@ export function preflight(key: "source" | "target", loc: TsdbLocation, w: Worklo
   const owner =
     (w.metadata?.ownerReferences ?? []).find((o) => o.controller) ??
     w.metadata?.ownerReferences?.[0];
-  if (owner) {
+  // A `Prometheus` resource's own StatefulSet: the sidecar goes through the resource.
+  const throughResource =
+    loc.ref.kind === "Prometheus" && owner?.kind === "Prometheus" && owner.name === loc.ref.name;
+  if (owner && !throughResource) {
     throw new ConfigError(
       `${key}.name`,
       `${what} is managed by ${owner.kind} ${owner.name} (${owner.apiVersion}), which would undo the ` +
-        `sidecar patch; migrate into (or out of) a workload that nothing else manages`,
+        `sidecar patch; ` +
+        (owner.kind === "Prometheus"
+          ? `set ${key}.kind to Prometheus and ${key}.name to ${owner.name}: the sidecar then goes through the resource`
+          : `migrate into (or out of) a workload that nothing else manages`),
     );
   }
   const replicas = w.spec?.replicas ?? 1;
-  if (replicas !== 1) {
+  // Each replica of a `Prometheus` target gets the blocks; a source is read from one replica.
+  if (replicas !== 1 && !throughResource) {
     throw new ConfigError(
       `${key}.name`,
       `${what} has ${replicas} replicas; a migration needs exactly one Prometheus pod on each side`,
