@@ -36,6 +36,8 @@ export interface FakeCluster {
    * (e.g. a value kept by ignoreChanges). It overrides the inputs in the mock's state.
    */
   priorState?: Record<string, Record<string, unknown>>;
+  /** Pods (by name) that are listed as Running but not Ready. */
+  notReady?: string[];
 }
 
 export interface RunResult {
@@ -53,7 +55,11 @@ const CLUSTER_FLAGS = / --kubeconfig '[^']*'| --context '[^']*'/g;
 function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: string } {
   const cmd = full.replace(CLUSTER_FLAGS, "");
   const ok = (stdout: string) => ({ stdout, stderr: "ptm-exit=0\n" });
-  let m = /^kubectl get (deployment|statefulset) '([^']+)' -n '([^']+)' -o json/.exec(cmd);
+  // A `Prometheus` resource is keyed `prometheus/<namespace>/<name>`.
+  let m =
+    /^kubectl get (deployment|statefulset|prometheus)(?:es\.monitoring\.coreos\.com)? '([^']+)' -n '([^']+)' -o json/.exec(
+      cmd,
+    );
   if (m && cluster.denied?.includes(`${m[1]}/${m[3]}/${m[2]}`)) {
     const err = `Error from server (Forbidden): ${m[1]}s.apps "${m[2]}" is forbidden: User "ci" cannot get resource "${m[1]}s"`;
     return { stdout: "", stderr: `${err}\nptm-exit=1\n` };
@@ -81,7 +87,7 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
           ?.template?.metadata?.labels;
         return want.every(([k, v]) => labels?.[k] === v);
       })
-      .map(([key, o]) => fakePod(key, o as Obj));
+      .flatMap(([key, o]) => fakePods(key, o as Obj, cluster.notReady ?? []));
     return ok(JSON.stringify({ items }));
   }
   m =
@@ -120,12 +126,14 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
   }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
-  m = /^kubectl exec -n '[^']+' '[^']+' -c '([^']+)' /.exec(cmd);
+  m = /^kubectl exec -n '[^']+' '([^']+)' -c '([^']+)' /.exec(cmd);
   const script = /'ptm-([a-z-]+)'( '[^']*')*$/.exec(cmd);
   if (m && script) {
-    const out = cluster.exec?.[`${m[1]}:${script[1]}`];
+    // One pod's own answer (`pod/<name>:<container>:<script>`) first, then any pod's.
+    const out =
+      cluster.exec?.[`${m[1]}:${m[2]}:${script[1]}`] ?? cluster.exec?.[`${m[2]}:${script[1]}`];
     if (out === undefined) {
-      return { stdout: "", stderr: `error: container ${m[1]} not found\nptm-exit=1\n` };
+      return { stdout: "", stderr: `error: container ${m[2]} not found\nptm-exit=1\n` };
     }
     return ok(out);
   }
@@ -141,20 +149,31 @@ function fakePodName(key: string): string {
 }
 
 /** A running, ready pod of a workload, as `kubectl get pods -o json` lists it. */
-function fakePod(key: string, w: Obj): Obj {
+function fakePod(key: string, w: Obj, name = fakePodName(key), ready = true): Obj {
   const containers = containersOf(w);
   return {
-    metadata: { name: fakePodName(key), namespace: key.split("/")[1] },
+    metadata: { name, namespace: key.split("/")[1] },
     spec: { containers },
     status: {
       phase: "Running",
+      conditions: [{ type: "Ready", status: ready ? "True" : "False" }],
       containerStatuses: containers.map((c) => ({
         name: c.name,
-        ready: true,
+        ready,
         state: { running: { startedAt: "2026-01-01T00:00:00Z" } },
       })),
     },
   };
+}
+
+/** The pods of a workload: one per replica of a StatefulSet (`<name>-<ordinal>`). */
+function fakePods(key: string, w: Obj, notReady: string[]): Obj[] {
+  const [kind, , name] = key.split("/");
+  const replicas = ((w.spec as Obj | undefined)?.replicas as number | undefined) ?? 1;
+  if (kind !== "statefulset" || replicas <= 1) return [fakePod(key, w)];
+  return Array.from({ length: replicas }, (_, i) => `${name}-${i}`).map((pod) =>
+    fakePod(key, w, pod, !notReady.includes(pod)),
+  );
 }
 
 /** Delays the mock creation of resources whose names are listed, to expose missing dependencies. */
@@ -228,6 +247,7 @@ export async function runWith(
     PROJECT,
     "test",
     opts.preview ?? false,
+    "organization",
   );
   const cfg: Record<string, string> = {};
   for (const [k, v] of Object.entries(config)) {
