@@ -11,6 +11,8 @@ import {
   readServer,
   readWorkload,
 } from "./cluster/clusterReads";
+import { readPodsWorkload } from "./cluster/prometheusReads";
+import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
 import {
@@ -41,6 +43,7 @@ import {
   WorkloadObject,
 } from "./decisions/workload";
 import { AdminApiSwitch } from "./steps/adminApiSwitch";
+import { PrometheusAdminApiSwitch } from "./steps/prometheusAdminApiSwitch";
 import { BlockCopy } from "./steps/blockCopy";
 import { BlockInstall } from "./steps/blockInstall";
 import { CompactionWait } from "./steps/compactionWait";
@@ -126,7 +129,12 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     );
     const service = new RsyncService(
       "rsync-service",
-      { namespace: source.ref.namespace, sourceName: source.ref.name, selector: source.podLabels },
+      {
+        namespace: source.ref.namespace,
+        sourceName: source.ref.name,
+        // The source replica read, when there are several (all run the daemon).
+        selector: rsyncSelector(source),
+      },
       child,
     );
     const accessPolicy = new RsyncAccessPolicy(
@@ -156,13 +164,14 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     );
 
     // A head snapshot needs the admin API: switched on here, and off exactly at the revert.
-    const adminApi = cfg.includeHead
-      ? new AdminApiSwitch(
-          "source-admin-api",
-          { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds },
-          { ...child, dependsOn: [daemon.ready] },
-        )
-      : undefined;
+    // A `Prometheus` resource through its spec.enableAdminAPI (the operator owns the args).
+    const adminApiArgs = { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds };
+    const adminApiOpts = { ...child, dependsOn: [daemon.ready] };
+    const adminApi = !cfg.includeHead
+      ? undefined
+      : source.ref.kind === "Prometheus"
+        ? new PrometheusAdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts)
+        : new AdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts);
 
     // Step 2 (seed): the target's rsync client.
     const client = new TargetRsyncClient(
@@ -189,11 +198,17 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
 
     // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
     const snapshot = snapshotName();
-    const [sourceProbe, targetProbe] = await Promise.all([
-      probe(source.ref, daemon.container, snapshot, source.containers.includes(daemon.container)),
-      probe(target.ref, client.container, snapshot, target.containers.includes(client.container)),
+    // The exec steps run in pods: the source replica read, and every replica of the target
+    // (one each for workloads other than a `Prometheus` resource, in a pod kubectl picks).
+    const sourceAt = podLocations(source)[0];
+    const targetsAt = podLocations(target);
+    const [sourceProbe, ...targetProbes] = await Promise.all([
+      probe(sourceAt.ref, daemon.container, snapshot, source.containers.includes(daemon.container)),
+      ...targetsAt.map((t) =>
+        probe(t.ref, client.container, snapshot, target.containers.includes(client.container)),
+      ),
     ]);
-    if (!sourceProbe || !targetProbe) {
+    if (!sourceProbe || targetProbes.some((p) => !p)) {
       return {
         ...prepared,
         plan: "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
@@ -214,11 +229,15 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         );
       }
     }
-    const inputFor = (sourceBlocks: BlockMeta[]) =>
+    const inputFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
       planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
     const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
-    const input = inputFor(basis);
-    const plan = planMigration(input);
+    // One plan per target replica (each has its own TSDB); the decision follows the one with
+    // the largest gap.
+    const inputs = targetProbes.map((t) => inputFor(basis, t!));
+    const plans = inputs.map(planMigration);
+    const worst = plans.reduce((w, p, i) => (p.gapMs > plans[w].gapMs ? i : w), 0);
+    const [plan, targetProbe] = [plans[worst], targetProbes[worst]!];
     // The version gate: blocks the target can't read would fail its whole reload.
     if (!plan.formats.ok) throw new ConfigError("target", plan.formats.message);
     // Once the snapshot exists the decision was made; later runs only report and verify.
@@ -231,7 +250,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     const wait = new CompactionWait(
       "compaction-wait",
       {
-        source,
+        source: sourceAt,
         container: daemon.container,
         untilMs: decision.action === "wait" ? decision.blockEndMs : 0,
         maxWaitMinutes: cfg.maxWaitMinutes,
@@ -242,55 +261,61 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     // Step 4 (seed): snapshot, copy, and install without a restart.
     const snap = new SourceSnapshot(
       "source-snapshot",
-      { source, container: daemon.container, snapshot, includeHead: cfg.includeHead },
+      { source: sourceAt, container: daemon.container, snapshot, includeHead: cfg.includeHead },
       { ...child, dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])] },
     );
-    const finalPlan = snap.result.apply((s) => {
-      const p = planMigration(inputFor(s.blocks));
-      // The snapshot's own blocks (and its head block) pass the same gate before any copy.
-      if (!p.formats.ok) throw new StepError("plan", `${p.formats.message}; nothing was copied`);
-      return p;
-    });
-    const copy = new BlockCopy(
-      "block-copy",
-      {
-        target,
-        container: client.container,
-        snapshotUrl: pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`,
-        blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
-        bandwidthLimit: cfg.bandwidthLimit,
-      },
-      { ...child, dependsOn: [client.ready, service, accessPolicy] },
-    );
-    const install = new BlockInstall(
-      "block-install",
-      {
-        target,
-        container: client.container,
-        blocks: copy.result.apply((r) => [...r.copied, ...r.skipped]),
-      },
-      { ...child, dependsOn: [copy] },
-    );
+    const snapshotUrl = pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`;
+    // Copy, install and verify in every target replica, each against its own plan.
+    const replicas = targetsAt.map((targetAt, i) => {
+      const suffix = targetsAt.length > 1 ? `-${targetAt.ref.pod}` : "";
+      const finalPlan = snap.result.apply((s) => {
+        const p = planMigration(inputFor(s.blocks, targetProbes[i]!));
+        // The snapshot's own blocks (and its head block) pass the same gate before any copy.
+        if (!p.formats.ok) throw new StepError("plan", `${p.formats.message}; nothing was copied`);
+        return p;
+      });
+      const copy = new BlockCopy(
+        `block-copy${suffix}`,
+        {
+          target: targetAt,
+          container: client.container,
+          snapshotUrl,
+          blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
+          bandwidthLimit: cfg.bandwidthLimit,
+        },
+        { ...child, dependsOn: [client.ready, service, accessPolicy] },
+      );
+      const install = new BlockInstall(
+        `block-install${suffix}`,
+        {
+          target: targetAt,
+          container: client.container,
+          blocks: copy.result.apply((r) => [...r.copied, ...r.skipped]),
+        },
+        { ...child, dependsOn: [copy] },
+      );
 
-    // Step 5 (seed): prove it, instead of reading logs.
-    const verification = new MigrationVerification(
-      "verification",
-      {
-        source,
-        sourceContainer: daemon.container,
-        target,
-        targetContainer: client.container,
-        windowEnds: finalPlan.apply((p) =>
-          windowsToCompare(p, { targetEarliestMs: input.targetEarliestMs }),
-        ),
-        targetEarliestMs: input.targetEarliestMs,
-        loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
-        blocks: finalPlan.apply((p) => expectedBlocks(p.blocks)),
-        gapMs: finalPlan.apply((p) => p.gapMs),
-        after: [install.step],
-      },
-      child,
-    );
+      // Step 5 (seed): prove it, instead of reading logs.
+      const earliest = inputs[i].targetEarliestMs;
+      const verification = new MigrationVerification(
+        `verification${suffix}`,
+        {
+          source: sourceAt,
+          sourceContainer: daemon.container,
+          target: targetAt,
+          targetContainer: client.container,
+          windowEnds: finalPlan.apply((p) => windowsToCompare(p, { targetEarliestMs: earliest })),
+          targetEarliestMs: earliest,
+          loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
+          blocks: finalPlan.apply((p) => expectedBlocks(p.blocks)),
+          gapMs: finalPlan.apply((p) => p.gapMs),
+          after: [install.step],
+        },
+        child,
+      );
+      return { pod: targetAt.ref.pod, finalPlan, copy, install, verification };
+    });
+    const { finalPlan, copy, install, verification } = replicas[0];
 
     return {
       ...prepared,
@@ -301,6 +326,18 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         copy: copy.result,
         install: install.result,
         verification: verification.result,
+        // A `Prometheus` target with several replicas: each replica's own.
+        ...(replicas.length > 1
+          ? {
+              replicas: replicas.map((r) => ({
+                pod: r.pod,
+                plan: r.finalPlan.apply(summarizePlan),
+                copy: r.copy.result,
+                install: r.install.result,
+                verification: r.verification.result,
+              })),
+            }
+          : {}),
       },
     };
   }
@@ -310,17 +347,19 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
 async function locateWorkloads(
   cfg: MigrationConfig,
 ): Promise<{ source: TsdbLocation; target: TsdbLocation }> {
-  const [sourceObj, targetObj] = await Promise.all([
-    readWorkload(cfg.source),
-    readWorkload(cfg.target),
+  // A `Prometheus` resource is located in the StatefulSet its operator generated.
+  const [sourceRead, targetRead] = await Promise.all([
+    readPodsWorkload("source", cfg.source),
+    readPodsWorkload("target", cfg.target),
   ]);
+  const [sourceObj, targetObj] = [sourceRead.object, targetRead.object];
   // What the running servers say about themselves (at preview too); the spec when they can't.
   const [sourceServer, targetServer] = await Promise.all([
-    readServer(cfg.source, sourceObj),
-    readServer(cfg.target, targetObj),
+    readServer(sourceRead.ref, sourceObj),
+    readServer(targetRead.ref, targetObj),
   ]);
-  const source = locateTsdb("source", cfg.source, sourceObj, sourceServer);
-  const target = locateTsdb("target", cfg.target, targetObj, targetServer);
+  const source = sourceRead.tie(locateTsdb("source", sourceRead.ref, sourceObj, sourceServer));
+  const target = targetRead.tie(locateTsdb("target", targetRead.ref, targetObj, targetServer));
   for (const [key, loc] of [
     ["source", source],
     ["target", target],
