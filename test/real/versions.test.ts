@@ -97,6 +97,9 @@ const UTF8_METRICS = [
   "",
 ].join("\n");
 
+/** Who owns the snapshot (snapshot.sh records it): a stack and a migration id. */
+const OWNER = { PTM_STACK_ID: "ptm-real-versions", PTM_MIGRATION_ID: "matrix" };
+
 export interface MatrixRow {
   pair: string;
   blocks: number;
@@ -234,6 +237,7 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
         env: {
           PTM_DATA: src.dataDir,
           PTM_SNAPSHOT: SNAP,
+          ...OWNER,
           PTM_PROM_URL: src.url,
           PTM_INCLUDE_HEAD: "true",
         },
@@ -391,16 +395,136 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
   });
 }
 
+// A downgrade the formats allow: blocks written by the newest 3.x (its promtool and its
+// compactor: float samples only, index format 2, meta.json with the float/histogram split)
+// into a running 2.42. The snapshot skips the head (the source's live head holds native
+// histograms written by 3.x, which the gate would refuse for 2.42).
+describe(`version matrix ${NEWEST} -> 2.42.0 (downgrade, floats only)`, function () {
+  const password = randomBytes(12).toString("hex");
+  const S = side(NEWEST);
+  const pair = `${NEWEST} -> 2.42.0`;
+  let root = "";
+  let src: Prom;
+  let tgt: Prom;
+  const SNAP = "ptm-downgrade";
+
+  before(async function () {
+    if (!available(S)) {
+      console.error(`    (skipped: ${S.binary} not built; run test/real/build-prometheus-3.sh)`);
+      this.skip();
+    }
+    root = mkTemp("ptm-downgrade-");
+    const end = Math.floor((Date.now() - 3 * H) / (2 * H)) * 2 * H;
+    const srcDir = path.join(root, "source", "data");
+    backfill(path.join(root, "bf"), {
+      startMs: end - 12 * H,
+      endMs: end,
+      series: 40,
+      stepS: 30,
+      promtool: path.join(path.dirname(S.binary), "promtool"),
+    });
+    fs.mkdirSync(path.dirname(srcDir), { recursive: true });
+    fs.renameSync(path.join(root, "bf"), srcDir);
+    src = await startPrometheus({
+      binary: S.binary,
+      dataDir: srcDir,
+      scrape: (port) => [`127.0.0.1:${port}`],
+    });
+    tgt = await startPrometheus({
+      dataDir: path.join(root, "target", "data"),
+      scrape: () => [`127.0.0.1:${src.port}`],
+    });
+    await sleep(10_000);
+  });
+
+  after(async function () {
+    await killAll();
+    if (root && !process.env["PTM_KEEP"]) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it("the gate allows it; 2.42 hot-loads the 3.x blocks and counts every sample", async () => {
+    await runJson("snapshot", [], {
+      env: { PTM_DATA: src.dataDir, PTM_SNAPSHOT: SNAP, ...OWNER },
+    });
+    const probe = async (p: Prom, snapshot?: string) =>
+      parseProbe(
+        (
+          await runJson<unknown>("probe", [], {
+            env: {
+              PTM_DATA: p.dataDir,
+              PTM_PROM_URL: p.url,
+              ...(snapshot ? { PTM_SNAPSHOT: snapshot } : {}),
+            },
+          })
+        ).res.stdout,
+      );
+    const [sp, tp] = await Promise.all([probe(src, SNAP), probe(tgt)]);
+    const blocks = sp.snapshotBlocks;
+    assert.ok(blocks.length > 0);
+    for (const b of blocks) {
+      assert.equal(b.indexFormat, 2);
+      assert.equal(b.stats?.numFloatSamples, b.stats?.numSamples, "3.x writes the split");
+    }
+    const input = planInput(blocks, sp, tp, false);
+    const plan = planMigration(input);
+    assert.equal(plan.formats.ok, true, plan.formats.message);
+    const rsyncd = await startRsyncd(src.dataDir, password, path.join(root, "rsyncd"));
+    const ulids = plan.blocks.map((b) => b.ulid);
+    await runJson("copy", ulids, {
+      env: {
+        PTM_DATA: tgt.dataDir,
+        PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${SNAP}`,
+        RSYNC_PASSWORD: password,
+      },
+    });
+    await runJson("install", ulids, { env: { PTM_DATA: tgt.dataDir } });
+    const te = input.targetEarliestMs!;
+    const ends = windowsToCompare(plan, { targetEarliestMs: te });
+    const [s, t] = await Promise.all([
+      runScript("counts", ends.map(String), { env: { PTM_PROM_URL: src.url } }),
+      runScript("counts", ends.map(String), {
+        env: {
+          PTM_PROM_URL: tgt.url,
+          PTM_DATA: tgt.dataDir,
+          PTM_WAIT_LOADED_MS: String(Math.min(...plan.blocks.map((b) => b.minTime))),
+          PTM_LIST_BLOCKS: "true",
+        },
+      }),
+    ]);
+    assert.equal(s.code, 0, s.stderr);
+    assert.equal(t.code, 0, t.stderr);
+    const v = verifyMigration({
+      windowEnds: ends,
+      source: parseCounts(s.stdout),
+      target: parseCounts(t.stdout),
+      targetEarliestMs: te,
+      blocks: expectedBlocks(plan.blocks),
+      gapMs: plan.gapMs,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(await selfMetric(tgt.url, "prometheus_tsdb_reloads_failures_total"), 0);
+    console.log(`    verification ${pair}: ${v.summary}`);
+    matrix.push({
+      pair,
+      blocks: plan.blocks.length,
+      samples: v.samplesCompared,
+      histogramSamples: v.histogramsCompared,
+      gapMs: plan.gapMs,
+      result: v.ok ? "ok" : "FAILED",
+    });
+  });
+});
+
 pairSuite("2.42.0", LTS);
 pairSuite(LTS, NEWEST, { utf8: true });
 pairSuite("2.26.0", LTS);
 
 after(() => {
   if (matrix.length === 0) return;
-  console.log("\n    version pair        blocks  samples  histogram samples  gap  result");
+  console.log("\n    version pair        blocks  samples  histogram samples     gap  result");
   for (const r of matrix) {
     console.log(
-      `    ${r.pair.padEnd(18)}  ${String(r.blocks).padStart(6)}  ${String(r.samples).padStart(7)}  ${String(r.histogramSamples).padStart(17)}  ${`${Math.round(r.gapMs / 1000)}s`.padStart(3)}  ${r.result}`,
+      `    ${r.pair.padEnd(18)}  ${String(r.blocks).padStart(6)}  ${String(r.samples).padStart(7)}  ${String(r.histogramSamples).padStart(17)}  ${`${Math.round(r.gapMs / 1000)}s`.padStart(6)}  ${r.result}`,
     );
   }
   const out = process.env["PTM_MATRIX_OUT"];

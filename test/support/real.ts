@@ -215,6 +215,8 @@ export function backfill(
     stepS: number;
     metric?: string;
     maxBlockDuration?: string;
+    /** The promtool to write the blocks with (default: promtool on PATH, Debian's 2.42). */
+    promtool?: string;
   },
 ): void {
   const om = `${dir}.om`;
@@ -239,7 +241,9 @@ export function backfill(
   fs.writeFileSync(om, text);
   const args = ["tsdb", "create-blocks-from", "openmetrics"];
   if (o.maxBlockDuration) args.push(`--max-block-duration=${o.maxBlockDuration}`);
-  execFileSync("promtool", [...args, om, dir], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(o.promtool ?? "promtool", [...args, om, dir], {
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   fs.rmSync(om);
 }
 
@@ -289,6 +293,9 @@ export function runScript(
   const env: Record<string, string> = {
     PATH: opts.busybox ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
     HOME: os.tmpdir(),
+    // The migration the source sidecar runs for (its environment): snapshot.sh records it.
+    PTM_STACK_ID: "organization/prometheus-tsdb-migration/real-tests",
+    PTM_MIGRATION_ID: "0123456789abcdef",
     ...opts.env,
   };
   const cmd = opts.busybox ? path.join(busyboxPath(), "sh") : "sh";
