@@ -62,6 +62,8 @@ export function localScript(
  */
 export function workloadArg(ref: WorkloadRef): string {
   if (ref.pod) return `pod/${ref.pod}`;
+  // A `Prometheus` resource's pods are those of the StatefulSet its operator generated.
+  if (ref.kind === "Prometheus") return `statefulset/prometheus-${ref.name}`;
   return `${ref.kind.toLowerCase()}/${ref.name}`;
 }
 
