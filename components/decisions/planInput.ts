@@ -59,6 +59,10 @@ export function summarizePlan(plan: Plan) {
     cutoff: plan.blocks.length ? isoOrNull(plan.cutoffMs) : null,
     gapSeconds: Math.round(plan.gapMs / 1000),
     overlapAllowed: plan.overlapAllowed,
+    /** What the target's version does with overlapping blocks (plan.ts overlapRules). */
+    overlapRule: plan.overlapRule,
+    /** The version gate: every block readable by the target (else the preview refused). */
+    formatsReadable: plan.formats.ok,
     skipped: plan.skipped,
     nextSourceCompaction: isoOrNull(plan.nextCompactionMs),
     gapSecondsAfterNextCompaction:

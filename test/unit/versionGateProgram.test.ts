@@ -26,7 +26,6 @@ function probing(o: {
   return {
     ...base,
     exec: {
-      ...base.exec,
       "ptm-rsyncd:probe": line({
         ...src,
         blocks,
