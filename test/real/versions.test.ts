@@ -357,6 +357,8 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
         const one = async (p: Prom) => {
           const r = await runJson<{ windows: { count: number }[] }>("counts", [String(end)], {
             env: { PTM_PROM_URL: p.url, PTM_WINDOW: "60s", PTM_SELECTOR: '{job="utf8"}' },
+            // The target's under busybox (awk, wget), as in a sidecar image.
+            busybox: p === tgt,
           });
           return r.json.windows[0]!.count;
         };
