@@ -30,3 +30,19 @@ prometheus --version 2>&1 | sed -n 1p
 rsync --version | sed -n 1p
 shellcheck --version | sed -n 2p
 busybox | sed -n 1p
+
+# The Prometheus builds the real tests run besides Debian's 2.42 (pre239.test.ts: 2.26;
+# versions.test.ts: the 3.x of test/real/prometheus-3-versions). CI builds them in its
+# install step (.ci/run); here they are only reported, since a build takes about 10 min.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+cache="${PTM_CACHE:-/var/cache/ptm}"
+while read -r v; do
+  [[ -z $v || $v == \#* ]] && continue
+  build="test/real/build-prometheus-3.sh $v"
+  [[ $v == 2.26.0 ]] && build=test/real/build-prometheus-2.26.sh
+  if [[ -x "$cache/prometheus-$v/bin/prometheus" ]]; then
+    echo "prometheus $v: cached in $cache/prometheus-$v/bin"
+  else
+    echo "prometheus $v: not built (its tests are skipped): bash $build"
+  fi
+done < <(echo 2.26.0 && cat "$here/real/prometheus-3-versions")
