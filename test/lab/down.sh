@@ -36,6 +36,9 @@ ctrd() { ctr --address "${CTRD_SOCK}" -n k8s.io "$@"; }
 ran_node=0
 [[ -e "${PIDS}/kubelet.pid" || -e "${PIDS}/kube-proxy.pid" ]] && ran_node=1
 
+# 0. prometheus-operator (test/lab/operator.sh), if it runs: nothing may recreate pods.
+stop prometheus-operator
+
 # 1. Let the kubelet tear pods down properly (CNI DEL, unmounts): stop the
 #    controllers so nothing is recreated, then delete every pod.
 if lab_pid kube-apiserver >/dev/null && lab_pid kubelet >/dev/null; then

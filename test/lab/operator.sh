@@ -14,7 +14,8 @@
 # The operator runs with `-prometheus-config-reloader=ptm/prometheus-config-reloader:<ver>`,
 # so every generated StatefulSet's init container and reloader run the image built here. A
 # `Prometheus` resource names a lab Prometheus image in spec.image (e.g. ptm/prometheus:2.42)
-# with spec.version set to its version. Logs: ${PTM_LAB}/logs/prometheus-operator.log.
+# with spec.version set to its version. Logs: ${PTM_LAB}/logs/prometheus-operator.log; its
+# metrics and /healthz on 127.0.0.1:8089.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,6 +27,7 @@ OUT="${PTM_CACHE}/prometheus-operator-${VER}"
 RELOADER_REF="docker.io/ptm/prometheus-config-reloader:${VER}"
 RELOADER_TAR="${PTM_CACHE}/images/prometheus-config-reloader-${VER}.tar"
 NAME=prometheus-operator
+PORT=8089
 
 build() {
   mkdir -p "${PTM_CACHE}/logs"
@@ -63,8 +65,27 @@ crds() {
   log "CRDs of prometheus-operator ${VER} installed ($(find "${OUT}/crd" -name "*.yaml" | wc -l) files)"
 }
 
+# The pid listening on the operator's port (empty: none).
+port_owner() {
+  ss -ltnpH "sport = :${PORT}" 2>/dev/null | sed -n 's/.*pid=\([0-9]*\).*/\1/p' | head -n 1
+}
+
 start_operator() {
-  local pid
+  local pid owner
+  # An operator of ours that lost its pid file still holds the port: adopt it when it runs
+  # this version's binary, else stop it.
+  owner="$(port_owner)"
+  if [[ -n "${owner}" ]] && ! lab_pid "${NAME}" >/dev/null; then
+    if [[ "$(readlink "/proc/${owner}/exe" 2>/dev/null)" == "$(readlink -f "${OUT}/bin/operator")" ]]; then
+      log "adopting ${NAME} ${VER} already listening on ${PORT} (pid ${owner})"
+      echo "${owner}" >"${PIDS}/${NAME}.pid"
+      readlink -f "${OUT}/bin/operator" >"${PIDS}/${NAME}.exe"
+      echo "${VER}" >"${PIDS}/${NAME}.ver"
+    else
+      log "127.0.0.1:${PORT} is held by pid ${owner} ($(readlink "/proc/${owner}/exe" 2>/dev/null || echo unknown)), not ${NAME} ${VER}; stop it first"
+      exit 1
+    fi
+  fi
   if pid="$(lab_pid "${NAME}")" && [[ "$(cat "${PIDS}/${NAME}.ver" 2>/dev/null)" == "${VER}" ]]; then
     log "${NAME} ${VER} already running (pid ${pid})"
     return 0
@@ -73,7 +94,7 @@ start_operator() {
   log "starting ${NAME} ${VER}"
   KUBECONFIG="${KUBECONFIG_ADMIN}" setsid nohup "${OUT}/bin/operator" \
     -prometheus-config-reloader="${RELOADER_REF}" \
-    -web.listen-address=127.0.0.1:8089 \
+    -web.listen-address="127.0.0.1:${PORT}" \
     -log-level=info \
     >>"${LOGS}/${NAME}.log" 2>&1 </dev/null &
   echo $! >"${PIDS}/${NAME}.pid"
@@ -81,7 +102,9 @@ start_operator() {
   echo "${VER}" >"${PIDS}/${NAME}.ver"
   local i
   for ((i = 0; i < 60; i++)); do
-    if curl -fsS http://127.0.0.1:8089/healthz >/dev/null 2>&1; then
+    # Answered by the process just started, not by another one on the port.
+    if curl -fsS "http://127.0.0.1:${PORT}/healthz" >/dev/null 2>&1 &&
+      [[ "$(port_owner)" == "$(cat "${PIDS}/${NAME}.pid")" ]]; then
       log "${NAME} ${VER} up (pid $(cat "${PIDS}/${NAME}.pid"))"
       return 0
     fi
