@@ -80,9 +80,10 @@ restart_risk() {
         if (newest == "" || v > newest) newest = v
         blocks = substr(blocks, RSTART + RLENGTH)
       }
-      j = index(line, "\"headStats\":{")
-      if (index(line, "\"tsdb\":null") > 0 || j == 0) { print "unknown"; exit }
-      head = substr(line, j + 12); head = substr(head, 1, index(head, "}"))
+      # probe.sh prints the head stats as "tsdb" (null when the API did not answer).
+      j = index(line, "\"tsdb\":{")
+      if (j == 0) { print "unknown"; exit }
+      head = substr(line, j + 7); head = substr(head, 1, index(head, "}"))
       series = num(head, "numSeries"); hmin = num(head, "minTime"); hmax = num(head, "maxTime")
       if (series == "" || hmin == "" || hmax == "") { print "unknown"; exit }
       # An empty head: no series, or the sentinels of an empty range.

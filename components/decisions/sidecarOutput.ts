@@ -44,10 +44,18 @@ export interface HeadStats {
   maxTime: number;
 }
 
+export type SnapshotOwner = "none" | "ours" | "earlier" | "other";
+const SNAPSHOT_OWNERS: readonly string[] = ["none", "ours", "earlier", "other"];
+
 /** What components/sidecar/probe.sh prints. */
 export interface ProbeResult {
   blocks: BlockMeta[];
   snapshotBlocks: BlockMeta[];
+  /**
+   * Who made the snapshot dir (sidecar/lib.sh snapshot_owner_state): none (there is none),
+   * ours (this migration), earlier (an earlier attempt of this stack) or other.
+   */
+  snapshotOwner?: SnapshotOwner;
   /** /api/v1/status/buildinfo data, null when Prometheus was unreachable. */
   buildinfo: { version: string } | null;
   /** /api/v1/status/flags data (flag name without dashes -> value). */
@@ -181,6 +189,14 @@ export function parseProbe(stdout: string): ProbeResult {
     if (typeof bi["version"] !== "string") throw new Error("probe: buildinfo.version missing");
     buildinfo = { version: bi["version"] };
   }
+  const snapshotBlocks = parseBlockList(x["snapshotBlocks"] ?? [], "snapshotBlocks");
+  // A snapshot whose maker the probe did not say (an older probe.sh) is nobody's we know.
+  const so = x["snapshotOwner"] ?? (snapshotBlocks.length > 0 ? "other" : "none");
+  if (typeof so !== "string" || !SNAPSHOT_OWNERS.includes(so))
+    throw new Error(
+      `probe: snapshotOwner must be one of ${SNAPSHOT_OWNERS.join("|")}, got ${JSON.stringify(so)}`,
+    );
+  const snapshotOwner = so as SnapshotOwner;
   let flags: ProbeResult["flags"] = null;
   const fl = x["flags"];
   if (isObject(fl)) {
@@ -189,7 +205,8 @@ export function parseProbe(stdout: string): ProbeResult {
   }
   return {
     blocks: parseBlockList(x["blocks"], "blocks"),
-    snapshotBlocks: parseBlockList(x["snapshotBlocks"] ?? [], "snapshotBlocks"),
+    snapshotBlocks,
+    snapshotOwner,
     buildinfo,
     flags,
     tsdb: parseHead(x["tsdb"]),

@@ -94,3 +94,26 @@ http_get() { # URL [SECONDS]
   fi
   return 1
 }
+
+# Who made a snapshot dir, against this migration (PTM_STACK_ID: organization/project/stack;
+# PTM_MIGRATION_ID: random, made once per migration and gone at its revert; both in the
+# source sidecar's environment). The owner file is written by snapshot.sh.
+#   none     no such dir
+#   ours     made by this migration: the one its plan was gated on (a resume)
+#   earlier  made by an earlier attempt of this stack, reverted since: replaced, never reused
+#   other    made by another stack, or by something that left no owner file: never touched
+snapshot_owner_state() { # DIR
+  [ -d "$1" ] || { echo none; return 0; }
+  owner=$(sed -n 's/^stack=\([^ ]*\) migration=\([^ ]*\) .*/\1 \2/p' "$1/.ptm-owner" 2>/dev/null | head -n 1)
+  case $owner in
+  "") echo other ;;
+  "${PTM_STACK_ID:-?} ${PTM_MIGRATION_ID:-?}") echo ours ;;
+  "${PTM_STACK_ID:-?} "*) echo earlier ;;
+  *) echo other ;;
+  esac
+}
+
+# The owner file's line, or "unknown" (for messages).
+snapshot_owner_of() { # DIR
+  head -n 1 "$1/.ptm-owner" 2>/dev/null || echo "unknown (no .ptm-owner file)"
+}

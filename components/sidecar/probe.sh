@@ -8,9 +8,12 @@
 #   PTM_SNAPSHOT  snapshot name; blocks of $PTM_DATA/snapshots/$PTM_SNAPSHOT
 #                 are listed too when it exists
 #   PTM_PROM_URL  Prometheus base URL incl. route prefix (default http://localhost:9090)
+#   PTM_STACK_ID, PTM_MIGRATION_ID  this migration, in the source sidecar: who made the
+#                 snapshot (snapshotOwner: none|ours|earlier|other, lib.sh)
 #
 # Stdout: one JSON line
-#   {"blocks":[meta+sizeBytes...],"snapshotBlocks":[...],"buildinfo":{..}|null,
+#   {"blocks":[meta+sizeBytes...],"snapshotBlocks":[...],"snapshotOwner":none|ours|earlier|other,
+#    "buildinfo":{..}|null,
 #    "flags":{..}|null,"tsdb":{headStats}|null,"dfAvailableBytes":N,"nowMs":N}
 # An unreachable Prometheus is not an error (the API fields are null): the
 # volume facts are still useful, and the caller decides what is required.
@@ -33,9 +36,11 @@ PROM_URL="${PROM_URL%/}"
 
 blocks="$(blocks_json "$PTM_DATA" live)"
 snap="[]"
+snap_owner=none
 if [ -n "${PTM_SNAPSHOT:-}" ]; then
   case "$PTM_SNAPSHOT" in */*|*..*) die "PTM_SNAPSHOT must not contain / or .." ;; esac
   snap="$(blocks_json "$PTM_DATA/snapshots/$PTM_SNAPSHOT" live)"
+  snap_owner=$(snapshot_owner_state "$PTM_DATA/snapshots/$PTM_SNAPSHOT")
 fi
 buildinfo="$(api_data /api/v1/status/buildinfo)"
 flags="$(api_data /api/v1/status/flags)"
@@ -47,5 +52,5 @@ df_avail="$(df -Pk "$PTM_DATA" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')"
 now_ms="$(date +%s)000"
 
 echo "probe: $(printf '%s' "$blocks" | grep -o '"sizeBytes"' | wc -l | tr -d ' ') blocks in $PTM_DATA" >&2
-printf '{"blocks":%s,"snapshotBlocks":%s,"buildinfo":%s,"flags":%s,"tsdb":%s,"dfAvailableBytes":%s,"nowMs":%s}\n' \
-  "$blocks" "$snap" "$buildinfo" "$flags" "$head" "${df_avail:-0}" "$now_ms"
+printf '{"blocks":%s,"snapshotBlocks":%s,"snapshotOwner":"%s","buildinfo":%s,"flags":%s,"tsdb":%s,"dfAvailableBytes":%s,"nowMs":%s}\n' \
+  "$blocks" "$snap" "$snap_owner" "$buildinfo" "$flags" "$head" "${df_avail:-0}" "$now_ms"

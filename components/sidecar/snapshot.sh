@@ -10,6 +10,12 @@
 #                     no Prometheus flag change, ~0 extra disk)
 #   PTM_PROM_URL      Prometheus base URL (default http://localhost:9090)
 #   PTM_LINK_RETRIES  attempts when a compaction races the linking (default 5)
+#   PTM_STACK_ID, PTM_MIGRATION_ID
+#                     this migration (set in the source sidecar): recorded in the
+#                     snapshot's .ptm-owner file with the time. A snapshot of this
+#                     migration is reused (a resume); one of an earlier attempt of this
+#                     stack is replaced; any other (another stack, no owner file) is
+#                     refused, never reused: its blocks were never checked by our plan.
 #
 # Hard links need the sidecar to run as the uid that owns the block files
 # (fs.protected_hardlinks), i.e. the Prometheus uid (1001 for BKPR/bitnami).
@@ -62,11 +68,25 @@ final="$snapdir/$PTM_SNAPSHOT"
 tmp="$final.tmp"
 created_file="$final/.ptm-created-ms"
 reused=false
+if [ -z "${PTM_STACK_ID:-}" ] || [ -z "${PTM_MIGRATION_ID:-}" ]; then
+  die "PTM_STACK_ID and PTM_MIGRATION_ID are not set (the source sidecar of an older version of this program? run pulumi up with phase prepare first)"
+fi
+owner="stack=$PTM_STACK_ID migration=$PTM_MIGRATION_ID"
+
+case $(snapshot_owner_state "$final") in
+earlier)
+  log "replacing $final: it was made by an earlier attempt of this stack ($(snapshot_owner_of "$final")), not by this migration"
+  rm -rf "$final"
+  ;;
+other)
+  die "$final exists but was not made by this migration (made by: $(snapshot_owner_of "$final")); it is not reused. If nothing uses it any more, remove it (kubectl exec into the source's ptm-rsyncd container: rm -rf $final) and run pulumi up again"
+  ;;
+esac
 
 if [ -d "$final" ]; then
   # Resume: a snapshot is immutable, keep the one the plan was made from.
   reused=true
-  log "reusing existing snapshot $final"
+  log "reusing snapshot $final of this migration"
 elif [ "${PTM_INCLUDE_HEAD:-false}" = true ]; then
   mkdir -p "$snapdir"
   log "POST $PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false"
@@ -77,6 +97,7 @@ elif [ "${PTM_INCLUDE_HEAD:-false}" = true ]; then
   case "$name" in *..*) die "unexpected snapshot name $name" ;; esac
   [ -d "$snapdir/$name" ] || die "Prometheus reported snapshot $name but $snapdir/$name does not exist (different PTM_DATA?)"
   date +%s000 >"$snapdir/$name/.ptm-created-ms"
+  echo "$owner created=$(date +%s000)" >"$snapdir/$name/.ptm-owner"
   mv "$snapdir/$name" "$final"
   log "snapshot $name (with head) renamed to $PTM_SNAPSHOT"
 else
@@ -92,6 +113,7 @@ else
     sleep 2
   done
   date +%s000 >"$tmp/.ptm-created-ms"
+  echo "$owner created=$(date +%s000)" >"$tmp/.ptm-owner"
   mv "$tmp" "$final"
   log "hard-linked snapshot $final"
 fi

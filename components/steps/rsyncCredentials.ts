@@ -19,6 +19,11 @@ export class RsyncCredentials extends pulumi.ComponentResource {
   public readonly sourceSecretName: pulumi.Output<string>;
   /** Name of the Secret in the target namespace. */
   public readonly targetSecretName: pulumi.Output<string>;
+  /**
+   * A random ID of this migration, made once and gone at the revert: the source sidecar
+   * records it in the snapshots it makes, so a leftover of another attempt is never reused.
+   */
+  public readonly migrationId: pulumi.Output<string>;
 
   constructor(name: string, args: RsyncCredentialsArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:RsyncCredentials", name, {}, opts);
@@ -32,6 +37,13 @@ export class RsyncCredentials extends pulumi.ComponentResource {
       },
       { parent: this, additionalSecretOutputs: ["stdout"] },
     );
+
+    const id = new command.local.Command(
+      `${name}-migration-id`,
+      { create: "od -An -tx1 -N8 /dev/urandom | tr -d ' \\n'", logging: "none" },
+      { parent: this },
+    );
+    this.migrationId = id.stdout;
 
     const secretName = k8sName("ptm-rsync", pulumi.getStack());
     const makeSecret = (suffix: string, namespace: string) =>

@@ -14,6 +14,8 @@ export interface SourceRsyncDaemonArgs {
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched source may take. */
   rolloutTimeoutSeconds: number;
+  /** This migration's ID (RsyncCredentials): recorded in the snapshots the sidecar makes. */
+  migrationId: pulumi.Input<string>;
 }
 
 /**
@@ -46,6 +48,12 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         env: [
           { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
           { name: "PTM_RSYNC_USER", value: RSYNC_USER },
+          // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
+          {
+            name: "PTM_STACK_ID",
+            value: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+          },
+          { name: "PTM_MIGRATION_ID", value: args.migrationId },
         ],
         passwordEnv: "PTM_RSYNC_PASSWORD",
         secretName: args.secretName,

@@ -16,6 +16,8 @@ import { apply, kubectl, podTemplate, rolloutStatus, Workload } from "./cluster"
 import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
 
 const NS = "ptm-hardened";
+/** The lab's one node (test/lab). */
+const NODE = "vm";
 const SRC: Workload = { namespace: NS, kind: "Deployment", name: "src", container: "prometheus" };
 const DST: Workload = { namespace: NS, kind: "StatefulSet", name: "dst", container: "prometheus" };
 const HARDENED = {
@@ -295,14 +297,19 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       rolloutTimeoutSeconds: 240,
     });
     await stack.up({ onOutput: () => undefined });
-    // Too short for any Prometheus to become ready: the rollout after the switch fails.
-    await configure(stack, { includeHead: "true", rolloutTimeoutSeconds: 2 });
+    // No node takes the new pod: the rollout after the switch can't finish in time.
+    await configure(stack, { includeHead: "true", rolloutTimeoutSeconds: 20 });
     let output = "";
-    await assert.rejects(stack.up({ onOutput: (o) => (output += o) }), (e: Error) =>
-      /did not roll out with the admin API on within 2s, so --web.enable-admin-api was removed again/.test(
-        e.message + output,
-      ),
-    );
+    kubectl(["cordon", NODE]);
+    try {
+      await assert.rejects(stack.up({ onOutput: (o) => (output += o) }), (e: Error) =>
+        /did not roll out with the admin API on within 20s, so --web.enable-admin-api was removed again/.test(
+          e.message + output,
+        ),
+      );
+    } finally {
+      kubectl(["uncordon", NODE]);
+    }
     assert.doesNotMatch(sourceArgs(), /enable-admin-api/, "the flag is gone at once");
     assert.deepEqual(records(), [], "and so is its record");
     await configure(stack, { includeHead: "false", rolloutTimeoutSeconds: 240 });
@@ -315,7 +322,9 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
   });
 
   it("an admin-API switch killed after its patch is undone by the revert, by its record (item 21)", async () => {
-    await configure(stack, { phase: "prepare", includeHead: "true", rolloutTimeoutSeconds: 240 });
+    await configure(stack, { phase: "prepare", includeHead: "false", rolloutTimeoutSeconds: 240 });
+    await stack.up({ onOutput: () => undefined });
+    await configure(stack, { includeHead: "true" });
     const abort = new AbortController();
     let stop = false;
     // Kill the up as soon as the flag is on the source, while the step waits for the rollout.
@@ -329,10 +338,15 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       }
       return false;
     })();
-    const result = await stack.up({ signal: abort.signal, onOutput: () => undefined }).then(
-      () => "finished",
-      (e: unknown) => `failed: ${String(e).slice(0, 300)}`,
-    );
+    // No node takes the new pod, so the switch is still waiting for its rollout when killed.
+    kubectl(["cordon", NODE]);
+    const result = await stack
+      .up({ signal: abort.signal, onOutput: () => undefined })
+      .then(
+        () => "finished",
+        (e: unknown) => `failed: ${String(e).slice(0, 300)}`,
+      )
+      .finally(() => kubectl(["uncordon", NODE]));
     stop = true;
     assert.equal(await watcher, true, `the flag never appeared; the up ${result}`);
     assert.match(result, /^failed/, "the up was killed before the switch finished");

@@ -71,6 +71,55 @@ describe("sidecar scripts without a server", function () {
     ulids = left;
   });
 
+  for (const busybox of [false, true]) {
+    it(`snapshot.sh reuses only this migration's snapshot: replaces an earlier attempt's, refuses others (issue 9 item 9)${busybox ? ", busybox" : ""}`, async () => {
+      const snap = `owned-${busybox ? "bb" : "sh"}`;
+      const dir = path.join(data, "snapshots", snap);
+      const env = { PTM_DATA: data, PTM_SNAPSHOT: snap };
+      const owner = () => fs.readFileSync(path.join(dir, ".ptm-owner"), "utf8");
+      const probeOwner = async (extra: Record<string, string> = {}) =>
+        (
+          await runJson<{ snapshotOwner: string }>("probe", [], {
+            env: { ...env, ...extra },
+            busybox,
+          })
+        ).json.snapshotOwner;
+      assert.equal(await probeOwner(), "none");
+      const first = await runJson<SnapshotOut>("snapshot", [], { env, busybox });
+      assert.equal(first.json.reused, false);
+      assert.match(
+        owner(),
+        /^stack=organization\/prometheus-tsdb-migration\/real-tests migration=0123456789abcdef created=\d+$/m,
+      );
+      assert.equal(await probeOwner(), "ours");
+      // A resume of this migration reuses it.
+      assert.equal(
+        (await runJson<SnapshotOut>("snapshot", [], { env, busybox })).json.reused,
+        true,
+      );
+      // An earlier attempt of this stack (another migration ID): replaced, not reused.
+      const later = { ...env, PTM_MIGRATION_ID: "fedcba9876543210" };
+      assert.equal(await probeOwner({ PTM_MIGRATION_ID: "fedcba9876543210" }), "earlier");
+      const replaced = await runJson<SnapshotOut>("snapshot", [], { env: later, busybox });
+      assert.equal(replaced.json.reused, false);
+      assert.match(replaced.res.stderr, /replacing .* made by an earlier attempt of this stack/);
+      assert.match(owner(), /migration=fedcba9876543210 /);
+      // Another stack's, and one with no owner record: refused, and left as they are.
+      const other = { ...later, PTM_STACK_ID: "someone/else/dev" };
+      assert.equal(await probeOwner({ PTM_STACK_ID: "someone/else/dev" }), "other");
+      const refused = await runScript("snapshot", [], { env: other, busybox });
+      assert.notEqual(refused.code, 0);
+      assert.match(refused.stderr, /was not made by this migration \(made by: stack=organization/);
+      assert.match(owner(), /migration=fedcba9876543210 /, "untouched");
+      fs.rmSync(path.join(dir, ".ptm-owner"));
+      const ownerless = await runScript("snapshot", [], { env: later, busybox });
+      assert.notEqual(ownerless.code, 0);
+      assert.match(ownerless.stderr, /made by: unknown \(no \.ptm-owner file\)/);
+      assert.ok(fs.existsSync(dir), "never removed");
+      fs.rmSync(dir, { recursive: true });
+    });
+  }
+
   it("snapshot.sh and cleanup-source.sh work under busybox", async () => {
     const env = { PTM_DATA: data, PTM_SNAPSHOT: "bb" };
     const r = await runJson<SnapshotOut>("snapshot", [], { env, busybox: true });
@@ -210,9 +259,13 @@ describe("restart_risk (sh) agrees with restartRisk.ts", () => {
     compaction: { level: parents.length ? 2 : 1, parents: parents.map((m) => ({ maxTime: m })) },
     sizeBytes: 1,
   });
+  // probe.sh prints /api/v1/status/tsdb's headStats as "tsdb".
   const head = (numSeries: number, minTime: number, maxTime: number) => ({
-    headStats: { numSeries, numLabelPairs: 3, chunkCount: 5, minTime, maxTime },
-    seriesCountByMetricName: [{ name: "up", value: 1 }],
+    numSeries,
+    numLabelPairs: 3,
+    chunkCount: 5,
+    minTime,
+    maxTime,
   });
   const cases: {
     name: string;
@@ -265,14 +318,12 @@ describe("restart_risk (sh) agrees with restartRisk.ts", () => {
         )
           .toString()
           .trim();
-        const tsdb = c.tsdb as {
-          headStats: { numSeries: number; minTime: number; maxTime: number };
-        } | null;
+        const tsdb = c.tsdb as { numSeries: number; minTime: number; maxTime: number } | null;
         const want =
           tsdb === null
             ? "unknown"
             : ((r) => (r ? `risk ${r.lossFromMs} ${r.lossToMs} ${r.safeAfterMs}` : "safe"))(
-                restartRisk(c.blocks, headRange({ ...tsdb.headStats, chunkCount: 0 } as never)),
+                restartRisk(c.blocks, headRange({ ...tsdb, chunkCount: 0 } as never)),
               );
         assert.equal(got, want);
       });

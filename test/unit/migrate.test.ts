@@ -60,6 +60,7 @@ describe("program: phase migrate", () => {
       "block-copy",
       "block-install",
       "compaction-wait",
+      "rsync-credentials-migration-id",
       "rsync-credentials-password",
       "source-rsync-daemon-rollout",
       "source-rsync-daemon-settle",
@@ -189,6 +190,7 @@ describe("program: phase migrate", () => {
         .map((x) => x.name)
         .sort(),
       [
+        "rsync-credentials-migration-id",
         "rsync-credentials-password",
         "source-rsync-daemon-rollout",
         "source-rsync-daemon-settle",
@@ -526,3 +528,37 @@ function verificationWith(args: {
     return { verification: v.result };
   };
 }
+
+describe("program: a snapshot left by another attempt is never reused (issue 9 item 9)", () => {
+  // The target started scraping at 7h, after the source's newest block (6h): a 1h gap, which
+  // the gate refuses without acceptGap.
+  const withSnapshot = (owner: "ours" | "earlier" | "other") =>
+    migrating({
+      exec: {
+        ...migrating().exec,
+        "ptm-rsyncd:probe": line(sourceProbe({ snapshot: true, owner })),
+        "ptm-rsync:probe": line(targetProbe({ startedAtH: 7 })),
+      },
+    });
+
+  it("this migration's own snapshot resumes: its plan passed the gate when it was made", async () => {
+    const r = await runProgram(config, withSnapshot("ours"));
+    assert.ok(one(r, "command:local:Command", "source-snapshot"));
+  });
+
+  it("an earlier attempt's snapshot is planned afresh, through the gap gate", async () => {
+    await assert.rejects(runProgram(config, withSnapshot("earlier")), /gap/i);
+    const r = await runProgram({ ...config, acceptGap: true }, withSnapshot("earlier"));
+    assert.ok(
+      one(r, "command:local:Command", "source-snapshot"),
+      "and the snapshot step replaces it",
+    );
+  });
+
+  it("somebody else's snapshot is refused at preview, naming the dir and what to do", async () => {
+    await assert.rejects(
+      runProgram(config, withSnapshot("other"), { preview: true }),
+      /source snapshot: \/data\/snapshots\/ptm-test on the source was not made by this migration .* rm -rf \/data\/snapshots\/ptm-test/,
+    );
+  });
+});

@@ -186,6 +186,7 @@ describe("program: phase prepare", () => {
       "command:local:Command",
       "command:local:Command",
       "command:local:Command",
+      "command:local:Command",
       "kubernetes:apps/v1:DeploymentPatch",
       "kubernetes:apps/v1:StatefulSetPatch",
       "kubernetes:core/v1:Secret",
