@@ -25,6 +25,7 @@ import {
 } from "./decisions/config";
 import { StepError } from "./decisions/errors";
 import { decideGap } from "./decisions/gap";
+import { snapshotUse } from "./decisions/snapshotUse";
 import { decideHeadSnapshotSpace } from "./decisions/headSnapshotSpace";
 import { planMigration } from "./decisions/plan";
 import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
@@ -53,6 +54,7 @@ import { RsyncCredentials } from "./steps/rsyncCredentials";
 import { RsyncService } from "./steps/rsyncService";
 import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
 import { SourceSnapshot } from "./steps/sourceSnapshot";
+import { TargetRestartGuard } from "./steps/targetRestartGuard";
 import { TargetRsyncClient } from "./steps/targetRsyncClient";
 
 /** Arguments of {@link PrometheusTsdbMigration}: the stack config's keys, typed and documented. */
@@ -99,7 +101,20 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
       // Removing the target's sidecar restarts it, so first make sure that loses nothing.
-      await checkTargetRestartIsSafe(cfg);
+      const guarded = await checkTargetRestartIsSafe(cfg);
+      // The destroy guard stays, told that this check was made: its delete won't repeat it.
+      new TargetRestartGuard(
+        "target-restart-guard",
+        {
+          target: guarded,
+          dataPath: "",
+          url: "",
+          sidecar: TARGET_SIDECAR,
+          force: true,
+          guards: [],
+        },
+        { parent: this },
+      );
       return { phase: "reverted" };
     }
     // One cluster for the patches and for every kubectl: the provider gets the same
@@ -158,6 +173,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
         secretName: credentials.sourceSecretName,
+        migrationId: credentials.migrationId,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
       },
       { ...child, dependsOn: [accessPolicy] },
@@ -194,7 +210,26 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       rsyncUrl: service.moduleUrl,
       sidecars: { source: daemon.container, target: client.container },
     };
-    if (cfg.phase !== "migrate") return prepared;
+    // Step 6 (seed), at `pulumi destroy`: before any sidecar goes, check the target's restart.
+    const guardTargetRestart = (guards: pulumi.Resource[]) =>
+      new TargetRestartGuard(
+        "target-restart-guard",
+        {
+          target: target.ref,
+          dataPath: target.dataPath,
+          url: target.url,
+          sidecar: client.container,
+          force: cfg.forceRevert,
+          guards,
+        },
+        { parent: this },
+      );
+    const prepareSteps: pulumi.Resource[] = [credentials, service, accessPolicy, daemon, client];
+    if (adminApi) prepareSteps.push(adminApi);
+    if (cfg.phase !== "migrate") {
+      guardTargetRestart(prepareSteps);
+      return prepared;
+    }
 
     // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
     const snapshot = snapshotName();
@@ -214,7 +249,15 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         plan: "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
       };
     }
-    const snapshotTaken = sourceProbe.snapshotBlocks.length > 0;
+    // Only this migration's own snapshot is used as it is: sidecar/snapshot.sh records who
+    // made one, so a leftover never skips the gap gate.
+    const use = snapshotUse(
+      sourceProbe.snapshotOwner ?? (sourceProbe.snapshotBlocks.length > 0 ? "other" : "none"),
+      `${source.dataPath}/snapshots/${snapshot}`,
+    );
+    if (use.action === "refuse") throw new StepError("source snapshot", use.message);
+    if (use.action === "replace") pulumi.log.warn(use.message, this);
+    const snapshotTaken = use.action === "resume";
     if (cfg.includeHead && !snapshotTaken) {
       // The head block is written onto the source's own volume: a full volume stops Prometheus.
       const space = decideHeadSnapshotSpace(
@@ -316,6 +359,12 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       return { pod: targetAt.ref.pod, finalPlan, copy, install, verification };
     });
     const { finalPlan, copy, install, verification } = replicas[0];
+    guardTargetRestart([
+      ...prepareSteps,
+      wait,
+      snap,
+      ...replicas.flatMap((r) => [r.copy, r.install, r.verification]),
+    ]);
 
     return {
       ...prepared,
@@ -438,7 +487,7 @@ async function probeThroughPrometheus(
  * Refuses a revert that would restart the target while its head holds samples older than an
  * imported block, and one whose check could not look (forceRevert skips both).
  */
-async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
+async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<WorkloadRef> {
   // The workload the stack really patched, as its label says: the target config may be gone.
   const patched = await findPatched("target", cfg.cluster);
   if (patched.length > 1 && !cfg.forceRevert) {
@@ -451,7 +500,7 @@ async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
   const target = patched[0] ?? cfg.target;
   const live = await readWorkload(target);
   const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
-  if (!hasSidecar || cfg.forceRevert) return;
+  if (!hasSidecar || cfg.forceRevert) return target;
   const cantCheck = (why: string) =>
     new ConfigError(
       "phase",
@@ -476,7 +525,7 @@ async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<void> {
     );
   }
   const risk = restartRisk(state!.blocks, headRange(state!.tsdb));
-  if (!risk) return;
+  if (!risk) return target;
   throw new ConfigError(
     "phase",
     `reverting now removes the target's sidecar and so restarts it, which would drop its own samples ` +
