@@ -183,18 +183,42 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     assert.equal(now.restarts, targetPod.restarts);
   });
 
-  it("reverts: refuses while a restart would drop target samples, then with forceRevert returns the templates exactly", async () => {
-    await stack.removeConfig("prometheus-tsdb-migration:phase");
-    await assert.rejects(stack.up({ onOutput: quiet }), /forceRevert/);
-    await configure(stack, { forceRevert: "true" });
-    await timed("revert", () => stack.up({ onOutput: quiet }));
-    assert.deepEqual(podTemplate(SOURCE), templates.source);
-    assert.deepEqual(podTemplate(TARGET), templates.target);
-    assert.deepEqual(leftovers(), []);
+  it("destroy without a revert is refused while a restart would drop target samples; nothing changes (issue 9 item 12)", async () => {
+    const before = await stack.exportStack();
+    let out = "";
+    await assert.rejects(stack.destroy({ onOutput: (o) => (out += o) }), (e: Error) =>
+      /restart-guard: REFUSED: removing the target's sidecar restarts/.test(e.message + out),
+    );
+    const after = await stack.exportStack();
+    const urns = (d: typeof before) =>
+      ((d.deployment as { resources?: { urn: string }[] }).resources ?? [])
+        .map((r) => r.urn)
+        .sort();
+    assert.deepEqual(urns(after), urns(before), "the state is intact");
+    assert.notDeepEqual(podTemplate(TARGET), templates.target, "the target keeps its sidecar");
+    assert.equal(podOf(TARGET).uid, targetPod.uid, "and was not restarted");
+    log(
+      `destroy refused: ${(/restart-guard: REFUSED: [^\n]*/.exec(out) ?? [""])[0].slice(0, 240)}`,
+    );
   });
 
-  it("destroy leaves nothing, and the source lost nothing", async () => {
+  it("the revert refuses too while a restart would drop target samples", async () => {
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    await assert.rejects(stack.up({ onOutput: quiet }), /forceRevert/);
+    await configure(stack, { phase: "migrate" });
+  });
+
+  it("with forceRevert set, destroy proceeds and returns the templates exactly", async () => {
+    await configure(stack, { forceRevert: "true" });
+    const r = await stack.up({ onOutput: quiet });
+    const c = changes(r);
+    assert.ok(!c.create && !c.delete && !c.replace, `only updates: ${JSON.stringify(c)}`);
     await timed("destroy", () => stack.destroy({ onOutput: quiet }));
+    assert.deepEqual(podTemplate(SOURCE), templates.source);
+    assert.deepEqual(podTemplate(TARGET), templates.target);
+  });
+
+  it("destroy left nothing, and the source lost nothing", async () => {
     assert.deepEqual(leftovers(), []);
     const after = historyCounts(SOURCE, DEFAULTS.historyHours, sourceHistory.ends);
     assert.deepEqual(after.counts, sourceHistory.counts);
