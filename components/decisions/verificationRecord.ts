@@ -13,7 +13,7 @@ export interface VerificationRecord {
   /** The window ends to compare, oldest first. */
   windowEnds: number[];
   /** The target's own earliest sample before the install; undefined: it had none. */
-  targetEarliestMs?: number | undefined;
+  targetEarliestMs: number | undefined;
   /** The oldest imported block's minTime: the target must have loaded down to it. */
   loadedDownToMs: number;
   /** The plan's blocks, as the target must hold them (by ID, or by lineage once compacted). */
