@@ -12,7 +12,8 @@
 #         before it fails. A flag this stack's record says it appended (an earlier attempt
 #         that was interrupted) is adopted: changed, so that the revert removes it.
 # restore removes the flag this stack appended and the record (lib.sh admin_api_remove), so
-#         the args list is again what it was, and waits for the rollout. Without a record
+#         the args list is again what it was. It does not wait: the revert removes the
+#         sidecar right after and waits once for both (rollout-settle.sh). Without a record
 #         (a flag that was on before) nothing changes.
 #
 # A container's args is an atomic list: a Server-Side Apply patch that owned it would delete
@@ -83,7 +84,10 @@ restore)
     kc patch "$kind" "$name" -n "$ns" --type=json -p \
       "[{\"op\":\"test\",\"path\":\"$path/args/$at\",\"value\":\"$ADMIN_FLAG\"},{\"op\":\"remove\",\"path\":\"$path/args/$at\"}]" >&2
   fi
-  rollout
+  # No wait here: at the revert the sidecar patch goes right after this, and its
+  # rollout-settle waits once for the restored template (one rollout, not one per change).
+  # Leaving includeHead alone (the sidecar stays) rolls out in the background.
+  echo "admin-api: the rollout of the restored args is awaited with the sidecar's removal (rollout-settle)" >&2
   ;;
 *) die "unknown action $action" ;;
 esac
