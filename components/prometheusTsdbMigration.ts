@@ -55,6 +55,7 @@ import { RsyncService } from "./steps/rsyncService";
 import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
 import { SourceSnapshot } from "./steps/sourceSnapshot";
 import { TargetRestartGuard } from "./steps/targetRestartGuard";
+import { workloadArg } from "./cluster/kubectl";
 import { TargetRsyncClient } from "./steps/targetRsyncClient";
 
 /** Arguments of {@link PrometheusTsdbMigration}: the stack config's keys, typed and documented. */
@@ -107,6 +108,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         "target-restart-guard",
         {
           target: guarded,
+          pods: [workloadArg(guarded)],
           dataPath: "",
           url: "",
           sidecar: TARGET_SIDECAR,
@@ -215,7 +217,9 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       new TargetRestartGuard(
         "target-restart-guard",
         {
-          target: target.ref,
+          // The template that carries the sidecar, and every pod that restarts with it.
+          target: { ...(target.workload ?? target.ref), access: target.ref.access },
+          pods: podLocations(target).map((t) => workloadArg(t.ref)),
           dataPath: target.dataPath,
           url: target.url,
           sidecar: client.container,

@@ -7,7 +7,9 @@
 # intact, when that would happen or when it can't be checked; the revert (`phase` unset)
 # runs the same check in the program.
 #
-#   sh -c "$PTM_SCRIPT" restart-guard NAMESPACE KIND NAME POD_TARGET SIDECAR PROMETHEUS DATA URL
+#   sh -c "$PTM_SCRIPT" restart-guard NAMESPACE KIND NAME PODS SIDECAR PROMETHEUS DATA URL
+#   (KIND/NAME: the workload whose template has the sidecar; PODS: every pod that restarts,
+#    comma-separated as kubectl names them, e.g. pod/prometheus-k8s-0,pod/prometheus-k8s-1)
 #   (env: PTM_KUBECONFIG, PTM_KUBE_CONTEXT: the cluster; PTM_PROBE_SCRIPT: lib.sh + probe.sh of
 #    the sidecar; PTM_FORCE_REVERT=true: don't check, as the forceRevert config says, or as
 #    set in the shell that runs `pulumi destroy`)
@@ -42,26 +44,29 @@ case " $containers " in
   ;;
 esac
 
-probe_in() { # CONTAINER
-  kc exec -n "$ns" "$pods" -c "$1" -- env PTM_DATA="$data" PTM_PROM_URL="$url" sh -c "$PTM_PROBE_SCRIPT" ptm-probe 2>/dev/null | tail -n 1
+probe_in() { # POD CONTAINER
+  kc exec -n "$ns" "$1" -c "$2" -- env PTM_DATA="$data" PTM_PROM_URL="$url" sh -c "$PTM_PROBE_SCRIPT" ptm-probe 2>/dev/null | tail -n 1
 }
-out=$(probe_in "$sidecar") || out=
-case $out in '{"blocks":'*) ;; *) out=$(probe_in "$prometheus") || out= ;; esac
-case $out in
-'{"blocks":'*) ;;
-*) refuse "the target $kind $ns/$name can't be probed (kubectl exec into $sidecar and $prometheus failed), so whether its restart drops samples can't be checked." ;;
-esac
 
-# shellcheck disable=SC2046 # split into words on purpose
-set -- $(printf '%s\n' "$out" | restart_risk)
-case ${1:-} in
-safe)
-  log "restarting $kind $ns/$name loses nothing: its head holds nothing older than its newest block"
-  ;;
-risk)
-  refuse "removing the target's sidecar restarts $kind $ns/$name, which would drop its own samples from $(iso "$2") to $(iso "$3") (older than the newest imported block, not yet compacted). Destroy after $(iso "$4"), when its next compaction has persisted them."
-  ;;
-*)
-  refuse "the target's Prometheus ($kind $ns/$name) did not report its head's time range (/api/v1/status/tsdb), so whether its restart drops samples can't be checked."
-  ;;
-esac
+# Every pod restarts when the sidecar goes: each must be safe.
+for pod in $(printf '%s\n' "$pods" | tr ',' ' '); do
+  out=$(probe_in "$pod" "$sidecar") || out=
+  case $out in '{"blocks":'*) ;; *) out=$(probe_in "$pod" "$prometheus") || out= ;; esac
+  case $out in
+  '{"blocks":'*) ;;
+  *) refuse "the target's $pod ($kind $ns/$name) can't be probed (kubectl exec into $sidecar and $prometheus failed), so whether its restart drops samples can't be checked." ;;
+  esac
+  # shellcheck disable=SC2046 # split into words on purpose
+  set -- $(printf '%s\n' "$out" | restart_risk)
+  case ${1:-} in
+  safe)
+    log "restarting $pod ($kind $ns/$name) loses nothing: its head holds nothing older than its newest block"
+    ;;
+  risk)
+    refuse "removing the target's sidecar restarts $pod ($kind $ns/$name), which would drop its own samples from $(iso "$2") to $(iso "$3") (older than the newest imported block, not yet compacted). Destroy after $(iso "$4"), when its next compaction has persisted them."
+    ;;
+  *)
+    refuse "the target's Prometheus in $pod ($kind $ns/$name) did not report its head's time range (/api/v1/status/tsdb), so whether its restart drops samples can't be checked."
+    ;;
+  esac
+done

@@ -1,11 +1,16 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
-import { localScript, sidecarScript, workloadArg } from "../cluster/kubectl";
+import { localScript, sidecarScript } from "../cluster/kubectl";
 import { WorkloadRef } from "../decisions/config";
 
 export interface TargetRestartGuardArgs {
-  /** The target, as patched. */
+  /**
+   * The workload whose pod template carries the target's sidecar (for a `Prometheus`
+   * resource: the StatefulSet its operator generates).
+   */
   target: WorkloadRef;
+  /** Every pod that restarts when the sidecar goes, as kubectl names them (`pod/x`, `statefulset/x`). */
+  pods: string[];
   /** Its TSDB path and API URL, as its sidecar sees them. */
   dataPath: string;
   url: string;
@@ -39,7 +44,7 @@ export class TargetRestartGuard extends pulumi.ComponentResource {
         ref.namespace,
         ref.kind.toLowerCase(),
         ref.name,
-        workloadArg(ref),
+        args.pods.join(","),
         args.sidecar,
         ref.container,
         args.dataPath,

@@ -19,7 +19,7 @@ import {
 } from "../fixtures/prometheusOperator";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
 import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
-import { byType, FakeCluster, runProgram } from "./harness";
+import { byType, FakeCluster, one, runProgram } from "./harness";
 
 type Obj = Record<string, unknown>;
 const H = 3_600_000;
@@ -445,6 +445,22 @@ describe("program: a Prometheus resource as the source (issue 11)", () => {
     await assert.rejects(
       runProgram({ phase: "prepare", source: SOURCE, target }, c),
       new RegExp(`:source\\.pod: .*Ready replicas: ${STS}-1`),
+    );
+  });
+});
+
+describe("program: the destroy guard on a Prometheus resource target (issue 9 item 12)", () => {
+  it("checks the generated StatefulSet's template and every replica's pod", async () => {
+    const r = await runProgram(
+      { phase: "prepare", source: SOURCE_CONFIG, target: TARGET },
+      withTarget({ replicas: 2 }),
+    );
+    const guard = one(r, "command:local:Command", "target-restart-guard");
+    assert.match(
+      String(guard.inputs.delete),
+      new RegExp(
+        `'restart-guard' 'monitoring' 'statefulset' '${STS}' 'pod/${STS}-0,pod/${STS}-1' 'ptm-rsync' 'prometheus' `,
+      ),
     );
   });
 });
