@@ -26,6 +26,7 @@ import { planInput } from "../../components/decisions/planInput";
 import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
 import { headRange } from "../../components/decisions/tsdb";
 import {
+  CountsResult,
   Verification,
   expectedBlocks,
   parseCounts,
@@ -37,6 +38,7 @@ import {
   Prom,
   backfill,
   freePort,
+  httpText,
   killAll,
   mkTemp,
   queryValue,
@@ -131,6 +133,8 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
     let te = 0;
     let rsyncUrl = "";
     let verification: Verification;
+    let srcCounts: CountsResult;
+    let tgtCounts: CountsResult;
     const SNAP = "ptm-matrix";
 
     const probe = async (p: Prom, snapshot?: string): Promise<ProbeResult> =>
@@ -308,10 +312,12 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
       ]);
       assert.equal(s.code, 0, s.stderr);
       assert.equal(t.code, 0, t.stderr);
+      srcCounts = parseCounts(s.stdout);
+      tgtCounts = parseCounts(t.stdout);
       verification = verifyMigration({
         windowEnds: ends,
-        source: parseCounts(s.stdout),
-        target: parseCounts(t.stdout),
+        source: srcCounts,
+        target: tgtCounts,
         targetEarliestMs: te,
         blocks: expectedBlocks(plan.blocks),
         gapMs: plan.gapMs,
@@ -333,6 +339,46 @@ function pairSuite(srcVersion: string, tgtVersion: string, opts: { utf8?: boolea
           `histogram samples compared: ${verification.histogramsCompared}`,
         );
       }
+      // Window by window, and for the busiest window against the raw samples: the range
+      // vector {__name__=~".+"}[w] returns floats as "values" and native histograms as
+      // "histograms", so this count does not depend on how counts.sh finds histograms.
+      const tw = new Map(tgtCounts.windows.map((w) => [w.endMs, w]));
+      for (const w of equalWindows) {
+        const sw = srcCounts.windows.find((x) => x.endMs === w.endMs)!;
+        assert.equal(tw.get(w.endMs)?.histograms, sw.histograms, `window ${w.endMs}`);
+      }
+      const busiest = [...srcCounts.windows]
+        .filter((w) => equalWindows.some((e) => e.endMs === w.endMs))
+        .sort((a, b) => (b.histograms ?? 0) - (a.histograms ?? 0))[0]!;
+      const raw = async (p: Prom, version: string) => {
+        const range = Number(version.split(".")[0]) >= 3 ? 2 * H : 2 * H - 1;
+        const q = new URLSearchParams({
+          query: `{__name__=~".+"}[${range}ms]`,
+          time: ((busiest.endMs - 1) / 1000).toFixed(3),
+        });
+        const body = JSON.parse(await httpText(`${p.url}/api/v1/query?${q}`)) as {
+          data: { result: { values?: unknown[]; histograms?: unknown[] }[] };
+        };
+        let floats = 0;
+        let hists = 0;
+        for (const r of body.data.result) {
+          floats += r.values?.length ?? 0;
+          hists += r.histograms?.length ?? 0;
+        }
+        return { floats, hists };
+      };
+      const [rs, rt] = await Promise.all([raw(src, srcVersion), raw(tgt, tgtVersion)]);
+      assert.equal(
+        rs.hists,
+        busiest.histograms,
+        "counts.sh's histograms = the raw histogram samples (source)",
+      );
+      assert.equal(
+        rs.floats + rs.hists,
+        busiest.count,
+        "counts.sh's count = all raw samples (source)",
+      );
+      assert.deepEqual(rt, rs, "the target holds the same raw samples in that window");
       matrix.push({
         pair,
         blocks: plan.blocks.length,
