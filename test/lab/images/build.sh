@@ -6,6 +6,8 @@
 #   ptm/prometheus:2.42              Debian prometheus + promtool + busybox-static
 #   ptm/bitnami-prometheus:3.13.5    an upstream build in the Bitnami image's shape (when
 #                                    its binary is cached; PTM_BITNAMI_VERSION)
+#   ptm/prometheus:<3.x>             the version matrix's 3.x (test/real/prometheus-3-versions),
+#                                    official shape, when their binaries are cached
 #   ptm/config-reloader:stand-in     busybox httpd answering /healthz on :8080, in place of
 #                                    the charts' configmap-reload containers (no reload)
 #   ptm/rsync:latest                 Debian rsync (+ its shared libs) + busybox-static
@@ -222,6 +224,17 @@ if [[ -x "${PTM_CACHE}/prometheus-${BITNAMI_VER}/bin/prometheus" ]]; then
 else
   log "skipping ptm/bitnami-prometheus:${BITNAMI_VER}: no binary yet (test/real/build-prometheus-3.sh ${BITNAMI_VER})"
 fi
+# The version matrix's 3.x releases (test/real/prometheus-3-versions: the LTS and the newest),
+# official shape, once their binaries are built (test/real/build-prometheus-3.sh; CI builds
+# them in its install step).
+while read -r v; do
+  [[ -z "${v}" || "${v}" == \#* ]] && continue
+  if [[ -x "${PTM_CACHE}/prometheus-${v}/bin/prometheus" ]]; then
+    official_image "${v}"
+  else
+    log "skipping ptm/prometheus:${v}: no binary yet (test/real/build-prometheus-3.sh ${v})"
+  fi
+done <"${here}/../../real/prometheus-3-versions"
 for spec in ${PTM_PROMETHEUS_IMAGES:-}; do
   prometheus_image "${spec%%:*}" "${spec#*:}"
 done
