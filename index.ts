@@ -22,8 +22,11 @@ function readConfig(): PrometheusTsdbMigrationArgs {
     includeHead: c.getBoolean("includeHead"),
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
     acceptGap: c.getBoolean("acceptGap"),
+    verifyWindows: c.getNumber("verifyWindows"),
     rolloutTimeoutSeconds: c.getNumber("rolloutTimeoutSeconds"),
     forceRevert: c.getBoolean("forceRevert"),
+    // Checked by the component, as the phase is.
+    sidecarMode: c.get("sidecarMode") as PrometheusTsdbMigrationArgs["sidecarMode"],
   };
 }
 

@@ -12,6 +12,8 @@ import {
   readWorkload,
 } from "./cluster/clusterReads";
 import { readPodsWorkload } from "./cluster/prometheusReads";
+import { EphemeralSide, ephemeralSide, preflightEphemeral } from "./cluster/ephemeralSidecar";
+import { headInEphemeral } from "./decisions/ephemeralSidecar";
 import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
 import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
@@ -97,7 +99,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
 
   private async declare(args: PrometheusTsdbMigrationArgs): Promise<MigrationOutputs> {
     // Configuration, validated before anything changes.
-    const cfg = parseConfig({ ...args, phase: args.phase ?? "" });
+    let cfg = parseConfig({ ...args, phase: args.phase ?? "" });
     if (cfg.phase === "revert") {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
@@ -135,7 +137,18 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     };
 
     // The live workloads, and where their TSDBs are.
-    const { source, target } = await locateWorkloads(cfg);
+    const located = await locateWorkloads(cfg);
+    // sidecarMode ephemeral: the sidecars go into the running pods, and every step runs in
+    // exactly those pods, seeing the TSDB below the volume root the sidecar mounts.
+    const sides = cfg.sidecarMode === "ephemeral" ? await ephemeralSides(cfg, located) : undefined;
+    const { source, target } = sides
+      ? { source: sides.source.loc, target: sides.target.loc }
+      : located;
+    if (sides) {
+      const head = headInEphemeral(cfg.includeHead, source.adminApi);
+      if (head.message) pulumi.log.info(head.message, this);
+      cfg = { ...cfg, includeHead: head.includeHead };
+    }
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
@@ -177,6 +190,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         secretName: credentials.sourceSecretName,
         migrationId: credentials.migrationId,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
+        ephemeral: sides?.source,
       },
       { ...child, dependsOn: [accessPolicy] },
     );
@@ -185,11 +199,13 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     // A `Prometheus` resource through its spec.enableAdminAPI (the operator owns the args).
     const adminApiArgs = { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds };
     const adminApiOpts = { ...child, dependsOn: [daemon.ready] };
-    const adminApi = !cfg.includeHead
-      ? undefined
-      : source.ref.kind === "Prometheus"
-        ? new PrometheusAdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts)
-        : new AdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts);
+    // sidecarMode ephemeral: never (a restart); the head is only snapshotted when it is on already.
+    const adminApi =
+      !cfg.includeHead || sides
+        ? undefined
+        : source.ref.kind === "Prometheus"
+          ? new PrometheusAdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts)
+          : new AdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts);
 
     // Step 2 (seed): the target's rsync client.
     const client = new TargetRsyncClient(
@@ -200,17 +216,20 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         imagePullPolicy: cfg.sidecarImagePullPolicy,
         secretName: credentials.targetSecretName,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
+        ephemeral: sides?.target,
       },
       child,
     );
 
     const prepared = {
       phase: cfg.phase,
-      source: describeLocation(source),
-      target: describeLocation(target),
+      source: describeLocation(located.source),
+      target: describeLocation(located.target),
       rsyncService: service.name,
       rsyncUrl: service.moduleUrl,
       sidecars: { source: daemon.container, target: client.container },
+      sidecarMode: cfg.sidecarMode,
+      ...(sides ? { ephemeral: describeEphemeral(sides) } : {}),
     };
     // Step 6 (seed), at `pulumi destroy`: before any sidecar goes, check the target's restart.
     const guardTargetRestart = (guards: pulumi.Resource[]) =>
@@ -241,11 +260,16 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     // (one each for workloads other than a `Prometheus` resource, in a pod kubectl picks).
     const sourceAt = podLocations(source)[0];
     const targetsAt = podLocations(target);
+    // Whether the sidecars run: in the pod templates, or (ephemeral) in the pods themselves.
+    const [sourceRuns, targetRuns] = sides
+      ? [sides.source.running, sides.target.running]
+      : [
+          source.containers.includes(daemon.container),
+          target.containers.includes(client.container),
+        ];
     const [sourceProbe, ...targetProbes] = await Promise.all([
-      probe(sourceAt.ref, daemon.container, snapshot, source.containers.includes(daemon.container)),
-      ...targetsAt.map((t) =>
-        probe(t.ref, client.container, snapshot, target.containers.includes(client.container)),
-      ),
+      probe(sourceAt.ref, daemon.container, snapshot, sourceRuns),
+      ...targetsAt.map((t) => probe(t.ref, client.container, snapshot, targetRuns)),
     ]);
     if (!sourceProbe || targetProbes.some((p) => !p)) {
       return {
@@ -351,7 +375,9 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           sourceContainer: daemon.container,
           target: targetAt,
           targetContainer: client.container,
-          windowEnds: finalPlan.apply((p) => windowsToCompare(p, { targetEarliestMs: earliest })),
+          windowEnds: finalPlan.apply((p) =>
+            windowsToCompare(p, { targetEarliestMs: earliest, maxWindows: cfg.verifyWindows }),
+          ),
           targetEarliestMs: earliest,
           loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
           blocks: finalPlan.apply((p) => expectedBlocks(p.blocks)),
@@ -419,10 +445,13 @@ async function locateWorkloads(
   ] as const) {
     pulumi.log.info(`${key}: ${discoveryLine(loc)}`);
   }
-  preflight("source", source, sourceObj!);
-  preflight("target", target, targetObj!);
+  // The rollout checks: sidecarMode ephemeral rolls nothing out.
+  if (cfg.sidecarMode === "patch") {
+    preflight("source", source, sourceObj!);
+    preflight("target", target, targetObj!);
+  }
   checkDistinctPods(source, target);
-  if (cfg.includeHead && !source.adminApi && !source.hasArgs) {
+  if (cfg.sidecarMode === "patch" && cfg.includeHead && !source.adminApi && !source.hasArgs) {
     throw new ConfigError(
       "includeHead",
       `the source container has no args (its image's default command line is in use), so the ` +
@@ -430,6 +459,63 @@ async function locateWorkloads(
     );
   }
   return { source, target };
+}
+
+/**
+ * sidecarMode ephemeral, checked at preview: the cluster can add ephemeral containers and we
+ * may; then the pods each sidecar goes into, and its name there.
+ */
+async function ephemeralSides(
+  cfg: MigrationConfig,
+  located: { source: TsdbLocation; target: TsdbLocation },
+): Promise<{ source: EphemeralSide; target: EphemeralSide }> {
+  for (const [key, loc, sidecar] of [
+    ["source", located.source, SOURCE_SIDECAR],
+    ["target", located.target, TARGET_SIDECAR],
+  ] as const) {
+    // Switching modes mid-migration would remove the patch, and so restart the pod.
+    if (loc.containers.includes(sidecar)) {
+      throw new ConfigError(
+        "sidecarMode",
+        `the ${key}'s pod template still has the sidecar ${sidecar} of sidecarMode patch; finish ` +
+          `the migration in patch mode, or revert it first (remove the phase key and run pulumi up)`,
+      );
+    }
+  }
+  const version = await preflightEphemeral(cfg.cluster, [
+    located.source.ref.namespace,
+    located.target.ref.namespace,
+  ]);
+  const [source, target] = await Promise.all([
+    ephemeralSide("source", located.source, SOURCE_SIDECAR),
+    ephemeralSide("target", located.target, TARGET_SIDECAR),
+  ]);
+  const where = (s: EphemeralSide) =>
+    s.pods.map((p) => `${p.name}`).join(", ") +
+    ` (container ${s.container}, TSDB ${s.loc.dataPath})`;
+  pulumi.log.info(
+    `sidecarMode ephemeral (Kubernetes ${version}): the sidecars are added to the running pods as ` +
+      `ephemeral containers, no pod restarts and neither pod template changes: source pod ` +
+      `${where(source)}, target pod ${where(target)}. The revert stops their processes; an ` +
+      `ephemeral container can't be removed, so its stopped entry stays in the pod's status until ` +
+      `the pod is replaced`,
+  );
+  return { source, target };
+}
+
+function describeEphemeral(sides: { source: EphemeralSide; target: EphemeralSide }) {
+  const one = (s: EphemeralSide) => ({
+    pods: s.pods.map((p) => ({ name: p.name, uid: p.uid })),
+    container: s.container,
+    dataPath: s.loc.dataPath,
+  });
+  return {
+    source: one(sides.source),
+    target: one(sides.target),
+    note:
+      "no pod restarts; the revert stops the sidecars' processes, and their stopped entries stay " +
+      "in the pods' status until the pods are replaced",
+  };
 }
 
 /** Before the snapshot exists: the blocks it will hold (with the head when includeHead). */

@@ -32,14 +32,14 @@ import {
 // answer to read (RBAC, wrong context, pod not ready) instead of an exception.
 const EXIT_MARK = "ptm-exit=";
 
-interface Ran {
+export interface Ran {
   code: number;
   stdout: string;
   /** What the command printed on stderr, without the exit mark. */
   stderr: string;
 }
 
-async function run(cmd: string, environment: Record<string, string> = {}): Promise<Ran> {
+export async function run(cmd: string, environment: Record<string, string> = {}): Promise<Ran> {
   const res = await command.local.run({
     command: `${cmd}; echo "${EXIT_MARK}$?" >&2`,
     environment,
@@ -56,7 +56,7 @@ async function run(cmd: string, environment: Record<string, string> = {}): Promi
 }
 
 /** The last lines of what a failed command said, for an error message. */
-function said(r: Ran): string {
+export function said(r: Ran): string {
   const tail = r.stderr.split("\n").slice(-3).join(" | ").trim();
   return `exit ${r.code}${tail ? `: ${tail}` : ", nothing on stderr"}`;
 }

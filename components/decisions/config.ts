@@ -2,6 +2,8 @@
 // Pure and synchronous, so that every bad input is reported at preview, before anything
 // changes, with the name of the offending key.
 
+import { DEFAULT_VERIFY_WINDOWS } from "./verify";
+
 export const PROJECT = "prometheus-tsdb-migration";
 
 /** The phases `pulumi up` can advance to. Unset means: revert everything the migration added. */
@@ -62,13 +64,23 @@ export interface MigrationConfig {
   maxWaitMinutes: number;
   /** Accept a non-zero gap instead of failing with advice. */
   acceptGap: boolean;
+  /** At most this many time windows counted on both servers by the verification; 0 = all. */
+  verifyWindows: number;
   /** Seconds to wait for a patched workload to roll out. */
   rolloutTimeoutSeconds: number;
   /** Revert even when restarting the target now would drop some of its own samples. */
   forceRevert: boolean;
+  /**
+   * How the sidecars get into the pods: "patch" adds them to the pod templates (the pods
+   * restart), "ephemeral" adds them to the running pods as ephemeral containers (no restart).
+   */
+  sidecarMode: SidecarMode;
   /** The cluster, when one is named (also set on source and target). */
   cluster?: ClusterAccess;
 }
+
+/** How the sidecars are added: see {@link MigrationConfig.sidecarMode}. */
+export type SidecarMode = "patch" | "ephemeral";
 
 /** An error in the stack configuration; the message always starts with the key. */
 export class ConfigError extends Error {
@@ -141,10 +153,24 @@ export interface MigrationArgs {
   maxWaitMinutes?: number;
   /** Go ahead with a gap that waiting can't close, instead of failing with the numbers. Default: false. */
   acceptGap?: boolean;
+  /**
+   * The verification counts samples in at most this many 2h windows on both servers: the
+   * first and last copied, the cutoff, the target's first own sample, and evenly spaced spot
+   * checks; every copied block is checked by ID and stats regardless. 0 = every window.
+   * Default: 24.
+   */
+  verifyWindows?: number;
   /** How long a patched workload may take to roll out, in seconds. Default: 600. */
   rolloutTimeoutSeconds?: number;
   /** Revert even when restarting the target now would drop some of its own samples. Default: false. */
   forceRevert?: boolean;
+  /**
+   * "patch": the sidecars are added to both pod templates (each pod restarts when they come
+   * and again when they go). "ephemeral": they are added to the running pods as ephemeral
+   * containers (pods/ephemeralcontainers, Kubernetes 1.25+), and no pod restarts; their
+   * stopped entries stay in the pods' status until the pods are replaced. Default: "patch".
+   */
+  sidecarMode?: SidecarMode;
   /**
    * The cluster: a kubeconfig path and a context, used by the component's Kubernetes provider
    * and by every kubectl it runs. The stack reads them from `kubernetes:kubeconfig` and
@@ -154,7 +180,8 @@ export interface MigrationArgs {
 }
 
 /** The same settings as `pulumi.Config` returns them: any string, any JSON object. */
-export type RawConfig = Omit<MigrationArgs, "phase" | "source" | "target"> & {
+export type RawConfig = Omit<MigrationArgs, "phase" | "source" | "target" | "sidecarMode"> & {
+  sidecarMode?: string;
   phase?: string;
   source?: unknown;
   target?: unknown;
@@ -342,6 +369,14 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
   if (rolloutTimeoutSeconds === 0) {
     throw new ConfigError("rolloutTimeoutSeconds", "must be at least 1");
   }
+  const sidecarMode = (raw.sidecarMode ?? "patch").trim() || "patch";
+  if (sidecarMode !== "patch" && sidecarMode !== "ephemeral") {
+    throw new ConfigError(
+      "sidecarMode",
+      `"${raw.sidecarMode}" is not patch or ephemeral (patch: the sidecars go into the pod ` +
+        `templates and the pods restart; ephemeral: ephemeral containers, no restart)`,
+    );
+  }
   const cluster = parseCluster(raw.cluster);
   if (cluster) {
     source.access = cluster;
@@ -358,7 +393,9 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     includeHead: raw.includeHead ?? false,
     maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),
     acceptGap: raw.acceptGap ?? false,
+    verifyWindows: nonNegativeInt("verifyWindows", raw.verifyWindows, DEFAULT_VERIFY_WINDOWS),
     rolloutTimeoutSeconds,
     forceRevert: raw.forceRevert ?? false,
+    sidecarMode,
   };
 }

@@ -1,6 +1,11 @@
 import * as pulumi from "@pulumi/pulumi";
 import { RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
-import { patchWithSidecar, sidecarContainer } from "../cluster/sidecarPatch";
+import {
+  addEphemeralSidecars,
+  EphemeralSide,
+  ephemeralContainer,
+} from "../cluster/ephemeralSidecar";
+import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface SourceRsyncDaemonArgs {
@@ -16,6 +21,11 @@ export interface SourceRsyncDaemonArgs {
   rolloutTimeoutSeconds: number;
   /** This migration's ID (RsyncCredentials): recorded in the snapshots the sidecar makes. */
   migrationId: pulumi.Input<string>;
+  /**
+   * sidecarMode ephemeral: the pods and the container name (cluster/ephemeralSidecar.ts); the
+   * daemon goes into the running pod, not into the pod template.
+   */
+  ephemeral?: EphemeralSide;
 }
 
 /**
@@ -35,35 +45,52 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     super("ptm:index:SourceRsyncDaemon", name, {}, opts);
     const src = args.source;
 
-    this.container = SOURCE_SIDECAR;
-    const rollout = patchWithSidecar(
-      name,
-      "source",
-      src,
-      sidecarContainer(src, {
-        name: SOURCE_SIDECAR,
-        image: args.image,
-        imagePullPolicy: args.imagePullPolicy,
-        script: "rsyncd",
-        env: [
-          { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
-          { name: "PTM_RSYNC_USER", value: RSYNC_USER },
-          // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
-          {
-            name: "PTM_STACK_ID",
-            value: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-          },
-          { name: "PTM_MIGRATION_ID", value: args.migrationId },
-        ],
-        passwordEnv: "PTM_RSYNC_PASSWORD",
-        secretName: args.secretName,
-        ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
-      }),
-      args.rolloutTimeoutSeconds,
-      { parent: this },
-    );
-    this.patch = rollout.patch;
-    this.ready = rollout.rolledOut;
+    const spec: SidecarSpec = {
+      name: SOURCE_SIDECAR,
+      image: args.image,
+      imagePullPolicy: args.imagePullPolicy,
+      script: "rsyncd",
+      env: [
+        { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
+        { name: "PTM_RSYNC_USER", value: RSYNC_USER },
+        // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
+        {
+          name: "PTM_STACK_ID",
+          value: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
+        },
+        { name: "PTM_MIGRATION_ID", value: args.migrationId },
+      ],
+      passwordEnv: "PTM_RSYNC_PASSWORD",
+      secretName: args.secretName,
+      ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
+    };
+    if (args.ephemeral) {
+      // No port is declared (an ephemeral container can't): the Service's targetPort is the
+      // number, which reaches the daemon in the pod's network namespace all the same.
+      const side = args.ephemeral;
+      this.container = side.container;
+      const added = addEphemeralSidecars(
+        name,
+        side,
+        ephemeralContainer(side, spec),
+        args.rolloutTimeoutSeconds,
+        { parent: this },
+      );
+      this.patch = added[0];
+      this.ready = added.length === 1 ? added[0] : this;
+    } else {
+      this.container = SOURCE_SIDECAR;
+      const rollout = patchWithSidecar(
+        name,
+        "source",
+        src,
+        sidecarContainer(src, spec),
+        args.rolloutTimeoutSeconds,
+        { parent: this },
+      );
+      this.patch = rollout.patch;
+      this.ready = rollout.rolledOut;
+    }
 
     this.registerOutputs({ container: this.container });
   }

@@ -1,5 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import { patchWithSidecar, sidecarContainer } from "../cluster/sidecarPatch";
+import {
+  addEphemeralSidecars,
+  EphemeralSide,
+  ephemeralContainer,
+} from "../cluster/ephemeralSidecar";
+import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface TargetRsyncClientArgs {
@@ -13,6 +18,11 @@ export interface TargetRsyncClientArgs {
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched target may take. */
   rolloutTimeoutSeconds: number;
+  /**
+   * sidecarMode ephemeral: the pods and the container name (cluster/ephemeralSidecar.ts); the
+   * client goes into each running pod, not into the pod template.
+   */
+  ephemeral?: EphemeralSide;
 }
 
 /**
@@ -31,25 +41,41 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     super("ptm:index:TargetRsyncClient", name, {}, opts);
     const tgt = args.target;
 
-    this.container = TARGET_SIDECAR;
     // Runs idle: the copy and install steps exec their scripts in it.
-    const rollout = patchWithSidecar(
-      name,
-      "target",
-      tgt,
-      sidecarContainer(tgt, {
-        name: TARGET_SIDECAR,
-        image: args.image,
-        imagePullPolicy: args.imagePullPolicy,
-        script: "idle",
-        passwordEnv: "RSYNC_PASSWORD",
-        secretName: args.secretName,
-      }),
-      args.rolloutTimeoutSeconds,
-      { parent: this },
-    );
-    this.patch = rollout.patch;
-    this.ready = rollout.rolledOut;
+    const spec: SidecarSpec = {
+      name: TARGET_SIDECAR,
+      image: args.image,
+      imagePullPolicy: args.imagePullPolicy,
+      script: "idle",
+      passwordEnv: "RSYNC_PASSWORD",
+      secretName: args.secretName,
+    };
+    if (args.ephemeral) {
+      const side = args.ephemeral;
+      this.container = side.container;
+      const added = addEphemeralSidecars(
+        name,
+        side,
+        ephemeralContainer(side, spec),
+        args.rolloutTimeoutSeconds,
+        { parent: this },
+      );
+      this.patch = added[0];
+      // Several replicas: depending on this component waits for every pod's sidecar.
+      this.ready = added.length === 1 ? added[0] : this;
+    } else {
+      this.container = TARGET_SIDECAR;
+      const rollout = patchWithSidecar(
+        name,
+        "target",
+        tgt,
+        sidecarContainer(tgt, spec),
+        args.rolloutTimeoutSeconds,
+        { parent: this },
+      );
+      this.patch = rollout.patch;
+      this.ready = rollout.rolledOut;
+    }
 
     this.registerOutputs({ container: this.container });
   }

@@ -38,6 +38,12 @@ export interface FakeCluster {
   priorState?: Record<string, Record<string, unknown>>;
   /** Pods (by name) that are listed as Running but not Ready. */
   notReady?: string[];
+  /** `kubectl version -o json`'s serverVersion; default 1.34. `null`: kubectl can't reach it. */
+  serverVersion?: { major: string; minor: string; gitVersion: string } | null;
+  /** `kubectl auth can-i update pods/ephemeralcontainers` per namespace; default "yes". */
+  canUpdateEphemeral?: Record<string, "yes" | "no" | "error">;
+  /** Ephemeral container statuses per pod name (sidecarMode ephemeral). */
+  ephemeral?: Record<string, { name: string; state: Record<string, unknown> }[]>;
 }
 
 export interface RunResult {
@@ -87,7 +93,8 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
           ?.template?.metadata?.labels;
         return want.every(([k, v]) => labels?.[k] === v);
       })
-      .flatMap(([key, o]) => fakePods(key, o as Obj, cluster.notReady ?? []));
+      .flatMap(([key, o]) => fakePods(key, o as Obj, cluster.notReady ?? []))
+      .map((p) => withEphemeral(p, cluster.ephemeral));
     return ok(JSON.stringify({ items }));
   }
   m =
@@ -124,6 +131,27 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
           : { version: server.version, revision: "fake", branch: "HEAD" };
     return ok(JSON.stringify({ status: "success", data }));
   }
+  if (cmd === "kubectl version -o json") {
+    const v =
+      cluster.serverVersion === undefined
+        ? { major: "1", minor: "34", gitVersion: "v1.34.1" }
+        : cluster.serverVersion;
+    const client = { clientVersion: { major: "1", minor: "34", gitVersion: "v1.34.1" } };
+    if (v === null) {
+      return {
+        stdout: JSON.stringify(client),
+        stderr: "The connection to the server localhost:8080 was refused\nptm-exit=1\n",
+      };
+    }
+    return ok(JSON.stringify({ ...client, serverVersion: v }));
+  }
+  m = /^kubectl auth can-i update pods\/ephemeralcontainers -n '([^']+)'$/.exec(cmd);
+  if (m) {
+    const a = cluster.canUpdateEphemeral?.[m[1]] ?? "yes";
+    if (a === "yes") return ok("yes");
+    if (a === "no") return { stdout: "no", stderr: "ptm-exit=1\n" };
+    return { stdout: "", stderr: "error: You must be logged in to the server\nptm-exit=1\n" };
+  }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
   m = /^kubectl exec -n '[^']+' '([^']+)' -c '([^']+)' /.exec(cmd);
@@ -152,7 +180,7 @@ function fakePodName(key: string): string {
 function fakePod(key: string, w: Obj, name = fakePodName(key), ready = true): Obj {
   const containers = containersOf(w);
   return {
-    metadata: { name, namespace: key.split("/")[1] },
+    metadata: { name, namespace: key.split("/")[1], uid: `uid-${name}` },
     spec: { containers },
     status: {
       phase: "Running",
@@ -163,6 +191,18 @@ function fakePod(key: string, w: Obj, name = fakePodName(key), ready = true): Ob
         state: { running: { startedAt: "2026-01-01T00:00:00Z" } },
       })),
     },
+  };
+}
+
+/** A pod with the ephemeral containers the test gave it. */
+function withEphemeral(p: Obj, ephemeral: FakeCluster["ephemeral"]): Obj {
+  const meta = p.metadata as { name: string };
+  const list = ephemeral?.[meta.name];
+  if (!list) return p;
+  return {
+    ...p,
+    spec: { ...(p.spec as Obj), ephemeralContainers: list.map((c) => ({ name: c.name })) },
+    status: { ...(p.status as Obj), ephemeralContainerStatuses: list },
   };
 }
 
