@@ -119,28 +119,59 @@ export function parseCounts(stdout: string): CountsResult {
 }
 
 /**
- * Ends of the windows to compare, oldest first: every aligned window end E
- * (a multiple of windowMs, as blocks are aligned) with firstCopied < E <=
- * cutoff, plus two unaligned ends that cover what aligned windows miss:
- * the cutoff itself (the tail of the newest copied block) and the target's
- * first own sample when it falls inside the copied range (with includeHead:
- * the window just before it holds the copied head data only, so it must
- * match exactly).
+ * Default of `verifyWindows`: at most this many windows are counted on each server. The four
+ * that matter (first copied, last aligned before the cutoff, the cutoff tail, the target's
+ * first own sample) plus evenly spaced spot checks. Chosen from BENCHMARKS.md: at 2,048 blocks
+ * the counts stay a small share of the copy's time, and a migration of up to two days (24 2h
+ * windows) is still counted window by window, as before.
+ */
+export const DEFAULT_VERIFY_WINDOWS = 24;
+
+/**
+ * Ends of the windows to compare, oldest first. The candidates are every aligned window end E
+ * (a multiple of windowMs, as blocks are aligned) with firstCopied < E <= cutoff, plus two
+ * unaligned ends that cover what aligned windows miss: the cutoff itself (the tail of the
+ * newest copied block) and the target's first own sample when it falls inside the copied
+ * range (with includeHead: the window just before it holds the copied head data only, so it
+ * must match exactly).
+ *
+ * At most `maxWindows` of them (default DEFAULT_VERIFY_WINDOWS; 0 = every candidate): the
+ * ones that matter always (the first aligned end, the last aligned end before the cutoff, the
+ * cutoff, the target's first own sample), and the rest evenly spaced over the aligned ends in
+ * between (deterministic: the same plan gives the same windows). The proof of completeness
+ * does not rest on these windows: every planned block is checked on the target by ID and
+ * meta.json stats (compareBlocks); the windows prove that the data reads back through the
+ * query path, and their number bounds what the source has to answer.
  */
 export function windowsToCompare(
   plan: Plan,
-  opts: { windowMs?: number; targetEarliestMs?: number } = {},
+  opts: { windowMs?: number; targetEarliestMs?: number; maxWindows?: number } = {},
 ): number[] {
   const w = opts.windowMs ?? WINDOW_MS;
   if (!(w > 0)) throw new Error(`windowsToCompare: windowMs must be > 0, got ${w}`);
+  const max = opts.maxWindows ?? DEFAULT_VERIFY_WINDOWS;
+  if (!Number.isInteger(max) || max < 0)
+    throw new Error(`windowsToCompare: maxWindows must be a whole number >= 0, got ${max}`);
   if (plan.blocks.length === 0) return [];
   const from = Math.min(...plan.blocks.map((b) => b.minTime));
-  const ends = new Set<number>();
-  for (let end = Math.floor(from / w) * w + w; end <= plan.cutoffMs; end += w) ends.add(end);
-  if (plan.cutoffMs > from) ends.add(plan.cutoffMs);
+  const aligned: number[] = [];
+  for (let end = Math.floor(from / w) * w + w; end <= plan.cutoffMs; end += w) aligned.push(end);
+  const must = new Set<number>();
+  if (aligned.length > 0) {
+    must.add(aligned[0]!);
+    must.add(aligned[aligned.length - 1]!);
+  }
+  if (plan.cutoffMs > from) must.add(plan.cutoffMs);
   const te = opts.targetEarliestMs;
-  if (te !== undefined && te > from && te < plan.cutoffMs) ends.add(te);
-  return [...ends].sort((a, b) => a - b);
+  if (te !== undefined && te > from && te < plan.cutoffMs) must.add(te);
+  const rest = aligned.filter((e) => !must.has(e));
+  let spots = rest;
+  if (max > 0 && must.size + rest.length > max) {
+    const k = Math.max(0, max - must.size);
+    // k evenly spaced picks: the middle of each of k equal slices of the candidates.
+    spots = Array.from({ length: k }, (_, j) => rest[Math.floor(((j + 0.5) * rest.length) / k)]!);
+  }
+  return [...new Set([...must, ...spots])].sort((a, b) => a - b);
 }
 
 /** 1234567 -> "1,234,567". */

@@ -73,7 +73,13 @@ describe("parseConfig", () => {
           assert.equal(c.acceptGap, false);
           assert.equal(c.rolloutTimeoutSeconds, 600);
           assert.equal(c.bandwidthLimit, "");
+          assert.equal(c.verifyWindows, 24);
         },
+      },
+      {
+        name: "verifyWindows 0 (every window)",
+        raw: { phase: "prepare", source: src, verifyWindows: 0 },
+        check: (c) => assert.equal(c.verifyWindows, 0),
       },
     ];
   for (const tc of ok) it(`accepts: ${tc.name}`, () => tc.check(parseConfig(tc.raw)));
@@ -111,6 +117,7 @@ describe("parseConfig", () => {
     { raw: { phase: "prepare", source: src, bandwidthLimit: "1 GB" }, key: "bandwidthLimit" },
     { raw: { phase: "prepare", source: src, sidecarImage: "" }, key: "sidecarImage" },
     { raw: { phase: "prepare", source: src, maxWaitMinutes: -1 }, key: "maxWaitMinutes" },
+    { raw: { phase: "prepare", source: src, verifyWindows: 2.5 }, key: "verifyWindows" },
     {
       raw: { phase: "prepare", source: src, rolloutTimeoutSeconds: 0 },
       key: "rolloutTimeoutSeconds",

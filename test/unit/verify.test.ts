@@ -4,6 +4,7 @@ import type { Plan } from "../../components/decisions/plan";
 import {
   compareBlocks,
   compareCounts,
+  DEFAULT_VERIFY_WINDOWS,
   CountsResult,
   expectedBlocks,
   loadWaitEnv,
@@ -78,6 +79,100 @@ describe("windowsToCompare", () => {
     assert.equal(ends[ends.length - 1], p.cutoffMs);
     assert.ok(ends.every((e) => e > T0 - 48 * H && e <= p.cutoffMs));
     assert.equal(WINDOW_MS, 2 * H);
+  });
+});
+
+describe("windowsToCompare: a bounded set (verifyWindows)", () => {
+  // 2,048 aligned 2h blocks ending at T0, as in the scale benchmark's largest size.
+  const big = plan([blk(T0 - 4096 * H, T0)]);
+  const cases: {
+    name: string;
+    p: Plan;
+    max?: number;
+    te?: number;
+    want: number | number[];
+    must: number[];
+  }[] = [
+    {
+      name: "2,048 windows, default: the default's number, first and last included",
+      p: big,
+      want: DEFAULT_VERIFY_WINDOWS,
+      must: [T0 - 4094 * H, T0],
+    },
+    {
+      name: "2,048 windows, max 4: first, last and two spot checks",
+      p: big,
+      max: 4,
+      want: [T0 - 4094 * H, T0 - 3070 * H, T0 - 1024 * H, T0],
+      must: [],
+    },
+    {
+      name: "max 0: every window, as before the bound",
+      p: big,
+      max: 0,
+      want: 2048,
+      must: [T0 - 4094 * H, T0 - 2 * H, T0],
+    },
+    {
+      name: "fewer candidates than the maximum: all of them",
+      p: plan([blk(T0 - 10 * H, T0)]),
+      max: 24,
+      want: [T0 - 8 * H, T0 - 6 * H, T0 - 4 * H, T0 - 2 * H, T0],
+      must: [],
+    },
+    {
+      name: "unaligned cutoff and target start kept even when the maximum is smaller",
+      p: plan([blk(T0 - 4096 * H, T0 + 40 * 60_000)]),
+      max: 2,
+      te: T0 + 25 * 60_000,
+      want: [T0 - 4094 * H, T0, T0 + 25 * 60_000, T0 + 40 * 60_000],
+      must: [],
+    },
+    {
+      name: "max 5 with cutoff and target start: those, first, last aligned, one spot",
+      p: plan([blk(T0 - 20 * H, T0 + 40 * 60_000)]),
+      max: 5,
+      te: T0 + 25 * 60_000,
+      want: [T0 - 18 * H, T0 - 8 * H, T0, T0 + 25 * 60_000, T0 + 40 * 60_000],
+      must: [],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const ends = windowsToCompare(c.p, {
+        ...(c.max !== undefined ? { maxWindows: c.max } : {}),
+        ...(c.te !== undefined ? { targetEarliestMs: c.te } : {}),
+      });
+      if (typeof c.want === "number") assert.equal(ends.length, c.want);
+      else assert.deepEqual(ends, c.want);
+      for (const m of c.must) assert.ok(ends.includes(m), `${new Date(m).toISOString()} kept`);
+      // Sorted, unique, all within (first copied, cutoff].
+      const first = Math.min(...c.p.blocks.map((b) => b.minTime));
+      assert.deepEqual(
+        ends,
+        [...new Set(ends)].sort((a, b) => a - b),
+      );
+      assert.ok(ends.every((e) => e > first && e <= c.p.cutoffMs));
+      // Deterministic.
+      assert.deepEqual(
+        windowsToCompare(c.p, {
+          ...(c.max !== undefined ? { maxWindows: c.max } : {}),
+          ...(c.te !== undefined ? { targetEarliestMs: c.te } : {}),
+        }),
+        ends,
+      );
+    });
+  }
+  it("spot checks are evenly spaced: no two more than twice the even spacing apart", () => {
+    const ends = windowsToCompare(big, { maxWindows: 34 });
+    assert.equal(ends.length, 34);
+    const gaps = ends.slice(1).map((e, i) => e - ends[i]!);
+    const even = (4094 * H) / 33;
+    assert.ok(Math.max(...gaps) <= 2 * even, `largest spacing ${Math.max(...gaps) / H}h`);
+  });
+  it("refuses a maximum that is not a whole number >= 0", () => {
+    assert.throws(() => windowsToCompare(big, { maxWindows: -1 }), /maxWindows/);
+    assert.throws(() => windowsToCompare(big, { maxWindows: 2.5 }), /maxWindows/);
   });
 });
 
