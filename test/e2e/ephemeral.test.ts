@@ -1,0 +1,315 @@
+// End to end, sidecarMode: ephemeral (issue 15): a whole migration (prepare, migrate, verify,
+// revert, destroy) with the rsync sidecars as ephemeral containers, against the lab cluster
+// with the real engine. Both pods keep their UIDs and restart counts from before `prepare` to
+// after `destroy`, both pod templates stay byte-identical throughout, and the verification is
+// the patch mode's. Then the same migration in patch mode, only to count its pod restarts for
+// the README's table. Every claim is checked with our own kubectl and PromQL.
+//
+//   source test/engine/env.sh; export KUBECONFIG=/var/lib/ptm-lab/admin.kubeconfig
+//   flock /var/cache/ptm/lab.lock npx mocha --no-config -r ts-node/register/transpile-only \
+//     --extension ts --timeout 2400000 test/e2e/ephemeral.test.ts
+
+import * as assert from "node:assert/strict";
+import { ChildProcess, spawn } from "node:child_process";
+import { Stack } from "@pulumi/pulumi/automation";
+import { kubectl, Workload } from "./cluster";
+import {
+  changes,
+  configure,
+  configurePrepare,
+  DEFAULTS,
+  deployFixtures,
+  historyCounts,
+  leftovers,
+  measuredGapMs,
+  openStack,
+  podOf,
+  pulumiEnv,
+  resetCluster,
+  SOURCE,
+  TARGET,
+} from "./scenario";
+
+const log = (l: string) => process.stdout.write(`      ${l}\n`);
+const quiet = () => undefined;
+
+/** The pod template exactly as the API server prints it: compared byte for byte. */
+function templateBytes(w: Workload): string {
+  const o = JSON.parse(
+    kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]),
+  ) as { spec: { template: unknown } };
+  return JSON.stringify(o.spec.template);
+}
+
+/** The ephemeral containers of a workload's pod: name -> running | terminated(exit) | waiting. */
+function ephemeralOf(w: Workload): Record<string, string> {
+  const pod = podOf(w).name;
+  const p = JSON.parse(kubectl(["get", "pod", pod, "-n", w.namespace, "-o", "json"])) as {
+    status: {
+      ephemeralContainerStatuses?: {
+        name: string;
+        state: { running?: object; terminated?: { exitCode: number }; waiting?: object };
+      }[];
+    };
+  };
+  return Object.fromEntries(
+    (p.status.ephemeralContainerStatuses ?? []).map((s) => [
+      s.name,
+      s.state.running
+        ? "running"
+        : s.state.terminated
+          ? `terminated(${s.state.terminated.exitCode})`
+          : "waiting",
+    ]),
+  );
+}
+
+/**
+ * Every pod of a workload that exists while it watches (a rollout's pods included, however
+ * briefly they live): `kubectl get pods --watch` prints each pod's UID at every change.
+ */
+function watchPods(w: Workload): { stop(): Set<string> } {
+  const sel = JSON.parse(
+    kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]),
+  ).spec.selector.matchLabels as Record<string, string>;
+  const selector = Object.entries(sel)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const uids = new Set<string>();
+  const child: ChildProcess = spawn(
+    "kubectl",
+    [
+      "get",
+      "pods",
+      "-n",
+      w.namespace,
+      "-l",
+      selector,
+      "--watch",
+      "-o",
+      "custom-columns=UID:.metadata.uid",
+      "--no-headers",
+    ],
+    { stdio: ["ignore", "pipe", "ignore"] },
+  );
+  let rest = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    const lines = (rest + d.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const l of lines) if (l.trim()) uids.add(l.trim());
+  });
+  return {
+    stop() {
+      child.kill();
+      return uids;
+    },
+  };
+}
+
+describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
+  this.timeout(40 * 60_000);
+  const kubeconfig = process.env.KUBECONFIG;
+  let stack: Stack;
+  let sourceHistory: { ends: number[]; counts: number[] };
+  let templates: { source: string; target: string };
+  let pods: { source: ReturnType<typeof podOf>; target: ReturnType<typeof podOf> };
+  let watches: { source: { stop(): Set<string> }; target: { stop(): Set<string> } };
+  let plan: Record<string, unknown>;
+  const times: Record<string, number> = {};
+  const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = Date.now();
+    try {
+      return await fn();
+    } finally {
+      times[name] = Math.round((Date.now() - t0) / 1000);
+      log(`${name}: ${times[name]} s`);
+    }
+  };
+  /** Pods and templates exactly as before prepare. */
+  const unchanged = (when: string) => {
+    assert.equal(templateBytes(SOURCE), templates.source, `source template ${when}`);
+    assert.equal(templateBytes(TARGET), templates.target, `target template ${when}`);
+    for (const [key, w] of [
+      ["source", SOURCE],
+      ["target", TARGET],
+    ] as const) {
+      const now = podOf(w);
+      assert.equal(now.uid, pods[key].uid, `${key} pod uid ${when}`);
+      assert.equal(now.restarts, pods[key].restarts, `${key} restarts ${when}`);
+    }
+  };
+
+  before(async function () {
+    if (!kubeconfig) throw new Error("KUBECONFIG is not set (see the header of this file)");
+    await timed("fixtures", async () => {
+      await resetCluster(log);
+      await deployFixtures({ ...DEFAULTS, log });
+    });
+    sourceHistory = historyCounts(SOURCE, DEFAULTS.historyHours);
+    assert.ok(sourceHistory.counts.length >= 20 && sourceHistory.counts.every((c) => c > 0));
+    templates = { source: templateBytes(SOURCE), target: templateBytes(TARGET) };
+    pods = { source: podOf(SOURCE), target: podOf(TARGET) };
+    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
+    stack = await openStack(`e2e-ephemeral-${Date.now()}`, pulumiEnv(kubeconfig));
+  });
+
+  after(async function () {
+    log(`phase times (s): ${JSON.stringify(times)}`);
+    if (watches) {
+      watches.source.stop();
+      watches.target.stop();
+    }
+    if (stack)
+      await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+  });
+
+  it("previews the ephemeral sidecars, the cluster's preflight and the note on their entries", async () => {
+    await configurePrepare(stack);
+    await configure(stack, { sidecarMode: "ephemeral" });
+    const out: string[] = [];
+    await timed("preview", () => stack.preview({ onOutput: (o) => out.push(o) }));
+    const text = out.join("");
+    assert.match(
+      text,
+      /sidecarMode ephemeral \(Kubernetes v1\.\d+[^)]*\): the sidecars are added to the running pods as ephemeral containers, no pod restarts/,
+    );
+    assert.match(text, /its stopped entry stays in the pod's status until\s+the pod is replaced/);
+    unchanged("after preview");
+  });
+
+  it("prepares: both sidecars run as ephemeral containers; no template changed, no pod restarted", async () => {
+    const r = await timed("prepare", () => stack.up({ onOutput: quiet }));
+    assert.ok((r.summary.resourceChanges?.create ?? 0) >= 10, JSON.stringify(r.summary));
+    assert.deepEqual(ephemeralOf(SOURCE), { "ptm-rsyncd": "running" });
+    assert.deepEqual(ephemeralOf(TARGET), { "ptm-rsync": "running" });
+    unchanged("after prepare");
+  });
+
+  it("migrates and verifies (the admin API is off: the head is left out, and the gap accepted)", async () => {
+    await configure(stack, { phase: "migrate", includeHead: "true", acceptGap: "true" });
+    const lines: string[] = [];
+    const r = await timed("migrate", () => stack.up({ onOutput: (o) => lines.push(o) }));
+    assert.match(lines.join(""), /includeHead is set but the source's admin API is off/);
+    const out = r.outputs.migration.value as Record<string, Record<string, unknown>>;
+    plan = r.outputs.plan.value as Record<string, unknown>;
+    const copy = out.copy as { copied: string[]; bytesTotal: number };
+    log(
+      `copy: ${copy.copied.length} blocks, ${copy.bytesTotal} bytes; plan gap ${plan.gapSeconds} s`,
+    );
+    assert.ok(copy.copied.length >= 1);
+    assert.equal((out.verification as { ok: boolean }).ok, true);
+    unchanged("after migrate");
+  });
+
+  it("a second up changes nothing", async () => {
+    const r = await timed("second up", () => stack.up({ onOutput: quiet }));
+    assert.deepEqual(changes(r), {});
+  });
+
+  it("the target holds the source's history, window for window", () => {
+    const target = historyCounts(TARGET, DEFAULTS.historyHours, sourceHistory.ends);
+    assert.deepEqual(target.counts, sourceHistory.counts);
+  });
+
+  it("the gap is what the plan said", () => {
+    const m = measuredGapMs(DEFAULTS.historyHours);
+    log(`plan gap ${plan.gapSeconds} s, measured ${Math.round(m.gapMs / 1000)} s`);
+    assert.ok(Math.abs(m.gapMs / 1000 - Number(plan.gapSeconds)) <= 30, JSON.stringify(m));
+  });
+
+  it("the revert stops both sidecars' processes, restarts nothing, and needs no guard", async () => {
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    const lines: string[] = [];
+    await timed("revert", () => stack.up({ onOutput: (o) => lines.push(o) }));
+    assert.match(ephemeralOf(SOURCE)["ptm-rsyncd"], /^terminated/);
+    assert.match(ephemeralOf(TARGET)["ptm-rsync"], /^terminated/);
+    log(
+      `after the revert: source ${JSON.stringify(ephemeralOf(SOURCE))}, target ${JSON.stringify(ephemeralOf(TARGET))}`,
+    );
+    unchanged("after the revert");
+  });
+
+  it("destroy leaves nothing but the stopped entries, the source lost nothing, and no pod restarted", async () => {
+    await timed("destroy", () => stack.destroy({ onOutput: quiet }));
+    assert.deepEqual(leftovers(), []);
+    const after = historyCounts(SOURCE, DEFAULTS.historyHours, sourceHistory.ends);
+    assert.deepEqual(after.counts, sourceHistory.counts);
+    unchanged("after destroy");
+    const seen = { source: watches.source.stop(), target: watches.target.stop() };
+    log(
+      `ephemeral mode: pods seen from before prepare to after destroy: source ${seen.source.size}, ` +
+        `target ${seen.target.size}; container restarts source ${podOf(SOURCE).restarts - pods.source.restarts}, ` +
+        `target ${podOf(TARGET).restarts - pods.target.restarts}`,
+    );
+    assert.deepEqual([...seen.source], [pods.source.uid]);
+    assert.deepEqual([...seen.target], [pods.target.uid]);
+  });
+});
+
+// The README's restart table: the same migration in patch mode (includeHead, so the admin API
+// is switched too), counting every pod each workload ran from before prepare to after destroy.
+describe("end to end: pod restarts of the same migration in patch mode (for the README)", function () {
+  this.timeout(40 * 60_000);
+  const kubeconfig = process.env.KUBECONFIG;
+  let stack: Stack;
+  let pods: { source: ReturnType<typeof podOf>; target: ReturnType<typeof podOf> };
+  let watches: { source: { stop(): Set<string> }; target: { stop(): Set<string> } };
+  const counted: Record<string, number> = {};
+  const seen = { source: new Set<string>(), target: new Set<string>() };
+  /** New pods of each workload so far: each one is a restart of Prometheus. */
+  const count = (phase: string) => {
+    const s = watches.source.stop();
+    const t = watches.target.stop();
+    s.forEach((u) => seen.source.add(u));
+    t.forEach((u) => seen.target.add(u));
+    counted[`${phase}: source`] = seen.source.size - 1;
+    counted[`${phase}: target`] = seen.target.size - 1;
+    log(`${phase}: source pods so far ${seen.source.size}, target ${seen.target.size}`);
+    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
+  };
+
+  before(async function () {
+    if (!kubeconfig) throw new Error("KUBECONFIG is not set (see the header of this file)");
+    await resetCluster(log);
+    await deployFixtures({ ...DEFAULTS, log });
+    pods = { source: podOf(SOURCE), target: podOf(TARGET) };
+    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
+    stack = await openStack(`e2e-patch-count-${Date.now()}`, pulumiEnv(kubeconfig));
+  });
+
+  after(async function () {
+    log(`patch mode, pods replaced (cumulative): ${JSON.stringify(counted)}`);
+    if (watches) {
+      watches.source.stop();
+      watches.target.stop();
+    }
+    if (stack)
+      await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+  });
+
+  it("prepare, migrate (includeHead), revert and destroy in patch mode, counting pods", async () => {
+    await configurePrepare(stack);
+    await configure(stack, { includeHead: "true" });
+    await stack.up({ onOutput: quiet });
+    count("prepare");
+    await configure(stack, { phase: "migrate" });
+    const r = await stack.up({ onOutput: quiet });
+    const out = r.outputs.migration.value as Record<string, { ok?: boolean }>;
+    assert.equal(out.verification.ok, true);
+    count("migrate");
+    // The imported blocks are newer than the target's head start: forceRevert, as the
+    // patch-mode e2e does, so that the revert does not wait for the target's compaction.
+    await configure(stack, { forceRevert: "true" });
+    await stack.removeConfig("prometheus-tsdb-migration:phase");
+    await stack.up({ onOutput: quiet });
+    count("revert");
+    await stack.destroy({ onOutput: quiet });
+    count("destroy");
+    const restarts = {
+      source: podOf(SOURCE).restarts - pods.source.restarts,
+      target: podOf(TARGET).restarts - pods.target.restarts,
+    };
+    log(`patch mode: container restarts besides the replaced pods: ${JSON.stringify(restarts)}`);
+    assert.ok(counted["destroy: source"] >= 2 && counted["destroy: target"] >= 2);
+  });
+});
