@@ -338,7 +338,12 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     const snapshotUrl = pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`;
     // Copy, install and verify in every target replica, each against its own plan.
     const replicas = targetsAt.map((targetAt, i) => {
-      const suffix = targetsAt.length > 1 ? `-${targetAt.ref.pod}` : "";
+      // By ordinal: names derived from these (a verification record's ConfigMap) are cut to
+      // 63 characters, and two long pod names would collide there.
+      const suffix =
+        targetsAt.length > 1
+          ? `-replica-${targetAt.ref.pod!.slice(target.workload!.name.length + 1)}`
+          : "";
       const finalPlan = snap.result.apply((s) => {
         const p = planMigration(inputFor(s.blocks, targetProbes[i]!));
         // The snapshot's own blocks (and its head block) pass the same gate before any copy.

@@ -332,24 +332,27 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     };
     for (const i of [0, 1]) {
-      c.commandStdout[`block-copy-${STS}-${i}`] = line({
+      c.commandStdout[`block-copy-replica-${i}`] = line({
         copied: ULIDS,
         skipped: [],
         bytesCopied: 6e6,
         bytesTotal: 6e6,
       });
-      c.commandStdout[`block-install-${STS}-${i}`] = line({ installed: ULIDS, alreadyPresent: [] });
+      c.commandStdout[`block-install-replica-${i}`] = line({
+        installed: ULIDS,
+        alreadyPresent: [],
+      });
     }
     const r = await runProgram({ phase: "migrate", source: SOURCE_CONFIG, target: TARGET }, c);
     const names = byType(r, "command:local:Command").map((x) => x.name);
     for (const i of [0, 1]) {
       for (const step of ["block-copy", "block-install"]) {
-        assert.ok(names.includes(`${step}-${STS}-${i}`), `${step} for replica ${i}: ${names}`);
+        assert.ok(names.includes(`${step}-replica-${i}`), `${step} for replica ${i}: ${names}`);
       }
       assert.ok(
         r.resources.some(
           (x) =>
-            x.type === "ptm:index:MigrationVerification" && x.name === `verification-${STS}-${i}`,
+            x.type === "ptm:index:MigrationVerification" && x.name === `verification-replica-${i}`,
         ),
       );
     }
@@ -367,7 +370,9 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
         );
       }
     }
-    const copy1 = byType(r, "command:local:Command").find((x) => x.name === `block-copy-${STS}-1`)!;
+    const copy1 = byType(r, "command:local:Command").find(
+      (x) => x.name === "block-copy-replica-1",
+    )!;
     assert.match(String(copy1.inputs.create), new RegExp(`'pod/${STS}-1' -c 'ptm-rsync'`));
     const migration = r.outputs.migration as {
       replicas: { pod: string; verification: { ok: boolean } }[];
