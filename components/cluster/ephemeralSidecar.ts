@@ -33,10 +33,7 @@ import { SidecarSpec } from "./sidecarPatch";
 
 /** One side's sidecar in this mode: where it runs, under which name, and how it sees the TSDB. */
 export interface EphemeralSide {
-  /**
-   * The location as the sidecar sees it: `dataPath` below the volume root it mounts, and one
-   * ref per pod (`pods`), so that every later step runs in exactly the pods that have it.
-   */
+  /** The location as the sidecar sees it: `dataPath` below the volume root it mounts. */
   loc: TsdbLocation;
   /** The sidecar's container name in those pods (decisions/ephemeralSidecar.ts sidecarName). */
   container: string;
@@ -90,8 +87,11 @@ export async function ephemeralSide(
     loc.pods?.map((p) => p.pod!),
   );
   const { name, running } = sidecarName(base, views);
+  // The later steps keep reaching the pods as before: by the workload (kubectl picks its one
+  // pod) or, for a `Prometheus` resource, by its replicas' stable names. So a pod replaced
+  // during the migration changes no step's command: only this side's sidecar is added again.
   return {
-    loc: { ...loc, dataPath, pods: views.map((v) => ({ ...workload, pod: v.name })) },
+    loc: { ...loc, dataPath },
     container: name,
     running,
     pods: views,

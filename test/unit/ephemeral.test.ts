@@ -341,6 +341,26 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     assert.deepEqual((r.outputs.sidecars as Obj).source, "ptm-rsyncd-2");
   });
 
+  it("a pod replaced since the last up (a new UID) gets the sidecar again: its command is replaced", async () => {
+    const before = await runProgram(prepare, {
+      ...cluster(),
+      ephemeral: { [TARGET_POD]: [{ name: "ptm-rsync", state: { running: {} } }] },
+    });
+    const after = await runProgram(prepare, {
+      ...cluster(),
+      podUids: { [TARGET_POD]: "uid-new" },
+    });
+    const triggers = (r: typeof before) =>
+      one(r, "command:local:Command", "target-rsync-client-ephemeral").inputs.triggers;
+    assert.deepEqual(triggers(before), [TARGET_POD, `uid-${TARGET_POD}`, "ptm-rsync"]);
+    assert.deepEqual(triggers(after), [TARGET_POD, "uid-new", "ptm-rsync"]);
+    // Triggers replace the command: the new pod gets the sidecar, the old pod's stop finds it gone.
+    const create = String(
+      one(after, "command:local:Command", "target-rsync-client-ephemeral").inputs.create,
+    );
+    assert.match(create, / 'add' 'kubeprod' 'prometheus-0' 'uid-new' 'ptm-rsync' /);
+  });
+
   it("a RollingUpdate Deployment is fine: nothing rolls out", async () => {
     const c0 = cluster();
     const dep = helmServer() as { spec: { strategy?: unknown } };
@@ -447,7 +467,7 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
   });
   const config = { phase: "migrate", source: SOURCE_CONFIG, ...EPHEMERAL };
 
-  it("runs every step in the pods that have the sidecars, on the TSDB below the volume root", async () => {
+  it("runs every step in the sidecars, on the TSDB below the volume root; by workload, so a replaced pod changes no step", async () => {
     const r = await runProgram(config, migrating());
     assert.deepEqual(commands(r), [
       "block-copy",
@@ -462,17 +482,17 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
     ]);
     const probes = r.commands.filter((c) => /'ptm-probe'/.test(c));
     assert.ok(
-      probes.some((c) => c.includes(`'pod/${SOURCE_POD}' -c 'ptm-rsyncd'`)),
+      probes.some((c) => c.includes(`'deployment/prometheus-server' -c 'ptm-rsyncd'`)),
       probes.join("\n"),
     );
     assert.ok(
-      probes.some((c) => c.includes(`'pod/${TARGET_POD}' -c 'ptm-rsync'`)),
+      probes.some((c) => c.includes(`'statefulset/prometheus' -c 'ptm-rsync'`)),
       probes.join("\n"),
     );
     const install = one(r, "command:local:Command", "block-install").inputs;
-    assert.match(String(install.create), new RegExp(`'pod/${TARGET_POD}' -c 'ptm-rsync'`));
+    assert.match(String(install.create), new RegExp(`'statefulset/prometheus' -c 'ptm-rsync'`));
     const snap = one(r, "command:local:Command", "source-snapshot").inputs;
-    assert.match(String(snap.create), new RegExp(`'pod/${SOURCE_POD}' -c 'ptm-rsyncd'`));
+    assert.match(String(snap.create), new RegExp(`'deployment/prometheus-server' -c 'ptm-rsyncd'`));
     const m = r.outputs.migration as { verification: { ok: boolean } };
     assert.equal(m.verification.ok, true);
     assert.deepEqual((r.outputs.ephemeral as { source: Obj }).source, {

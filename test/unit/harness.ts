@@ -44,6 +44,8 @@ export interface FakeCluster {
   canUpdateEphemeral?: Record<string, "yes" | "no" | "error">;
   /** Ephemeral container statuses per pod name (sidecarMode ephemeral). */
   ephemeral?: Record<string, { name: string; state: Record<string, unknown> }[]>;
+  /** A pod's UID (default `uid-<name>`): another UID is the pod replaced under the same name. */
+  podUids?: Record<string, string>;
 }
 
 export interface RunResult {
@@ -94,7 +96,7 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
         return want.every(([k, v]) => labels?.[k] === v);
       })
       .flatMap(([key, o]) => fakePods(key, o as Obj, cluster.notReady ?? []))
-      .map((p) => withEphemeral(p, cluster.ephemeral));
+      .map((p) => withEphemeral(p, cluster));
     return ok(JSON.stringify({ items }));
   }
   m =
@@ -195,9 +197,11 @@ function fakePod(key: string, w: Obj, name = fakePodName(key), ready = true): Ob
 }
 
 /** A pod with the ephemeral containers the test gave it. */
-function withEphemeral(p: Obj, ephemeral: FakeCluster["ephemeral"]): Obj {
+function withEphemeral(p: Obj, cluster: FakeCluster): Obj {
   const meta = p.metadata as { name: string };
-  const list = ephemeral?.[meta.name];
+  const uid = cluster.podUids?.[meta.name];
+  if (uid) p = { ...p, metadata: { ...meta, uid } };
+  const list = cluster.ephemeral?.[meta.name];
   if (!list) return p;
   return {
     ...p,
