@@ -240,15 +240,17 @@ for spec in ${PTM_PROMETHEUS_IMAGES:-}; do
 done
 
 # Stands in for configmap-reload / prometheus-config-reloader (the Helm chart's and BKPR's
-# second container): it takes their args (as $1... of its sh -c) and ignores them, and
-# answers the chart's probes (GET /healthz on :8080). It does not reload anything.
+# second container): it takes their args (as $1... of its sh -c) and ignores them, answers
+# the chart's probes (GET /healthz on :8080), and exits on SIGTERM (as PID 1, httpd alone
+# would ignore it and hold every rollout for the pods' terminationGracePeriodSeconds, 300 in
+# both charts). It does not reload anything.
 if want config-reloader ptm/config-reloader/stand-in; then
   r="${tmp}/config-reloader"
   mkdir -p "${r}/www"
   add_busybox "${r}"
   echo ok >"${r}/www/healthz"
   "${here}/mkimage.sh" ptm/config-reloader:stand-in "${r}" "${out}/config-reloader.tar" \
-    '{"Entrypoint":["/bin/sh","-c","exec httpd -f -p 8080 -h /www","config-reloader"],"User":"65534"}'
+    '{"Entrypoint":["/bin/sh","-c","trap \"exit 0\" TERM INT; httpd -f -p 8080 -h /www & wait","config-reloader"],"User":"65534"}'
 fi
 
 if want rsync ptm/rsync/latest; then
