@@ -1,15 +1,22 @@
-// The demo's starting point, as Kubernetes objects: a source Prometheus Deployment with a
-// persistent volume, `strategy: Recreate` and two days of backfilled history, a BKPR-shaped
-// target StatefulSet, and a small exporter that both scrape.
+// The demo's starting point, as Kubernetes objects: the prometheus Helm chart's server as a
+// Deployment whose storage volume is mounted with a `persistentVolume.subPath`, with two
+// days of backfilled history, BKPR's exact Prometheus StatefulSet (which sets no
+// --storage.tsdb.path: the Bitnami image's working directory decides), and a small exporter
+// that both scrape. The workloads are the fixtures of the unit tests (test/fixtures/
+// workloads.ts, built from the published manifests) with the lab's images and these
+// additions only: the chart's `server.extraInitContainers` seeds the history, and the two
+// configmap-reload containers run a stand-in image (ptm/config-reloader:stand-in).
 
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { bkprStatefulSet, helmServer } from "../fixtures/workloads";
 
+/** Only the source's namespace, name and container: everything else is discovered. */
 export const SOURCE = {
   namespace: "monitoring",
   kind: "Deployment",
   name: "prometheus-server",
-  container: "prometheus",
+  container: "prometheus-server",
 };
 export const TARGET = {
   namespace: "kubeprod",
@@ -17,11 +24,18 @@ export const TARGET = {
   name: "prometheus",
   container: "prometheus",
 };
+/** The source's `server.persistentVolume.subPath`. */
+export const SOURCE_SUBPATH = "prometheus-db";
 /** A fixed ClusterIP for the exporter, so that scrape configs need no cluster DNS. */
 export const EXPORTER_IP = "10.96.100.100";
 
 export interface FixtureOptions {
+  /** The source's image: official-shaped (test/lab/images/build.sh). */
   prometheusImage: string;
+  /** The target's image: Bitnami-shaped, as BKPR runs. */
+  targetImage: string;
+  /** Stands in for the configmap-reload containers. */
+  reloaderImage: string;
   toolsImage: string;
   /** Hours of backfilled source history. */
   historyHours: number;
@@ -36,6 +50,9 @@ function scrapeConfig(self: string): string {
     `  - job_name: prometheus`,
     `    static_configs: [{targets: ["localhost:9090"], labels: {server: "${self}"}}]`,
     "  - job_name: exporter",
+    // metrics.txt: busybox httpd sends text/plain for it (nothing for /metrics), which
+    // Prometheus 3.x requires of a target (the BKPR target runs 3.x in the lab).
+    "    metrics_path: /metrics.txt",
     `    static_configs: [{targets: ["${EXPORTER_IP}:8080"]}]`,
     "",
   ].join("\n");
@@ -57,7 +74,7 @@ export function fixtures(o: FixtureOptions): Obj[] {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "exporter", namespace: SOURCE.namespace },
-      data: { metrics: metricsFile },
+      data: { metrics: metricsFile, "metrics.txt": metricsFile },
     },
     {
       apiVersion: "apps/v1",
@@ -89,7 +106,8 @@ export function fixtures(o: FixtureOptions): Obj[] {
       metadata: { name: "exporter", namespace: SOURCE.namespace },
       spec: { clusterIP: EXPORTER_IP, selector: { app: "exporter" }, ports: [{ port: 8080 }] },
     },
-    // The source: the prometheus Helm chart's shape.
+    // The source: the prometheus Helm chart's server (release "prometheus", default values,
+    // persistentVolume.subPath set), its ConfigMap, PVC and ServiceAccount.
     {
       apiVersion: "v1",
       kind: "ConfigMap",
@@ -100,64 +118,16 @@ export function fixtures(o: FixtureOptions): Obj[] {
       apiVersion: "v1",
       kind: "PersistentVolumeClaim",
       metadata: { name: "prometheus-server", namespace: SOURCE.namespace },
-      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "5Gi" } } },
+      spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "8Gi" } } },
     },
     {
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name: SOURCE.name, namespace: SOURCE.namespace },
-      spec: {
-        replicas: 1,
-        strategy: { type: "Recreate" },
-        selector: { matchLabels: { app: "prometheus", component: "server" } },
-        template: {
-          metadata: { labels: { app: "prometheus", component: "server" } },
-          spec: {
-            securityContext: { runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534 },
-            initContainers: [
-              {
-                name: "seed-history",
-                image: o.prometheusImage,
-                imagePullPolicy: "IfNotPresent",
-                command: ["sh", "/etc/config/seed-history.sh"],
-                env: [
-                  { name: "DATA", value: "/data" },
-                  { name: "FROM_HOURS", value: String(o.historyHours) },
-                ],
-                volumeMounts: [
-                  { name: "config-volume", mountPath: "/etc/config" },
-                  { name: "storage-volume", mountPath: "/data" },
-                ],
-              },
-            ],
-            containers: [
-              {
-                name: SOURCE.container,
-                image: o.prometheusImage,
-                imagePullPolicy: "IfNotPresent",
-                args: [
-                  "--config.file=/etc/config/prometheus.yml",
-                  "--storage.tsdb.path=/data",
-                  "--storage.tsdb.retention.time=15d",
-                  "--web.enable-lifecycle",
-                ],
-                ports: [{ containerPort: 9090 }],
-                readinessProbe: { httpGet: { path: "/-/ready", port: 9090 }, periodSeconds: 5 },
-                volumeMounts: [
-                  { name: "config-volume", mountPath: "/etc/config" },
-                  { name: "storage-volume", mountPath: "/data" },
-                ],
-              },
-            ],
-            volumes: [
-              { name: "config-volume", configMap: { name: "prometheus-server" } },
-              { name: "storage-volume", persistentVolumeClaim: { claimName: "prometheus-server" } },
-            ],
-          },
-        },
-      },
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "prometheus-server", namespace: SOURCE.namespace },
     },
-    // The target: BKPR's StatefulSet shape.
+    labSource(o),
+    // The target: BKPR's StatefulSet, its ConfigMap (prometheus.yml at conf/custom) and
+    // ServiceAccount.
     {
       apiVersion: "v1",
       kind: "ConfigMap",
@@ -165,45 +135,36 @@ export function fixtures(o: FixtureOptions): Obj[] {
       data: { "prometheus.yml": scrapeConfig("target") },
     },
     {
-      apiVersion: "apps/v1",
-      kind: "StatefulSet",
-      metadata: { name: TARGET.name, namespace: TARGET.namespace },
-      spec: {
-        replicas: 1,
-        serviceName: "prometheus",
-        selector: { matchLabels: { name: "prometheus" } },
-        volumeClaimTemplates: [
-          {
-            metadata: { name: "data" },
-            spec: { accessModes: ["ReadWriteOnce"], resources: { requests: { storage: "5Gi" } } },
-          },
-        ],
-        template: {
-          metadata: { labels: { name: "prometheus" } },
-          spec: {
-            securityContext: { runAsUser: 1001, runAsGroup: 1001, fsGroup: 1001 },
-            containers: [
-              {
-                name: TARGET.container,
-                image: o.prometheusImage,
-                imagePullPolicy: "IfNotPresent",
-                args: [
-                  "--config.file=/opt/bitnami/prometheus/conf/prometheus.yml",
-                  "--storage.tsdb.path=/opt/bitnami/prometheus/data",
-                  "--storage.tsdb.retention.time=15d",
-                ],
-                ports: [{ containerPort: 9090, name: "web" }],
-                readinessProbe: { httpGet: { path: "/-/ready", port: 9090 }, periodSeconds: 5 },
-                volumeMounts: [
-                  { name: "data", mountPath: "/opt/bitnami/prometheus/data" },
-                  { name: "config", mountPath: "/opt/bitnami/prometheus/conf" },
-                ],
-              },
-            ],
-            volumes: [{ name: "config", configMap: { name: "prometheus" } }],
-          },
-        },
-      },
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: "prometheus", namespace: TARGET.namespace },
+    },
+    bkprStatefulSet({ image: o.targetImage, reloadImage: o.reloaderImage }),
+  ];
+}
+
+type Container = { name: string; image?: string; volumeMounts?: Obj[] };
+
+/** The chart's Deployment with the lab's images, and the history seeded by an init container. */
+function labSource(o: FixtureOptions): Obj {
+  const w = helmServer({ subPath: SOURCE_SUBPATH, image: o.prometheusImage });
+  const spec = (w.spec as { template: { spec: Obj } }).template.spec;
+  const [reloader, server] = spec.containers as Container[];
+  reloader.image = o.reloaderImage;
+  // server.extraInitContainers: the same volume and subPath as the server's TSDB.
+  const storage = (server.volumeMounts ?? []).find((m) => m.name === "storage-volume");
+  spec.initContainers = [
+    {
+      name: "seed-history",
+      image: o.prometheusImage,
+      imagePullPolicy: "IfNotPresent",
+      command: ["sh", "/etc/config/seed-history.sh"],
+      env: [
+        { name: "DATA", value: "/data" },
+        { name: "FROM_HOURS", value: String(o.historyHours) },
+      ],
+      volumeMounts: [{ name: "config-volume", mountPath: "/etc/config" }, storage],
     },
   ];
+  return w;
 }

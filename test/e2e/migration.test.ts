@@ -66,8 +66,26 @@ describe("end to end: a migration in a real cluster with the real engine", funct
 
   it("previews without changing anything", async () => {
     await configurePrepare(stack);
-    const p = await timed("preview", () => stack.preview({ onOutput: quiet }));
+    const out: string[] = [];
+    const p = await timed("preview", () => stack.preview({ onOutput: (o) => out.push(o) }));
     assert.ok((p.changeSummary.create ?? 0) >= 13, JSON.stringify(p.changeSummary));
+    // Discovered from the running servers through the pod proxy, not from path keys
+    // (issue 10): the source's subPath'ed volume, and BKPR's relative data/ in the Bitnami
+    // image's working directory.
+    const text = out.join("");
+    assert.match(
+      text,
+      /source: Deployment monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
+    );
+    assert.match(
+      text,
+      /target: StatefulSet kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
+    );
+    const targetVersion = DEFAULTS.targetImage.slice(DEFAULTS.targetImage.lastIndexOf(":") + 1);
+    assert.ok(
+      text.includes(`version ${targetVersion} [server prometheus-0: buildinfo]`),
+      `the target's version ${targetVersion} from its buildinfo`,
+    );
     assert.deepEqual(podTemplate(SOURCE), templates.source);
     assert.deepEqual(podTemplate(TARGET), templates.target);
   });
@@ -79,8 +97,12 @@ describe("end to end: a migration in a real cluster with the real engine", funct
       (podTemplate(w) as { spec: { containers: { name: string }[] } }).spec.containers.map(
         (c) => c.name,
       );
-    assert.deepEqual(names(SOURCE), [SOURCE.container, "ptm-rsyncd"]);
-    assert.deepEqual(names(TARGET), [TARGET.container, "ptm-rsync"]);
+    assert.deepEqual(names(SOURCE), [
+      "prometheus-server-configmap-reload",
+      SOURCE.container,
+      "ptm-rsyncd",
+    ]);
+    assert.deepEqual(names(TARGET), [TARGET.container, "configmap-reload", "ptm-rsync"]);
   });
 
   it("migrates; a copy killed mid-way completes on the next up without recopying", async () => {

@@ -90,6 +90,13 @@ if ((need_engine)); then
   jobs_pid+=("$!")
   jobs_name+=("engine build (test/engine/build.sh)")
 fi
+if ((need_lab)); then
+  # The BKPR target's Prometheus (an upstream build; test/lab/images/build.sh packs it in
+  # the Bitnami image's shape at lab up). Cached by version.
+  (bash test/real/build-prometheus-3.sh "${PTM_BITNAMI_VERSION:-3.13.5}" 2>&1 | sed -u 's/^/[prometheus] /' >&2) &
+  jobs_pid+=("$!")
+  jobs_name+=("Prometheus build (test/real/build-prometheus-3.sh)")
+fi
 failed=()
 for i in "${!jobs_pid[@]}"; do
   wait "${jobs_pid[$i]}" || failed+=("${jobs_name[$i]}")

@@ -22,7 +22,12 @@ const PROJECT = "prometheus-tsdb-migration";
 const H = 3_600_000;
 
 export interface ScenarioOptions {
+  /** The source's image: official-shaped (ptm/prometheus:<version>). */
   prometheusImage: string;
+  /** The BKPR target's image: Bitnami-shaped (ptm/bitnami-prometheus:<version>). */
+  targetImage: string;
+  /** Stands in for the charts' configmap-reload containers. */
+  reloaderImage: string;
   sidecarImage: string;
   historyHours: number;
   log: (line: string) => void;
@@ -30,6 +35,11 @@ export interface ScenarioOptions {
 
 export const DEFAULTS: ScenarioOptions = {
   prometheusImage: "docker.io/ptm/prometheus:2.42",
+  // BKPR pins bitnami/prometheus:2.26.0 (images.json); the lab's target is an upstream
+  // build in the same Bitnami shape at a version that loads includeHead's overlapping head
+  // block (2.39+). Debian's 2.42 can't stand in: Debian changed its default TSDB path.
+  targetImage: "docker.io/ptm/bitnami-prometheus:3.13.5",
+  reloaderImage: "docker.io/ptm/config-reloader:stand-in",
   sidecarImage: "docker.io/ptm/rsync:latest",
   historyHours: 50,
   log: (l) => process.stdout.write(l + "\n"),
@@ -48,6 +58,8 @@ export async function deployFixtures(o: ScenarioOptions): Promise<void> {
   apply(
     fixtures({
       prometheusImage: o.prometheusImage,
+      targetImage: o.targetImage,
+      reloaderImage: o.reloaderImage,
       toolsImage: o.sidecarImage,
       historyHours: o.historyHours,
     }),
@@ -91,11 +103,15 @@ export async function configure(stack: Stack, config: Record<string, unknown>): 
   }
 }
 
-/** The demo's stack: the fixtures' source, the lab's sidecar image, phase prepare. */
+/**
+ * The demo's stack: the fixtures' source by namespace, name and container only (kind
+ * Deployment is the default; the TSDB path, volume, subPath and API are discovered, and the
+ * target is BKPR's default), the lab's sidecar image, phase prepare.
+ */
 export function configurePrepare(stack: Stack): Promise<void> {
-  const { namespace, kind, name, container } = SOURCE;
+  const { namespace, name, container } = SOURCE;
   return configure(stack, {
-    source: { namespace, kind, name, container },
+    source: { namespace, name, container },
     sidecarImage: DEFAULTS.sidecarImage,
     phase: "prepare",
   });
