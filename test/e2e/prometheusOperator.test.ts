@@ -211,6 +211,9 @@ describe("end to end: into a prometheus-operator Prometheus with 2 replicas (iss
   after(async function () {
     if (stack)
       await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+    // Its two claims would hold two of the lab's PVs; the source's namespace is the other
+    // e2e tests' to reset.
+    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=false"]);
   });
 
   it("prepares: the sidecar goes in through spec.containers, into both replicas", async () => {
