@@ -1,0 +1,844 @@
+// `npm run bench`: how each phase's cost grows with the TSDB's size, against the machine's
+// limit, in one run on loopback. For every size (blocks; default 128, 512, 2048):
+//
+// - byte-level phases (snapshot, copy, install, rerun) on bench-bytes-N: cloned blocks,
+//   page cache dropped before every timed copy (ours and the baselines alike);
+// - baselines on the same bytes: the limit (faster of `cp -a` and a tar pipe between the
+//   same filesystems), plain `rsync -a` from the daemon, and copy.sh in 2 parallel streams
+//   over disjoint blocks when one stream is below 0.9x the limit;
+// - planning and verification on bench-history-N: real, loadable, non-overlapping history
+//   served by a real source Prometheus (2.42) and migrated into a real empty target; preview
+//   (probe.sh on both + planMigration), snapshot/copy/install again (for the source
+//   Prometheus's CPU during them), the bounded verification (verifyWindows default) and, for
+//   comparison, every window (verifyWindows 0);
+// - the Pulumi state the program would store after `migrate`, estimated from what it stores.
+//
+// Per phase: wall time, source CPU seconds (/proc), peak RSS. Writes BENCHMARKS.md (the scale
+// section) and BENCHMARKS-scale.svg.
+//
+// Env: PTM_BENCH_SIZES ("128 512 2048"), PTM_BENCH_ROOT (/var/cache/ptm),
+//      PTM_BENCH_WORK (/var/cache/ptm/bench-work: scratch on the cache's filesystem).
+
+import { execFileSync, spawn, spawnSync, ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { BlockMeta, parseProbe } from "../../components/decisions/sidecarOutput";
+import { planMigration, Plan } from "../../components/decisions/plan";
+import { headRange } from "../../components/decisions/tsdb";
+import { serializeRecord } from "../../components/decisions/verificationRecord";
+import {
+  DEFAULT_VERIFY_WINDOWS,
+  expectedBlocks,
+  loadWaitEnv,
+  parseCounts,
+  verifyMigration,
+  windowsToCompare,
+} from "../../components/decisions/verify";
+import {
+  REPO,
+  killAll,
+  runJson,
+  RunOpts,
+  selfMetric,
+  sleep,
+  startPrometheus,
+  startRsyncd,
+  track,
+  waitFor,
+} from "../support/real";
+
+const ROOT = process.env["PTM_BENCH_ROOT"] ?? "/var/cache/ptm";
+const SIZES = (process.env["PTM_BENCH_SIZES"] ?? "128 512 2048").split(/\s+/).map(Number);
+const WORK = process.env["PTM_BENCH_WORK"] ?? path.join(ROOT, "bench-work");
+const PASSWORD = "bench-" + Math.random().toString(36).slice(2);
+const SNAP = "ptm-bench";
+const GiB = 1024 ** 3;
+const MiB = 1024 ** 2;
+const TICK = Number(execFileSync("getconf", ["CLK_TCK"]).toString().trim()) || 100;
+const PAGE = Number(execFileSync("getconf", ["PAGESIZE"]).toString().trim()) || 4096;
+
+const log = (m: string): void =>
+  console.error(`[scale ${new Date().toISOString().slice(11, 19)}] ${m}`);
+const fmtB = (b: number): string =>
+  b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : b >= MiB ? `${(b / MiB).toFixed(1)} MiB` : `${b} B`;
+const s1 = (ms: number): string => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
+
+// ---- /proc: process trees, CPU and RSS -------------------------------------------------
+
+interface ProcStat {
+  ppid: number;
+  cpuTicks: number; // utime + stime + cutime + cstime
+  childTicks: number; // cutime + cstime: reaped children
+  rss: number; // bytes
+}
+function readProcs(): Map<number, ProcStat> {
+  const m = new Map<number, ProcStat>();
+  for (const d of fs.readdirSync("/proc")) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${d}/stat`, "utf8");
+      const f = s.slice(s.lastIndexOf(")") + 2).split(" ");
+      // f[0] = state (field 3): ppid = field 4, utime..cstime = 14..17, rss = 24.
+      m.set(Number(d), {
+        ppid: Number(f[1]),
+        cpuTicks: Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]),
+        childTicks: Number(f[13]) + Number(f[14]),
+        rss: Number(f[21]) * PAGE,
+      });
+    } catch {
+      // gone
+    }
+  }
+  return m;
+}
+function tree(procs: Map<number, ProcStat>, roots: number[]): number[] {
+  const kids = new Map<number, number[]>();
+  for (const [pid, p] of procs) kids.set(p.ppid, [...(kids.get(p.ppid) ?? []), pid]);
+  const out: number[] = [];
+  const todo = roots.filter((r) => procs.has(r));
+  while (todo.length > 0) {
+    const p = todo.pop()!;
+    out.push(p);
+    todo.push(...(kids.get(p) ?? []));
+  }
+  return out;
+}
+const cpuOf = (procs: Map<number, ProcStat>, roots: number[]): number =>
+  tree(procs, roots).reduce((n, p) => n + procs.get(p)!.cpuTicks, 0) / TICK;
+const rssOf = (procs: Map<number, ProcStat>, roots: number[]): number =>
+  tree(procs, roots).reduce((n, p) => n + procs.get(p)!.rss, 0);
+
+/** Samples RSS of the phase's own processes and of the source every 100 ms. */
+class Meter {
+  private timer: NodeJS.Timeout;
+  private own: number[] = [];
+  peakOwn = 0;
+  peakSource = 0;
+  constructor(private readonly source: number[]) {
+    this.timer = setInterval(() => this.sample(), 100);
+  }
+  add(pid: number | undefined): void {
+    if (pid !== undefined) this.own.push(pid);
+  }
+  sample(): void {
+    const procs = readProcs();
+    this.peakOwn = Math.max(this.peakOwn, rssOf(procs, this.own));
+    this.peakSource = Math.max(this.peakSource, rssOf(procs, this.source));
+  }
+  stop(): void {
+    this.sample();
+    clearInterval(this.timer);
+  }
+}
+
+interface Measure {
+  wallMs: number;
+  /**
+   * CPU of the tools, both sides: the scripts, rsync, cp/tar (this process's reaped
+   * children) and the rsync daemon's process tree.
+   */
+  toolsCpuS: number;
+  /** CPU of the source Prometheus (history runs); undefined when none runs. */
+  promCpuS?: number;
+  /** Peak RSS of the tools (the phase's processes and the rsync daemon's tree). */
+  peakRss: number;
+  /** Peak RSS of the source Prometheus (history runs). */
+  promRss?: number;
+}
+
+/** Time `fn`, which reports the pids it spawns through `meter.add`. */
+async function measure<T>(
+  o: { daemon?: number[]; prom?: number },
+  fn: (meter: Meter) => Promise<T>,
+): Promise<[T, Measure]> {
+  const daemon = o.daemon ?? [];
+  const prom = o.prom;
+  const before = readProcs();
+  const tools0 = cpuOf(before, daemon) + before.get(process.pid)!.childTicks / TICK;
+  const prom0 = prom !== undefined ? cpuOf(before, [prom]) : 0;
+  const meter = new Meter(prom !== undefined ? [prom] : []);
+  for (const d of daemon) meter.add(d);
+  const t = Date.now();
+  const r = await fn(meter);
+  const wallMs = Date.now() - t;
+  meter.stop();
+  const after = readProcs();
+  const tools1 = cpuOf(after, daemon) + after.get(process.pid)!.childTicks / TICK;
+  return [
+    r,
+    {
+      wallMs,
+      toolsCpuS: tools1 - tools0,
+      ...(prom !== undefined
+        ? { promCpuS: cpuOf(after, [prom]) - prom0, promRss: meter.peakSource }
+        : {}),
+      peakRss: meter.peakOwn,
+    },
+  ];
+}
+
+function dropCaches(): void {
+  execFileSync("sync");
+  fs.writeFileSync("/proc/sys/vm/drop_caches", "3\n");
+}
+
+function run(meter: Meter, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}) {
+  return new Promise<void>((resolve, reject) => {
+    const c = track(spawn(cmd, args, { stdio: ["ignore", "ignore", "inherit"], ...opts }));
+    meter.add(c.pid);
+    c.on("error", reject);
+    c.on("close", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${cmd} ${args.join(" ")}: exit ${code}`)),
+    );
+  });
+}
+
+const script = <T>(meter: Meter, name: string, args: string[], opts: RunOpts) =>
+  runJson<T>(name, args, { ...opts, onSpawn: (c: ChildProcess) => meter.add(c.pid) });
+
+// ---- byte-level phases on cloned blocks ---------------------------------------------------
+
+interface CopyOut {
+  copied: string[];
+  skipped: string[];
+  bytesCopied: number;
+  bytesReceived: number;
+  bytesTotal: number;
+}
+
+interface BytesResult {
+  blocks: number;
+  bytes: number;
+  snapshot: Measure;
+  copy: Measure;
+  install: Measure;
+  rerun: Measure;
+  rerunOut: string;
+  cp: Measure;
+  tar: Measure;
+  plainRsync: Measure;
+  parallel?: Measure;
+  stateBytes: { snapshot: number; copy: number; install: number };
+}
+
+async function bytesPhases(n: number): Promise<BytesResult> {
+  const src = path.join(ROOT, `bench-bytes-${n}`, "blocks");
+  const work = path.join(WORK, `bytes-${n}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  fs.mkdirSync(work, { recursive: true });
+  const snapDir = path.join(src, "snapshots", SNAP);
+  const rsyncd = await startRsyncd(src, PASSWORD, path.join(work, "rsyncd"));
+  const url = `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${SNAP}`;
+  const daemon = [rsyncd.child.pid!];
+  const tgt = path.join(work, "target");
+  fs.mkdirSync(tgt);
+  const copyEnv = { PTM_DATA: tgt, PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD };
+  const rm = (d: string) => fs.rmSync(d, { recursive: true, force: true });
+  try {
+    await runJson("cleanup-source", [], { env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP } });
+    dropCaches();
+    log(`${n}: snapshot`);
+    const [snap, snapshot] = await measure({}, (m) =>
+      script<{ blocks: BlockMeta[] }>(m, "snapshot", [], {
+        env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP },
+      }),
+    );
+    const blocks = snap.json.blocks;
+    const bytes = blocks.reduce((a, b) => a + (b.sizeBytes ?? 0), 0);
+    const ulids = blocks.map((b) => b.ulid);
+    log(`${n}: ${blocks.length} blocks, ${fmtB(bytes)}; snapshot ${s1(snapshot.wallMs)} s`);
+
+    // The limit: cp -a and a tar pipe of the snapshot dir, same filesystem, cold cache.
+    const dest = path.join(work, "baseline");
+    dropCaches();
+    const [, cp] = await measure({}, (m) => run(m, "cp", ["-a", snapDir, dest]));
+    rm(dest);
+    log(`${n}: cp -a ${s1(cp.wallMs)} s`);
+    fs.mkdirSync(dest);
+    dropCaches();
+    const [, tar] = await measure({}, (m) =>
+      run(m, "sh", ["-c", 'tar -C "$1" -cf - . | tar -C "$2" -xf -', "tar", snapDir, dest]),
+    );
+    rm(dest);
+    log(`${n}: tar pipe ${s1(tar.wallMs)} s`);
+    // Plain rsync -a from the daemon on loopback (the peer's way).
+    fs.mkdirSync(dest);
+    dropCaches();
+    const [, plainRsync] = await measure({ daemon }, (m) =>
+      run(m, "rsync", ["-a", `${url}/`, `${dest}/`], {
+        env: { ...process.env, RSYNC_PASSWORD: PASSWORD },
+      }),
+    );
+    rm(dest);
+    log(`${n}: plain rsync ${s1(plainRsync.wallMs)} s`);
+
+    // Ours: copy.sh (one rsync stream), install.sh, then both again after completion.
+    dropCaches();
+    const [copyRes, copy] = await measure({ daemon }, (m) =>
+      script<CopyOut>(m, "copy", ulids, { env: copyEnv }),
+    );
+    log(`${n}: copy.sh ${s1(copy.wallMs)} s, received ${fmtB(copyRes.json.bytesReceived)}`);
+    const [instRes, install] = await measure({}, (m) =>
+      script(m, "install", ulids, { env: { PTM_DATA: tgt } }),
+    );
+    log(`${n}: install.sh ${s1(install.wallMs)} s`);
+    const [rerunRes, rerun] = await measure({ daemon }, async (m) => {
+      const c = await script<CopyOut>(m, "copy", ulids, { env: copyEnv });
+      await script(m, "install", ulids, { env: { PTM_DATA: tgt } });
+      return c;
+    });
+    const rerunOut = `${rerunRes.json.copied.length} copied, ${rerunRes.json.skipped.length} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
+    log(`${n}: rerun ${s1(rerun.wallMs)} s (${rerunOut})`);
+    const stateBytes = {
+      snapshot: snap.res.stdout.length,
+      copy: copyRes.res.stdout.length + ulids.join(" ").length,
+      install: instRes.res.stdout.length + ulids.join(" ").length,
+    };
+    rm(tgt);
+
+    // Two copy.sh streams over disjoint halves of the blocks, when one is below 0.9x the limit.
+    let parallel: Measure | undefined;
+    const limitMs = Math.min(cp.wallMs, tar.wallMs);
+    if (limitMs / copy.wallMs < 0.9) {
+      const par = path.join(work, "parallel");
+      fs.mkdirSync(par);
+      const halves = [ulids.filter((_, i) => i % 2 === 0), ulids.filter((_, i) => i % 2 === 1)];
+      dropCaches();
+      [, parallel] = await measure({ daemon }, (m) =>
+        Promise.all(
+          halves.map((h, i) =>
+            script<CopyOut>(m, "copy", h, {
+              env: { ...copyEnv, PTM_DATA: par, PTM_STAGING: path.join(par, `staging-${i}`) },
+            }),
+          ),
+        ),
+      );
+      rm(par);
+      log(`${n}: 2 parallel copy.sh ${s1(parallel.wallMs)} s`);
+    }
+    return {
+      blocks: blocks.length,
+      bytes,
+      snapshot,
+      copy,
+      install,
+      rerun,
+      rerunOut,
+      cp,
+      tar,
+      plainRsync,
+      ...(parallel ? { parallel } : {}),
+      stateBytes,
+    };
+  } finally {
+    rsyncd.child.kill("SIGTERM");
+    await runJson("cleanup-source", [], { env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP } }).catch(
+      () => undefined,
+    );
+    rm(work);
+  }
+}
+
+// ---- planning and verification on real history -----------------------------------------
+
+interface HistoryResult {
+  blocks: number;
+  bytes: number;
+  samples: number;
+  preview: Measure;
+  snapshot: Measure;
+  copy: Measure;
+  install: Measure;
+  loadWaitMs: number;
+  verify: Measure;
+  verifyWindows: number;
+  verifySummary: string;
+  verifyAll?: Measure;
+  verifyAllWindows?: number;
+  rerun: Measure;
+  recordBytes: number;
+}
+
+const NO_COMPACTION = [
+  "--storage.tsdb.retention.time=10y",
+  "--storage.tsdb.min-block-duration=2h",
+  "--storage.tsdb.max-block-duration=2h",
+];
+
+async function historyPhases(n: number, everyWindow: boolean): Promise<HistoryResult> {
+  const work = path.join(WORK, `history-${n}`);
+  fs.rmSync(work, { recursive: true, force: true });
+  const srcDir = path.join(work, "source", "data");
+  fs.mkdirSync(srcDir, { recursive: true });
+  // Hard links: the source only reads its blocks, and nothing compacts them (flags above).
+  execFileSync("sh", [
+    "-c",
+    'cp -al "$1"/. "$2"/',
+    "cp",
+    path.join(ROOT, `bench-history-${n}`, "blocks"),
+    srcDir,
+  ]);
+  const src = await startPrometheus({
+    dataDir: srcDir,
+    scrape: (port) => [`127.0.0.1:${port}`],
+    extraArgs: NO_COMPACTION,
+    intervalS: 15,
+  });
+  const tgt = await startPrometheus({
+    dataDir: path.join(work, "target", "data"),
+    scrape: () => [`127.0.0.1:${src.port}`],
+    extraArgs: NO_COMPACTION,
+    intervalS: 15,
+  });
+  const rsyncd = await startRsyncd(srcDir, PASSWORD, path.join(work, "rsyncd"));
+  const url = `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${SNAP}`;
+  const srcSide = { daemon: [rsyncd.child.pid!], prom: src.pid };
+  try {
+    await waitFor("the target's first own sample", 60_000, async () =>
+      (await selfMetric(tgt.url, "prometheus_tsdb_head_series")) > 0 ? true : undefined,
+    );
+    log(`${n}: history servers up; preview`);
+    const [plan, preview] = await measure(srcSide, async (m) => {
+      const [sp, tp] = await Promise.all([
+        script(m, "probe", [], { env: { PTM_DATA: srcDir, PTM_PROM_URL: src.url } }),
+        script(m, "probe", [], { env: { PTM_DATA: tgt.dataDir, PTM_PROM_URL: tgt.url } }),
+      ]);
+      const s = parseProbe(sp.res.stdout);
+      const t = parseProbe(tp.res.stdout);
+      return {
+        s,
+        t,
+        plan: planMigration({
+          sourceBlocks: s.blocks,
+          sourceHead: headRange(s.tsdb),
+          targetVersion: t.buildinfo?.version ?? "2.42.0",
+          targetFlags: t.flags ?? {},
+          targetBlocks: t.blocks,
+          targetEarliestMs: headRange(t.tsdb)?.minTime,
+          includeHead: false,
+          nowMs: Date.now(),
+        }),
+      };
+    });
+    const te = headRange(plan.t.tsdb)?.minTime;
+    log(`${n}: preview ${s1(preview.wallMs)} s; ${plan.s.blocks.length} source blocks`);
+    // The plan of the snapshot's blocks (the same blocks, listed from the snapshot).
+    const [snap, snapshot] = await measure(srcSide, (m) =>
+      script<{ blocks: BlockMeta[] }>(m, "snapshot", [], {
+        env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP },
+      }),
+    );
+    const p: Plan = planMigration({
+      sourceBlocks: snap.json.blocks,
+      sourceHead: headRange(plan.s.tsdb),
+      targetVersion: plan.t.buildinfo?.version ?? "2.42.0",
+      targetFlags: plan.t.flags ?? {},
+      targetBlocks: plan.t.blocks,
+      targetEarliestMs: te,
+      includeHead: false,
+      nowMs: Date.now(),
+    });
+    const ulids = p.blocks.map((b) => b.ulid);
+    const copyEnv = { PTM_DATA: tgt.dataDir, PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD };
+    const [, copy] = await measure(srcSide, (m) =>
+      script<CopyOut>(m, "copy", ulids, { env: copyEnv }),
+    );
+    const [, install] = await measure(srcSide, (m) =>
+      script(m, "install", ulids, { env: { PTM_DATA: tgt.dataDir } }),
+    );
+    log(`${n}: ${ulids.length} blocks copied ${s1(copy.wallMs)} s, installed`);
+    // The reload loop picks them up within a minute: wait, so that verify measures counting.
+    const t0 = Date.now();
+    await waitFor("the target to load the installed blocks", 300_000, async () =>
+      (await selfMetric(tgt.url, "prometheus_tsdb_blocks_loaded")) >= ulids.length
+        ? true
+        : undefined,
+    );
+    const loadWaitMs = Date.now() - t0;
+
+    const blocks = expectedBlocks(p.blocks);
+    const loadedDownTo = Math.min(...p.blocks.map((b) => b.minTime));
+    const verifyWith = async (maxWindows: number) => {
+      const ends = windowsToCompare(p, { targetEarliestMs: te, maxWindows });
+      const [v, m] = await measure(srcSide, async (mm) => {
+        const s = await script(mm, "counts", ends.map(String), {
+          env: { PTM_PROM_URL: src.url },
+        });
+        const t = await script(mm, "counts", ends.map(String), {
+          env: {
+            PTM_PROM_URL: tgt.url,
+            PTM_DATA: tgt.dataDir,
+            ...loadWaitEnv(loadedDownTo, blocks),
+          },
+        });
+        const source = parseCounts(s.res.stdout);
+        return {
+          source,
+          v: verifyMigration({
+            windowEnds: ends,
+            source,
+            target: parseCounts(t.res.stdout),
+            targetEarliestMs: te,
+            blocks,
+            gapMs: p.gapMs,
+          }),
+        };
+      });
+      if (!v.v.ok) throw new Error(`verification failed at ${n} blocks: ${v.v.summary}`);
+      return { ends, v, m };
+    };
+    const bounded = await verifyWith(DEFAULT_VERIFY_WINDOWS);
+    log(`${n}: verify (${bounded.ends.length} windows) ${s1(bounded.m.wallMs)} s`);
+    const recordBytes = serializeRecord({
+      frozenAtMs: Date.now(),
+      windowEnds: bounded.ends,
+      targetEarliestMs: te,
+      loadedDownToMs: loadedDownTo,
+      blocks,
+      gapMs: p.gapMs,
+      source: bounded.v.source,
+    }).length;
+    let all: Awaited<ReturnType<typeof verifyWith>> | undefined;
+    if (everyWindow) {
+      all = await verifyWith(0);
+      log(`${n}: verify every window (${all.ends.length}) ${s1(all.m.wallMs)} s`);
+    }
+    // A rerun after completion: what a later `pulumi up` runs (preview's probes, copy and
+    // install finding everything in place, the verification's target counts).
+    const [, rerun] = await measure(srcSide, async (m) => {
+      await Promise.all([
+        script(m, "probe", [], { env: { PTM_DATA: srcDir, PTM_PROM_URL: src.url } }),
+        script(m, "probe", [], { env: { PTM_DATA: tgt.dataDir, PTM_PROM_URL: tgt.url } }),
+      ]);
+      await script<CopyOut>(m, "copy", ulids, { env: copyEnv });
+      await script(m, "install", ulids, { env: { PTM_DATA: tgt.dataDir } });
+      await script(m, "counts", bounded.ends.map(String), {
+        env: { PTM_PROM_URL: tgt.url, PTM_DATA: tgt.dataDir, ...loadWaitEnv(loadedDownTo, blocks) },
+      });
+    });
+    log(`${n}: rerun ${s1(rerun.wallMs)} s`);
+    return {
+      blocks: p.blocks.length,
+      bytes: p.bytes,
+      samples: p.samples,
+      preview,
+      snapshot,
+      copy,
+      install,
+      loadWaitMs,
+      verify: bounded.m,
+      verifyWindows: bounded.ends.length,
+      verifySummary: bounded.v.v.summary,
+      ...(all ? { verifyAll: all.m, verifyAllWindows: all.ends.length } : {}),
+      rerun,
+      recordBytes,
+    };
+  } finally {
+    rsyncd.child.kill("SIGTERM");
+    await src.stop().catch(() => undefined);
+    await tgt.stop().catch(() => undefined);
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+// ---- report ----------------------------------------------------------------------------
+
+const NOTES = [
+  "How it is measured:",
+  "",
+  "- **Sizes.** Byte-level phases (snapshot, copy, install, rerun, the baselines) run on `bench-bytes-N`: one day of real promtool blocks (2,000 random gauges every 15 s, ~7.2 MiB a block) cloned under new ULIDs; the smaller sizes are hard links to the first N blocks of the largest. Preview and verification run on `bench-history-N`: N consecutive, non-overlapping 2h blocks of real history (100 series every 30 s) served by a real source Prometheus 2.42 and migrated into a real, empty target 2.42 (both with `--storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h` and a 10y retention, so that neither compacts nor deletes the history during the run); its wall times and the source Prometheus's CPU come from those servers.",
+  "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy: `cp -a`, the tar pipe, plain `rsync -a`, copy.sh and the parallel copy.sh alike. Writes end in the page cache (no `sync` inside the timing, for any of them).",
+  "- **The limit** is the faster of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). The parallel row runs two copy.sh over disjoint halves of the blocks (each with its own staging dir), when one stream is below 0.9x the limit.",
+  "- **CPU** comes from /proc: the tools' CPU is this process's reaped children (scripts, rsync, cp, tar) plus the rsync daemon's process tree; the source Prometheus's is its own utime + stime. **Peak RSS** is the sum over the phase's processes, sampled every 100 ms.",
+  "- **Preview** = probe.sh on the source and the target (both read every block's meta.json and the servers' status API) + planMigration. **Verify** = counts.sh on the source (the windows) and on the target (the windows, plus its block listing once every block dir is loaded) + verifyMigration, timed after the target's reload loop has loaded the installed blocks (that wait, up to a minute, is the reload interval, not the verification's cost). **Rerun after completion** on the bytes: copy.sh and install.sh again (markers and installed blocks skipped); on the history: what a later `pulumi up` runs (both probes, copy, install, the target's counts).",
+  "",
+  "Why the bounded verification proves as much as counting every window:",
+  "",
+  "- **The bytes** are proven per file, independently of any window: rsync checks every file it transfers against a whole-file checksum and transfers it again on a mismatch, copy.sh then checks every block against the daemon's listing (meta.json names the ULID; the same files with the same sizes) before it marks it, and install is one rename per block. Identical bytes give identical counts in every window, so a window count can't find a difference in the bytes that these checks let through.",
+  "- **Completeness** is proven per block: the target's listing, taken when the number of block dirs equals `prometheus_tsdb_blocks_loaded` (so every one is loaded), must hold every planned block under its ID with the plan's meta.json numSamples and numSeries (which come from the source's snapshot), or a block the target compacted from them (by `compaction.sources`/`parents`) with at least their samples. A missing, unloaded or different block fails. This costs one meta.json read per block and no sample reads.",
+  "- **Readability through the query path** is what the windows add: the target serves the imported samples, the same number as the source, through PromQL. The windows where a migration can go wrong are always counted: the first copied window (the oldest block's start), the last aligned window before the cutoff, the cutoff's unaligned tail (the newest block's end) and the window ending at the target's first own sample (exact match required before it); evenly spaced spot checks cover the rest, up to `verifyWindows` (default 24; `0` counts every window as before).",
+  "- **No raised `--query.max-samples`.** counts.sh queries one 2h window at a time and one metric name per term (`sum(count_over_time({__name__=\"m\"}[2h]))`, 100 names per request): the engine holds one series' points of one window at a time plus one sample per series of one metric, never the window's samples. test/real/maxSamples.test.ts counts 2h windows of 24,000 samples each on a Prometheus started with `--query.max-samples=1000`, which refuses the same count over the whole 12 h.",
+  "",
+];
+
+const PHASES = ["preview", "snapshot", "copy", "install", "verify", "rerun"] as const;
+
+function svgChart(
+  series: { name: string; color: string; dash?: string; points: [number, number][] }[],
+): string {
+  const W = 760;
+  const Hh = 440;
+  const m = { l: 70, r: 190, t: 30, b: 50 };
+  const xs = series.flatMap((s) => s.points.map((p) => p[0]));
+  const ys = series.flatMap((s) => s.points.map((p) => p[1])).filter((y) => y > 0);
+  const lx0 = Math.log10(Math.min(...xs));
+  const lx1 = Math.log10(Math.max(...xs));
+  const ly0 = Math.floor(Math.log10(Math.min(...ys)));
+  const ly1 = Math.ceil(Math.log10(Math.max(...ys)));
+  const X = (x: number) => m.l + ((Math.log10(x) - lx0) / (lx1 - lx0 || 1)) * (W - m.l - m.r);
+  const Y = (y: number) =>
+    Hh - m.b - ((Math.log10(Math.max(y, 10 ** ly0)) - ly0) / (ly1 - ly0 || 1)) * (Hh - m.t - m.b);
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${Hh}" fill="white"/>`,
+    `<text x="${m.l}" y="18" font-size="14">Wall time per phase against TSDB size (log-log; one run)</text>`,
+  ];
+  for (let e = ly0; e <= ly1; e++) {
+    const y = Y(10 ** e);
+    out.push(
+      `<line x1="${m.l}" x2="${W - m.r}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${m.l - 6}" y="${y + 4}" text-anchor="end">${10 ** e >= 1 ? 10 ** e : (10 ** e).toFixed(-e)} s</text>`,
+    );
+  }
+  for (const x of [...new Set(xs)]) {
+    out.push(
+      `<line x1="${X(x)}" x2="${X(x)}" y1="${m.t}" y2="${Hh - m.b}" stroke="#eee"/>`,
+      `<text x="${X(x)}" y="${Hh - m.b + 16}" text-anchor="middle">${x.toFixed(2)} GiB</text>`,
+    );
+  }
+  out.push(
+    `<text x="${(m.l + W - m.r) / 2}" y="${Hh - 10}" text-anchor="middle">TSDB size (cloned blocks: 128, 512, 2048 blocks)</text>`,
+  );
+  series.forEach((s, i) => {
+    const pts = s.points.map(([x, y]) => `${X(x).toFixed(1)},${Y(y).toFixed(1)}`).join(" ");
+    out.push(
+      `<polyline points="${pts}" fill="none" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
+      ...s.points.map(
+        ([x, y]) =>
+          `<circle cx="${X(x).toFixed(1)}" cy="${Y(y).toFixed(1)}" r="3" fill="${s.color}"/>`,
+      ),
+      `<line x1="${W - m.r + 12}" x2="${W - m.r + 36}" y1="${m.t + 10 + i * 20}" y2="${m.t + 10 + i * 20}" stroke="${s.color}" stroke-width="2"${s.dash ? ` stroke-dasharray="${s.dash}"` : ""}/>`,
+      `<text x="${W - m.r + 42}" y="${m.t + 14 + i * 20}">${s.name}</text>`,
+    );
+  });
+  out.push("</svg>");
+  return out.join("\n") + "\n";
+}
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? "unknown CPU";
+  const fsType = execFileSync("sh", ["-c", `df -PT ${ROOT} | awk 'NR==2 {print $2}'`])
+    .toString()
+    .trim();
+  const rsyncV = execFileSync("rsync", ["--version"])
+    .toString()
+    .split("\n")[0]
+    ?.replace(/^rsync\s+version\s+/, "")
+    .split(" ")[0];
+  return `${os.cpus().length} x ${cpu}, ${(os.totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${os.release()}, ${fsType}; rsync ${rsyncV}; Prometheus 2.42 (Debian); node ${process.version}`;
+}
+
+async function main(): Promise<void> {
+  // PTM_BENCH_REPORT=<result-*.json of an earlier run>: write the report again from it.
+  const again = process.env["PTM_BENCH_REPORT"];
+  if (again) {
+    const r = JSON.parse(fs.readFileSync(again, "utf8")) as {
+      bytes: BytesResult[];
+      hist: HistoryResult[];
+    };
+    const started = new Date(path.basename(again).replace(/^result-|\.json$/g, ""));
+    report(r.bytes, r.hist, started, fs.statSync(again).mtime);
+    return;
+  }
+  const started = new Date();
+  const env = { ...process.env, PTM_BENCH_ROOT: ROOT, PTM_BENCH_SIZES: SIZES.join(" ") };
+  execFileSync(path.join(REPO, "test", "bench", "gen-scale.sh"), { stdio: "inherit", env });
+  fs.mkdirSync(WORK, { recursive: true });
+  const bytes: BytesResult[] = [];
+  const hist: HistoryResult[] = [];
+  const everyWindow = process.env["PTM_BENCH_EVERY_WINDOW"] !== "false";
+  for (const n of SIZES) {
+    bytes.push(await bytesPhases(n));
+    hist.push(await historyPhases(n, everyWindow));
+    await killAll();
+  }
+  const finished = new Date();
+  fs.writeFileSync(
+    path.join(WORK, `result-${started.toISOString()}.json`),
+    JSON.stringify({ bytes, hist }, null, 2),
+  );
+  report(bytes, hist, started, finished);
+}
+
+function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, finished: Date): void {
+  const rows: string[] = [];
+  const head =
+    "| size | phase | wall s | tools CPU s (both sides) | source Prometheus CPU s | peak RSS of the tools | notes |";
+  rows.push(head, "| --- | --- | --- | --- | --- | --- | --- |");
+  const mb = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+  bytes.forEach((b, i) => {
+    const h = hist[i]!;
+    const size = `${fmtB(b.bytes)}, ${b.blocks} blocks`;
+    const limitMs = Math.min(b.cp.wallMs, b.tar.wallMs);
+    const row = (phase: string, m: Measure, prom: Measure | undefined, note: string) =>
+      rows.push(
+        `| ${size} | ${phase} | ${s1(m.wallMs)} | ${m.toolsCpuS.toFixed(2)} | ${prom?.promCpuS !== undefined ? prom.promCpuS.toFixed(2) : "–"} | ${mb(m.peakRss)} | ${note} |`,
+      );
+    row(
+      "preview (probe both + plan)",
+      h.preview,
+      h.preview,
+      `history: ${h.blocks} real blocks; source Prometheus RSS peak ${mb(h.preview.promRss ?? 0)}`,
+    );
+    row("snapshot", b.snapshot, h.snapshot, "hard links");
+    row(
+      "copy (copy.sh, 1 rsync stream)",
+      b.copy,
+      h.copy,
+      `${((b.bytes / MiB / b.copy.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.copy.wallMs).toFixed(2)}x the limit`,
+    );
+    if (b.parallel)
+      row(
+        "copy (2 copy.sh streams, disjoint blocks)",
+        b.parallel,
+        undefined,
+        `${((b.bytes / MiB / b.parallel.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.parallel.wallMs).toFixed(2)}x the limit`,
+      );
+    row("install", b.install, h.install, "renames");
+    row(
+      `verify (${h.verifyWindows} windows + ${h.blocks} blocks)`,
+      h.verify,
+      h.verify,
+      `${((h.verify.wallMs / b.copy.wallMs) * 100).toFixed(0)}% of the copy's wall time; ${h.verifySummary.slice(0, 160)}`,
+    );
+    if (h.verifyAll)
+      row(
+        `verify, every window (${h.verifyAllWindows}; verifyWindows 0, as before)`,
+        h.verifyAll,
+        h.verifyAll,
+        `${((h.verifyAll.wallMs / b.copy.wallMs) * 100).toFixed(0)}% of the copy's wall time`,
+      );
+    row(
+      "rerun after completion (copy.sh + install.sh)",
+      b.rerun,
+      undefined,
+      `${((b.rerun.wallMs / b.copy.wallMs) * 100).toFixed(1)}% of the first copy; ${b.rerunOut}`,
+    );
+    row(
+      "rerun after completion, history (probes, copy, install, target counts)",
+      h.rerun,
+      h.rerun,
+      "",
+    );
+    row(
+      "baseline: cp -a",
+      b.cp,
+      undefined,
+      `${((b.bytes / MiB / b.cp.wallMs) * 1000).toFixed(0)} MiB/s`,
+    );
+    row(
+      "baseline: tar pipe",
+      b.tar,
+      undefined,
+      `${((b.bytes / MiB / b.tar.wallMs) * 1000).toFixed(0)} MiB/s`,
+    );
+    row(
+      "baseline: plain rsync -a from the daemon",
+      b.plainRsync,
+      undefined,
+      `${((b.bytes / MiB / b.plainRsync.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.plainRsync.wallMs).toFixed(2)}x the limit`,
+    );
+  });
+  const state = SIZES.map((n, i) => {
+    const b = bytes[i]!;
+    const h = hist[i]!;
+    const total =
+      b.stateBytes.snapshot + b.stateBytes.copy + b.stateBytes.install + 2 * h.recordBytes;
+    return `| ${n} | ${fmtB(b.stateBytes.snapshot)} | ${fmtB(b.stateBytes.copy)} | ${fmtB(b.stateBytes.install)} | ${fmtB(h.recordBytes)} | ${fmtB(total)} |`;
+  });
+
+  const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+  const gib = bytes.map((b) => b.bytes / GiB);
+  const pick = (i: number, p: (typeof PHASES)[number]): number => {
+    const b = bytes[i]!;
+    const h = hist[i]!;
+    const m = {
+      preview: h.preview,
+      snapshot: b.snapshot,
+      copy: b.copy,
+      install: b.install,
+      verify: h.verify,
+      rerun: b.rerun,
+    }[p];
+    return m.wallMs / 1000;
+  };
+  const svg = svgChart([
+    ...PHASES.map((p, k) => ({
+      name: p,
+      color: colors[k]!,
+      points: gib.map((x, i) => [x, pick(i, p)] as [number, number]),
+    })),
+    ...(hist.every((h) => h.verifyAll)
+      ? [
+          {
+            name: "verify, every window",
+            color: "#9467bd",
+            dash: "2 3",
+            points: gib.map((x, i) => [x, hist[i]!.verifyAll!.wallMs / 1000] as [number, number]),
+          },
+        ]
+      : []),
+    {
+      name: "limit (cp -a / tar)",
+      color: "#000",
+      dash: "6 4",
+      points: gib.map(
+        (x, i) =>
+          [x, Math.min(bytes[i]!.cp.wallMs, bytes[i]!.tar.wallMs) / 1000] as [number, number],
+      ),
+    },
+    {
+      name: "plain rsync -a",
+      color: "#7f7f7f",
+      dash: "6 4",
+      points: gib.map((x, i) => [x, bytes[i]!.plainRsync.wallMs / 1000] as [number, number]),
+    },
+  ]);
+  fs.writeFileSync(path.join(REPO, "BENCHMARKS-scale.svg"), svg);
+
+  const md = [
+    "<!-- scale:begin (written by test/bench/scale.ts) -->",
+    "## Scale: 128 to 2,048 blocks",
+    "",
+    `Command: \`npm run bench\` (test/bench/scale.ts; data cached by test/bench/gen-scale.sh under ${ROOT}/bench-bytes-N and ${ROOT}/bench-history-N). Run: ${started.toISOString()} to ${finished.toISOString()}.`,
+    "",
+    `Machine: ${machine()}. 2 cores shared with other engineers' tests: compare timings as ratios within this run only.`,
+    "",
+    "![wall time per phase against size](BENCHMARKS-scale.svg)",
+    "",
+    ...rows,
+    "",
+    "Pulumi state after `migrate`, estimated from what the program stores (the snapshot Command's stdout, the copy and install Commands' block-ID arguments and stdout, and the verification record, counted twice: the ConfigMap's inputs and outputs):",
+    "",
+    "| blocks | snapshot result | copy | install | verification record | total |",
+    "| --- | --- | --- | --- | --- | --- |",
+    ...state,
+    "",
+    ...NOTES,
+    "<!-- scale:end -->",
+  ].join("\n");
+  const file = path.join(REPO, "BENCHMARKS.md");
+  const prev = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
+  const begin = prev.indexOf("<!-- scale:begin");
+  const end = prev.indexOf("<!-- scale:end -->");
+  let next: string;
+  if (begin >= 0 && end > begin)
+    next = prev.slice(0, begin) + md + prev.slice(end + "<!-- scale:end -->".length);
+  else {
+    const at = prev.indexOf("\n", prev.indexOf("# Benchmarks")) + 1;
+    next = prev.slice(0, at) + "\n" + md + "\n" + prev.slice(at);
+  }
+  fs.writeFileSync(file, next);
+  spawnSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", file], {
+    stdio: "ignore",
+  });
+  console.log(md);
+}
+
+main().catch(async (e) => {
+  console.error(e);
+  await killAll();
+  await sleep(100);
+  process.exit(1);
+});
