@@ -300,7 +300,12 @@ async function main(): Promise<void> {
     history.push(
       `- ${started.toISOString()}: ${fmtB(bytes)} in ${blocks.length} blocks; plain rsync ${plainMs.map(fmtS).join("/")}, copy.sh ${copyMs.map(fmtS).join("/")} (ratio ${(copyMean / plainMean).toFixed(2)}); rerun ${fmtS(rerunMs)}; snapshot +${fmtB(snapExtra)}; gap skip_head ${formatDuration(gap.seed.gapMs)} vs includeHead ${formatDuration(gap.ours.gapMs)}`,
     );
-    fs.writeFileSync(file, `${md}\n## Runs\n\n${history.join("\n")}\n`);
+    // Keep the scale section (test/bench/scale.ts, `npm run bench`) below the title.
+    const b = previous.indexOf("<!-- scale:begin");
+    const e = previous.indexOf("<!-- scale:end -->");
+    const scale = b >= 0 && e > b ? previous.slice(b, e + "<!-- scale:end -->".length) : "";
+    const body = scale ? md.replace("# Benchmarks\n", `# Benchmarks\n\n${scale}\n`) : md;
+    fs.writeFileSync(file, `${body}\n## Runs\n\n${history.join("\n")}\n`);
     // The repo's lint runs `prettier --check .`.
     spawnSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", file], {
       stdio: "ignore",
