@@ -113,7 +113,12 @@ export async function readServer(
   } catch {
     return { reached: false, why: "kubectl get pods printed something that is not JSON" };
   }
-  const picked = pickPod(items, ref.container);
+  // A ref that names its pod (a replica of a `Prometheus` resource) asks that one.
+  const named = ref.pod ? items.filter((p) => p.metadata?.name === ref.pod) : items;
+  if (ref.pod && named.length === 0) {
+    return { reached: false, why: `its pod ${ref.pod} is not among the pods it selects` };
+  }
+  const picked = pickPod(named, ref.container);
   if (picked.pod === undefined) return { reached: false, why: picked.why };
   const pod = picked.pod;
   const target = proxyTarget(ref, c);
