@@ -37,6 +37,18 @@ log() { printf '[lab %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 
 kc() { "${K8S_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@"; }
 
+# Closes every descriptor above 2 of the current (sub)shell. Daemons are started after it: one
+# that inherited the descriptor of `flock /var/cache/ptm/lab.lock <cmd>` would hold the lab lock
+# for as long as it runs, and every later `flock` would wait forever.
+close_fds() {
+  local fd
+  for fd in /proc/"${BASHPID}"/fd/*; do
+    fd=${fd##*/}
+    [[ ${fd} =~ ^[0-9]+$ ]] && ((fd > 2)) && eval "exec ${fd}>&-" 2>/dev/null
+  done
+  return 0
+}
+
 # pid of a component we started, if it is still running that binary.
 lab_pid() {
   local name="$1" pid

@@ -92,11 +92,14 @@ start_operator() {
   fi
   [[ -z "${pid:-}" ]] || stop_operator
   log "starting ${NAME} ${VER}"
-  KUBECONFIG="${KUBECONFIG_ADMIN}" setsid nohup "${OUT}/bin/operator" \
-    -prometheus-config-reloader="${RELOADER_REF}" \
-    -web.listen-address="127.0.0.1:${PORT}" \
-    -log-level=info \
-    >>"${LOGS}/${NAME}.log" 2>&1 </dev/null &
+  (
+    close_fds
+    KUBECONFIG="${KUBECONFIG_ADMIN}" exec setsid nohup "${OUT}/bin/operator" \
+      -prometheus-config-reloader="${RELOADER_REF}" \
+      -web.listen-address="127.0.0.1:${PORT}" \
+      -log-level=info \
+      >>"${LOGS}/${NAME}.log" 2>&1 </dev/null
+  ) &
   echo $! >"${PIDS}/${NAME}.pid"
   readlink -f "${OUT}/bin/operator" >"${PIDS}/${NAME}.exe"
   echo "${VER}" >"${PIDS}/${NAME}.ver"

@@ -237,7 +237,10 @@ start() {
     [[ ! -d "/proc/${pid}" ]] || kill -KILL "${pid}"
   fi
   log "starting ${name}"
-  setsid nohup "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
+  (
+    close_fds
+    exec setsid nohup "${bin}" "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null
+  ) &
   echo $! >"${PIDS}/${name}.pid"
   readlink -f "${bin}" >"${PIDS}/${name}.exe"
   echo "${sig}" >"${PIDS}/${name}.sig"
