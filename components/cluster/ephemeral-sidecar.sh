@@ -121,7 +121,7 @@ stop)
   # otherwise. The exec may end with the container, so its exit code says nothing: the
   # container's status does.
   # shellcheck disable=SC2016 # expanded in the container
-  kc exec -n "$ns" "$pod" -c "$container" -- sh -c 'kill -TERM "$(cat "$PTM_RUN/main.pid" 2>/dev/null || echo 1)"' >&2 || true
+  kc exec -n "$ns" "$pod" -c "$container" -- sh -c 'p=$(cat "$PTM_RUN/main.pid" 2>/dev/null) || p=1; case $p in "" | *[!0-9]*) p=1 ;; esac; kill -TERM "$p"' >&2 || true
   start=$(date +%s)
   while :; do
     s=$(state)

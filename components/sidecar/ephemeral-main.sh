@@ -5,7 +5,11 @@
 # namespace. The shell keeps this PID when the script that follows execs its daemon.
 #
 # Env: PTM_RUN (required): the sidecar's own scratch dir, on its own root filesystem.
-if ! { mkdir -p "${PTM_RUN:?}" && echo "$$" >"$PTM_RUN/main.pid"; }; then
+#
+# Not "$$": this text is a container command, where Kubernetes turns "$$" into "$" (its
+# escape for $(VAR) references). The shell's own /proc/self/stat, read by the builtin read,
+# starts with the shell's PID.
+if ! { mkdir -p "${PTM_RUN:?}" && read -r ptm_main_pid _ </proc/self/stat && echo "$ptm_main_pid" >"$PTM_RUN/main.pid"; }; then
   echo "ephemeral-main: can't write ${PTM_RUN:-PTM_RUN}/main.pid: the sidecar's root filesystem must be writable" >&2
   exit 1
 fi
