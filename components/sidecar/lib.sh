@@ -11,62 +11,66 @@ is_ulid() {
   return 0
 }
 
-# Apparent size of all files under a dir (hard links count fully: this is what a copy
-# transfers).
-dir_size() {
-  find "$1" -type f -exec stat -c %s {} + | awk '{ s += $1 } END { printf "%.0f", s }'
-}
-
-# The index file's format version: its first 4 bytes are the magic 0xBAAAD700, the 5th is
-# the version (prometheus tsdb/index/index.go: 1 and 2 are read by every 2.x, 3 only by
-# 2.55 and later). "null" when the file is missing, short, or has another magic.
-index_format() {
-  [ -f "$1/index" ] || { echo null; return 0; }
-  od -An -tu1 -N5 "$1/index" 2>/dev/null | awk '
-    { for (i = 1; i <= NF; i++) b[n++] = $i }
-    END {
-      if (n == 5 && b[0] == 186 && b[1] == 170 && b[2] == 215 && b[3] == 0) print b[4]
-      else print "null"
-    }'
-}
-
-# meta.json is JSON already: join its lines (JSON strings cannot contain raw newlines, so
-# this is safe) and append "sizeBytes" and "indexFormat" (index_format) before the final
-# brace.
-meta_with_size() {
-  awk -v size="$(dir_size "$1")" -v ix="$(index_format "$1")" '
-    { s = s $0 " " }
-    END {
-      sub(/[ \t\r]+$/, "", s)
-      if (s !~ /^[ \t\r]*\{/ || s !~ /\}$/) exit 1
-      s = substr(s, 1, length(s) - 1)
-      printf "%s,\"sizeBytes\":%s,\"indexFormat\":%s}", s, size, ix
-    }' "$1/meta.json"
-}
-
 # JSON array of the complete blocks (ULID dir with meta.json) under DIR. With a second
 # argument "live", a block that vanishes while it is read (a compaction deleted it) is
 # skipped with a note on stderr; otherwise an unreadable block is an error.
+# Each entry is the block's meta.json (JSON already: its lines joined, which is safe as JSON
+# strings cannot hold raw newlines) with "sizeBytes" (apparent size of all its files: hard
+# links count fully, this is what a copy transfers) and "indexFormat" (the index file's
+# format version: its first 4 bytes are the magic 0xBAAAD700, the 5th is the version;
+# prometheus tsdb/index/index.go: 1 and 2 are read by every 2.x, 3 only by 2.55 and later;
+# null when the file is missing, short, or has another magic) added before the final brace.
+# Batched, as thousands of blocks are usual (issue 14: six processes per block took 13 s at
+# 2,048 blocks, this 2 s): one find + stat for every file's size, one od per block for its
+# index header, one awk that reads every meta.json (getline: a file that vanished is a
+# failed read, not a fatal error) and writes the list.
 blocks_json() {
-  sep=""
-  printf '['
-  if [ -d "$1" ]; then
-    for d in "$1"/*; do
-      name="${d##*/}"
-      is_ulid "$name" || continue
-      [ -f "$d/meta.json" ] || continue
-      if m="$(meta_with_size "$d" 2>/dev/null)"; then
-        printf '%s%s' "$sep" "$m"
-        sep=","
-      elif [ "${2:-}" = live ]; then
-        echo "skipped $d (vanished or unreadable meta.json)" >&2
-      else
-        echo "unreadable block $d" >&2
-        return 1
-      fi
-    done
-  fi
-  printf ']'
+  if [ ! -d "$1" ]; then printf '[]'; return 0; fi
+  bj_work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-blocks.XXXXXX")" || return 1
+  bj_rc=0
+  (
+    cd "$1" || exit 1
+    for d in *; do
+      if is_ulid "$d" && [ -f "$d/meta.json" ]; then echo "$d"; fi
+    done >"$bj_work/names"
+    if [ ! -s "$bj_work/names" ]; then printf '[]'; exit 0; fi
+    # shellcheck disable=SC2046 # ULIDs: no spaces, no globs
+    find $(cat "$bj_work/names") -type f -exec stat -c '%s %n' {} + >"$bj_work/sizes" 2>/dev/null || true
+    while read -r d; do
+      printf '%s ' "$d"
+      od -An -tu1 -N5 "$d/index" 2>/dev/null || true
+      echo
+    done <"$bj_work/names" >"$bj_work/index"
+    awk -v live="${2:-}" -v dir="$1" -v sizes="$bj_work/sizes" -v index_file="$bj_work/index" '
+      BEGIN {
+        while ((getline l < sizes) > 0) {
+          sp = index(l, " "); p = substr(l, sp + 1); b = p; sub(/\/.*/, "", b)
+          size[b] += substr(l, 1, sp - 1)
+        }
+        while ((getline l < index_file) > 0) {
+          n = split(l, f, /[ \t]+/)
+          if (n == 0 || f[1] == "") continue
+          if (n >= 6 && f[2] == 186 && f[3] == 170 && f[4] == 215 && f[5] == 0) ix[f[1]] = f[6]
+          else if (!(f[1] in ix)) ix[f[1]] = "null"
+        }
+        printf "["
+      }
+      {
+        d = $0; s = ""; m = d "/meta.json"
+        while ((r = (getline l < m)) > 0) s = s l " "
+        close(m)
+        sub(/[ \t\r]+$/, "", s)
+        if (r < 0 || s !~ /^[ \t\r]*\{/ || s !~ /\}$/) {
+          if (live == "live") { print "skipped " dir "/" d " (vanished or unreadable meta.json)" > "/dev/stderr"; next }
+          print "unreadable block " dir "/" d > "/dev/stderr"; bad = 1; exit 1
+        }
+        printf "%s%s,\"sizeBytes\":%.0f,\"indexFormat\":%s}", sep, substr(s, 1, length(s) - 1), size[d] + 0, (d in ix ? ix[d] : "null")
+        sep = ","
+      }
+      END { if (!bad) printf "]" }' "$bj_work/names"
+  ) || bj_rc=$?
+  rm -rf "$bj_work"
+  return "$bj_rc"
 }
 
 # JSON array of words (ULIDs, names: nothing that needs escaping): a b -> ["a","b"]
