@@ -67,16 +67,17 @@ admin_api_remove() { # NAMESPACE KIND NAME STACK
 # "risk LOSS_FROM_MS LOSS_TO_MS SAFE_AFTER_MS".
 restart_risk() {
   awk '
+    # probe.sh embeds each meta.json as Prometheus wrote it: indented, "key": value.
     function num(s, key,   m) {
-      if (match(s, "\"" key "\":-?[0-9]+")) { m = substr(s, RSTART, RLENGTH); sub(/.*:/, "", m); return m + 0 }
+      if (match(s, "\"" key "\":[ \t]*-?[0-9]+")) { m = substr(s, RSTART, RLENGTH); sub(/.*:[ \t]*/, "", m); return m + 0 }
       return ""
     }
     {
       line = $0
       i = index(line, "\"snapshotBlocks\":"); blocks = (i > 0) ? substr(line, 1, i) : line
       newest = ""
-      while (match(blocks, /"maxTime":-?[0-9]+/)) {
-        v = substr(blocks, RSTART + 10, RLENGTH - 10) + 0
+      while (match(blocks, /"maxTime":[ \t]*-?[0-9]+/)) {
+        v = substr(blocks, RSTART, RLENGTH); sub(/.*:[ \t]*/, "", v); v = v + 0
         if (newest == "" || v > newest) newest = v
         blocks = substr(blocks, RSTART + RLENGTH)
       }

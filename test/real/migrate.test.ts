@@ -15,6 +15,7 @@ import { randomBytes } from "node:crypto";
 import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
 import { Plan, planMigration } from "../../components/decisions/plan";
 import { targetOwnEarliestMs, headRange } from "../../components/decisions/tsdb";
+import { restartRisk } from "../../components/decisions/restartRisk";
 import {
   CountsResult,
   compareCounts,
@@ -26,8 +27,10 @@ import {
 import {
   H,
   Prom,
+  REPO,
   backfill,
   blockChecksums,
+  busyboxPath,
   dirBytes,
   duBytes,
   killAll,
@@ -404,6 +407,39 @@ describe("real servers: snapshot -> copy -> install -> verify", function () {
       );
     }
     assert.equal(tgtA.child.pid, tgtA.pid);
+  });
+
+  it("the destroy guard's restart_risk (sh) reads the real probe line as restartRisk.ts does (issue 9 item 12)", async () => {
+    // probe.sh embeds each meta.json as Prometheus wrote it (indented, "key": value): the sh
+    // rule once missed every block's maxTime on real output and called B's restart safe.
+    const seen: string[] = [];
+    for (const [name, t] of [
+      ["A", tgtA],
+      ["B", tgtB],
+    ] as const) {
+      const { res } = await runJson<unknown>("probe", [], {
+        env: { PTM_DATA: t.dataDir, PTM_PROM_URL: t.url },
+      });
+      const line = res.stdout.trim().split("\n").pop()!;
+      const p = parseProbe(line);
+      const r = restartRisk(p.blocks, headRange(p.tsdb));
+      const want = r ? `risk ${r.lossFromMs} ${r.lossToMs} ${r.safeAfterMs}` : "safe";
+      for (const shell of ["sh", path.join(busyboxPath(), "sh")]) {
+        const got = execFileSync(
+          shell,
+          ["-c", `. "${path.join(REPO, "components/cluster/lib.sh")}"; restart_risk`],
+          { input: line + "\n" },
+        )
+          .toString()
+          .trim();
+        assert.equal(got, want, `${name} under ${shell}`);
+      }
+      seen.push(`${name}: ${want}`);
+    }
+    // B imported the source's head: its own head is older than that block, so a restart of B
+    // would drop samples until its next compaction.
+    assert.match(seen[1]!, /^B: risk /);
+    console.log(`    ${seen.join("; ")}`);
   });
 
   it("every source sample before the cutoff is on the targets (equal counts per window)", async () => {

@@ -301,15 +301,21 @@ describe("restart_risk (sh) agrees with restartRisk.ts", () => {
   for (const shell of ["sh", "busybox"] as const) {
     for (const c of cases) {
       it(`${c.name} (${shell})`, () => {
+        // probe.sh embeds each meta.json as Prometheus writes it, indented with tabs, its
+        // newlines turned into spaces (lib.sh meta_with_size).
+        const metas = (bs: unknown[]) =>
+          `[${bs.map((b) => JSON.stringify(b, null, "\t").replace(/\n/g, " ")).join(",")}]`;
         const line = JSON.stringify({
-          blocks: c.blocks,
-          snapshotBlocks: c.snap ?? [],
+          blocks: "@BLOCKS@",
+          snapshotBlocks: "@SNAP@",
           buildinfo: null,
           flags: null,
           tsdb: c.tsdb,
           dfAvailableBytes: 1,
           nowMs: T,
-        });
+        })
+          .replace('"@BLOCKS@"', metas(c.blocks))
+          .replace('"@SNAP@"', metas(c.snap ?? []));
         const env = shell === "busybox" ? { ...process.env, PATH: busyboxPath() } : process.env;
         const got = execFileSync(
           shell === "busybox" ? path.join(busyboxPath(), "sh") : "sh",
