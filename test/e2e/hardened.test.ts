@@ -8,6 +8,7 @@
 // stack's config, not the current context. Issue 9 item 13.
 
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -321,24 +322,21 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
     assert.deepEqual(podTemplate(DST), templates.target);
   });
 
-  it("an admin-API switch killed after its patch is undone by the revert, by its record (item 21)", async () => {
-    await configure(stack, { phase: "prepare", includeHead: "false", rolloutTimeoutSeconds: 240 });
-    await stack.up({ onOutput: () => undefined });
-    await configure(stack, { includeHead: "true" });
+  // Runs `up` with includeHead while no node takes a new pod, so that the switch is still
+  // waiting for its rollout when `interrupt` runs, right after the flag is on the source.
+  async function upInterrupted(interrupt: (abort: AbortController) => void): Promise<string> {
     const abort = new AbortController();
     let stop = false;
-    // Kill the up as soon as the flag is on the source, while the step waits for the rollout.
     const watcher = (async () => {
       while (!stop) {
         if (/enable-admin-api/.test(sourceArgs())) {
-          abort.abort();
+          interrupt(abort);
           return true;
         }
         await new Promise((r) => setTimeout(r, 300));
       }
       return false;
     })();
-    // No node takes the new pod, so the switch is still waiting for its rollout when killed.
     kubectl(["cordon", NODE]);
     const result = await stack
       .up({ signal: abort.signal, onOutput: () => undefined })
@@ -349,7 +347,31 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       .finally(() => kubectl(["uncordon", NODE]));
     stop = true;
     assert.equal(await watcher, true, `the flag never appeared; the up ${result}`);
-    assert.match(result, /^failed/, "the up was killed before the switch finished");
+    assert.match(result, /^failed/, "the up was stopped before the switch finished");
+    return result;
+  }
+
+  it("an admin-API switch cancelled (Ctrl-C) after its patch takes its flag out again (item 21)", async () => {
+    await configure(stack, { phase: "prepare", includeHead: "false", rolloutTimeoutSeconds: 240 });
+    await stack.up({ onOutput: () => undefined });
+    await configure(stack, { includeHead: "true" });
+    await upInterrupted((abort) => abort.abort());
+    assert.doesNotMatch(sourceArgs(), /enable-admin-api/, "the cancelled switch undid itself");
+    assert.deepEqual(records(), []);
+  });
+
+  it("an admin-API switch killed (SIGKILL) after its patch is undone by the revert, by its record (item 21)", async () => {
+    // Killed hard, as when the machine running `pulumi up` dies: the script can't undo.
+    await upInterrupted(() => {
+      execFileSync("pkill", ["-9", "-f", `admin-api enable ${NS} deployment ${SRC.name}`]);
+      try {
+        // Its rollout wait dies with it, as it would with the machine.
+        execFileSync("pkill", ["-9", "-f", `rollout status deployment/${SRC.name} -n ${NS}`]);
+      } catch {
+        // already gone
+      }
+    });
+    assert.match(sourceArgs(), /enable-admin-api/, "the flag stayed");
     assert.deepEqual(records(), [`admin-api.prometheus-tsdb-migration.io/${stack.name}`]);
     // The revert, as the README says: nothing of the switch is in the state, its record is
     // on the workload.
