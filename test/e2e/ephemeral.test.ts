@@ -116,8 +116,11 @@ function watchPods(w: Workload): { stop(): Set<string> } {
       "custom-columns=UID:.metadata.uid",
       "--no-headers",
     ],
-    { stdio: ["ignore", "pipe", "ignore"] },
+    { stdio: ["ignore", "pipe", "pipe"] },
   );
+  let err = "";
+  child.on("error", (e) => (err += String(e)));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
   let rest = "";
   child.stdout!.on("data", (d: Buffer) => {
     const lines = (rest + d.toString()).split("\n");
@@ -127,6 +130,8 @@ function watchPods(w: Workload): { stop(): Set<string> } {
   return {
     stop() {
       child.kill();
+      // A watch that saw nothing has not looked: not "no pods".
+      assert.ok(uids.size > 0, `kubectl get pods --watch saw no pod of ${w.name}: ${err}`);
       return uids;
     },
   };
