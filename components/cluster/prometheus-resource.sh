@@ -10,7 +10,9 @@
 #                                $PTM_LABELS ("k=v k=v") to metadata.labels, in one JSON patch.
 #                                Prints {"containers":M,"volumes":M,"labels":M}, M saying whether
 #                                it created the list (map), appended to it or replaced its own
-#                                element left by an earlier run.
+#                                element left by an earlier run; run again as an update (the
+#                                earlier output in $PULUMI_COMMAND_STDOUT), it keeps the first
+#                                run's M, so the revert still removes a list it created.
 #   remove-sidecar NS NAME STS TIMEOUT
 #                                removes exactly what add-sidecar added (its output is in
 #                                $PULUMI_COMMAND_STDOUT): the elements named $PTM_CONTAINER_NAME
@@ -120,13 +122,18 @@ add-sidecar)
   done
   kc get "$R" "$name" -n "$ns" >/dev/null || die "can't read Prometheus $ns/$name"
   ops=$(rv_test)
+  # An update runs this again with the first run's output in PULUMI_COMMAND_STDOUT: what
+  # that run found (a list it created) still decides what the revert removes.
+  prev=${PULUMI_COMMAND_STDOUT:-}
   add_element containers "$PTM_CONTAINER_NAME" "$PTM_CONTAINER"
   c_ops=$out c_mode=$mode
+  [ "$c_mode" != replaced ] || c_mode=$(field "$prev" containers) c_mode=${c_mode:-replaced}
   add_element volumes "$PTM_VOLUME_NAME" "$PTM_VOLUME"
   v_ops=$out v_mode=$mode
+  [ "$v_mode" != replaced ] || v_mode=$(field "$prev" volumes) v_mode=${v_mode:-replaced}
   l_ops=
   if [ -n "$(get '{.metadata.labels}')" ]; then
-    l_mode=added
+    l_mode=$(field "$prev" labels) l_mode=${l_mode:-added}
     for kv in ${PTM_LABELS:-}; do
       l_ops="$l_ops$(printf ',{"op":"add","path":"%s","value":"%s"}' "$(label_pointer "${kv%%=*}")" "${kv#*=}")"
     done

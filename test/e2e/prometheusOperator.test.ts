@@ -266,8 +266,16 @@ describe("end to end: into a prometheus-operator Prometheus with 2 replicas (iss
   });
 
   it("a second up changes nothing", async () => {
+    // What would change, resource by resource, for the failure message.
+    let diff = "";
+    await stack.preview({ diff: true, onOutput: (o) => (diff += o) });
+    const changed = diff
+      .split("\n")
+      .filter((l) => /^\s*[~+-]{1,2}\s|^\s*[~+-]\s*\w+:/.test(l))
+      .slice(0, 60)
+      .join("\n");
     const r = await stack.up({ onOutput: quiet });
-    assert.deepEqual(changes(r), {});
+    assert.deepEqual(changes(r), {}, changed);
   });
 
   it("the revert gives the resource its spec back exactly, and the source its pod template", async () => {

@@ -166,6 +166,17 @@ describe("prometheus-resource.sh gives a Prometheus resource back exactly (issue
     });
   }
 
+  it("kps: added again as an update (the first output in PULUMI_COMMAND_STDOUT), the revert still removes the list it created", () => {
+    const before = live("kps");
+    const first = run(["add-sidecar", NS, "kps"]);
+    const again = run(["add-sidecar", NS, "kps"], { PULUMI_COMMAND_STDOUT: first });
+    assert.equal(again, first);
+    assert.equal((live("kps").spec.containers as Obj[]).length, 1);
+    run(["remove-sidecar", NS, "kps", "prometheus-kps", "120"], { PULUMI_COMMAND_STDOUT: again });
+    assert.deepEqual(live("kps").spec, before.spec);
+    assert.deepEqual(live("kps").metadata.labels, before.metadata.labels);
+  });
+
   it("an admin API that is on already is left alone, at both ends", () => {
     kubectl([
       "patch",
