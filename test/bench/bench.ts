@@ -269,7 +269,9 @@ async function main(): Promise<void> {
     const md = [
       "# Benchmarks",
       "",
-      `Command: \`npm run bench\` (test/bench/bench.ts; TSDB cached by test/bench/gen-tsdb.sh in ${CACHE}).`,
+      "## Single size: 2 GiB in 288 blocks, and the gap",
+      "",
+      `Command: \`npm run bench:single\` (test/bench/bench.ts; TSDB cached by test/bench/gen-tsdb.sh in ${CACHE}).`,
       "",
       `Run: ${started.toISOString()} to ${new Date().toISOString()}.`,
       "",
@@ -300,10 +302,17 @@ async function main(): Promise<void> {
     history.push(
       `- ${started.toISOString()}: ${fmtB(bytes)} in ${blocks.length} blocks; plain rsync ${plainMs.map(fmtS).join("/")}, copy.sh ${copyMs.map(fmtS).join("/")} (ratio ${(copyMean / plainMean).toFixed(2)}); rerun ${fmtS(rerunMs)}; snapshot +${fmtB(snapExtra)}; gap skip_head ${formatDuration(gap.seed.gapMs)} vs includeHead ${formatDuration(gap.ours.gapMs)}`,
     );
-    // Keep the scale section (test/bench/scale.ts, `npm run bench`) below the title.
+    // Keep the scale section (test/bench/scale.ts, `npm run bench`) and its notes below the
+    // title: everything from its start up to this section's heading.
     const b = previous.indexOf("<!-- scale:begin");
+    const single = previous.indexOf("\n## Single size");
     const e = previous.indexOf("<!-- scale:end -->");
-    const scale = b >= 0 && e > b ? previous.slice(b, e + "<!-- scale:end -->".length) : "";
+    const scale =
+      b >= 0 && single > b
+        ? previous.slice(b, single).trimEnd()
+        : b >= 0 && e > b
+          ? previous.slice(b, e + "<!-- scale:end -->".length)
+          : "";
     const body = scale ? md.replace("# Benchmarks\n", `# Benchmarks\n\n${scale}\n`) : md;
     fs.writeFileSync(file, `${body}\n## Runs\n\n${history.join("\n")}\n`);
     // The repo's lint runs `prettier --check .`.
