@@ -258,7 +258,8 @@ while read -r u size; do
   skipped="$skipped $u"
   skipped_n=$((skipped_n + 1))
   skipped_bytes=$((skipped_bytes + size))
-  log "block $n $u $(human "$size")  $why"
+  # Shell arithmetic, no forked awk: a rerun skips thousands of blocks (issue 14).
+  log "block $n $u $((size / 1048576)).$((size % 1048576 * 10 / 1048576)) MiB  $why"
 done <"$work/sizes"
 
 # Bytes still to fetch: what is not already staged (partial runs).
