@@ -26,36 +26,43 @@ is_ulid() {
 # failed read, not a fatal error) and writes the list.
 blocks_json() {
   if [ ! -d "$1" ]; then printf '[]'; return 0; fi
-  bj_work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-blocks.XXXXXX")" || return 1
-  bj_rc=0
+  # No temporary files: this also runs in a Prometheus container whose root filesystem is
+  # read-only (the revert's restart check looks through it when the sidecar can't run).
   (
     cd "$1" || exit 1
-    for d in *; do
+    names=$(for d in *; do
       if is_ulid "$d" && [ -f "$d/meta.json" ]; then echo "$d"; fi
-    done >"$bj_work/names"
-    if [ ! -s "$bj_work/names" ]; then printf '[]'; exit 0; fi
-    # shellcheck disable=SC2046 # ULIDs: no spaces, no globs
-    find $(cat "$bj_work/names") -type f -exec stat -c '%s %n' {} + >"$bj_work/sizes" 2>/dev/null || true
-    while read -r d; do
-      printf '%s ' "$d"
-      od -An -tu1 -N5 "$d/index" 2>/dev/null || true
-      echo
-    done <"$bj_work/names" >"$bj_work/index"
-    awk -v live="${2:-}" -v dir="$1" -v sizes="$bj_work/sizes" -v index_file="$bj_work/index" '
-      BEGIN {
-        while ((getline l < sizes) > 0) {
-          sp = index(l, " "); p = substr(l, sp + 1); b = p; sub(/\/.*/, "", b)
-          size[b] += substr(l, 1, sp - 1)
-        }
-        while ((getline l < index_file) > 0) {
-          n = split(l, f, /[ \t]+/)
-          if (n == 0 || f[1] == "") continue
-          if (n >= 6 && f[2] == 186 && f[3] == 170 && f[4] == 215 && f[5] == 0) ix[f[1]] = f[6]
-          else if (!(f[1] in ix)) ix[f[1]] = "null"
-        }
-        printf "["
+    done)
+    if [ -z "$names" ]; then printf '[]'; exit 0; fi
+    {
+      echo "#sizes"
+      # shellcheck disable=SC2086 # ULIDs: no spaces, no globs
+      find $names -type f -exec stat -c '%s %n' {} + 2>/dev/null || true
+      echo "#index"
+      for d in $names; do
+        printf '%s ' "$d"
+        od -An -tu1 -N5 "$d/index" 2>/dev/null || true
+        echo
+      done
+      echo "#names"
+      printf '%s\n' "$names"
+    } | awk -v live="${2:-}" -v dir="$1" '
+      $0 == "#sizes" { sec = 1; next }
+      $0 == "#index" { sec = 2; next }
+      $0 == "#names" { sec = 3; printf "["; next }
+      sec == 1 {
+        l = $0; sp = index(l, " "); p = substr(l, sp + 1); b = p; sub(/\/.*/, "", b)
+        size[b] += substr(l, 1, sp - 1)
+        next
       }
-      {
+      sec == 2 {
+        n = split($0, f, /[ \t]+/)
+        if (n == 0 || f[1] == "") next
+        if (n >= 6 && f[2] == 186 && f[3] == 170 && f[4] == 215 && f[5] == 0) ix[f[1]] = f[6]
+        else if (!(f[1] in ix)) ix[f[1]] = "null"
+        next
+      }
+      sec == 3 {
         d = $0; s = ""; m = d "/meta.json"
         while ((r = (getline l < m)) > 0) s = s l " "
         close(m)
@@ -67,10 +74,8 @@ blocks_json() {
         printf "%s%s,\"sizeBytes\":%.0f,\"indexFormat\":%s}", sep, substr(s, 1, length(s) - 1), size[d] + 0, (d in ix ? ix[d] : "null")
         sep = ","
       }
-      END { if (!bad) printf "]" }' "$bj_work/names"
-  ) || bj_rc=$?
-  rm -rf "$bj_work"
-  return "$bj_rc"
+      END { if (!bad) printf "]" }'
+  )
 }
 
 # JSON array of words (ULIDs, names: nothing that needs escaping): a b -> ["a","b"]

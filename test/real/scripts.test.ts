@@ -120,6 +120,18 @@ describe("sidecar scripts without a server", function () {
     });
   }
 
+  for (const busybox of [false, true]) {
+    it(`probe.sh writes no file: it runs in a Prometheus container with a read-only root filesystem${busybox ? " (busybox)" : ""}`, async () => {
+      // The revert's restart check looks through the Prometheus container when the sidecar
+      // can't run (issue 9 item 20); kube-prometheus-stack's is read-only, and has no scratch.
+      const r = await runJson<{ blocks: { ulid: string }[] }>("probe", [], {
+        env: { PTM_DATA: data, TMPDIR: "/proc/ptm-not-writable" },
+        busybox,
+      });
+      assert.deepEqual(r.json.blocks.map((b) => b.ulid).sort(), ulids);
+    });
+  }
+
   it("snapshot.sh and cleanup-source.sh work under busybox", async () => {
     const env = { PTM_DATA: data, PTM_SNAPSHOT: "bb" };
     const r = await runJson<SnapshotOut>("snapshot", [], { env, busybox: true });
