@@ -14,7 +14,7 @@
 // - the Pulumi state the program would store after `migrate`, estimated from what it stores.
 //
 // Per phase: wall time, source CPU seconds (/proc), peak RSS. Writes BENCHMARKS.md (the scale
-// section) and BENCHMARKS-scale.svg.
+// section) and docs/benchmarks-scale.svg.
 //
 // Env: PTM_BENCH_SIZES ("128 512 2048"), PTM_BENCH_ROOT (/var/cache/ptm),
 //      PTM_BENCH_WORK (/var/cache/ptm/bench-work: scratch on the cache's filesystem).
@@ -862,7 +862,7 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
       points: gib.map((x, i) => [x, bytes[i]!.plainRsync.wallMs / 1000] as [number, number]),
     },
   ]);
-  fs.writeFileSync(path.join(REPO, "BENCHMARKS-scale.svg"), svg);
+  fs.writeFileSync(path.join(REPO, "docs", "benchmarks-scale.svg"), svg);
 
   const md = [
     "<!-- scale:begin (written by test/bench/scale.ts) -->",
@@ -872,7 +872,7 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     "",
     `Machine: ${machine()}. 2 cores shared with other engineers' tests: compare timings as ratios within this run only.`,
     "",
-    "![wall time per phase against size](BENCHMARKS-scale.svg)",
+    "![wall time per phase against size](docs/benchmarks-scale.svg)",
     "",
     ...rows,
     "",
