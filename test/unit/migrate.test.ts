@@ -469,7 +469,7 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
 
   it("the live state alone would fail the good migration (the record is what saves it)", async () => {
     await assert.rejects(
-      runWith({}, later(), verificationWith(liveArgs)),
+      runWith({}, later(), verification(liveArgs)),
       /verification failed: 1 of 4 windows differ: .* source 0 target 2000 \(equal\)/,
     );
   });
@@ -491,7 +491,7 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
         },
       },
     };
-    const r = await runWith({}, c, verificationWith(liveArgs));
+    const r = await runWith({}, c, verification(liveArgs));
     const v = r.outputs.verification as Record<string, unknown>;
     assert.equal(v.ok, true, String(v.summary));
     assert.match(String(v.summary), /^4 windows, 8,000 source samples, all on the target; /);
@@ -505,29 +505,6 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
     assert.equal((cm.inputs.metadata as Record<string, unknown>).namespace, "kubeprod");
   });
 });
-
-function verificationWith(args: {
-  windowEnds: number[];
-  loadedDownToMs: number;
-  blocks: ExpectedBlock[];
-  gapMs: number;
-  targetEarliestMs?: number;
-}) {
-  const loc = (kind: "Deployment" | "StatefulSet", namespace: string, name: string, c: string) =>
-    ({ ref: { kind, namespace, name, container: c } }) as unknown as TsdbLocation;
-  return async () => {
-    const v = new MigrationVerification("verification", {
-      source: loc("Deployment", "monitoring", "prometheus-server", "prometheus-server"),
-      sourceContainer: "ptm-rsyncd",
-      target: loc("StatefulSet", "kubeprod", "prometheus", "prometheus"),
-      targetContainer: "ptm-rsync",
-      targetEarliestMs: T0 + 5 * H,
-      after: [],
-      ...args,
-    });
-    return { verification: v.result };
-  };
-}
 
 describe("program: a snapshot left by another attempt is never reused (issue 9 item 9)", () => {
   // The target started scraping at 7h, after the source's newest block (6h): a 1h gap, which
