@@ -344,19 +344,20 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         targetsAt.length > 1
           ? `-replica-${targetAt.ref.pod!.slice(target.workload!.name.length + 1)}`
           : "";
-      const finalPlan = snap.result.apply((s) => {
-        const p = planMigration(inputFor(s.blocks, targetProbes[i]!));
+      const finalPlan = snap.blocks.apply((blocks) => {
+        const p = planMigration(inputFor(blocks, targetProbes[i]!));
         // The snapshot's own blocks (and its head block) pass the same gate before any copy.
         if (!p.formats.ok) throw new StepError("plan", `${p.formats.message}; nothing was copied`);
         return p;
       });
+      const planned = finalPlan.apply((p) => p.blocks.map((b) => b.ulid));
       const copy = new BlockCopy(
         `block-copy${suffix}`,
         {
           target: targetAt,
           container: client.container,
           snapshotUrl,
-          blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
+          blocks: planned,
           bandwidthLimit: cfg.bandwidthLimit,
         },
         { ...child, dependsOn: [client.ready, service, accessPolicy] },
@@ -366,7 +367,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         {
           target: targetAt,
           container: client.container,
-          blocks: copy.result.apply((r) => [...r.copied, ...r.skipped]),
+          // The copy stages every planned block or fails: once it has, install them all.
+          blocks: pulumi.all([copy.result, planned]).apply(([, ulids]) => ulids),
         },
         { ...child, dependsOn: [copy] },
       );

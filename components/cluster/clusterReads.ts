@@ -15,7 +15,13 @@ import {
   getWorkloadCommand,
 } from "./kubectl";
 import { patchedLabels } from "./naming";
-import { parseProbe, ProbeResult } from "../decisions/sidecarOutput";
+import {
+  BlockMeta,
+  parseProbe,
+  parseSnapshotBlocks,
+  ProbeResult,
+  SnapshotResult,
+} from "../decisions/sidecarOutput";
 import { WorkloadObject } from "../decisions/workload";
 import {
   parseCwd,
@@ -227,6 +233,40 @@ export async function probe(
     return parseProbe(r.stdout);
   } catch (e) {
     throw new StepError(step, `its output does not parse: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The blocks of this migration's snapshot (snapshot-blocks.sh in the source sidecar), checked
+ * against what the snapshot step reported. Read, not kept: the state holds the step's summary.
+ */
+export async function readSnapshotBlocks(
+  ref: WorkloadRef,
+  container: string,
+  made: SnapshotResult,
+): Promise<BlockMeta[]> {
+  const step = "source-snapshot";
+  const { command: cmd, environment } = execScript(
+    ref,
+    container,
+    "snapshot-blocks",
+    [],
+    { PTM_SNAPSHOT: made.snapshot },
+    "PTM_SCRIPT",
+    { exec: false },
+  );
+  const r = await run(cmd, environment);
+  if (r.code !== 0)
+    throw new StepError(
+      step,
+      `reading the blocks of snapshots/${made.snapshot} in ${ref.kind} ` +
+        `${ref.namespace}/${ref.name} (container ${container}) failed (${said(r)}); run ` +
+        "`pulumi up` again once the source sidecar answers",
+    );
+  try {
+    return parseSnapshotBlocks(r.stdout, made);
+  } catch (e) {
+    throw new StepError(step, (e as Error).message.replace(/^source-snapshot: /, ""));
   }
 }
 

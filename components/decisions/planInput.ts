@@ -63,7 +63,9 @@ export function summarizePlan(plan: Plan) {
     overlapRule: plan.overlapRule,
     /** The version gate: every block readable by the target (else the preview refused). */
     formatsReadable: plan.formats.ok,
-    skipped: plan.skipped,
+    /** The plan's skipped blocks, the first 10 (an output is kept in the state). */
+    skipped: plan.skipped.slice(0, 10),
+    skippedCount: plan.skipped.length,
     nextSourceCompaction: isoOrNull(plan.nextCompactionMs),
     gapSecondsAfterNextCompaction:
       plan.gapAfterNextCompactionMs === undefined

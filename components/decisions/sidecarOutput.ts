@@ -240,8 +240,6 @@ export function numberAtLeast0(v: unknown, what: string, fail: Fail): number {
 export interface StepObject {
   /** The raw value. */
   get(key: string): unknown;
-  /** A list of block ULIDs. */
-  ulids(key: string): string[];
   /** A finite number >= 0. */
   atLeast0(key: string): number;
   /** A ms timestamp: a safe integer > 0. */
@@ -267,15 +265,6 @@ export function stepObject(stdout: string, keys: string[], fail: Fail): StepObje
   const o = x;
   return {
     get: (key) => o[key],
-    ulids: (key) => {
-      const v = o[key];
-      if (!Array.isArray(v)) return fail(`${key} must be a list of block ULIDs`);
-      v.forEach((u: unknown, i) => {
-        if (typeof u !== "string" || !ULID_RE.test(u))
-          fail(`${key}[${i}] is not a block ULID: ${JSON.stringify(u)}`);
-      });
-      return v as string[];
-    },
     atLeast0: (key) => numberAtLeast0(o[key], key, fail),
     msTimestamp: (key) => {
       const v = o[key];
@@ -299,23 +288,18 @@ export function stepObject(stdout: string, keys: string[], fail: Fail): StepObje
 }
 
 /**
- * The script must report exactly the blocks asked for, each in one of its two lists:
- * "the script reports <n> blocks <done>, <askedBy> <m> (not reported: …)" otherwise.
+ * The script must account for every block asked for, each in one of its two counts:
+ * "the script reports <n> blocks <done>, <askedBy> <m>" otherwise.
  */
-function reportsExactly(
-  asked: string[],
-  lists: [string[], string[]],
+function addsUp(
+  asked: number,
+  a: number,
+  b: number,
   done: string,
   askedBy: string,
   fail: Fail,
 ): void {
-  const reported = new Set([...lists[0], ...lists[1]]);
-  const lacking = asked.filter((u) => !reported.has(u));
-  if (lacking.length > 0 || reported.size !== asked.length)
-    fail(
-      `the script reports ${reported.size} blocks ${done}, ${askedBy} ` +
-        `${asked.length} (not reported: ${lacking.join(", ") || "none"})`,
-    );
+  if (a + b !== asked) fail(`the script reports ${a + b} blocks ${done}, ${askedBy} ${asked}`);
 }
 
 /** What components/sidecar/wait-compaction.sh prints. */
@@ -330,17 +314,23 @@ export function parseWait(stdout: string): WaitResult {
   return { waitedSeconds: o.atLeast0("waitedSeconds"), newestMaxTime: o.atLeast0("newestMaxTime") };
 }
 
-/** What components/sidecar/snapshot.sh prints. */
+/**
+ * What components/sidecar/snapshot.sh prints: a summary. Kept in the Pulumi state (a
+ * Command's stdout), so it does not list the blocks; those are read with snapshot-blocks.sh.
+ */
 export interface SnapshotResult {
   snapshot: string;
-  blocks: BlockMeta[];
+  /** How many blocks the snapshot holds. */
+  blockCount: number;
+  /** Their apparent size, every file of every block. */
+  bytes: number;
   createdMs: number;
   reused: boolean;
 }
 
 /**
- * Parse and validate snapshot.sh output (every block's meta.json included): output that does
- * not parse, or a snapshot other than the one asked for, is an error naming the step.
+ * Parse and validate snapshot.sh output: output that does not parse, or a snapshot other than
+ * the one asked for, is an error naming the step.
  */
 export function parseSnapshot(stdout: string, expected: string): SnapshotResult {
   const fail = failNaming(
@@ -348,27 +338,61 @@ export function parseSnapshot(stdout: string, expected: string): SnapshotResult 
     " (run `pulumi up` again; if it persists, the source sidecar's snapshot.sh and this " +
       "program differ)",
   );
-  const o = stepObject(stdout, ["snapshot", "blocks", "createdMs", "reused"], fail);
+  const o = stepObject(stdout, ["snapshot", "blockCount", "bytes", "createdMs", "reused"], fail);
   if (o.get("snapshot") !== expected)
     fail(`the script reported snapshot ${JSON.stringify(o.get("snapshot"))}, not "${expected}"`);
-  const createdMs = o.msTimestamp("createdMs");
-  const reused = o.boolean("reused");
-  return { snapshot: expected, blocks: o.blocks("blocks"), createdMs, reused };
+  return {
+    snapshot: expected,
+    blockCount: o.atLeast0("blockCount"),
+    bytes: o.atLeast0("bytes"),
+    createdMs: o.msTimestamp("createdMs"),
+    reused: o.boolean("reused"),
+  };
 }
 
-/** What components/sidecar/copy.sh prints. */
+/**
+ * Parse snapshot-blocks.sh output and check it against the snapshot step's summary: the
+ * snapshot must be this migration's (owner "ours") and hold exactly the blocks and bytes the
+ * step reported. Anything else is an error naming the step and what differs.
+ */
+export function parseSnapshotBlocks(stdout: string, made: SnapshotResult): BlockMeta[] {
+  const fail = failNaming(
+    "source-snapshot",
+    " (the snapshot changed after it was made: nothing but this program should write to it. " +
+      "Run the revert (remove the phase, pulumi up) and migrate again)",
+  );
+  const o = stepObject(stdout, ["blocks", "owner"], fail);
+  const dir = `snapshots/${made.snapshot}`;
+  if (o.get("owner") !== "ours")
+    fail(`${dir} is no longer this migration's (owner ${JSON.stringify(o.get("owner"))})`);
+  const blocks = o.blocks("blocks");
+  const bytes = blocks.reduce((s, b) => s + (b.sizeBytes ?? 0), 0);
+  if (blocks.length !== made.blockCount || bytes !== made.bytes)
+    fail(
+      `${dir} holds ${blocks.length} blocks of ${bytes} bytes; the snapshot step made ` +
+        `${made.blockCount} blocks of ${made.bytes} bytes`,
+    );
+  return blocks;
+}
+
+/**
+ * What components/sidecar/copy.sh prints: counts, not lists (a Command's stdout is kept in the
+ * Pulumi state; the blocks are the ones its command line names).
+ */
 export interface CopyResult {
-  copied: string[];
-  skipped: string[];
+  /** Blocks fetched in this run. */
+  copied: number;
+  /** Blocks already staged or installed by an earlier run. */
+  skipped: number;
   bytesCopied: number;
   bytesReceived?: number;
   bytesTotal: number;
 }
 
 /**
- * Parse and validate copy.sh output: ULID lists and byte counts, and exactly the blocks asked
- * for, each either copied or skipped (already staged). Anything else is an error naming the
- * step.
+ * Parse and validate copy.sh output: byte counts, and every block asked for either copied or
+ * skipped (the script fails otherwise, so a count that does not add up is a script that
+ * differs from this program). Anything else is an error naming the step.
  */
 export function parseCopy(stdout: string, asked: string[]): CopyResult {
   const fail = failNaming(
@@ -376,34 +400,31 @@ export function parseCopy(stdout: string, asked: string[]): CopyResult {
     " (run `pulumi up` again: finished blocks are not copied twice)",
   );
   const o = stepObject(stdout, ["copied", "skipped", "bytesCopied", "bytesTotal"], fail);
-  const copied = o.ulids("copied");
-  const skipped = o.ulids("skipped");
-  reportsExactly(asked, [copied, skipped], "copied or skipped", "the plan has", fail);
   const r: CopyResult = {
-    copied,
-    skipped,
+    copied: o.atLeast0("copied"),
+    skipped: o.atLeast0("skipped"),
     bytesCopied: o.atLeast0("bytesCopied"),
     bytesTotal: o.atLeast0("bytesTotal"),
   };
+  addsUp(asked.length, r.copied, r.skipped, "copied or skipped", "the plan has", fail);
   if (o.get("bytesReceived") !== undefined) r.bytesReceived = o.atLeast0("bytesReceived");
   return r;
 }
 
-/** What components/sidecar/install.sh prints. */
+/** What components/sidecar/install.sh prints: counts, as copy.sh. */
 export interface InstallResult {
-  installed: string[];
-  alreadyPresent: string[];
+  installed: number;
+  alreadyPresent: number;
 }
 
 /**
- * Parse and validate install.sh output: exactly the blocks asked for, each installed now or
- * already present. Anything else is an error naming the step.
+ * Parse and validate install.sh output: every block asked for installed now or already
+ * present. Anything else is an error naming the step.
  */
 export function parseInstall(stdout: string, asked: string[]): InstallResult {
   const fail = failNaming("block-install", " (run `pulumi up` again: installed blocks stay)");
   const o = stepObject(stdout, ["installed", "alreadyPresent"], fail);
-  const installed = o.ulids("installed");
-  const alreadyPresent = o.ulids("alreadyPresent");
-  reportsExactly(asked, [installed, alreadyPresent], "installed or present", "asked for", fail);
-  return { installed, alreadyPresent };
+  const r = { installed: o.atLeast0("installed"), alreadyPresent: o.atLeast0("alreadyPresent") };
+  addsUp(asked.length, r.installed, r.alreadyPresent, "installed or present", "asked for", fail);
+  return r;
 }

@@ -24,9 +24,20 @@ export interface VerificationRecord {
   source: CountsResult;
 }
 
-/** The record as one JSON text (the ConfigMap's value). */
+/**
+ * The record as one JSON text (the ConfigMap's value). Each block is a row
+ * `[ulid, numSamples, numSeries]` (plus its sources when it has others than itself): the
+ * record is kept in the state twice (the ConfigMap's inputs and outputs), and at 2,000 blocks
+ * objects with key names would take most of the 1 MiB the state may grow to (issue 14).
+ */
 export function serializeRecord(r: VerificationRecord): string {
-  return JSON.stringify(r);
+  const row = (b: ExpectedBlock) => [
+    b.ulid,
+    b.numSamples ?? null,
+    b.numSeries ?? null,
+    ...(b.sources !== undefined && b.sources.length > 0 ? [b.sources] : []),
+  ];
+  return JSON.stringify({ ...r, blocks: r.blocks.map(row) });
 }
 
 const fail = failNaming(
@@ -66,7 +77,15 @@ export function parseRecord(text: string): VerificationRecord {
 }
 
 function parseExpected(b: unknown, where: string): ExpectedBlock {
-  if (b === null || typeof b !== "object") return fail(`${where} is not an object`);
+  // A row (serializeRecord), or an object as records taken by earlier versions hold them.
+  if (Array.isArray(b)) {
+    const [ulid, numSamples, numSeries, sources] = b as unknown[];
+    return parseExpected(
+      { ulid, numSamples: numSamples ?? undefined, numSeries: numSeries ?? undefined, sources },
+      where,
+    );
+  }
+  if (b === null || typeof b !== "object") return fail(`${where} is not a row or an object`);
   const o = b as Record<string, unknown>;
   if (typeof o["ulid"] !== "string" || o["ulid"] === "") return fail(`${where}.ulid is missing`);
   const opt = (k: string) => (o[k] === undefined ? undefined : num(o[k], `${where}.${k}`));

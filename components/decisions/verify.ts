@@ -288,12 +288,18 @@ export interface ExpectedBlock {
 
 /** The plan's blocks as verification expects them on the target. */
 export function expectedBlocks(blocks: BlockMeta[]): ExpectedBlock[] {
-  return blocks.map((b) => ({
-    ulid: b.ulid,
-    numSamples: b.stats?.numSamples,
-    numSeries: b.stats?.numSeries,
-    sources: b.compaction.sources,
-  }));
+  return blocks.map((b) => {
+    const e: ExpectedBlock = {
+      ulid: b.ulid,
+      numSamples: b.stats?.numSamples,
+      numSeries: b.stats?.numSeries,
+    };
+    // A level-1 block is its own only source, which is what no sources means: leave it out
+    // (the record is kept in the state, per block).
+    const s = b.compaction.sources;
+    if (s !== undefined && !(s.length === 1 && s[0] === b.ulid)) e.sources = s;
+    return e;
+  });
 }
 
 export interface BlockCheck {

@@ -27,8 +27,8 @@
 # it transfers) and gets its marker. A killed run keeps finished files:
 # the rerun skips marked blocks, and rsync's quick check skips finished files.
 #
-# Stdout: one JSON line
-#   {"copied":[..],"skipped":[..],"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
+# Stdout: one JSON line (counts of blocks)
+#   {"copied":N,"skipped":N,"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
 # or, when refused for lack of space (exit 3):
 #   {"error":"insufficient-space","needBytes":N,"marginBytes":N,"availableBytes":N}
 # Uses lib.sh, which the program sends ahead of this script.
@@ -308,6 +308,7 @@ if [ -s "$work/todo" ]; then
   copied="$(tr '\n' ' ' <"$work/todo")"
 fi
 
+# Counts, not lists: this line is kept in the Pulumi state (issue 14).
 # shellcheck disable=SC2086 # word splitting of the ULID lists is intended
 printf '{"copied":%s,"skipped":%s,"bytesCopied":%s,"bytesReceived":%s,"bytesTotal":%s}\n' \
-  "$(json_list $copied)" "$(json_list $skipped)" "$bytes_copied" "$bytes_received" "$total"
+  "$(set -- $copied; echo $#)" "$(set -- $skipped; echo $#)" "$bytes_copied" "$bytes_received" "$total"

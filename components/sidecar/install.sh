@@ -10,7 +10,8 @@
 # no block or a complete one, never a half-copied dir that would fail the
 # whole reload. Nothing already in $PTM_DATA is ever overwritten or deleted.
 #
-# Stdout: one JSON line {"installed":[..],"alreadyPresent":[..]}
+# Stdout: one JSON line {"installed":N,"alreadyPresent":N}: counts, because a Command's
+# output is kept in the Pulumi state (the blocks are the ones named on the command line).
 # Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
@@ -31,20 +32,19 @@ for u in "$@"; do
   fi
 done
 
-installed=""
-present=""
+installed=0
+present=0
 for u in "$@"; do
   if [ -e "$PTM_DATA/$u" ]; then
-    present="$present $u"
-    log "$u already present in $PTM_DATA, left alone"
+    present=$((present + 1))
     continue
   fi
   # Only ever mv onto a name that does not exist: then mv is a rename. (Onto
   # an existing dir, mv would move the block INTO it, so never do that.)
   mv "$STAGING/$u" "$PTM_DATA/$u"
-  installed="$installed $u"
-  log "installed $u"
+  installed=$((installed + 1))
 done
+# One line, not one per block: stderr is kept in the Pulumi state too (issue 14).
+log "installed $installed blocks into $PTM_DATA; $present were already there, left alone"
 
-# shellcheck disable=SC2086 # word splitting of the ULID lists is intended
-printf '{"installed":%s,"alreadyPresent":%s}\n' "$(json_list $installed)" "$(json_list $present)"
+printf '{"installed":%s,"alreadyPresent":%s}\n' "$installed" "$present"

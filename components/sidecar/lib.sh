@@ -78,13 +78,6 @@ blocks_json() {
   )
 }
 
-# JSON array of words (ULIDs, names: nothing that needs escaping): a b -> ["a","b"]
-json_list() {
-  out=""
-  for w in "$@"; do out="$out${out:+,}\"$w\""; done
-  printf '[%s]' "$out"
-}
-
 # When a process started (clock ticks since boot, /proc/PID/stat field 22); empty when it
 # is gone. With its PID it names a process for good: a PID alone is reused.
 start_time() { # PID

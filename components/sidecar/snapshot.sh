@@ -20,7 +20,8 @@
 # Hard links need the sidecar to run as the uid that owns the block files
 # (fs.protected_hardlinks), i.e. the Prometheus uid (1001 for BKPR/bitnami).
 #
-# Stdout: one JSON line {"snapshot":name,"blocks":[meta+sizeBytes...],"createdMs":N,"reused":bool}
+# Stdout: one JSON line {"snapshot":name,"blockCount":N,"bytes":N,"createdMs":N,"reused":bool};
+# the blocks themselves: snapshot-blocks.sh.
 # Uses lib.sh, which the program sends ahead of this script.
 set -eu
 
@@ -120,6 +121,13 @@ fi
 
 created="$(cat "$created_file" 2>/dev/null || true)"
 case "$created" in '' | *[!0-9]*) created="$(date +%s000)" ;; esac
+# A summary, not the listing: this line is kept in the Pulumi state, which must not grow with
+# the number of blocks (issue 14). The program reads the blocks with snapshot-blocks.sh and
+# checks them against this count and these bytes. blocks_json also proves every meta.json
+# readable (it fails on one that is not).
 blocks="$(blocks_json "$final")"
-log "$(printf '%s' "$blocks" | grep -o '"sizeBytes"' | wc -l | tr -d ' ') blocks in snapshot"
-printf '{"snapshot":"%s","blocks":%s,"createdMs":%s,"reused":%s}\n' "$PTM_SNAPSHOT" "$blocks" "$created" "$reused"
+summary="$(printf '%s' "$blocks" | grep -o '"sizeBytes":[0-9]*' | awk -F: '{ n++; s += $2 } END { printf "%d %.0f", n, s }')"
+count="${summary% *}"
+bytes="${summary#* }"
+log "$count blocks in snapshot ($bytes bytes)"
+printf '{"snapshot":"%s","blockCount":%s,"bytes":%s,"createdMs":%s,"reused":%s}\n' "$PTM_SNAPSHOT" "$count" "$bytes" "$created" "$reused"

@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
-import { parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
+import { readSnapshotBlocks } from "../cluster/clusterReads";
+import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface SourceSnapshotArgs {
@@ -21,8 +22,13 @@ export interface SourceSnapshotArgs {
  * (leaving `migrate`) removes the snapshot directory and nothing else.
  */
 export class SourceSnapshot extends pulumi.ComponentResource {
-  /** What the snapshot holds. */
+  /** The snapshot: its name, how many blocks and bytes it holds, when it was made. */
   public readonly result: pulumi.Output<SnapshotResult>;
+  /**
+   * Every block's meta.json, read from the snapshot after the step (and on every later run)
+   * and checked against `result`; not kept in the state, which must not grow with the blocks.
+   */
+  public readonly blocks: pulumi.Output<BlockMeta[]>;
 
   constructor(name: string, args: SourceSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:SourceSnapshot", name, {}, opts);
@@ -51,12 +57,15 @@ export class SourceSnapshot extends pulumi.ComponentResource {
             "PTM_DELETE_SCRIPT",
           ),
         ),
-        // Progress is on stderr; the JSON result (every block's meta.json) stays out of the log.
+        // Progress is on stderr; the JSON summary stays out of the log.
         logging: "stderr",
       },
       { parent: this },
     );
     this.result = step.stdout.apply((out) => parseSnapshot(out, args.snapshot));
+    this.blocks = this.result.apply((made) =>
+      readSnapshotBlocks(args.source.ref, args.container, made),
+    );
     this.registerOutputs({ result: this.result });
   }
 }

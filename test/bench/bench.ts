@@ -25,6 +25,7 @@ import {
   sleep,
   startPrometheus,
   startRsyncd,
+  takeSnapshot,
 } from "../support/real";
 
 const CACHE = process.env["PTM_BENCH_TSDB"] ?? "/var/cache/ptm/bench-tsdb";
@@ -124,10 +125,10 @@ async function gapAtSameMoment(): Promise<{ seed: Plan; ours: Plan; nowMs: numbe
       (await runJson<unknown>("probe", [], { env: { PTM_DATA: d, PTM_PROM_URL: u } })).res.stdout,
     );
   const [sp, tp] = await Promise.all([probe(src.url, srcDir), probe(tgt.url, tgt.dataDir)]);
-  const a = await runJson<{ blocks: BlockMeta[] }>("snapshot", [], {
+  const a = await takeSnapshot({
     env: { PTM_DATA: srcDir, PTM_SNAPSHOT: "seed" },
   });
-  const b = await runJson<{ blocks: BlockMeta[] }>("snapshot", [], {
+  const b = await takeSnapshot({
     env: {
       PTM_DATA: srcDir,
       PTM_SNAPSHOT: "ours",
@@ -174,7 +175,7 @@ async function main(): Promise<void> {
     await runJson("cleanup-source", [], { env: { PTM_DATA: SRC, PTM_SNAPSHOT: SNAP } });
     const duBefore = duBytes(SRC);
     const [snap, snapMs] = await timeAsync(() =>
-      runJson<{ blocks: BlockMeta[] }>("snapshot", [], {
+      takeSnapshot({
         env: { PTM_DATA: SRC, PTM_SNAPSHOT: SNAP },
       }),
     );

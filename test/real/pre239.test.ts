@@ -30,6 +30,7 @@ import {
   startPrometheus,
   startRsyncd,
   waitFor,
+  takeSnapshot,
 } from "../support/real";
 
 const BIN = path.join(
@@ -81,7 +82,7 @@ describe("pre-2.39 target (Prometheus 2.26.0): copy only what does not overlap",
     const rsyncd = await startRsyncd(srcDir, password, path.join(root, "rsyncd"));
     url = `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/ptm-head`;
     snapBlocks = (
-      await runJson<{ blocks: BlockMeta[] }>("snapshot", [], {
+      await takeSnapshot({
         env: {
           PTM_DATA: srcDir,
           PTM_SNAPSHOT: "ptm-head",

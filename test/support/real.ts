@@ -8,9 +8,14 @@ import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseLastJsonLine } from "../../components/decisions/sidecarOutput";
 import { sidecarScript } from "../../components/cluster/kubectl";
-import { BlockMeta } from "../../components/decisions/sidecarOutput";
+import {
+  BlockMeta,
+  parseLastJsonLine,
+  parseSnapshot,
+  parseSnapshotBlocks,
+  SnapshotResult,
+} from "../../components/decisions/sidecarOutput";
 import { Plan, planMigration } from "../../components/decisions/plan";
 
 export const REPO = path.resolve(__dirname, "..", "..");
@@ -330,6 +335,22 @@ export async function runJson<T>(
     );
   }
   return { json: parseLastJsonLine(res.stdout) as T, res };
+}
+
+/**
+ * snapshot.sh, then snapshot-blocks.sh in the same environment, as the program runs them: the
+ * step's summary, and the blocks the program reads after it, checked against that summary by
+ * the program's own parsers. `res` is snapshot.sh's run.
+ */
+export async function takeSnapshot(
+  opts: RunOpts & { env: { PTM_SNAPSHOT: string } },
+): Promise<{ json: SnapshotResult & { blocks: BlockMeta[] }; res: ScriptResult }> {
+  const { res } = await runJson("snapshot", [], opts);
+  const made = parseSnapshot(res.stdout, opts.env.PTM_SNAPSHOT);
+  const listed = await runScript("snapshot-blocks", [], opts);
+  if (listed.code !== 0)
+    throw new Error(`snapshot-blocks.sh exited ${listed.code}: ${listed.stderr}`);
+  return { json: { ...made, blocks: parseSnapshotBlocks(listed.stdout, made) }, res };
 }
 
 /** Start sidecar/rsyncd.sh serving `dataDir`; resolves once it accepts connections. */

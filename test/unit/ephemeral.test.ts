@@ -3,7 +3,7 @@
 
 import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import {
   checkCanI,
   checkServerVersion,
@@ -433,7 +433,6 @@ describe("program: sidecarMode ephemeral, preflight refusals at preview", () => 
 });
 
 describe("program: sidecarMode ephemeral, phase migrate", () => {
-  const ULIDS = SOURCE_BLOCKS.map((b) => b.ulid);
   const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
   const health = {
     blocksLoaded: 3,
@@ -452,16 +451,16 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
       "ptm-rsync:probe": line(targetProbe()),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-    },
-    commandStdout: {
-      "source-snapshot": line({
-        snapshot: "ptm-test",
-        blocks: SOURCE_BLOCKS,
+      "ptm-rsyncd:snapshot-blocks": snapshotOf(SOURCE_BLOCKS, {
         createdMs: T0 + 7.5 * H,
         reused: false,
-      }),
-      "block-copy": line({ copied: ULIDS, skipped: [], bytesCopied: 6e6, bytesTotal: 6e6 }),
-      "block-install": line({ installed: ULIDS, alreadyPresent: [] }),
+      }).listing,
+    },
+    commandStdout: {
+      "source-snapshot": snapshotOf(SOURCE_BLOCKS, { createdMs: T0 + 7.5 * H, reused: false })
+        .stdout,
+      "block-copy": line({ copied: 3, skipped: 0, bytesCopied: 6e6, bytesTotal: 6e6 }),
+      "block-install": line({ installed: 3, alreadyPresent: 0 }),
       "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     },
   });

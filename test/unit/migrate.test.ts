@@ -1,6 +1,6 @@
 import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { sidecarScript } from "../../components/cluster/kubectl";
 import { TsdbLocation } from "../../components/decisions/workload";
 import { ExpectedBlock } from "../../components/decisions/verify";
@@ -30,16 +30,16 @@ function migrating(over: Partial<FakeCluster> = {}): FakeCluster {
       "ptm-rsync:probe": line(targetProbe()),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-    },
-    commandStdout: {
-      "source-snapshot": line({
-        snapshot: "ptm-test",
-        blocks: SOURCE_BLOCKS,
+      "ptm-rsyncd:snapshot-blocks": snapshotOf(SOURCE_BLOCKS, {
         createdMs: T0 + 7.5 * H,
         reused: false,
-      }),
-      "block-copy": line({ copied: ULIDS, skipped: [], bytesCopied: 6e6, bytesTotal: 6e6 }),
-      "block-install": line({ installed: ULIDS, alreadyPresent: [] }),
+      }).listing,
+    },
+    commandStdout: {
+      "source-snapshot": snapshotOf(SOURCE_BLOCKS, { createdMs: T0 + 7.5 * H, reused: false })
+        .stdout,
+      "block-copy": line({ copied: 3, skipped: 0, bytesCopied: 6e6, bytesTotal: 6e6 }),
+      "block-install": line({ installed: 3, alreadyPresent: 0 }),
       "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     },
     ...over,
@@ -239,12 +239,10 @@ describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", (
   });
   it("snapshot output that doesn't validate names the step", async () => {
     const c = migrating();
-    c.commandStdout!["source-snapshot"] = line({
-      snapshot: "ptm-test",
-      blocks: SOURCE_BLOCKS.map((b, i) => (i === 1 ? { ...b, minTime: String(b.minTime) } : b)),
-      createdMs: T0 + 7.5 * H,
-      reused: false,
-    });
+    c.exec!["ptm-rsyncd:snapshot-blocks"] = snapshotOf(
+      SOURCE_BLOCKS.map((b, i) => (i === 1 ? { ...b, minTime: String(b.minTime) } : b)) as never,
+      { createdMs: T0 + 7.5 * H, reused: false },
+    ).listing;
     await assert.rejects(
       runProgram(config, c),
       /source-snapshot: .*"minTime" must be a finite number/,
@@ -252,16 +250,50 @@ describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", (
   });
   it("a snapshot other than the one asked for is refused", async () => {
     const c = migrating();
-    c.commandStdout!["source-snapshot"] = line({
+    c.commandStdout!["source-snapshot"] = snapshotOf(SOURCE_BLOCKS, {
       snapshot: "someone-else",
-      blocks: SOURCE_BLOCKS,
       createdMs: T0,
       reused: true,
-    });
+    }).stdout;
     await assert.rejects(
       runProgram(config, c),
       /source-snapshot: the script reported snapshot "someone-else", not "ptm-test"/,
     );
+  });
+  it("the snapshot's blocks are read after the step and must be what it made (issue 14: its output is a summary)", async () => {
+    const blocksOf = (n: number) => SOURCE_BLOCKS.slice(0, n);
+    // One block fewer than the step reported: the snapshot changed since.
+    let c = migrating();
+    c.exec!["ptm-rsyncd:snapshot-blocks"] = snapshotOf(blocksOf(2), {
+      createdMs: T0,
+      reused: false,
+    }).listing;
+    await assert.rejects(
+      runProgram(config, c),
+      /source-snapshot: snapshots\/ptm-test holds 2 blocks of \d+ bytes; the snapshot step made 3 blocks of \d+ bytes/,
+    );
+    // Another migration's snapshot under this name is never used.
+    c = migrating();
+    c.exec!["ptm-rsyncd:snapshot-blocks"] = snapshotOf(SOURCE_BLOCKS, {
+      createdMs: T0,
+      reused: false,
+      owner: "other",
+    }).listing;
+    await assert.rejects(
+      runProgram(config, c),
+      /source-snapshot: snapshots\/ptm-test is no longer this migration's \(owner "other"\)/,
+    );
+    // The sidecar can't be reached to read them: the step says so, nothing is planned.
+    c = migrating();
+    delete c.exec!["ptm-rsyncd:snapshot-blocks"];
+    await assert.rejects(
+      runProgram(config, c),
+      /source-snapshot: reading the blocks of snapshots\/ptm-test in Deployment monitoring\/prometheus-server \(container ptm-rsyncd\) failed/,
+    );
+    // As the scripts print them: the copy is planned from the listing.
+    const r = await runProgram(config, migrating());
+    const copy = commandNamed(r, "block-copy");
+    assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
   });
   it("snapshot output that is not JSON names the step", async () => {
     const c = migrating();
@@ -274,39 +306,35 @@ describe("program: phase migrate, every step's output validated (issue 9 item 6)
   it("copy output that doesn't validate names the step", async () => {
     const c = migrating();
     c.commandStdout!["block-copy"] = line({
-      copied: ["not-a-ulid"],
-      skipped: [],
+      copied: ["not-a-count"],
+      skipped: 0,
       bytesCopied: 6e6,
       bytesTotal: 6e6,
     });
     await assert.rejects(
       runProgram(config, c),
-      /block-copy: copied\[0\] is not a block ULID: "not-a-ulid"/,
+      /block-copy: copied must be a number >= 0, got \["not-a-count"\]/,
     );
   });
-  it("a copy that reports other blocks than the plan's is refused", async () => {
+  it("a copy that accounts for fewer blocks than the plan's is refused", async () => {
     const c = migrating();
     c.commandStdout!["block-copy"] = line({
-      copied: ULIDS.slice(0, 2),
-      skipped: [],
+      copied: 2,
+      skipped: 0,
       bytesCopied: 4e6,
       bytesTotal: 4e6,
     });
     await assert.rejects(
       runProgram(config, c),
-      new RegExp(
-        `block-copy: the script reports 2 blocks copied or skipped, the plan has 3 .*${ULIDS[2]}`,
-      ),
+      /block-copy: the script reports 2 blocks copied or skipped, the plan has 3/,
     );
   });
   it("install output that doesn't validate names the step", async () => {
     const c = migrating();
-    c.commandStdout!["block-install"] = line({ installed: ULIDS.slice(0, 2), alreadyPresent: [] });
+    c.commandStdout!["block-install"] = line({ installed: 2, alreadyPresent: 0 });
     await assert.rejects(
       runProgram(config, c),
-      new RegExp(
-        `block-install: the script reports 2 blocks installed or present, asked for 3 .*${ULIDS[2]}`,
-      ),
+      /block-install: the script reports 2 blocks installed or present, asked for 3/,
     );
   });
   it("compaction-wait output that doesn't validate names the step", () => {
@@ -462,6 +490,10 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
     exec: {
       "ptm-rsyncd:counts": line({ windows: retained, health }),
       "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
+      "ptm-rsyncd:snapshot-blocks": snapshotOf(SOURCE_BLOCKS, {
+        createdMs: T0 + 7.5 * H,
+        reused: false,
+      }).listing,
     },
   });
   const live = { windowEnds: ENDS, loadedDownToMs: T0, blocks: EXPECTED, gapMs: 0 };

@@ -18,7 +18,7 @@ import {
   kpsRef,
 } from "../fixtures/prometheusOperator";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, one, runProgram } from "./harness";
 
 type Obj = Record<string, unknown>;
@@ -321,26 +321,26 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       "ptm-rsync:probe": line(targetProbe()),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-    };
-    c.commandStdout = {
-      "source-snapshot": line({
-        snapshot: "ptm-test",
-        blocks: SOURCE_BLOCKS,
+      "ptm-rsyncd:snapshot-blocks": snapshotOf(SOURCE_BLOCKS, {
         createdMs: T0 + 7.5 * H,
         reused: false,
-      }),
+      }).listing,
+    };
+    c.commandStdout = {
+      "source-snapshot": snapshotOf(SOURCE_BLOCKS, { createdMs: T0 + 7.5 * H, reused: false })
+        .stdout,
       "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     };
     for (const i of [0, 1]) {
       c.commandStdout[`block-copy-replica-${i}`] = line({
-        copied: ULIDS,
-        skipped: [],
+        copied: ULIDS.length,
+        skipped: 0,
         bytesCopied: 6e6,
         bytesTotal: 6e6,
       });
       c.commandStdout[`block-install-replica-${i}`] = line({
-        installed: ULIDS,
-        alreadyPresent: [],
+        installed: ULIDS.length,
+        alreadyPresent: 0,
       });
     }
     const r = await runProgram({ phase: "migrate", source: SOURCE_CONFIG, target: TARGET }, c);

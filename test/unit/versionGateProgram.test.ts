@@ -4,12 +4,11 @@
 
 import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
 import { byType, FakeCluster, runProgram } from "./harness";
 
 const config = { phase: "migrate", source: SOURCE_CONFIG };
 const H = 3_600_000;
-const ULIDS = SOURCE_BLOCKS.map((b) => b.ulid);
 const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000, histograms: 10 }));
 const health = { blocksLoaded: 3, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 };
 
@@ -35,17 +34,14 @@ function probing(o: {
       "ptm-rsync:probe": line(targetProbe({ version: o.target })),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks }),
+      "ptm-rsyncd:snapshot-blocks": snapshotOf(blocks, { createdMs: T0 + 7.5 * H, reused: false })
+        .listing,
     },
     // What the steps print when the mocks run them (as in migrate.test.ts).
     commandStdout: {
-      "source-snapshot": line({
-        snapshot: "ptm-test",
-        blocks,
-        createdMs: T0 + 7.5 * H,
-        reused: false,
-      }),
-      "block-copy": line({ copied: ULIDS, skipped: [], bytesCopied: 6e6, bytesTotal: 6e6 }),
-      "block-install": line({ installed: ULIDS, alreadyPresent: [] }),
+      "source-snapshot": snapshotOf(blocks, { createdMs: T0 + 7.5 * H, reused: false }).stdout,
+      "block-copy": line({ copied: 3, skipped: 0, bytesCopied: 6e6, bytesTotal: 6e6 }),
+      "block-install": line({ installed: 3, alreadyPresent: 0 }),
       "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     },
   };
