@@ -23,7 +23,7 @@ import { execFileSync, spawn, spawnSync, ChildProcess } from "node:child_process
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { BlockMeta, parseProbe } from "../../components/decisions/sidecarOutput";
+import { parseProbe } from "../../components/decisions/sidecarOutput";
 import { planMigration, Plan } from "../../components/decisions/plan";
 import { headRange } from "../../components/decisions/tsdb";
 import { serializeRecord } from "../../components/decisions/verificationRecord";
@@ -45,6 +45,7 @@ import {
   sleep,
   startPrometheus,
   startRsyncd,
+  takeSnapshot,
   track,
   waitFor,
 } from "../support/real";
@@ -201,8 +202,8 @@ const script = <T>(meter: Meter, name: string, args: string[], opts: RunOpts) =>
 // ---- byte-level phases on cloned blocks ---------------------------------------------------
 
 interface CopyOut {
-  copied: string[];
-  skipped: string[];
+  copied: number;
+  skipped: number;
   bytesCopied: number;
   bytesReceived: number;
   bytesTotal: number;
@@ -240,9 +241,11 @@ async function bytesPhases(n: number): Promise<BytesResult> {
     await runJson("cleanup-source", [], { env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP } });
     dropCaches();
     log(`${n}: snapshot`);
+    // snapshot.sh, then the listing the program reads after it (snapshot-blocks.sh).
     const [snap, snapshot] = await measure({}, (m) =>
-      script<{ blocks: BlockMeta[] }>(m, "snapshot", [], {
+      takeSnapshot({
         env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP },
+        onSpawn: (c: ChildProcess) => m.add(c.pid),
       }),
     );
     const blocks = snap.json.blocks;
@@ -289,7 +292,7 @@ async function bytesPhases(n: number): Promise<BytesResult> {
       await script(m, "install", ulids, { env: { PTM_DATA: tgt } });
       return c;
     });
-    const rerunOut = `${rerunRes.json.copied.length} copied, ${rerunRes.json.skipped.length} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
+    const rerunOut = `${rerunRes.json.copied} copied, ${rerunRes.json.skipped} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
     log(`${n}: rerun ${s1(rerun.wallMs)} s (${rerunOut})`);
     const stateBytes = {
       snapshot: snap.res.stdout.length,
@@ -394,9 +397,7 @@ async function stateOf(n: number): Promise<StateBytes> {
   const rsyncd = await startRsyncd(srcDir, PASSWORD, path.join(work, "rsyncd"));
   try {
     const url = `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${SNAP}`;
-    const snap = await runJson<{ blocks: BlockMeta[] }>("snapshot", [], {
-      env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP },
-    });
+    const snap = await takeSnapshot({ env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP } });
     const ulids = snap.json.blocks.map((b) => b.ulid);
     const copy = await runJson("copy", ulids, {
       env: { PTM_DATA: tgt, PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD },
@@ -410,9 +411,10 @@ async function stateOf(n: number): Promise<StateBytes> {
       snapshot: 2 * (200 + sc("snapshot") + sc("cleanup-source")) + out(snap),
       copy: 2 * (line + sc("copy") + sc("cleanup-target")) + out(copy),
       install: 2 * (line + sc("install")) + out(inst),
+      // What the step reported (its summary), not the listing the program reads after it.
       outputs:
         2 *
-        (JSON.stringify(snap.json).length +
+        (snap.res.stdout.trim().split("\n").pop()!.length +
           JSON.stringify(copy.json).length +
           JSON.stringify(inst.json).length),
     };
@@ -487,8 +489,9 @@ async function historyPhases(n: number, everyWindow: boolean): Promise<HistoryRe
     log(`${n}: preview ${s1(preview.wallMs)} s; ${plan.s.blocks.length} source blocks`);
     // The plan of the snapshot's blocks (the same blocks, listed from the snapshot).
     const [snap, snapshot] = await measure(srcSide, (m) =>
-      script<{ blocks: BlockMeta[] }>(m, "snapshot", [], {
+      takeSnapshot({
         env: { PTM_DATA: srcDir, PTM_SNAPSHOT: SNAP },
+        onSpawn: (c: ChildProcess) => m.add(c.pid),
       }),
     );
     const p: Plan = planMigration({

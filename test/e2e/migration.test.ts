@@ -163,18 +163,22 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     const out = r.outputs.migration.value as Record<string, Record<string, unknown>>;
     plan = r.outputs.plan.value as Record<string, unknown>;
     const copy = out.copy as {
-      copied: string[];
-      skipped: string[];
+      copied: number;
+      skipped: number;
       bytesCopied: number;
       bytesReceived: number;
       bytesTotal: number;
     };
     log(
-      `resumed copy: ${copy.copied.length} blocks copied, ${copy.skipped.length} already staged, ` +
+      `resumed copy: ${copy.copied} blocks copied, ${copy.skipped} already staged, ` +
         `${copy.bytesReceived} bytes received of ${copy.bytesTotal}`,
     );
+    // What the real engine keeps after migrate (issue 14: under 1 MiB at 2,000 blocks; the
+    // benchmark reports it per block).
+    const state = JSON.stringify((await stack.exportStack()).deployment);
+    log(`state after migrate: ${state.length} bytes, ${copy.copied + copy.skipped} blocks`);
     // The killed run's blocks (finished by it, or by its rsync that outlived kubectl) are not sent again.
-    assert.ok(copy.copied.length >= 1, "the killed copy left work to do");
+    assert.ok(copy.copied >= 1, "the killed copy left work to do");
     assert.ok(copy.bytesReceived < copy.bytesTotal, JSON.stringify(copy));
     assert.equal((out.verification as { ok: boolean }).ok, true);
     assert.ok(
