@@ -13,6 +13,7 @@ import {
   windowsToCompare,
   WINDOW_MS,
 } from "../../components/decisions/verify";
+import { parseRecord, serializeRecord } from "../../components/decisions/verificationRecord";
 
 const H = 3_600_000;
 const T0 = Date.UTC(2026, 10, 26, 6, 0, 0); // on a 2h boundary
@@ -585,6 +586,61 @@ describe("compareBlocks", () => {
     assert.deepEqual(expectedBlocks([meta(U3, 160, 12, [U1, U2])]), [
       { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
     ]);
+  });
+  it("expectedBlocks leaves out a level-1 block's own source (no sources means itself)", () => {
+    const [e] = expectedBlocks([meta(U1, 100, 10)]);
+    assert.deepEqual(e, { ulid: U1, numSamples: 100, numSeries: 10 });
+    // Found by its ID as before, and by lineage once the target compacted it with another.
+    assert.equal(compareBlocks([e!], [meta(U1, 100, 10)], 1).ok, true);
+    assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U1, U2])], 1).ok, true);
+    assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U2, U3])], 1).ok, false);
+  });
+});
+
+// Issue 14: the record is kept in the state, per block.
+describe("verification record", () => {
+  const record = (blocks: unknown[]) =>
+    JSON.stringify({
+      frozenAtMs: T0,
+      windowEnds: [T0 + 2 * H],
+      targetEarliestMs: null,
+      loadedDownToMs: T0,
+      blocks,
+      gapMs: 0,
+      source: counts([100]),
+    });
+  it("keeps each block as a row and reads it back as it was", () => {
+    const blocks = [
+      { ulid: U1, numSamples: 100, numSeries: 10 },
+      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+      { ulid: U2, numSamples: undefined, numSeries: undefined },
+    ];
+    const text = serializeRecord({ ...parseRecord(record([])), blocks });
+    assert.match(
+      text,
+      new RegExp(
+        `"blocks":\\[\\["${U1}",100,10\\],\\["${U3}",160,12,\\["${U1}","${U2}"\\]\\],\\["${U2}",null,null\\]\\]`,
+      ),
+    );
+    assert.deepEqual(parseRecord(text).blocks, [
+      { ulid: U1, numSamples: 100, numSeries: 10, sources: undefined },
+      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+      { ulid: U2, numSamples: undefined, numSeries: undefined, sources: undefined },
+    ]);
+  });
+  it("reads records taken by earlier versions (blocks as objects)", () => {
+    const old = record([{ ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] }]);
+    assert.deepEqual(parseRecord(old).blocks, [
+      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+    ]);
+  });
+  it("a damaged row names its place", () => {
+    assert.throws(
+      () => parseRecord(record([[U1, "many", 10]])),
+      /blocks\[0\]\.numSamples must be a number >= 0, got "many"/,
+    );
+    assert.throws(() => parseRecord(record([[42, 1, 1]])), /blocks\[0\]\.ulid is missing/);
+    assert.throws(() => parseRecord(record([U1])), /blocks\[0\] is not a row or an object/);
   });
 });
 
