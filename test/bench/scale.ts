@@ -27,7 +27,6 @@ import { parseProbe } from "../../components/decisions/sidecarOutput";
 import { planMigration, Plan } from "../../components/decisions/plan";
 import { headRange } from "../../components/decisions/tsdb";
 import { serializeRecord } from "../../components/decisions/verificationRecord";
-import { sidecarScript } from "../../components/cluster/kubectl";
 import {
   DEFAULT_VERIFY_WINDOWS,
   expectedBlocks,
@@ -367,18 +366,25 @@ interface HistoryResult {
 }
 
 interface StateBytes {
-  snapshot: number;
-  copy: number;
-  install: number;
-  /** The steps' parsed results, twice: the components' registered outputs and the stack's. */
-  outputs: number;
+  /** The copy and install Commands' create lines name every block: inputs and outputs. */
+  blockIds: number;
+  /** The snapshot, copy and install scripts' real stdout and stderr (kept as outputs). */
+  scriptOutput: number;
+  /** Their results, twice: the components' registered outputs and the stack's. */
+  results: number;
 }
 
 /**
- * What the snapshot, copy and install Commands keep in the state after `migrate`: their
- * inputs twice (inputs and outputs: the create line with every block ID, the scripts in the
- * environment, the copy's delete script) plus stdout and stderr. From a real run of the
- * scripts on bench-history-N (no Prometheus needed).
+ * The real engine's state after `migrate` in the lab (test/e2e/migration.test.ts logs it:
+ * "state after migrate: N bytes, M blocks"): everything that does not grow with the blocks
+ * (every resource, the scripts in the Commands' environments, the outputs) plus its few
+ * blocks' share. Measured on 2026-12-02 at commit 51b968a, Helm chart source -> BKPR target.
+ */
+const ENGINE_STATE = { bytes: 423_977, blocks: 9 };
+
+/**
+ * What grows with the blocks in the state after `migrate`, besides the verification record:
+ * from a real run of the scripts on bench-history-N (no Prometheus needed).
  */
 async function stateOf(n: number): Promise<StateBytes> {
   const work = path.join(WORK, `state-${n}`);
@@ -403,20 +409,15 @@ async function stateOf(n: number): Promise<StateBytes> {
       env: { PTM_DATA: tgt, PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD },
     });
     const inst = await runJson("install", ulids, { env: { PTM_DATA: tgt } });
-    const line = 200 + ulids.map((u) => `'${u}'`).join(" ").length; // kubectl exec ... ULIDs
-    const sc = (x: string) => sidecarScript(x).length;
+    const ids = ulids.map((u) => ` '${u}'`).join("").length; // as kubectl.ts quotes them
     const out = (r: { res: { stdout: string; stderr: string } }) =>
       r.res.stdout.length + r.res.stderr.length;
+    const lastLine = (r: { res: { stdout: string } }) =>
+      r.res.stdout.trim().split("\n").pop()!.length;
     return {
-      snapshot: 2 * (200 + sc("snapshot") + sc("cleanup-source")) + out(snap),
-      copy: 2 * (line + sc("copy") + sc("cleanup-target")) + out(copy),
-      install: 2 * (line + sc("install")) + out(inst),
-      // What the step reported (its summary), not the listing the program reads after it.
-      outputs:
-        2 *
-        (snap.res.stdout.trim().split("\n").pop()!.length +
-          JSON.stringify(copy.json).length +
-          JSON.stringify(inst.json).length),
+      blockIds: 2 * 2 * ids,
+      scriptOutput: out(snap) + out(copy) + out(inst),
+      results: 2 * (lastLine(snap) + lastLine(copy) + lastLine(inst)),
     };
   } finally {
     rsyncd.child.kill("SIGTERM");
@@ -702,9 +703,10 @@ async function main(): Promise<void> {
       bytes: BytesResult[];
       hist: HistoryResult[];
     };
-    // Results of a run from before the state was measured: measure it now, keep it there.
-    if (r.hist.some((h) => h.state === undefined)) {
-      for (const [i, n] of SIZES.entries()) r.hist[i]!.state ??= await stateOf(n);
+    // Results of a run from before the state was measured this way: measure it now, keep it.
+    if (r.hist.some((h) => h.state?.blockIds === undefined)) {
+      for (const [i, n] of SIZES.entries())
+        if (r.hist[i]!.state?.blockIds === undefined) r.hist[i]!.state = await stateOf(n);
       const mtime = fs.statSync(again).mtime;
       fs.writeFileSync(again, JSON.stringify(r, null, 2));
       fs.utimesSync(again, mtime, mtime);
@@ -813,9 +815,10 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     );
   });
   const state = hist.map((h) => {
-    const st = h.state ?? { snapshot: NaN, copy: NaN, install: NaN, outputs: NaN };
-    const total = st.snapshot + st.copy + st.install + st.outputs + 2 * h.recordBytes;
-    return `| ${h.blocks} | ${fmtB(st.snapshot)} | ${fmtB(st.copy)} | ${fmtB(st.install)} | ${fmtB(st.outputs)} | ${fmtB(h.recordBytes)} | ${fmtB(total)} (${total <= MiB ? "under" : "over"} 1 MiB) |`;
+    const st = h.state ?? { blockIds: NaN, scriptOutput: NaN, results: NaN };
+    const total =
+      ENGINE_STATE.bytes + st.blockIds + st.scriptOutput + st.results + 2 * h.recordBytes;
+    return `| ${h.blocks} | ${fmtB(ENGINE_STATE.bytes)} | ${fmtB(st.blockIds)} | ${fmtB(st.scriptOutput)} | ${fmtB(st.results)} | ${fmtB(2 * h.recordBytes)} | ${fmtB(total)} (${total <= MiB ? "under" : "over"} 1 MiB) |`;
   });
 
   const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
@@ -879,9 +882,9 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     "",
     ...rows,
     "",
-    "Pulumi state after `migrate`, estimated from what the program stores (the real engine does not run on this benchmark): the snapshot, copy and install Commands' inputs twice (inputs and outputs: the `kubectl exec` line with every block ID, the scripts in the environment) plus their real stdout and stderr from this size's history migration, the snapshot, copy and install results twice (the components' outputs and the stack's), and the verification record (the ConfigMap's data) twice. Not counted: the other resources and the plan and verification outputs, which do not grow with the blocks (the verification's result lists windows, at most verifyWindows, and only problem blocks).",
+    `Pulumi state after \`migrate\`: the real engine's, measured in the lab (test/e2e/migration.test.ts, "state after migrate": ${ENGINE_STATE.bytes} bytes with ${ENGINE_STATE.blocks} blocks; every resource, the scripts in the Commands' environments, the outputs), plus everything that grows with the blocks at this size, from this run's real scripts and record: the block IDs on the copy and install Commands' create lines (kept as inputs and as outputs), the snapshot, copy and install scripts' stdout and stderr, their results (the components' outputs and the stack's) and the verification record (the ConfigMap's data, as input and as output). The e2e's own ${ENGINE_STATE.blocks} blocks are counted twice, so this over-estimates a little. The snapshot's listing is not in the state: snapshot.sh prints a count and bytes, and the program reads the blocks with snapshot-blocks.sh.`,
     "",
-    "| blocks | snapshot Command | copy Command | install Command | results as outputs | verification record (counted twice) | total |",
+    "| blocks | the engine's state with 9 blocks (measured) | block IDs on the create lines | scripts' stdout and stderr | results as outputs | verification record (input and output) | total |",
     "| --- | --- | --- | --- | --- | --- | --- |",
     ...state,
     "",
