@@ -10,8 +10,8 @@
 #   RSYNC_PASSWORD         rsync daemon password (required; read by rsync itself)
 #   PTM_STAGING            staging dir, same filesystem as PTM_DATA
 #                          (default $PTM_DATA/ptm-staging; must not be a ULID)
-#   PTM_BWLIMIT            rsync --bwlimit value, e.g. 50m (default: none);
-#                          rsync applies it per stream
+#   PTM_BWLIMIT            limit of the whole copy as rsync --bwlimit takes it,
+#                          e.g. 50m (default: none); each stream gets its share
 #   PTM_STREAMS            parallel rsync streams over disjoint blocks, 1..16
 #                          (default 1; fewer when fewer blocks are missing)
 #   PTM_FREE_MARGIN_BYTES  free space to keep besides the blocks
@@ -64,6 +64,24 @@ plan_streams() {
   todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
   streams=$PTM_STREAMS
   [ "$streams" -le "$todo_n" ] || streams=$todo_n
+  # rsync applies --bwlimit per connection: each stream gets its share of
+  # PTM_BWLIMIT, in bytes/s, and no less than rsync's minimum of 512 (fewer
+  # streams when the limit is that low).
+  bwlimit=""
+  if [ -n "${PTM_BWLIMIT:-}" ]; then
+    bwlimit="$(awk -v l="$PTM_BWLIMIT" -v n="$streams" 'BEGIN {
+      if (l !~ /^[0-9]+(\.[0-9]+)?[kKmMgG]?$/) { print "bad"; exit }
+      u = 1024; c = substr(l, length(l), 1)
+      if (c ~ /[mM]/) u = 1048576; else if (c ~ /[gG]/) u = 1073741824
+      b = (c ~ /[0-9]/ ? l : substr(l, 1, length(l) - 1)) * u
+      if (b == 0) { print n, ""; exit }
+      while (n > 1 && b / n < 512) n--
+      printf "%d %.0fb\n", n, b / n
+    }')"
+    [ "$bwlimit" != bad ] || die "PTM_BWLIMIT=$PTM_BWLIMIT is not an rsync --bwlimit value such as 500k or 20m"
+    streams="${bwlimit%% *}"
+    bwlimit="${bwlimit#* }"
+  fi
   awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { print $2, $1 }' "$work/todo" "$work/sizes" |
     LC_ALL=C sort -k1,1nr -k2,2 |
     awk -v n="$streams" '{
@@ -110,7 +128,7 @@ rsync_todo() {
         # partial dir is protected by rsync, the rest of staging is excluded.
         if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
           --info=progress2,name1 --stats --include-from="$work/filter.$s" --exclude='*' \
-          ${PTM_BWLIMIT:+"--bwlimit=$PTM_BWLIMIT"} "$PTM_RSYNC_URL/" "$STAGING/"; then
+          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/"; then
           echo 0 >"$work/rc.$s"
         else
           echo "$?" >"$work/rc.$s"
