@@ -358,6 +358,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           snapshotUrl,
           blocks: finalPlan.apply((p) => p.blocks.map((b) => b.ulid)),
           bandwidthLimit: cfg.bandwidthLimit,
+          streams: cfg.copyStreams,
         },
         { ...child, dependsOn: [client.ready, service, accessPolicy] },
       );
