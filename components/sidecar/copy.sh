@@ -155,11 +155,11 @@ rsync_todo() {
     }
     function progress(t, b) {
       b = bytes_done()
-      printf "copy: %d/%d blocks done, %s / %s (%d%%), %s/s, %d streams\n", i, n, human(b), human(total), (total > 0 ? b * 100 / total : 100), human(t > last ? (b - last_b) / (t - last) : 0), streams
+      printf "copy: %d/%d blocks done, %s / %s (%d%%), %s/s, %s\n", i, n, human(b), human(total), (total > 0 ? b * 100 / total : 100), human(t > last ? (b - last_b) / (t - last) : 0), nstreams
       fflush()
       last = t; last_b = b
     }
-    BEGIN { start = now_s(); last = start; last_b = base }
+    BEGIN { start = now_s(); last = start; last_b = base; nstreams = streams (streams == 1 ? " stream" : " streams") }
     FNR == NR { size[$1] = $2; k = ++cnt[$3]; seq[$3, k] = $1; pos[$1] = k; st[$1] = $3; next }
     { s = $1; $0 = substr($0, length($1) + 2) }
     /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > (stats s); next }
@@ -176,7 +176,7 @@ rsync_todo() {
     { t = now_s(); if (t - last >= every) progress(t) }
     END {
       t = now_s(); b = bytes_done() - base
-      printf "copy: %d streams ended after %d s: %s transferred in this run (%s/s)\n", streams, t - start, human(b), human(t > start ? b / (t - start) : b)
+      printf "copy: %s ended after %d s: %s transferred in this run (%s/s)\n", nstreams, t - start, human(b), human(t > start ? b / (t - start) : b)
     }' "$work/plan" - >&2
   rc=0
   s=1
