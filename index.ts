@@ -19,6 +19,7 @@ function readConfig(): PrometheusTsdbMigrationArgs {
     sidecarImage: c.get("sidecarImage"),
     sidecarImagePullPolicy: c.get("sidecarImagePullPolicy"),
     bandwidthLimit: c.get("bandwidthLimit"),
+    copyStreams: c.getNumber("copyStreams"),
     includeHead: c.getBoolean("includeHead"),
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
     acceptGap: c.getBoolean("acceptGap"),

@@ -359,6 +359,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           snapshotUrl,
           blocks: planned,
           bandwidthLimit: cfg.bandwidthLimit,
+          streams: cfg.copyStreams,
         },
         { ...child, dependsOn: [client.ready, service, accessPolicy] },
       );

@@ -58,6 +58,8 @@ export interface MigrationConfig {
   sidecarImagePullPolicy: "IfNotPresent" | "Always" | "Never";
   /** Passed to `rsync --bwlimit` (e.g. "20m"); empty means unlimited. */
   bandwidthLimit: string;
+  /** Parallel rsync streams of the copy, over disjoint blocks (1..16). */
+  copyStreams: number;
   /** Snapshot the source head too (needs the admin API), which closes the gap on 2.39+. */
   includeHead: boolean;
   /** How long `migrate` may wait for the next source compaction to shrink the gap. 0 = fail. */
@@ -145,6 +147,12 @@ export interface MigrationArgs {
   /** Limit of the copy as `rsync --bwlimit` takes it ("500k", "20m"). Default: "" (unlimited). */
   bandwidthLimit?: string;
   /**
+   * Parallel rsync streams of the copy, each over its share of the blocks (balanced by
+   * bytes), 1 to 16: one rsync stream is CPU-bound on each side, so a second one uses the
+   * cores it leaves idle. bandwidthLimit is the limit of all of them together. Default: 2.
+   */
+  copyStreams?: number;
+  /**
    * Snapshot the source's in-memory head too (needs its admin API, which is switched on for
    * the snapshot and restored at the revert). Closes the gap on targets >= 2.39. Default: false.
    */
@@ -188,6 +196,8 @@ export type RawConfig = Omit<MigrationArgs, "phase" | "source" | "target" | "sid
 };
 
 export const DEFAULT_SIDECAR_IMAGE = "docker.io/instrumentisto/rsync-ssh:alpine3.22";
+/** Parallel rsync streams of the copy: one stream is CPU-bound on each side (BENCHMARKS.md). */
+export const DEFAULT_COPY_STREAMS = 2;
 
 /** The BKPR destination, the seed's target. */
 export const BKPR_TARGET: WorkloadRef = {
@@ -350,6 +360,13 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
       `"${bandwidthLimit}" is not an rsync --bwlimit value such as 500k or 20m`,
     );
   }
+  const copyStreams = raw.copyStreams ?? DEFAULT_COPY_STREAMS;
+  if (!Number.isInteger(copyStreams) || copyStreams < 1 || copyStreams > 16) {
+    throw new ConfigError(
+      "copyStreams",
+      `must be a whole number from 1 to 16 (parallel rsync streams), got ${copyStreams}`,
+    );
+  }
   const sidecarImage = (raw.sidecarImage ?? DEFAULT_SIDECAR_IMAGE).trim();
   if (!sidecarImage || /\s/.test(sidecarImage)) {
     throw new ConfigError("sidecarImage", `"${raw.sidecarImage}" is not an image reference`);
@@ -390,6 +407,7 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     sidecarImage,
     sidecarImagePullPolicy: pull,
     bandwidthLimit,
+    copyStreams,
     includeHead: raw.includeHead ?? false,
     maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),
     acceptGap: raw.acceptGap ?? false,

@@ -10,7 +10,10 @@
 #   RSYNC_PASSWORD         rsync daemon password (required; read by rsync itself)
 #   PTM_STAGING            staging dir, same filesystem as PTM_DATA
 #                          (default $PTM_DATA/ptm-staging; must not be a ULID)
-#   PTM_BWLIMIT            rsync --bwlimit value, e.g. 50m (default: none)
+#   PTM_BWLIMIT            limit of the whole copy as rsync --bwlimit takes it,
+#                          e.g. 50m (default: none); each stream gets its share
+#   PTM_STREAMS            parallel rsync streams over disjoint blocks, 1..16
+#                          (default 1; fewer when fewer blocks are missing)
 #   PTM_FREE_MARGIN_BYTES  free space to keep besides the blocks
 #                          (default 64 MiB + 10% of the bytes to copy; the
 #                          target keeps writing WAL and compacting)
@@ -20,9 +23,11 @@
 # $PTM_STAGING/.complete/<ULID> marks a verified block. Markers live outside
 # the block dirs so a block dir never holds foreign files.
 #
-# One rsync run moves every missing block (one connection: per-block runs
-# cost a daemon fork, an auth round trip and a file-list exchange each).
-# After it, each block is verified against the daemon's listing (meta.json
+# PTM_STREAMS rsync runs, each over its share of the missing blocks (balanced
+# by bytes), move every missing block (one connection per stream: per-block
+# runs cost a daemon fork, an auth round trip and a file-list exchange each).
+# Stderr gets a few progress lines, as many for 10 blocks as for 10,000
+# (Pulumi keeps stderr in its state). After the runs, each block is verified against the daemon's listing (meta.json
 # names the ULID; same files, same sizes; rsync already checksums every file
 # it transfers) and gets its marker. A killed run keeps finished files:
 # the rerun skips marked blocks, and rsync's quick check skips finished files.
@@ -45,69 +50,141 @@ human() {
   }'
 }
 
-stat_of() { # key -> number from $work/stats (0 when rsync printed none)
-  v="$(awk -v k="$1" '$1 == k { print $2 }' "$work/stats" 2>/dev/null | tail -n 1)"
+stat_of() { # key -> sum over the streams' $work/stats.* (0 when rsync printed none)
+  v="$(cat "$work"/stats.* 2>/dev/null | awk -v k="$1" '$1 == k { s += $2 } END { printf "%.0f", s }')"
   case "$v" in '' | *[!0-9]*) v=0 ;; esac
   echo "$v"
 }
 
-# Run rsync over the blocks listed in $work/todo. --info=progress2 becomes
-# throttled progress lines (Pulumi only shows complete lines); --info=name1
-# tells when the transfer moves on to the next block (files come in name
-# order), which gives "block i/n ... done" lines; --stats go to $work/stats.
-# Sets $rc to rsync's exit code.
+# Split the blocks of $work/todo into $streams disjoint lists balanced by bytes
+# (greedy: biggest block first, onto the least-loaded stream). Writes
+# $work/plan ("ULID size stream", each stream's blocks in name order, the
+# order rsync transfers them in) and one rsync filter per stream.
+plan_streams() {
+  todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
+  streams=$PTM_STREAMS
+  [ "$streams" -le "$todo_n" ] || streams=$todo_n
+  # rsync applies --bwlimit per connection: each stream gets its share of
+  # PTM_BWLIMIT, in bytes/s, and no less than rsync's minimum of 512 (fewer
+  # streams when the limit is that low).
+  bwlimit=""
+  if [ -n "${PTM_BWLIMIT:-}" ]; then
+    bwlimit="$(awk -v l="$PTM_BWLIMIT" -v n="$streams" 'BEGIN {
+      if (l !~ /^[0-9]+(\.[0-9]+)?[kKmMgG]?$/) { print "bad"; exit }
+      u = 1024; c = substr(l, length(l), 1)
+      if (c ~ /[mM]/) u = 1048576; else if (c ~ /[gG]/) u = 1073741824
+      b = (c ~ /[0-9]/ ? l : substr(l, 1, length(l) - 1)) * u
+      if (b == 0) { print n, ""; exit }
+      while (n > 1 && b / n < 512) n--
+      printf "%d %.0fb\n", n, b / n
+    }')"
+    [ "$bwlimit" != bad ] || die "PTM_BWLIMIT=$PTM_BWLIMIT is not an rsync --bwlimit value such as 500k or 20m"
+    streams="${bwlimit%% *}"
+    bwlimit="${bwlimit#* }"
+  fi
+  awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { print $2, $1 }' "$work/todo" "$work/sizes" |
+    LC_ALL=C sort -k1,1nr -k2,2 |
+    awk -v n="$streams" '{
+      best = 1
+      for (s = 2; s <= n; s++) if (load[s] < load[best]) best = s
+      load[best] += $1
+      print $2, $1, best
+    }' | LC_ALL=C sort -k3,3n -k1,1 >"$work/plan"
+  s=1
+  while [ "$s" -le "$streams" ]; do
+    awk -v s="$s" '$3 == s { print "/" $1 "/***" }' "$work/plan" >"$work/filter.$s"
+    s=$((s + 1))
+  done
+}
+
+# Run $streams rsync processes at once, one connection each, each over its own
+# blocks (plan_streams). rsync is CPU-bound on both sides here (one process
+# sends, two receive): one stream leaves cores idle.
+# Their stdout (--info=progress2,name1 --stats) goes through `tr` and an awk
+# that prefixes the stream number and writes each line at once (one write()
+# under PIPE_BUF: lines are not interleaved) into one pipe, read by one awk that
+# prints throttled progress lines summed over the streams (Pulumi shows only
+# complete lines, and keeps stderr in its state: nothing here grows with the
+# number of blocks) and writes each stream's stats to $work/stats.<stream>.
+# --info=name1 tells when a stream moves on to its next block (files come in
+# name order): its earlier blocks are done. Sets $rc to the first non-zero
+# exit code of the streams.
+# shellcheck disable=SC2086 # $unbuf and $lines are option lists
 rsync_todo() {
-  sed 's#.*#/&/***#' "$work/todo" >"$work/filter"
-  rm -f "$work/stats"
+  plan_streams
+  # GNU tr and mawk hold a pipe's data until 4 KiB have come: progress would
+  # come late (minutes at a low bandwidth limit). busybox's pass it on at once.
+  unbuf=""
+  ! command -v stdbuf >/dev/null 2>&1 || unbuf="stdbuf -o0"
+  lines=""
+  case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
+  rm -f "$work"/stats.* "$work"/rc.*
   {
-    # --delete only removes files the filter includes, i.e. inside the
-    # blocks being copied: the temp files a killed rsync left behind. The
-    # partial dir is protected by rsync, the rest of staging is excluded.
-    if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
-      --info=progress2,name1 --stats --include-from="$work/filter" --exclude='*' \
-      ${PTM_BWLIMIT:+"--bwlimit=$PTM_BWLIMIT"} "$PTM_RSYNC_URL/" "$STAGING/"; then
-      echo 0 >"$work/rc"
-    else
-      echo "$?" >"$work/rc"
-    fi
-  } | tr '\r' '\n' | awk -v every="${PTM_PROGRESS_SECONDS:-10}" -v stats="$work/stats" \
-    -v total="$total" -v done_bytes="$skipped_bytes" -v i="$skipped_n" -v n="$n" '
+    s=1
+    while [ "$s" -le "$streams" ]; do
+      {
+        # --delete only removes files the filter includes, i.e. inside the
+        # blocks being copied: the temp files a killed rsync left behind. The
+        # partial dir is protected by rsync, the rest of staging is excluded.
+        if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
+          --info=progress2,name1 --stats --include-from="$work/filter.$s" --exclude='*' \
+          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/"; then
+          echo 0 >"$work/rc.$s"
+        else
+          echo "$?" >"$work/rc.$s"
+        fi
+      } | $unbuf tr '\r' '\n' | awk $lines -v s="$s" '$0 != "" { print s, $0; fflush() }' &
+      s=$((s + 1))
+    done
+    wait
+  } | awk $lines -v every="$PTM_PROGRESS_SECONDS" -v stats="$work/stats." -v streams="$streams" \
+    -v total="$total" -v base="$((skipped_bytes + ${have:-0}))" -v i="$skipped_n" -v n="$n" '
     function human(b, k, u) {
       split("B KiB MiB GiB TiB", u, " "); k = 1
       while (b >= 1024 && k < 5) { b /= 1024; k++ }
       return (k == 1) ? sprintf("%d B", b) : sprintf("%.1f %s", b, u[k])
     }
-    function finish(u) {
-      i++; done_bytes += size[u]
-      printf "copy: block %d/%d %s %s  done %s / %s (%d%%)\n", i, n, u, human(size[u]), human(done_bytes), human(total), (total > 0 ? done_bytes * 100 / total : 100)
+    function now_s() { srand(); return srand() }
+    # Blocks of stream s before its p-th are done.
+    function advance(s, p) {
+      while (ptr[s] < p - 1 && ptr[s] < cnt[s]) { ptr[s]++; i++; done_b += size[seq[s, ptr[s]]] }
+    }
+    function bytes_done(b, k) {
+      b = base; for (k = 1; k <= streams; k++) b += got[k]
+      return (b > total) ? total : b
+    }
+    function progress(t, b) {
+      b = bytes_done()
+      printf "copy: %d/%d blocks done, %s / %s (%d%%), %s/s, %s\n", i, n, human(b), human(total), (total > 0 ? b * 100 / total : 100), human(t > last ? (b - last_b) / (t - last) : 0), nstreams
       fflush()
+      last = t; last_b = b
     }
-    FNR == NR { size[$1] = $2; next }
-    BEGIN { srand(); last = srand() }
-    /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > stats; next }
+    BEGIN { start = now_s(); last = start; last_b = base; nstreams = streams (streams == 1 ? " stream" : " streams") }
+    FNR == NR { size[$1] = $2; k = ++cnt[$3]; seq[$3, k] = $1; pos[$1] = k; st[$1] = $3; next }
+    { s = $1; $0 = substr($0, length($1) + 2) }
+    /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > (stats s); next }
     /^Total transferred file size:/ {
-      v = $5; gsub(/,/, "", v); print "transferred " v > stats
-      if (cur != "") finish(cur)
-      cur = ""
+      v = $5; gsub(/,/, "", v); print "transferred " v > (stats s)
+      advance(s, cnt[s] + 1)
       next
     }
-    $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ {
-      srand(); now = srand()
-      if (now - last >= every) {
-        last = now; b = $1; gsub(/,/, "", b)
-        printf "copy:   %s %s of this run at %s (%s)\n", $2, human(b), $3, (cur == "" ? "starting" : cur)
-        fflush()
-      }
-      next
-    }
+    $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ { v = $1; gsub(/,/, "", v); got[s] = v + 0 }
     length($1) >= 26 && (substr($1, 27, 1) == "/" || length($1) == 26) {
       u = substr($1, 1, 26)
-      if (u in size && u != cur) {
-        if (cur != "") finish(cur)
-        cur = u
-      }
-    }' "$work/sizes" - >&2
-  rc="$(cat "$work/rc" 2>/dev/null || echo 1)"
+      if ((u in pos) && st[u] == s) advance(s, pos[u])
+    }
+    { t = now_s(); if (t - last >= every) progress(t) }
+    END {
+      t = now_s(); b = bytes_done() - base
+      printf "copy: %s ended after %d s: %s transferred in this run (%s/s)\n", nstreams, t - start, human(b), human(t > start ? b / (t - start) : b)
+    }' "$work/plan" - >&2
+  rc=0
+  s=1
+  while [ "$s" -le "$streams" ]; do
+    r="$(cat "$work/rc.$s" 2>/dev/null || echo 1)"
+    [ "$rc" -ne 0 ] || rc=$r
+    s=$((s + 1))
+  done
 }
 
 # Verify the blocks of $work/todo; the good ones are written to $work/ok.
@@ -160,6 +237,15 @@ STAGING="${PTM_STAGING:-$PTM_DATA/ptm-staging}"
 STAGING="${STAGING%/}"
 if is_ulid "${STAGING##*/}"; then die "PTM_STAGING must not be named like a block (ULID)"; fi
 for u in "$@"; do is_ulid "$u" || die "not a block ULID: $u"; done
+PTM_STREAMS="${PTM_STREAMS:-1}"
+case "$PTM_STREAMS" in
+  [1-9] | 1[0-6]) ;;
+  *) die "PTM_STREAMS must be a whole number from 1 to 16 (got \"$PTM_STREAMS\")" ;;
+esac
+PTM_PROGRESS_SECONDS="${PTM_PROGRESS_SECONDS:-10}"
+case "$PTM_PROGRESS_SECONDS" in
+  '' | *[!0-9]*) die "PTM_PROGRESS_SECONDS must be a whole number of seconds (got \"$PTM_PROGRESS_SECONDS\")" ;;
+esac
 
 mkdir -p "$STAGING/.complete"
 # Install is a rename, which is only atomic (and only works) on one filesystem.
@@ -243,14 +329,15 @@ total=0
 skipped=""
 skipped_n=0
 skipped_bytes=0
+installed_n=0
 : >"$work/todo"
 while read -r u size; do
   n=$((n + 1))
   total=$((total + size))
   if [ -d "$PTM_DATA/$u" ]; then
-    why="already installed"
+    installed_n=$((installed_n + 1))
   elif [ -f "$STAGING/.complete/$u" ] && [ -d "$STAGING/$u" ]; then
-    why="already staged"
+    :
   else
     echo "$u" >>"$work/todo"
     continue
@@ -258,9 +345,10 @@ while read -r u size; do
   skipped="$skipped $u"
   skipped_n=$((skipped_n + 1))
   skipped_bytes=$((skipped_bytes + size))
-  # Shell arithmetic, no forked awk: a rerun skips thousands of blocks (issue 14).
-  log "block $n $u $((size / 1048576)).$((size % 1048576 * 10 / 1048576)) MiB  $why"
 done <"$work/sizes"
+# One line for all of them, no line per block: a rerun skips thousands (issue 14).
+[ "$skipped_n" -eq 0 ] ||
+  log "$skipped_n of $n blocks skipped: $installed_n already installed, $((skipped_n - installed_n)) already staged, $(human "$skipped_bytes")"
 
 # Bytes still to fetch: what is not already staged (partial runs).
 need=0

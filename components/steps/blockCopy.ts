@@ -13,8 +13,10 @@ export interface BlockCopyArgs {
   snapshotUrl: pulumi.Input<string>;
   /** ULIDs of the blocks to copy, from the plan. */
   blocks: pulumi.Input<string[]>;
-  /** rsync --bwlimit value; empty = unlimited. */
+  /** rsync --bwlimit value for the whole copy (shared by the streams); empty = unlimited. */
   bandwidthLimit: string;
+  /** Parallel rsync streams over disjoint blocks (1..16). */
+  streams: number;
 }
 
 /**
@@ -38,20 +40,23 @@ export class BlockCopy extends pulumi.ComponentResource {
           execScript(ref, args.container, "copy", [], {}, "PTM_CREATE_SCRIPT"),
           execScript(ref, args.container, "cleanup-target", [], {}, "PTM_DELETE_SCRIPT"),
         ),
-        create: pulumi
-          .all([args.snapshotUrl, args.blocks])
-          .apply(
-            ([url, blocks]) =>
-              execScript(
-                ref,
-                args.container,
-                "copy",
-                blocks,
-                { PTM_RSYNC_URL: url, PTM_BWLIMIT: args.bandwidthLimit },
-                "PTM_CREATE_SCRIPT",
-              ).command,
-          ),
-        // Progress lines (block i/n, bytes, rate) are on stderr and show in `pulumi up`.
+        create: pulumi.all([args.snapshotUrl, args.blocks]).apply(
+          ([url, blocks]) =>
+            execScript(
+              ref,
+              args.container,
+              "copy",
+              blocks,
+              {
+                PTM_RSYNC_URL: url,
+                PTM_BWLIMIT: args.bandwidthLimit,
+                PTM_STREAMS: String(args.streams),
+              },
+              "PTM_CREATE_SCRIPT",
+            ).command,
+        ),
+        // Progress lines (blocks i/n, bytes, rate, summed over the streams; as many for 10
+        // blocks as for 10,000, since the state keeps them) are on stderr and show in `pulumi up`.
         logging: "stderr",
       },
       // The plan is fixed once its blocks are copied; later runs only verify again.

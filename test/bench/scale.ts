@@ -4,8 +4,8 @@
 // - byte-level phases (snapshot, copy, install, rerun) on bench-bytes-N: cloned blocks,
 //   page cache dropped before every timed copy (ours and the baselines alike);
 // - baselines on the same bytes: the limit (faster of `cp -a` and a tar pipe between the
-//   same filesystems), plain `rsync -a` from the daemon, and copy.sh in 2 parallel streams
-//   over disjoint blocks when one stream is below 0.9x the limit;
+//   same filesystems), plain `rsync -a` from the daemon; copy.sh in 1 rsync stream, then in
+//   2 and 4 parallel streams over disjoint blocks (PTM_STREAMS; the program's copyStreams);
 // - planning and verification on bench-history-N: real, loadable, non-overlapping history
 //   served by a real source Prometheus (2.42) and migrated into a real empty target; preview
 //   (probe.sh on both + planMigration), snapshot/copy/install again (for the source
@@ -219,8 +219,10 @@ interface BytesResult {
   cp: Measure;
   tar: Measure;
   plainRsync: Measure;
+  /** copy.sh with PTM_STREAMS=N, by N (2 and 4). */
+  streams?: Record<string, Measure>;
+  /** Results of runs before PTM_STREAMS: 2 copy.sh over disjoint halves of the blocks. */
   parallel?: Measure;
-  stateBytes: { snapshot: number; copy: number; install: number };
 }
 
 async function bytesPhases(n: number): Promise<BytesResult> {
@@ -279,10 +281,10 @@ async function bytesPhases(n: number): Promise<BytesResult> {
     // Ours: copy.sh (one rsync stream), install.sh, then both again after completion.
     dropCaches();
     const [copyRes, copy] = await measure({ daemon }, (m) =>
-      script<CopyOut>(m, "copy", ulids, { env: copyEnv }),
+      script<CopyOut>(m, "copy", ulids, { env: { ...copyEnv, PTM_STREAMS: "1" } }),
     );
     log(`${n}: copy.sh ${s1(copy.wallMs)} s, received ${fmtB(copyRes.json.bytesReceived)}`);
-    const [instRes, install] = await measure({}, (m) =>
+    const [, install] = await measure({}, (m) =>
       script(m, "install", ulids, { env: { PTM_DATA: tgt } }),
     );
     log(`${n}: install.sh ${s1(install.wallMs)} s`);
@@ -293,32 +295,24 @@ async function bytesPhases(n: number): Promise<BytesResult> {
     });
     const rerunOut = `${rerunRes.json.copied} copied, ${rerunRes.json.skipped} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
     log(`${n}: rerun ${s1(rerun.wallMs)} s (${rerunOut})`);
-    const stateBytes = {
-      snapshot: snap.res.stdout.length,
-      copy: copyRes.res.stdout.length + ulids.join(" ").length,
-      install: instRes.res.stdout.length + ulids.join(" ").length,
-    };
     rm(tgt);
 
-    // Two copy.sh streams over disjoint halves of the blocks, when one is below 0.9x the limit.
-    let parallel: Measure | undefined;
-    const limitMs = Math.min(cp.wallMs, tar.wallMs);
-    if (limitMs / copy.wallMs < 0.9) {
-      const par = path.join(work, "parallel");
+    // copy.sh in N parallel rsync streams over disjoint blocks (PTM_STREAMS), into an empty
+    // target each time.
+    const streams: Record<string, Measure> = {};
+    for (const k of [2, 4]) {
+      const par = path.join(work, `streams-${k}`);
       fs.mkdirSync(par);
-      const halves = [ulids.filter((_, i) => i % 2 === 0), ulids.filter((_, i) => i % 2 === 1)];
       dropCaches();
-      [, parallel] = await measure({ daemon }, (m) =>
-        Promise.all(
-          halves.map((h, i) =>
-            script<CopyOut>(m, "copy", h, {
-              env: { ...copyEnv, PTM_DATA: par, PTM_STAGING: path.join(par, `staging-${i}`) },
-            }),
-          ),
-        ),
+      const [res, m] = await measure({ daemon }, (mt) =>
+        script<CopyOut>(mt, "copy", ulids, {
+          env: { ...copyEnv, PTM_DATA: par, PTM_STREAMS: String(k) },
+        }),
       );
+      if (res.json.copied !== ulids.length) throw new Error(`${k} streams: not all copied`);
+      streams[String(k)] = m;
       rm(par);
-      log(`${n}: 2 parallel copy.sh ${s1(parallel.wallMs)} s`);
+      log(`${n}: copy.sh, ${k} streams ${s1(m.wallMs)} s`);
     }
     return {
       blocks: blocks.length,
@@ -331,8 +325,7 @@ async function bytesPhases(n: number): Promise<BytesResult> {
       cp,
       tar,
       plainRsync,
-      ...(parallel ? { parallel } : {}),
-      stateBytes,
+      streams,
     };
   } finally {
     rsyncd.child.kill("SIGTERM");
@@ -614,8 +607,8 @@ const NOTES = [
   "How it is measured:",
   "",
   "- **Sizes.** Byte-level phases (snapshot, copy, install, rerun, the baselines) run on `bench-bytes-N`: one day of real promtool blocks (2,000 random gauges every 15 s, ~7.2 MiB a block) cloned under new ULIDs; the smaller sizes are hard links to the first N blocks of the largest. Preview and verification run on `bench-history-N`: N consecutive, non-overlapping 2h blocks of real history (100 series every 30 s) served by a real source Prometheus 2.42 and migrated into a real, empty target 2.42 (both with `--storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h` and a 10y retention, so that neither compacts nor deletes the history during the run); its wall times and the source Prometheus's CPU come from those servers.",
-  "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy: `cp -a`, the tar pipe, plain `rsync -a`, copy.sh and the parallel copy.sh alike. Writes end in the page cache (no `sync` inside the timing, for any of them).",
-  "- **The limit** is the faster of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). The parallel row runs two copy.sh over disjoint halves of the blocks (each with its own staging dir), when one stream is below 0.9x the limit.",
+  "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy: `cp -a`, the tar pipe, plain `rsync -a`, copy.sh in 1, 2 and 4 streams alike. Writes end in the page cache (no `sync` inside the timing, for any of them).",
+  "- **The limit** is the faster of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). The copy rows in 2 and 4 streams run copy.sh with `PTM_STREAMS` (the program's `copyStreams`, default 2): that many rsync connections at once, each over its share of the blocks (balanced by bytes), into an empty target.",
   "- **CPU** comes from /proc: the tools' CPU is this process's reaped children (scripts, rsync, cp, tar) plus the rsync daemon's process tree; the source Prometheus's is its own utime + stime. **Peak RSS** is the sum over the phase's processes, sampled every 100 ms.",
   "- **Preview** = probe.sh on the source and the target (both read every block's meta.json and the servers' status API) + planMigration. **Verify** = counts.sh on the source (the windows) and on the target (the windows, plus its block listing once every block dir is loaded) + verifyMigration, timed after the target's reload loop has loaded the installed blocks (that wait, up to a minute, is the reload interval, not the verification's cost). **Rerun after completion** on the bytes: copy.sh and install.sh again (markers and installed blocks skipped); on the history: what a later `pulumi up` runs (both probes, copy, install, the target's counts).",
   "",
@@ -762,6 +755,13 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
       h.copy,
       `${((b.bytes / MiB / b.copy.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.copy.wallMs).toFixed(2)}x the limit`,
     );
+    for (const [k, m] of Object.entries(b.streams ?? {}))
+      row(
+        `copy (copy.sh, ${k} rsync streams)`,
+        m,
+        undefined,
+        `${((b.bytes / MiB / m.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / m.wallMs).toFixed(2)}x the limit`,
+      );
     if (b.parallel)
       row(
         "copy (2 copy.sh streams, disjoint blocks)",

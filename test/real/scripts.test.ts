@@ -2,19 +2,24 @@
 // when a compaction deletes a block while it is being linked, and refusals.
 
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   H,
   REPO,
   backfill,
+  blockChecksums,
   busyboxPath,
+  dirBytes,
   killAll,
   mkTemp,
   runJson,
   runScript,
+  startRsyncd,
   takeSnapshot,
+  waitFor,
 } from "../support/real";
 import { restartRisk } from "../../components/decisions/restartRisk";
 import { headRange } from "../../components/decisions/tsdb";
@@ -248,6 +253,283 @@ describe("sidecar scripts without a server", function () {
       cwd: path.resolve(__dirname, "..", ".."),
       stdio: "inherit",
     });
+  });
+});
+
+interface StreamRun {
+  blocks: string[];
+  start: number;
+  end: number;
+}
+
+interface CopyOut {
+  copied: number;
+  skipped: number;
+  bytesCopied: number;
+  bytesReceived: number;
+  bytesTotal: number;
+}
+
+// copy.sh in parallel rsync streams (PTM_STREAMS, the program's copyStreams) against a real
+// rsync daemon (sidecar/rsyncd.sh). copy.sh reads no TSDB data: the blocks are dirs named by
+// ULID with a meta.json naming it (as Prometheus writes it), an index, tombstones and chunks
+// of random bytes, in sizes that differ so that the streams' shares must be balanced.
+describe("copy.sh in parallel streams, from a real rsync daemon", function () {
+  const password = randomBytes(12).toString("hex");
+  const SNAP = "streams";
+  const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  let root = "";
+  let srcData = "";
+  let url = "";
+  let big: string[] = []; // 9 blocks of 0.5 to 2.5 MiB
+  let many: string[] = []; // 240 blocks of a few KiB
+  let bigBytes = 0;
+
+  const ulid = (i: number): string => {
+    let tail = "";
+    for (let n = i, k = 0; k < 8; k++, n = Math.floor(n / 32)) tail = CROCKFORD[n % 32] + tail;
+    return `01JCPYSTREAMS0000${tail}X`.slice(0, 26);
+  };
+  const makeBlock = (u: string, chunkBytes: number): void => {
+    const dir = path.join(srcData, "snapshots", SNAP, u);
+    fs.mkdirSync(path.join(dir, "chunks"), { recursive: true });
+    const meta = {
+      ulid: u,
+      minTime: 0,
+      maxTime: 7_200_000,
+      stats: { numSamples: 1, numSeries: 1, numChunks: 1 },
+      compaction: { level: 1, sources: [u] },
+      version: 1,
+    };
+    fs.writeFileSync(path.join(dir, "meta.json"), JSON.stringify(meta, null, "\t"));
+    fs.writeFileSync(path.join(dir, "index"), randomBytes(4096));
+    fs.writeFileSync(path.join(dir, "tombstones"), Buffer.from([0x01, 0x30, 0xba, 0x30]));
+    fs.writeFileSync(path.join(dir, "chunks", "000001"), randomBytes(chunkBytes));
+  };
+  const env = (data: string, extra: Record<string, string> = {}) => ({
+    PTM_DATA: data,
+    PTM_RSYNC_URL: url,
+    RSYNC_PASSWORD: password,
+    ...extra,
+  });
+  const target = (name: string): { data: string; staging: string } => {
+    const data = path.join(root, name);
+    fs.mkdirSync(data);
+    return { data, staging: path.join(data, "ptm-staging") };
+  };
+  const snapDir = (): string => path.join(srcData, "snapshots", SNAP);
+  // An rsync that records each run (start and end time, and the blocks of its filter) in
+  // $log, then is the real one.
+  const rsyncShim = (name: string): { path: string; runs: () => StreamRun[] } => {
+    const bin = path.join(root, `bin-${name}`);
+    const log = path.join(root, `rsync-${name}.log`);
+    fs.mkdirSync(bin);
+    const real = execFileSync("sh", ["-c", "command -v rsync"]).toString().trim();
+    // The host's date (busybox's has no %N): the shim is the test's, not the sidecar's.
+    const date = execFileSync("sh", ["-c", "command -v date"]).toString().trim();
+    fs.writeFileSync(
+      path.join(bin, "rsync"),
+      [
+        "#!/bin/sh",
+        `log='${log}'`,
+        `d='${date}'`,
+        'f=""; for a in "$@"; do case "$a" in --include-from=*) f="${a#--include-from=}" ;; esac; done',
+        `[ -z "$f" ] && exec '${real}' "$@"`,
+        'id="$$"; echo "start $id $("$d" +%s%N) $(sed "s#^/##; s#/.*##" "$f" | tr "\\n" " ")" >>"$log"',
+        `rc=0; '${real}' "$@" || rc=$?`,
+        'echo "end $id $("$d" +%s%N)" >>"$log"',
+        'exit "$rc"',
+        "",
+      ].join("\n"),
+      { mode: 0o755 },
+    );
+    return {
+      path: bin,
+      runs: () => {
+        const lines = fs.readFileSync(log, "utf8").trim().split("\n");
+        return lines
+          .filter((l) => l.startsWith("start "))
+          .map((l) => {
+            const [, id, t, ...blocks] = l.trim().split(" ");
+            const endLine = lines.find((e) => e.startsWith(`end ${id} `));
+            return {
+              blocks: blocks.filter(Boolean),
+              start: Number(BigInt(t!) / 1000000n),
+              end: endLine ? Number(BigInt(endLine.split(" ")[2]!) / 1000000n) : Infinity,
+            };
+          });
+      },
+    };
+  };
+  const ULID_RE = /[0-9A-HJKMNP-TV-Z]{26}/;
+
+  before(async () => {
+    root = mkTemp("ptm-streams-");
+    srcData = path.join(root, "source");
+    big = [0, 1, 2, 3, 4, 5, 6, 7, 8].map((i) => ulid(i));
+    // Sizes 2.5, 0.5, 1.5, 2, 1, 0.5, 2.5, 1, 1.5 MiB: a round-robin split would be off.
+    const mib = [2.5, 0.5, 1.5, 2, 1, 0.5, 2.5, 1, 1.5];
+    big.forEach((u, i) => makeBlock(u, mib[i]! * 1024 * 1024));
+    bigBytes = dirBytes(snapDir());
+    many = Array.from({ length: 240 }, (_, i) => ulid(1000 + i));
+    for (const u of many) makeBlock(u, 2048);
+    const d = await startRsyncd(srcData, password, path.join(root, "rsyncd"));
+    url = `rsync://ptm@127.0.0.1:${d.port}/tsdb/snapshots/${SNAP}`;
+  });
+
+  after(async () => {
+    await killAll();
+    if (root && !process.env["PTM_KEEP"]) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  for (const busybox of [false, true]) {
+    it(`3 streams copy every block byte-identically and verify it${busybox ? " (busybox)" : ""}`, async () => {
+      const t = target(`three-${busybox ? "bb" : "sh"}`);
+      const shim = rsyncShim(busybox ? "bb" : "sh");
+      const { json, res } = await runJson<CopyOut>("copy", big, {
+        busybox,
+        env: env(t.data, {
+          PTM_STREAMS: "3",
+          PTM_PROGRESS_SECONDS: "0",
+          PATH: `${shim.path}:${busybox ? busyboxPath() : process.env["PATH"]}`,
+        }),
+      });
+      assert.equal(json.copied, big.length);
+      assert.equal(json.skipped, 0);
+      const want = blockChecksums(snapDir());
+      const got = blockChecksums(t.staging);
+      for (const u of big)
+        for (const f of Object.keys(want.files).filter((k) => k.startsWith(u)))
+          assert.equal(got.files[f], want.files[f], f);
+      assert.equal(
+        Object.keys(got.files).length,
+        Object.keys(want.files).filter((k) => big.includes(k.slice(0, 26))).length,
+        "no other file in the staged blocks",
+      );
+      assert.deepEqual(fs.readdirSync(path.join(t.staging, ".complete")).sort(), [...big].sort());
+      assert.equal(json.bytesTotal, json.bytesCopied);
+      assert.ok(json.bytesReceived >= json.bytesCopied, JSON.stringify(json));
+      // Three rsync runs at once, over disjoint blocks that together are all of them, each
+      // with its share of the bytes (greedy: no stream is more than a block ahead of another).
+      const runs = shim.runs();
+      assert.equal(runs.length, 3, JSON.stringify(runs));
+      assert.ok(
+        Math.max(...runs.map((r) => r.start)) < Math.min(...runs.map((r) => r.end)),
+        `the streams ran at once: ${JSON.stringify(runs)}`,
+      );
+      assert.deepEqual(runs.flatMap((r) => r.blocks).sort(), [...big].sort());
+      const bytesOf = (u: string) => dirBytes(path.join(snapDir(), u));
+      const loads = runs.map((r) => r.blocks.reduce((a, u) => a + bytesOf(u), 0));
+      assert.ok(
+        Math.max(...loads) - Math.min(...loads) <= Math.max(...big.map(bytesOf)),
+        `balanced by bytes: ${loads.join(", ")}`,
+      );
+      assert.match(res.stderr, /copy: 9\/9 blocks done, .* \(100%\), .*\/s, 3 streams/);
+      assert.match(res.stderr, /copy: 9 blocks copied and verified/);
+      assert.doesNotMatch(res.stderr, ULID_RE, "no line per block");
+    });
+  }
+
+  it("2 streams share the bandwidth limit: the whole copy stays under it", async () => {
+    const t = target("limit");
+    const { json, res } = await runJson<CopyOut>("copy", big.slice(0, 4), {
+      env: env(t.data, { PTM_STREAMS: "2", PTM_BWLIMIT: "4m" }),
+    });
+    const mib = json.bytesCopied / 1024 / 1024;
+    // 6.5 MiB at 4 MiB/s in all: at least 1.5 s (at 4 MiB/s per stream it would take 0.8 s).
+    assert.ok(res.ms >= (mib / 4) * 1000 * 0.9, `${mib.toFixed(1)} MiB in ${res.ms} ms`);
+  });
+
+  it("a copy in 3 streams killed mid-way resumes and finishes, without recopying finished files", async () => {
+    const t = target("killed");
+    let child: ChildProcess | undefined;
+    const first = runScript("copy", big, {
+      env: env(t.data, { PTM_STREAMS: "3", PTM_BWLIMIT: "1536k" }),
+      onSpawn: (c) => (child = c),
+    });
+    // Kill the whole process group (sh, the rsyncs, the awks) with SIGKILL, like a dropped
+    // `kubectl exec`, once a third of the bytes are staged.
+    await waitFor(
+      "a third of the bytes staged",
+      60_000,
+      async () => (dirBytes(t.staging) > bigBytes / 3 ? true : undefined),
+      50,
+    );
+    process.kill(-child!.pid!, "SIGKILL");
+    const killed = await first;
+    assert.equal(killed.signal, "SIGKILL");
+    const finished = new Map<string, number>();
+    for (const u of big)
+      for (const rel of ["index", "meta.json", "tombstones", "chunks/000001"]) {
+        const p = path.join(t.staging, u, rel);
+        if (
+          fs.existsSync(p) &&
+          fs.statSync(p).size === fs.statSync(path.join(snapDir(), u, rel)).size
+        )
+          finished.set(p, fs.statSync(p).ino);
+      }
+    const finishedBytes = [...finished.keys()].reduce((a, p) => a + fs.statSync(p).size, 0);
+    assert.ok(
+      finished.size > 0 && finishedBytes < bigBytes,
+      `finished ${finishedBytes} of ${bigBytes}`,
+    );
+    const { json } = await runJson<CopyOut>("copy", big, {
+      env: env(t.data, { PTM_STREAMS: "3" }),
+    });
+    assert.equal(json.copied, big.length);
+    assert.ok(
+      json.bytesReceived < bigBytes - finishedBytes + 256 * 1024,
+      `rerun received ${json.bytesReceived}, finished before ${finishedBytes} of ${bigBytes}`,
+    );
+    for (const [p, ino] of finished) assert.equal(fs.statSync(p).ino, ino, `${p} was rewritten`);
+    const want = blockChecksums(snapDir()).files;
+    const got = blockChecksums(t.staging).files;
+    assert.deepEqual(
+      got,
+      Object.fromEntries(Object.entries(want).filter(([k]) => big.includes(k.slice(0, 26)))),
+      "byte-identical, no temp file left",
+    );
+    assert.equal(fs.readdirSync(path.join(t.staging, ".complete")).length, big.length);
+  });
+
+  for (const bad of ["0", "x", "17", "1.5", "-2", " 3"]) {
+    it(`PTM_STREAMS=${JSON.stringify(bad)} is refused before anything is staged`, async () => {
+      const t = target(`bad-${bad.trim().replace(/\W/g, "_")}-${bad.length}`);
+      const r = await runScript("copy", big, { env: env(t.data, { PTM_STREAMS: bad }) });
+      assert.notEqual(r.code, 0);
+      assert.match(r.stderr, /copy: ERROR: PTM_STREAMS must be a whole number from 1 to 16/);
+      assert.ok(!fs.existsSync(t.staging), "nothing staged");
+    });
+  }
+
+  it("the progress on stderr does not grow with the blocks: 240 blocks, no line per block", async () => {
+    const t = target("many");
+    const { json, res } = await runJson<CopyOut>("copy", many, {
+      env: env(t.data, { PTM_STREAMS: "2", PTM_PROGRESS_SECONDS: "1", PTM_BWLIMIT: "1m" }),
+    });
+    assert.equal(json.copied, 240);
+    const lines = res.stderr.trimEnd().split("\n");
+    // listing, sizes, at most one progress line a second, the streams' end, verified.
+    assert.ok(
+      lines.length <= 4 + Math.ceil(res.ms / 1000),
+      `${lines.length} lines in ${res.ms} ms:\n${res.stderr}`,
+    );
+    assert.doesNotMatch(res.stderr, ULID_RE, "no line per block");
+    assert.match(
+      res.stderr,
+      /copy: \d+\/240 blocks done, [\d.]+ \w+ \/ [\d.]+ MiB \(\d+%\), [\d.]+ \w+\/s, 2 streams/,
+    );
+    assert.match(res.stderr, /copy: 240 blocks copied and verified/);
+    // A rerun after 10 of them were installed: one summary line for the 240 skipped.
+    await runJson("install", many.slice(0, 10), { env: { PTM_DATA: t.data } });
+    const again = await runJson<CopyOut>("copy", many, { env: env(t.data, { PTM_STREAMS: "2" }) });
+    assert.equal(again.json.skipped, 240);
+    assert.match(
+      again.res.stderr,
+      /copy: 240 of 240 blocks skipped: 10 already installed, 230 already staged, [\d.]+ MiB/,
+    );
+    assert.ok(again.res.stderr.trimEnd().split("\n").length <= 3, again.res.stderr);
+    assert.doesNotMatch(again.res.stderr, ULID_RE);
   });
 });
 

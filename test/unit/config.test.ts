@@ -74,12 +74,24 @@ describe("parseConfig", () => {
           assert.equal(c.rolloutTimeoutSeconds, 600);
           assert.equal(c.bandwidthLimit, "");
           assert.equal(c.verifyWindows, 24);
+          assert.equal(c.copyStreams, 2);
         },
       },
       {
         name: "verifyWindows 0 (every window)",
         raw: { phase: "prepare", source: src, verifyWindows: 0 },
         check: (c) => assert.equal(c.verifyWindows, 0),
+      },
+      {
+        name: "copyStreams 1 and 16",
+        raw: { phase: "prepare", source: src, copyStreams: 1 },
+        check: (c) => {
+          assert.equal(c.copyStreams, 1);
+          assert.equal(
+            parseConfig({ phase: "prepare", source: src, copyStreams: 16 }).copyStreams,
+            16,
+          );
+        },
       },
     ];
   for (const tc of ok) it(`accepts: ${tc.name}`, () => tc.check(parseConfig(tc.raw)));
@@ -118,6 +130,10 @@ describe("parseConfig", () => {
     { raw: { phase: "prepare", source: src, sidecarImage: "" }, key: "sidecarImage" },
     { raw: { phase: "prepare", source: src, maxWaitMinutes: -1 }, key: "maxWaitMinutes" },
     { raw: { phase: "prepare", source: src, verifyWindows: 2.5 }, key: "verifyWindows" },
+    { raw: { phase: "prepare", source: src, copyStreams: 0 }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: 17 }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: 2.5 }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: Number.NaN }, key: "copyStreams" },
     {
       raw: { phase: "prepare", source: src, rolloutTimeoutSeconds: 0 },
       key: "rolloutTimeoutSeconds",

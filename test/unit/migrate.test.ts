@@ -100,11 +100,19 @@ describe("program: phase migrate", () => {
       /'PTM_RSYNC_URL=rsync:\/\/ptm@10\.0\.0\.42:873\/tsdb\/snapshots\/ptm-test'/,
     );
     assert.match(copy.create, /'PTM_BWLIMIT=20m'/);
+    assert.match(copy.create, /'PTM_STREAMS=2'/, "copyStreams' default");
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     assert.match(copy.delete, /-c 'ptm-rsync' [\s\S]* 'ptm-cleanup-target'$/);
     const install = commandNamed(r, "block-install");
     assert.ok(install.create.endsWith(`'ptm-install' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     assert.equal(install.delete, undefined, "installed blocks stay on the target");
+  });
+
+  it("copies in the configured number of parallel rsync streams (copyStreams)", async () => {
+    const r = await runProgram({ ...config, copyStreams: 4 }, migrating());
+    const copy = commandNamed(r, "block-copy");
+    assert.match(copy.create, /'PTM_STREAMS=4' /);
+    assert.match(copy.create, /'PTM_BWLIMIT=' /);
   });
 
   it("runs the steps in order: rollout, snapshot, copy, install", async () => {

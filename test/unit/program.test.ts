@@ -604,6 +604,11 @@ describe("program: bad input is refused before anything is declared", () => {
       error: /:bandwidthLimit: "fast" is not an rsync --bwlimit value/,
     },
     {
+      name: "too many copy streams",
+      config: { phase: "prepare", source: SOURCE_CONFIG, copyStreams: 17 },
+      error: /:copyStreams: must be a whole number from 1 to 16/,
+    },
+    {
       name: "includeHead on a container without args",
       config: { phase: "prepare", source: SOURCE_CONFIG, includeHead: true },
       mutate: (c) => {
