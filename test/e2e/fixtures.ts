@@ -39,6 +39,12 @@ export interface FixtureOptions {
   toolsImage: string;
   /** Hours of backfilled source history. */
   historyHours: number;
+  /** The seed's series per metric and sample interval (seed-history.sh: 20 and 30 s). */
+  historySeries?: number;
+  historyStepSeconds?: number;
+  /** Chart values of the source: `server.retention`, `server.extraFlags`. */
+  sourceRetention?: string;
+  sourceExtraFlags?: string[];
 }
 
 type Obj = Record<string, unknown>;
@@ -147,7 +153,12 @@ type Container = { name: string; image?: string; volumeMounts?: Obj[] };
 
 /** The chart's Deployment with the lab's images, and the history seeded by an init container. */
 function labSource(o: FixtureOptions): Obj {
-  const w = helmServer({ subPath: SOURCE_SUBPATH, image: o.prometheusImage });
+  const w = helmServer({
+    subPath: SOURCE_SUBPATH,
+    image: o.prometheusImage,
+    ...(o.sourceRetention ? { retention: o.sourceRetention } : {}),
+    ...(o.sourceExtraFlags ? { extraFlags: o.sourceExtraFlags } : {}),
+  });
   const spec = (w.spec as { template: { spec: Obj } }).template.spec;
   const [reloader, server] = spec.containers as Container[];
   reloader.image = o.reloaderImage;
@@ -162,6 +173,10 @@ function labSource(o: FixtureOptions): Obj {
       env: [
         { name: "DATA", value: "/data" },
         { name: "FROM_HOURS", value: String(o.historyHours) },
+        ...(o.historySeries ? [{ name: "SERIES", value: String(o.historySeries) }] : []),
+        ...(o.historyStepSeconds
+          ? [{ name: "STEP_SECONDS", value: String(o.historyStepSeconds) }]
+          : []),
       ],
       volumeMounts: [{ name: "config-volume", mountPath: "/etc/config" }, storage],
     },

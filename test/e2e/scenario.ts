@@ -15,7 +15,7 @@ import {
   waitFor,
   Workload,
 } from "./cluster";
-import { fixtures, SOURCE, TARGET } from "./fixtures";
+import { FixtureOptions, fixtures, SOURCE, TARGET } from "./fixtures";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 const PROJECT = "prometheus-tsdb-migration";
@@ -31,6 +31,11 @@ export interface ScenarioOptions {
   sidecarImage: string;
   historyHours: number;
   log: (line: string) => void;
+  /** Fixture variations (test/e2e/fixtures.ts); the e2e tests use the defaults. */
+  fixture?: Pick<
+    FixtureOptions,
+    "historySeries" | "historyStepSeconds" | "sourceRetention" | "sourceExtraFlags"
+  >;
 }
 
 export const DEFAULTS: ScenarioOptions = {
@@ -62,9 +67,10 @@ export async function deployFixtures(o: ScenarioOptions): Promise<void> {
       reloaderImage: o.reloaderImage,
       toolsImage: o.sidecarImage,
       historyHours: o.historyHours,
+      ...o.fixture,
     }),
   );
-  rolloutStatus(SOURCE);
+  rolloutStatus(SOURCE, 900); // seeding a long history takes minutes
   rolloutStatus(TARGET);
   // The source has loaded its backfilled history once its lowest timestamp is that old.
   await waitFor("source history loaded", 120_000, () => {
