@@ -24,6 +24,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { parseProbe } from "../../components/decisions/sidecarOutput";
+import type { EngineState } from "./state";
 import { planMigration, Plan } from "../../components/decisions/plan";
 import { headRange } from "../../components/decisions/tsdb";
 import { serializeRecord } from "../../components/decisions/verificationRecord";
@@ -416,6 +417,24 @@ async function stateOf(n: number): Promise<StateBytes> {
     rsyncd.child.kill("SIGTERM");
     fs.rmSync(work, { recursive: true, force: true });
   }
+}
+
+/**
+ * The real engine's state at about 2,000 blocks, from `npm run bench:state` (test/bench/
+ * state.ts) when it has run on this machine: report lines, or none.
+ */
+function engineState(): string[] {
+  const file = path.join(WORK, "state-engine.json");
+  if (!fs.existsSync(file)) return [];
+  const e = JSON.parse(fs.readFileSync(file, "utf8")) as EngineState;
+  const largest = e.largest
+    .slice(0, 5)
+    .map((l) => `${l.name} (${l.type}) ${fmtB(l.bytes)}`)
+    .join(", ");
+  return [
+    `Measured with the real engine at this scale (\`npm run bench:state\`, ${e.when}${e.commit ? `, commit ${e.commit}` : ""}): the lab's migration of a source holding ${e.blocks} blocks (Helm chart source, BKPR target, includeHead) left **${fmtB(e.bytesTotal)}** of state after \`migrate\` (${e.bytesTotal <= MiB ? "under" : "over"} 1 MiB); prepare took ${e.upSeconds.prepare} s and migrate ${e.upSeconds.migrate} s. The largest resources: ${largest}. Verification: ${e.verification}`,
+    "",
+  ];
 }
 
 const NO_COMPACTION = [
@@ -888,6 +907,7 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     "| --- | --- | --- | --- | --- | --- | --- |",
     ...state,
     "",
+    ...engineState(),
     ...NOTES,
     "<!-- scale:end -->",
   ].join("\n");

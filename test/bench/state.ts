@@ -11,7 +11,7 @@
 // is the e2e's: prepare, then migrate with includeHead; then the state is exported and
 // measured per resource; the stack and the fixtures' namespaces are removed.
 //
-// It writes /var/cache/ptm/bench-work/state-engine.json, which `npm run bench` puts in
+// It writes state-engine.json into the benchmark's work dir, which `npm run bench` puts in
 // BENCHMARKS.md, and prints the largest resources.
 
 import * as fs from "node:fs";
@@ -27,7 +27,12 @@ import {
   resetCluster,
 } from "../e2e/scenario";
 
-const OUT = "/var/cache/ptm/bench-work/state-engine.json";
+// Where `npm run bench` keeps its work (test/bench/scale.ts): it reads this file from there.
+const OUT = path.join(
+  process.env["PTM_BENCH_WORK"] ??
+    path.join(process.env["PTM_BENCH_ROOT"] ?? "/var/cache/ptm", "bench-work"),
+  "state-engine.json",
+);
 const log = (l: string) => process.stdout.write(`state: ${l}\n`);
 
 export interface EngineState {
