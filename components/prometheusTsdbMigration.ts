@@ -200,7 +200,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     const adminApiArgs = { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds };
     const adminApiOpts = { ...child, dependsOn: [daemon.ready] };
     // sidecarMode ephemeral: never (a restart); the head is only snapshotted when it is on already.
-    const adminApi =
+    const switchAdminApi = () =>
       !cfg.includeHead || sides
         ? undefined
         : source.ref.kind === "Prometheus"
@@ -248,8 +248,9 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         { parent: this },
       );
     const prepareSteps: pulumi.Resource[] = [credentials, service, accessPolicy, daemon, client];
-    if (adminApi) prepareSteps.push(adminApi);
     if (cfg.phase !== "migrate") {
+      const adminApi = switchAdminApi();
+      if (adminApi) prepareSteps.push(adminApi);
       guardTargetRestart(prepareSteps);
       return prepared;
     }
@@ -271,6 +272,10 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       probe(sourceAt.ref, daemon.container, snapshot, sourceRuns),
       ...targetsAt.map((t) => probe(t.ref, client.container, snapshot, targetRuns)),
     ]);
+    // Declared once the probes are done: switching the admin API on replaces the source pod,
+    // and a probe still reading it dies with it (at 2,050 blocks, exit 137 in the lab).
+    const adminApi = switchAdminApi();
+    if (adminApi) prepareSteps.push(adminApi);
     if (!sourceProbe || targetProbes.some((p) => !p)) {
       return {
         ...prepared,

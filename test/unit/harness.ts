@@ -52,6 +52,8 @@ export interface RunResult {
   resources: Recorded[];
   outputs: Record<string, unknown>;
   commands: string[];
+  /** Resource registrations (`<type> <name>`) and commands (`run <cmd>`), in the order seen. */
+  events: string[];
 }
 
 // Read-only commands report kubectl's exit code on stderr's last line (clusterReads.ts).
@@ -220,11 +222,19 @@ function fakePods(key: string, w: Obj, notReady: string[]): Obj[] {
   );
 }
 
+export interface RunOpts {
+  preview?: boolean;
+  /** Resources (by name) whose mock creation is delayed, to expose missing dependencies. */
+  slow?: string[];
+  /** Commands (matching) whose answer is delayed 300 ms: a probe that takes its time. */
+  slowRuns?: RegExp;
+}
+
 /** Delays the mock creation of resources whose names are listed, to expose missing dependencies. */
 export async function runProgram(
   config: Record<string, unknown>,
   cluster: FakeCluster,
-  opts: { preview?: boolean; slow?: string[] } = {},
+  opts: RunOpts = {},
 ): Promise<RunResult> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const load = () => require("../../index") as () => Promise<Record<string, unknown>>;
@@ -239,16 +249,18 @@ export async function runWith(
   config: Record<string, unknown>,
   cluster: FakeCluster,
   program: () => Promise<Record<string, unknown>>,
-  opts: { preview?: boolean; slow?: string[] } = {},
+  opts: RunOpts = {},
 ): Promise<RunResult> {
   const resources: Recorded[] = [];
   const commands: string[] = [];
+  const events: string[] = [];
   let seq = 0;
   let lastActivity = Date.now();
   pulumi.runtime.setMocks(
     {
       newResource: async (args) => {
         lastActivity = Date.now();
+        events.push(`${args.type} ${args.name}`);
         if (opts.slow?.includes(args.name)) await new Promise((r) => setTimeout(r, 150));
         // The migration component itself is the program's one top-level resource: record
         // what it declares.
@@ -274,10 +286,19 @@ export async function runWith(
         lastActivity = Date.now();
         if (args.token === "command:local:run") {
           const full = String(args.inputs.command);
+          events.push(`run ${full}`);
           if (full.endsWith(EXIT_SUFFIX)) {
             const cmd = full.slice(0, -EXIT_SUFFIX.length);
             commands.push(cmd);
-            return answer(cluster, cmd);
+            const a = answer(cluster, cmd);
+            if (!opts.slowRuns?.test(cmd)) return a;
+            return new Promise((resolve) =>
+              setTimeout(() => {
+                events.push(`done ${full}`);
+                lastActivity = Date.now();
+                resolve(a);
+              }, 300),
+            );
           }
           // Without the exit report, a failing command fails the invoke, as local.run does.
           commands.push(full);
@@ -307,7 +328,7 @@ export async function runWith(
   }
   // Let the mock engine finish registering everything the program declared.
   while (Date.now() - lastActivity < 300) await new Promise((r) => setTimeout(r, 50));
-  return { resources, outputs, commands };
+  return { resources, outputs, commands, events };
 }
 
 export function byType(r: RunResult, type: string): Recorded[] {

@@ -310,6 +310,23 @@ describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", (
   });
 });
 
+describe("program: the admin API's rollout waits for the probes (issue 14)", () => {
+  it("switching the admin API on (it replaces the source pod) is declared only after the source's probe has read it", async () => {
+    // In the lab at 2,050 blocks the probe took seconds and the rollout killed it (exit 137).
+    const sourceProbe = /-c 'ptm-rsyncd' .*'ptm-probe'/;
+    const r = await runProgram({ ...config, includeHead: true }, migrating(), {
+      slowRuns: sourceProbe,
+    });
+    const probed = r.events.findIndex((e) => e.startsWith("done ") && sourceProbe.test(e));
+    const switched = r.events.findIndex((e) => e === "ptm:index:AdminApiSwitch source-admin-api");
+    assert.ok(probed >= 0 && switched >= 0, `probe at ${probed}, switch at ${switched}`);
+    assert.ok(
+      probed < switched,
+      `the switch (event ${switched}) came before the probe (${probed})`,
+    );
+  });
+});
+
 describe("program: phase migrate, every step's output validated (issue 9 item 6)", () => {
   it("copy output that doesn't validate names the step", async () => {
     const c = migrating();
