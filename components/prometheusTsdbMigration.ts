@@ -331,7 +331,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         untilMs: decision.action === "wait" ? decision.blockEndMs : 0,
         maxWaitMinutes: cfg.maxWaitMinutes,
       },
-      { ...child, dependsOn: [daemon.ready] },
+      // After the admin API's rollout too: it replaces the pod this runs in (exit 137).
+      { ...child, dependsOn: [daemon.ready, ...(adminApi ? [adminApi] : [])] },
     );
 
     // Step 4 (seed): snapshot, copy, and install without a restart.

@@ -325,6 +325,16 @@ describe("program: the admin API's rollout waits for the probes (issue 14)", () 
       `the switch (event ${switched}) came before the probe (${probed})`,
     );
   });
+  it("every step that runs in the source pod waits for that rollout", async () => {
+    // In the lab at 2,050 blocks the compaction wait ran beside it and was killed (exit 137).
+    const r = await runProgram({ ...config, includeHead: true }, migrating(), {
+      slow: ["source-admin-api"],
+    });
+    const seq = (name: string) =>
+      r.resources.find((x) => x.name === name && !x.type.startsWith("ptm:"))!.seq;
+    for (const step of ["compaction-wait", "source-snapshot"])
+      assert.ok(seq(step) > seq("source-admin-api"), `${step} before the admin API's rollout`);
+  });
 });
 
 describe("program: phase migrate, every step's output validated (issue 9 item 6)", () => {
