@@ -115,7 +115,8 @@ rsync_todo() {
   # GNU tr and mawk hold a pipe's data until 4 KiB have come: progress would
   # come late (minutes at a low bandwidth limit). busybox's pass it on at once.
   unbuf=""
-  ! command -v stdbuf >/dev/null 2>&1 || unbuf="stdbuf -o0"
+  # (Only a stdbuf that works: a broken one would cut the pipe rsync writes to.)
+  ! stdbuf -o0 tr a a </dev/null >/dev/null 2>&1 || unbuf="stdbuf -o0"
   lines=""
   case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
   rm -f "$work"/stats.* "$work"/rc.*

@@ -473,13 +473,15 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
       finished.size > 0 && finishedBytes < bigBytes,
       `finished ${finishedBytes} of ${bigBytes}`,
     );
-    const { json } = await runJson<CopyOut>("copy", big, {
+    const { json, res } = await runJson<CopyOut>("copy", big, {
       env: env(t.data, { PTM_STREAMS: "3" }),
     });
     assert.equal(json.copied, big.length);
     assert.ok(
       json.bytesReceived < bigBytes - finishedBytes + 256 * 1024,
-      `rerun received ${json.bytesReceived}, finished before ${finishedBytes} of ${bigBytes}`,
+      `rerun received ${json.bytesReceived}, finished before ${finishedBytes} of ${bigBytes} ` +
+        `in ${finished.size} files (${[...finished.keys()].map((p) => path.relative(t.staging, p)).join(" ")}); ` +
+        `killed run's stderr:\n${killed.stderr}\nrerun's:\n${res.stderr}`,
     );
     for (const [p, ino] of finished) assert.equal(fs.statSync(p).ino, ino, `${p} was rewritten`);
     const want = blockChecksums(snapDir()).files;
