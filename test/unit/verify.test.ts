@@ -561,6 +561,32 @@ describe("compareBlocks", () => {
       new RegExp(`^2 blocks: 0 with IDs .*, 2 compacted on the target into ${U3}`),
     );
   });
+  it("2,048 blocks compacted into 512: the result counts them instead of listing (issue 14)", () => {
+    // Distinct valid ULIDs: the index in Crockford base32.
+    const B32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    const id = (i: number) => {
+      let t = "";
+      for (let k = 0; k < 6; k++, i = Math.floor(i / 32)) t = B32[i % 32] + t;
+      return `01M8V8AYSMYTKK5WWH${t}00`;
+    };
+    const imported = Array.from({ length: 2048 }, (_, i) => id(i));
+    const into = Array.from({ length: 512 }, (_, k) =>
+      meta(id(100_000 + k), 400, 10, imported.slice(4 * k, 4 * k + 4)),
+    );
+    const c = compareBlocks(
+      imported.map((u) => ({ ulid: u, numSamples: 100, numSeries: 10 })),
+      into,
+      512,
+    );
+    assert.equal(c.ok, true, c.summary);
+    assert.deepEqual(c.compacted, {
+      blocks: 2048,
+      into: 512,
+      intoFirst: into.slice(0, 3).map((b) => b.ulid),
+    });
+    assert.match(c.summary, /2,048 compacted on the target into 512 blocks \(\S+, \S+, \S+, …\)/);
+    assert.ok(JSON.stringify(c).length < 1000, `${JSON.stringify(c).length} bytes`);
+  });
   it("a compacted block with fewer samples than its imported parts fails", () => {
     const merged = meta(U3, 120, 12, [U1, U2]);
     const c = compareBlocks(
