@@ -14,6 +14,7 @@
 // It writes state-engine.json into the benchmark's work dir, which `npm run bench` puts in
 // BENCHMARKS.md, and prints the largest resources.
 
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
@@ -53,6 +54,8 @@ async function main(): Promise<void> {
   if (!kubeconfig) throw new Error("KUBECONFIG is not set: start the lab (npm run lab:up)");
   const hours = Number(process.env["PTM_STATE_HOURS"] ?? 4100);
   await resetCluster(log);
+  // The lab's volumes are Retain: make the released ones available again (wiped).
+  execFileSync("bash", [path.join(__dirname, "..", "lab", "recycle-pvs.sh")], { stdio: "ignore" });
   const t0 = Date.now();
   await deployFixtures({
     ...DEFAULTS,
