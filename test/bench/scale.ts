@@ -23,7 +23,7 @@ import { execFileSync, spawn, spawnSync, ChildProcess } from "node:child_process
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { parseProbe } from "../../components/decisions/sidecarOutput";
+import { CopyResult, parseProbe } from "../../components/decisions/sidecarOutput";
 import type { EngineState } from "./state";
 import { planMigration, Plan } from "../../components/decisions/plan";
 import { headRange } from "../../components/decisions/tsdb";
@@ -201,13 +201,8 @@ const script = <T>(meter: Meter, name: string, args: string[], opts: RunOpts) =>
 
 // ---- byte-level phases on cloned blocks ---------------------------------------------------
 
-interface CopyOut {
-  copied: number;
-  skipped: number;
-  bytesCopied: number;
-  bytesReceived: number;
-  bytesTotal: number;
-}
+/** What copy.sh prints (counts), as the program parses it. */
+type CopyOut = Required<CopyResult>;
 
 interface BytesResult {
   blocks: number;

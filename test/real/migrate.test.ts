@@ -12,7 +12,12 @@ import { ChildProcess, execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { randomBytes } from "node:crypto";
-import { BlockMeta, ProbeResult, parseProbe } from "../../components/decisions/sidecarOutput";
+import {
+  BlockMeta,
+  CopyResult,
+  parseProbe,
+  ProbeResult,
+} from "../../components/decisions/sidecarOutput";
 import { Plan, planMigration } from "../../components/decisions/plan";
 import { targetOwnEarliestMs, headRange } from "../../components/decisions/tsdb";
 import { restartRisk } from "../../components/decisions/restartRisk";
@@ -56,13 +61,8 @@ const ULID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
 type SnapshotOut = Awaited<ReturnType<typeof takeSnapshot>>["json"];
 // Counts: the scripts' stdout is kept in the Pulumi state (issue 14).
-interface CopyOut {
-  copied: number;
-  skipped: number;
-  bytesCopied: number;
-  bytesReceived: number;
-  bytesTotal: number;
-}
+/** What copy.sh prints (counts), as the program parses it. */
+type CopyOut = Required<CopyResult>;
 interface InstallOut {
   installed: number;
   alreadyPresent: number;

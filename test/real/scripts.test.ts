@@ -1,6 +1,7 @@
 // Sidecar script edge cases that need no Prometheus: the snapshot's retry
 // when a compaction deletes a block while it is being linked, and refusals.
 
+import type { CopyResult } from "../../components/decisions/sidecarOutput";
 import * as assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -262,13 +263,8 @@ interface StreamRun {
   end: number;
 }
 
-interface CopyOut {
-  copied: number;
-  skipped: number;
-  bytesCopied: number;
-  bytesReceived: number;
-  bytesTotal: number;
-}
+/** What copy.sh prints (counts), as the program parses it. */
+type CopyOut = Required<CopyResult>;
 
 // copy.sh in parallel rsync streams (PTM_STREAMS, the program's copyStreams) against a real
 // rsync daemon (sidecar/rsyncd.sh). copy.sh reads no TSDB data: the blocks are dirs named by
