@@ -50,8 +50,13 @@ human() {
   }'
 }
 
-stat_of() { # key -> sum over the streams' $work/stats.* (0 when rsync printed none)
-  v="$(cat "$work"/stats.* 2>/dev/null | awk -v k="$1" '$1 == k { s += $2 } END { printf "%.0f", s }')"
+stat_of() { # key -> sum over the streams' rsync output $work/out.* (0 when rsync printed none)
+  v="$(cat "$work"/out.* 2>/dev/null | tr '\r' '\n' | awk -v k="$1" '
+    /^Total bytes received:/ { n = $4 } /^Total transferred file size:/ { n = $5 }
+    (k == "received" && /^Total bytes received:/) || (k == "transferred" && /^Total transferred file size:/) {
+      gsub(/,/, "", n); s += n
+    }
+    END { printf "%.0f", s }')"
   case "$v" in '' | *[!0-9]*) v=0 ;; esac
   echo "$v"
 }
@@ -105,7 +110,8 @@ plan_streams() {
 # under PIPE_BUF: lines are not interleaved) into one pipe, read by one awk that
 # prints throttled progress lines summed over the streams (Pulumi shows only
 # complete lines, and keeps stderr in its state: nothing here grows with the
-# number of blocks) and writes each stream's stats to $work/stats.<stream>.
+# number of blocks). Each stream's whole output is also kept in $work/out.<stream>
+# (tee), which the stats are read from: they never depend on the progress pipe.
 # --info=name1 tells when a stream moves on to its next block (files come in
 # name order): its earlier blocks are done. Sets $rc to the first non-zero
 # exit code of the streams.
@@ -119,7 +125,7 @@ rsync_todo() {
   ! stdbuf -o0 tr a a </dev/null >/dev/null 2>&1 || unbuf="stdbuf -o0"
   lines=""
   case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
-  rm -f "$work"/stats.* "$work"/rc.*
+  rm -f "$work"/out.* "$work"/rc.*
   {
     s=1
     while [ "$s" -le "$streams" ]; do
@@ -134,11 +140,11 @@ rsync_todo() {
         else
           echo "$?" >"$work/rc.$s"
         fi
-      } | $unbuf tr '\r' '\n' | awk $lines -v s="$s" '$0 != "" { print s, $0; fflush() }' &
+      } | tee "$work/out.$s" | $unbuf tr '\r' '\n' | awk $lines -v s="$s" '$0 != "" { print s, $0; fflush() }' &
       s=$((s + 1))
     done
     wait
-  } | awk $lines -v every="$PTM_PROGRESS_SECONDS" -v stats="$work/stats." -v streams="$streams" \
+  } | awk $lines -v every="$PTM_PROGRESS_SECONDS" -v streams="$streams" \
     -v total="$total" -v base="$((skipped_bytes + ${have:-0}))" -v i="$skipped_n" -v n="$n" '
     function human(b, k, u) {
       split("B KiB MiB GiB TiB", u, " "); k = 1
@@ -163,12 +169,7 @@ rsync_todo() {
     BEGIN { start = now_s(); last = start; last_b = base; nstreams = streams (streams == 1 ? " stream" : " streams") }
     FNR == NR { size[$1] = $2; k = ++cnt[$3]; seq[$3, k] = $1; pos[$1] = k; st[$1] = $3; next }
     { s = $1; $0 = substr($0, length($1) + 2) }
-    /^Total bytes received:/ { v = $4; gsub(/,/, "", v); print "received " v > (stats s); next }
-    /^Total transferred file size:/ {
-      v = $5; gsub(/,/, "", v); print "transferred " v > (stats s)
-      advance(s, cnt[s] + 1)
-      next
-    }
+    /^Total transferred file size:/ { advance(s, cnt[s] + 1); next }
     $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ { v = $1; gsub(/,/, "", v); got[s] = v + 0 }
     length($1) >= 26 && (substr($1, 27, 1) == "/" || length($1) == 26) {
       u = substr($1, 1, 26)

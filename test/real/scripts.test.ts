@@ -403,7 +403,7 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
         "no other file in the staged blocks",
       );
       assert.deepEqual(fs.readdirSync(path.join(t.staging, ".complete")).sort(), [...big].sort());
-      assert.equal(json.bytesTotal, json.bytesCopied);
+      assert.equal(json.bytesTotal, json.bytesCopied, `${JSON.stringify(json)}\n${res.stderr}`);
       assert.ok(json.bytesReceived >= json.bytesCopied, JSON.stringify(json));
       // Three rsync runs at once, over disjoint blocks that together are all of them, each
       // with its share of the bytes (greedy: no stream is more than a block ahead of another).
