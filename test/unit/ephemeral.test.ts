@@ -3,7 +3,14 @@
 
 import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import {
+  line,
+  migrateSteps,
+  SOURCE_BLOCKS,
+  sourceProbe,
+  T0,
+  targetProbe,
+} from "../fixtures/probes";
 import {
   checkCanI,
   checkServerVersion,
@@ -451,18 +458,9 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
       "ptm-rsync:probe": line(targetProbe()),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": snapshotOf(SOURCE_BLOCKS, {
-        createdMs: T0 + 7.5 * H,
-        reused: false,
-      }).listing,
+      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
     },
-    commandStdout: {
-      "source-snapshot": snapshotOf(SOURCE_BLOCKS, { createdMs: T0 + 7.5 * H, reused: false })
-        .stdout,
-      "block-copy": line({ copied: 3, skipped: 0, bytesCopied: 6e6, bytesTotal: 6e6 }),
-      "block-install": line({ installed: 3, alreadyPresent: 0 }),
-      "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
-    },
+    commandStdout: migrateSteps(SOURCE_BLOCKS).stdout,
   });
   const config = { phase: "migrate", source: SOURCE_CONFIG, ...EPHEMERAL };
 

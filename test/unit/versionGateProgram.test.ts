@@ -4,7 +4,14 @@
 
 import * as assert from "node:assert/strict";
 import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
-import { line, snapshotOf, SOURCE_BLOCKS, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import {
+  line,
+  migrateSteps,
+  SOURCE_BLOCKS,
+  sourceProbe,
+  T0,
+  targetProbe,
+} from "../fixtures/probes";
 import { byType, FakeCluster, runProgram } from "./harness";
 
 const config = { phase: "migrate", source: SOURCE_CONFIG };
@@ -34,16 +41,10 @@ function probing(o: {
       "ptm-rsync:probe": line(targetProbe({ version: o.target })),
       "ptm-rsyncd:counts": line({ windows, health }),
       "ptm-rsync:counts": line({ windows, health, blocks }),
-      "ptm-rsyncd:snapshot-blocks": snapshotOf(blocks, { createdMs: T0 + 7.5 * H, reused: false })
-        .listing,
+      "ptm-rsyncd:snapshot-blocks": migrateSteps(blocks).listing,
     },
     // What the steps print when the mocks run them (as in migrate.test.ts).
-    commandStdout: {
-      "source-snapshot": snapshotOf(blocks, { createdMs: T0 + 7.5 * H, reused: false }).stdout,
-      "block-copy": line({ copied: 3, skipped: 0, bytesCopied: 6e6, bytesTotal: 6e6 }),
-      "block-install": line({ installed: 3, alreadyPresent: 0 }),
-      "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
-    },
+    commandStdout: migrateSteps(blocks).stdout,
   };
 }
 
