@@ -306,13 +306,17 @@ describe("program: phase prepare", () => {
     assert.equal(target.version, "2.26.0");
   });
 
-  it("exposes the daemon on a ClusterIP Service, port 873, selecting only source pods", async () => {
+  it("exposes the daemon on a ClusterIP Service, port 873 (appProtocol tcp), selecting only source pods", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     const svc = one(r, "kubernetes:core/v1:Service").inputs;
     const spec = svc.spec as Obj;
     assert.equal(spec.type, "ClusterIP");
     assert.deepEqual(spec.selector, HELM_LABELS);
-    assert.deepEqual(spec.ports, [{ name: "rsync", port: 873, targetPort: 8873, protocol: "TCP" }]);
+    // appProtocol tcp: rsync's daemon speaks first, which a mesh's protocol sniffing (Istio)
+    // would wait on; declared, the mesh passes it through as plain TCP (mTLS included).
+    assert.deepEqual(spec.ports, [
+      { name: "rsync", port: 873, targetPort: 8873, protocol: "TCP", appProtocol: "tcp" },
+    ]);
     assert.equal((svc.metadata as Obj).namespace, "monitoring");
     assert.equal(
       ((svc.metadata as Obj).labels as Obj)["app.kubernetes.io/name"],
