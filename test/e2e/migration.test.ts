@@ -72,11 +72,11 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     const text = out.join("");
     assert.match(
       text,
-      /source: Deployment monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
+      /source: Deployment ptm-demo-monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
     );
     assert.match(
       text,
-      /target: StatefulSet kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
+      /target: StatefulSet ptm-demo-kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
     );
     const targetVersion = DEFAULTS.targetImage.slice(DEFAULTS.targetImage.lastIndexOf(":") + 1);
     assert.ok(
