@@ -57,16 +57,24 @@ describe("program: phase migrate", () => {
       .sort();
     assert.deepEqual(names, [
       "block-copy",
+      "block-copy-event",
       "block-install",
+      "block-install-event",
       "compaction-wait",
       "rsync-credentials-migration-id",
       "rsync-credentials-password",
+      "source-rsync-daemon-event",
+      "source-rsync-daemon-reverted-event",
       "source-rsync-daemon-rollout",
       "source-rsync-daemon-settle",
       "source-snapshot",
+      "source-snapshot-event",
       "target-restart-guard",
+      "target-rsync-client-event",
+      "target-rsync-client-reverted-event",
       "target-rsync-client-rollout",
       "target-rsync-client-settle",
+      "verification-event",
     ]);
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
@@ -199,8 +207,12 @@ describe("program: phase migrate", () => {
       [
         "rsync-credentials-migration-id",
         "rsync-credentials-password",
+        "source-rsync-daemon-event",
+        "source-rsync-daemon-reverted-event",
         "source-rsync-daemon-rollout",
         "source-rsync-daemon-settle",
+        "target-rsync-client-event",
+        "target-rsync-client-reverted-event",
         "target-rsync-client-rollout",
         "target-rsync-client-settle",
       ],
