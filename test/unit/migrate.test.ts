@@ -617,3 +617,48 @@ describe("program: a snapshot left by another attempt is never reused (issue 9 i
     );
   });
 });
+
+describe("program: each migrate step records its Event on the workload (issue 22)", () => {
+  const cases = [
+    {
+      step: "source-snapshot",
+      reason: "MigrationSnapshotTaken",
+      workload: "'event' 'monitoring' 'deployment' 'prometheus-server'",
+      says: /^Snapshot ptm-test taken for the migration: \d+ blocks/,
+    },
+    {
+      step: "block-copy",
+      reason: "MigrationCopyDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Copy done: \d+ blocks copied/,
+    },
+    {
+      step: "block-install",
+      reason: "MigrationInstallDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Install done: \d+ migrated blocks moved into the TSDB/,
+    },
+    {
+      step: "verification",
+      reason: "MigrationVerified",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Migration verified: /,
+    },
+  ];
+  for (const tc of cases) {
+    it(`${tc.step}: ${tc.reason}, after the step`, async () => {
+      const r = await runProgram(config, migrating());
+      const ev = one(r, "command:local:Command", `${tc.step}-event`);
+      const inputs = ev.inputs as { create: string; environment: Record<string, string> };
+      assert.ok(inputs.create.includes(tc.workload), inputs.create);
+      const event = JSON.parse(inputs.environment.PTM_EVENT);
+      assert.equal(event.reason, tc.reason);
+      assert.match(event.message, tc.says);
+      // A step that is a command: the Event comes after it.
+      const step = r.resources.find(
+        (x) => x.name === tc.step && x.type === "command:local:Command",
+      );
+      if (step) assert.ok(ev.seq > step.seq);
+    });
+  }
+});
