@@ -6,6 +6,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ClusterAccess, WorkloadRef } from "../decisions/config";
+import { FIELD_MANAGER } from "./naming";
 
 /** Quotes a string for POSIX sh: everything inside single quotes is literal. */
 export function shQuote(s: string): string {
@@ -27,9 +28,13 @@ export function kubectl(access: ClusterAccess | undefined): string {
   ].join(" ");
 }
 
-/** The same, for a script that runs kubectl itself: it reads these variables. */
+/**
+ * The same, for a script that runs kubectl itself: it reads these variables, and writes as
+ * the program's one field manager (lib.sh kc_write).
+ */
 export function kubectlEnv(access: ClusterAccess | undefined): Record<string, string> {
   return {
+    PTM_FIELD_MANAGER: FIELD_MANAGER,
     ...(access?.kubeconfig ? { PTM_KUBECONFIG: access.kubeconfig } : {}),
     ...(access?.context ? { PTM_KUBE_CONTEXT: access.context } : {}),
   };
@@ -119,9 +124,12 @@ export function createAndDelete(
   };
 }
 
-/** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
+/**
+ * A read-only command that prints the workload as JSON, or nothing when it doesn't exist; with
+ * its managedFields, which say which manager a sidecar patch of an earlier run applied as.
+ */
 export function getWorkloadCommand(ref: WorkloadRef): string {
-  return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+  return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found --show-managed-fields`;
 }
 
 /** A read-only command that lists, as JSON, the pods of a namespace with these labels. */

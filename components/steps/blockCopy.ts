@@ -1,5 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
@@ -65,6 +66,16 @@ export class BlockCopy extends pulumi.ComponentResource {
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
       .apply(([out, blocks]) => parseCopy(out, blocks));
+    recordEvent(
+      `${name}-event`,
+      args.target.ref,
+      "MigrationCopyDone",
+      this.result.apply(
+        (r) =>
+          `Copy done: ${r.copied} blocks copied (${r.skipped} already there), ${r.bytesTotal} bytes staged for the migration`,
+      ),
+      { parent: this, dependsOn: [this.step] },
+    );
     this.registerOutputs({ result: this.result });
   }
 }

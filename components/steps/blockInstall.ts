@@ -1,5 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { execScript } from "../cluster/kubectl";
 import { InstallResult, parseInstall } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
@@ -40,6 +41,16 @@ export class BlockInstall extends pulumi.ComponentResource {
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
       .apply(([out, blocks]) => parseInstall(out, blocks));
+    recordEvent(
+      `${name}-event`,
+      args.target.ref,
+      "MigrationInstallDone",
+      this.result.apply(
+        (r) =>
+          `Install done: ${r.installed} migrated blocks moved into the TSDB (${r.alreadyPresent} already there), no restart`,
+      ),
+      { parent: this, dependsOn: [this.step] },
+    );
     this.registerOutputs({ result: this.result });
   }
 }

@@ -1,5 +1,6 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
 import { readSnapshotBlocks } from "../cluster/clusterReads";
 import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
@@ -63,6 +64,16 @@ export class SourceSnapshot extends pulumi.ComponentResource {
       { parent: this },
     );
     this.result = step.stdout.apply((out) => parseSnapshot(out, args.snapshot));
+    recordEvent(
+      `${name}-event`,
+      args.source.ref,
+      "MigrationSnapshotTaken",
+      this.result.apply(
+        (r) =>
+          `Snapshot ${r.snapshot} taken for the migration: ${r.blockCount} blocks, ${r.bytes} bytes`,
+      ),
+      { parent: this, dependsOn: [step] },
+    );
     this.blocks = this.result.apply((made) =>
       readSnapshotBlocks(args.source.ref, args.container, made),
     );

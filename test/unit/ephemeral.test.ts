@@ -227,6 +227,11 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "command:local:Command",
       "command:local:Command",
       "command:local:Command",
+      // the Events: prepared and reverted, on each workload
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
       "kubernetes:core/v1:Secret",
       "kubernetes:core/v1:Secret",
       "kubernetes:core/v1:Service",
@@ -236,8 +241,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "rsync-credentials-migration-id",
       "rsync-credentials-password",
       "source-rsync-daemon-ephemeral",
+      "source-rsync-daemon-event",
+      "source-rsync-daemon-reverted-event",
       "target-restart-guard",
       "target-rsync-client-ephemeral",
+      "target-rsync-client-event",
+      "target-rsync-client-reverted-event",
     ]);
     assert.equal(r.outputs.sidecarMode, "ephemeral");
   });
@@ -468,14 +477,22 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
     const r = await runProgram(config, migrating());
     assert.deepEqual(commands(r), [
       "block-copy",
+      "block-copy-event",
       "block-install",
+      "block-install-event",
       "compaction-wait",
       "rsync-credentials-migration-id",
       "rsync-credentials-password",
       "source-rsync-daemon-ephemeral",
+      "source-rsync-daemon-event",
+      "source-rsync-daemon-reverted-event",
       "source-snapshot",
+      "source-snapshot-event",
       "target-restart-guard",
       "target-rsync-client-ephemeral",
+      "target-rsync-client-event",
+      "target-rsync-client-reverted-event",
+      "verification-event",
     ]);
     const probes = r.commands.filter((c) => /'ptm-probe'/.test(c));
     assert.ok(

@@ -57,16 +57,24 @@ describe("program: phase migrate", () => {
       .sort();
     assert.deepEqual(names, [
       "block-copy",
+      "block-copy-event",
       "block-install",
+      "block-install-event",
       "compaction-wait",
       "rsync-credentials-migration-id",
       "rsync-credentials-password",
+      "source-rsync-daemon-event",
+      "source-rsync-daemon-reverted-event",
       "source-rsync-daemon-rollout",
       "source-rsync-daemon-settle",
       "source-snapshot",
+      "source-snapshot-event",
       "target-restart-guard",
+      "target-rsync-client-event",
+      "target-rsync-client-reverted-event",
       "target-rsync-client-rollout",
       "target-rsync-client-settle",
+      "verification-event",
     ]);
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
@@ -199,8 +207,12 @@ describe("program: phase migrate", () => {
       [
         "rsync-credentials-migration-id",
         "rsync-credentials-password",
+        "source-rsync-daemon-event",
+        "source-rsync-daemon-reverted-event",
         "source-rsync-daemon-rollout",
         "source-rsync-daemon-settle",
+        "target-rsync-client-event",
+        "target-rsync-client-reverted-event",
         "target-rsync-client-rollout",
         "target-rsync-client-settle",
       ],
@@ -604,4 +616,49 @@ describe("program: a snapshot left by another attempt is never reused (issue 9 i
       /source snapshot: \/data\/snapshots\/ptm-test on the source was not made by this migration .* rm -rf \/data\/snapshots\/ptm-test/,
     );
   });
+});
+
+describe("program: each migrate step records its Event on the workload (issue 22)", () => {
+  const cases = [
+    {
+      step: "source-snapshot",
+      reason: "MigrationSnapshotTaken",
+      workload: "'event' 'monitoring' 'deployment' 'prometheus-server'",
+      says: /^Snapshot ptm-test taken for the migration: \d+ blocks/,
+    },
+    {
+      step: "block-copy",
+      reason: "MigrationCopyDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Copy done: \d+ blocks copied/,
+    },
+    {
+      step: "block-install",
+      reason: "MigrationInstallDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Install done: \d+ migrated blocks moved into the TSDB/,
+    },
+    {
+      step: "verification",
+      reason: "MigrationVerified",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Migration verified: /,
+    },
+  ];
+  for (const tc of cases) {
+    it(`${tc.step}: ${tc.reason}, after the step`, async () => {
+      const r = await runProgram(config, migrating());
+      const ev = one(r, "command:local:Command", `${tc.step}-event`);
+      const inputs = ev.inputs as { create: string; environment: Record<string, string> };
+      assert.ok(inputs.create.includes(tc.workload), inputs.create);
+      const event = JSON.parse(inputs.environment.PTM_EVENT);
+      assert.equal(event.reason, tc.reason);
+      assert.match(event.message, tc.says);
+      // A step that is a command: the Event comes after it.
+      const step = r.resources.find(
+        (x) => x.name === tc.step && x.type === "command:local:Command",
+      );
+      if (step) assert.ok(ev.seq > step.seq);
+    });
+  }
 });
