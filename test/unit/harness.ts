@@ -324,7 +324,7 @@ export async function runWith(
   opts: RunOpts = {},
 ): Promise<RunResult> {
   const seen = newSeen();
-  pulumi.runtime.setMocks(
+  await pulumi.runtime.setMocks(
     fakeMocks(cluster, opts, seen),
     PROJECT,
     "test",

@@ -56,18 +56,17 @@ function ask<T>(kind: "newResource" | "call", args: unknown): Promise<T> {
   });
 }
 
-pulumi.runtime.setMocks(
-  {
-    newResource: (args) => ask<{ id: string; state: Record<string, unknown> }>("newResource", args),
-    call: (args) => ask<Record<string, unknown>>("call", args),
-  },
-  "ptm-consumer",
-  "test",
-  true,
-  "organization",
-);
-
 async function main(): Promise<void> {
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => ask<{ id: string; state: Record<string, unknown> }>("newResource", args),
+      call: (args) => ask<Record<string, unknown>>("call", args),
+    },
+    "ptm-consumer",
+    "test",
+    true,
+    "organization",
+  );
   const source = JSON.parse(process.env.PTM_SOURCE ?? "{}") as PrometheusWorkloadArgs;
   const m = new PrometheusTsdbMigration("move-history", { phase: "prepare", source });
   const raw: MigrationOutputs = await m.outputs;
