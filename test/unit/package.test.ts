@@ -91,6 +91,9 @@ type FromProgram =
   | { kind: "done"; outputs: Record<string, unknown> }
   | { kind: "failed"; error: string };
 
+// The running program, killed by the suite's after() if a failed test left it running.
+let running: ChildProcess | undefined;
+
 function runConsumer(dir: string, seen: Seen): Promise<Record<string, unknown>> {
   const mocks = fakeMocks(cluster(), {}, seen);
   let stderr = "";
@@ -101,6 +104,7 @@ function runConsumer(dir: string, seen: Seen): Promise<Record<string, unknown>> 
       env: { ...process.env, NODE_OPTIONS: "", PTM_SOURCE: JSON.stringify(SOURCE_CONFIG) },
       stdio: ["ignore", "inherit", "pipe", "ipc"],
     });
+    running = child;
     child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     const fail = (why: string) => {
       child.kill();
@@ -124,9 +128,9 @@ function runConsumer(dir: string, seen: Seen): Promise<Record<string, unknown>> 
         (e: Error) => child.connected && child.send({ id: m.id, error: e.message }),
       );
     });
-    child.on("exit", (code) => {
-      if (code !== 0 && code !== null) fail(`the program exited with ${code}`);
-    });
+    // Once resolved (the program disconnected, then exits), a rejection changes nothing.
+    child.on("exit", (code, signal) => fail(`the program exited (${code ?? signal}) early`));
+    child.on("error", (e) => fail(`the program could not run: ${e.message}`));
   });
 }
 
@@ -163,6 +167,7 @@ describe("the npm package, installed into another Pulumi project", function () {
   });
 
   after(() => {
+    running?.kill();
     if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
   });
 
