@@ -146,7 +146,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       : located;
     if (sides) {
       const head = headInEphemeral(cfg.includeHead, source.adminApi);
-      if (head.message) pulumi.log.info(head.message, this);
+      // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+      if (head.message) void pulumi.log.info(head.message, this);
       cfg = { ...cfg, includeHead: head.includeHead };
     }
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
@@ -293,7 +294,8 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       `${source.dataPath}/snapshots/${snapshot}`,
     );
     if (use.action === "refuse") throw new StepError("source snapshot", use.message);
-    if (use.action === "replace") pulumi.log.warn(use.message, this);
+    // void: as pulumi.log.info above.
+    if (use.action === "replace") void pulumi.log.warn(use.message, this);
     const snapshotTaken = use.action === "resume";
     if (cfg.includeHead && !snapshotTaken) {
       // The head block is written onto the source's own volume: a full volume stops Prometheus.
@@ -325,7 +327,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       ? ({ action: "go", message: "snapshot already taken" } as const)
       : decideGap(plan, cfg, targetProbe.nowMs);
     if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
-    pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`);
+    void pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`); // void: as above
 
     const wait = new CompactionWait(
       "compaction-wait",
@@ -461,7 +463,8 @@ async function locateWorkloads(
     ["source", source],
     ["target", target],
   ] as const) {
-    pulumi.log.info(`${key}: ${discoveryLine(loc)}`);
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    void pulumi.log.info(`${key}: ${discoveryLine(loc)}`);
   }
   // The rollout checks: sidecarMode ephemeral rolls nothing out.
   if (cfg.sidecarMode === "patch") {
@@ -511,7 +514,8 @@ async function ephemeralSides(
   const where = (s: EphemeralSide) =>
     s.pods.map((p) => `${p.name}`).join(", ") +
     ` (container ${s.container}, TSDB ${s.loc.dataPath})`;
-  pulumi.log.info(
+  // void: as in locateWorkloads.
+  void pulumi.log.info(
     `sidecarMode ephemeral (Kubernetes ${version}): the sidecars are added to the running pods as ` +
       `ephemeral containers, no pod restarts and neither pod template changes: source pod ` +
       `${where(source)}, target pod ${where(target)}. The revert stops their processes; an ` +

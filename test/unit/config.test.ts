@@ -1,4 +1,6 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import {
   BKPR_TARGET,
   ConfigError,
@@ -241,4 +243,14 @@ describe("parseConfig", () => {
       );
     });
   }
+});
+
+// A stack named dev (`pulumi stack init dev`) takes its config from Pulumi.dev.yaml: an example
+// that set a phase would patch workloads at its first `pulumi up`.
+describe("the example stack Pulumi.dev.yaml", () => {
+  it("sets no phase; the phase line is there, commented out", () => {
+    const text = fs.readFileSync(path.resolve(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8");
+    assert.doesNotMatch(text, /^\s*prometheus-tsdb-migration:phase:/m);
+    assert.match(text, /^\s*# prometheus-tsdb-migration:phase: prepare$/m);
+  });
 });
