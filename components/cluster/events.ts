@@ -43,7 +43,8 @@ export function recordEvent(
   );
   cmd.stdout.apply((out) => {
     if (out && out.includes('"recorded":false')) {
-      pulumi.log.warn(
+      // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+      void pulumi.log.warn(
         `no ${reason} Event on ${ref.kind} ${ref.namespace}/${ref.name} (see the step's output); ` +
           `the migration goes on without it`,
         cmd,

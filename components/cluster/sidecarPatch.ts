@@ -132,7 +132,8 @@ export function patchWithSidecar(
   // provider's name for it, so no field changes owner mid-migration (conventions.ts).
   const manager = patchFieldManager(loc.sidecarOwner, FIELD_MANAGER);
   if (manager.adopted) {
-    pulumi.log.info(
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    void pulumi.log.info(
       `${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}: the sidecar patch keeps its field ` +
         `manager ${manager.manager} from an earlier version until the revert; the next migration ` +
         `uses ${FIELD_MANAGER}`,
