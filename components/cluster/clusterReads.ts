@@ -14,7 +14,7 @@ import {
   getRawCommand,
   getWorkloadCommand,
 } from "./kubectl";
-import { patchedLabels } from "./naming";
+import { MigrationNames, patchedLabels } from "./naming";
 import {
   BlockMeta,
   parseProbe,
@@ -167,13 +167,14 @@ export async function readServer(
   }
 }
 
-/** The workloads this stack's patches carry the given role label on (see naming.ts). */
+/** The workloads this migration's patches carry the given role label on (see naming.ts). */
 export async function findPatched(
+  names: MigrationNames,
   role: "source" | "target",
   access: ClusterAccess | undefined,
 ): Promise<WorkloadRef[]> {
   const list = await getJson<{ items?: WorkloadObject[] }>(
-    findLabelledWorkloadsCommand(patchedLabels(role), access),
+    findLabelledWorkloadsCommand(patchedLabels(names, role), access),
     `find the ${role} this stack patched`,
   );
   return (list?.items ?? []).map((w) => ({

@@ -15,7 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { podsWorkload } from "../decisions/prometheusResource";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript } from "./kubectl";
-import { patchedLabels } from "./naming";
+import { MigrationNames, patchedLabels } from "./naming";
 
 /** What patchWithSidecar returns for a `Prometheus` resource. */
 export interface ResourceSidecarRollout {
@@ -29,6 +29,7 @@ export function patchPrometheusWithSidecar(
   name: string,
   role: "source" | "target",
   loc: TsdbLocation,
+  names: MigrationNames,
   container: k8s.types.input.core.v1.Container,
   scratch: { name: string; emptyDir: { sizeLimit: string } },
   rolloutTimeoutSeconds: number,
@@ -60,7 +61,7 @@ export function patchPrometheusWithSidecar(
     ["remove-sidecar", ref.namespace, ref.name, sts.name, timeout],
     ref.access,
   );
-  const labels = Object.entries(patchedLabels(role))
+  const labels = Object.entries(patchedLabels(names, role))
     .map(([k, v]) => `${k}=${v}`)
     .join(" ");
   const patch = new command.local.Command(

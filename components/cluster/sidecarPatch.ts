@@ -8,7 +8,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript, sidecarScript } from "./kubectl";
 import { patchPrometheusWithSidecar } from "./prometheusPatch";
-import { PASSWORD_KEY, patchedLabels, stackLabel } from "./naming";
+import { MigrationNames, PASSWORD_KEY, patchedLabels } from "./naming";
 
 /**
  * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
@@ -88,6 +88,7 @@ export function patchWithSidecar(
   name: string,
   role: "source" | "target",
   loc: TsdbLocation,
+  names: MigrationNames,
   container: k8s.types.input.core.v1.Container,
   rolloutTimeoutSeconds: number,
   opts: pulumi.CustomResourceOptions,
@@ -106,6 +107,7 @@ export function patchWithSidecar(
       name,
       role,
       loc,
+      names,
       container,
       scratch,
       rolloutTimeoutSeconds,
@@ -116,7 +118,7 @@ export function patchWithSidecar(
     metadata: {
       name: loc.ref.name,
       namespace: loc.ref.namespace,
-      labels: patchedLabels(role),
+      labels: patchedLabels(names, role),
       // The provider would wait out the whole timeout for a sidecar that can never start;
       // rollout-watch.sh below fails within a minute, with the reason.
       annotations: { "pulumi.com/skipAwait": "true" },
@@ -138,7 +140,7 @@ export function patchWithSidecar(
   );
   const settled = new command.local.Command(
     `${name}-settle`,
-    { delete: settle.command, environment: { ...settle.environment, PTM_STACK: stackLabel() } },
+    { delete: settle.command, environment: { ...settle.environment, PTM_STACK: names.instance } },
     { parent: opts.parent, customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` } },
   );
   const timeout = `${rolloutTimeoutSeconds}s`;

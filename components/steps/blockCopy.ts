@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface BlockCopyArgs {
   /** Where the target keeps its TSDB. */
@@ -64,7 +65,7 @@ export class BlockCopy extends pulumi.ComponentResource {
     );
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
-      .apply(([out, blocks]) => parseCopy(out, blocks));
+      .apply(([out, blocks]) => failingAs(this, () => parseCopy(out, blocks)));
     this.registerOutputs({ result: this.result });
   }
 }

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { execScript } from "../cluster/kubectl";
 import { InstallResult, parseInstall } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface BlockInstallArgs {
   /** Where the target keeps its TSDB. */
@@ -39,7 +40,7 @@ export class BlockInstall extends pulumi.ComponentResource {
     );
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
-      .apply(([out, blocks]) => parseInstall(out, blocks));
+      .apply(([out, blocks]) => failingAs(this, () => parseInstall(out, blocks)));
     this.registerOutputs({ result: this.result });
   }
 }

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
+import { MigrationNames, RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
 import {
   addEphemeralSidecars,
   EphemeralSide,
@@ -9,6 +9,8 @@ import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/side
 import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface SourceRsyncDaemonArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Where the source keeps its TSDB. */
   source: TsdbLocation;
   /** Image with sh and rsync. */
@@ -54,10 +56,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
         { name: "PTM_RSYNC_USER", value: RSYNC_USER },
         // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
-        {
-          name: "PTM_STACK_ID",
-          value: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-        },
+        { name: "PTM_STACK_ID", value: args.names.stackId },
         { name: "PTM_MIGRATION_ID", value: args.migrationId },
       ],
       passwordEnv: "PTM_RSYNC_PASSWORD",
@@ -84,6 +83,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         name,
         "source",
         src,
+        args.names,
         sidecarContainer(src, spec),
         args.rolloutTimeoutSeconds,
         { parent: this },

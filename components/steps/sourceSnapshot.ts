@@ -4,6 +4,7 @@ import { createAndDelete, execScript } from "../cluster/kubectl";
 import { readSnapshotBlocks } from "../cluster/clusterReads";
 import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs, resourceError } from "./failure";
 
 export interface SourceSnapshotArgs {
   /** Where the source keeps its TSDB. */
@@ -62,9 +63,13 @@ export class SourceSnapshot extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.result = step.stdout.apply((out) => parseSnapshot(out, args.snapshot));
+    this.result = step.stdout.apply((out) =>
+      failingAs(this, () => parseSnapshot(out, args.snapshot)),
+    );
     this.blocks = this.result.apply((made) =>
-      readSnapshotBlocks(args.source.ref, args.container, made),
+      readSnapshotBlocks(args.source.ref, args.container, made).catch((e: unknown) => {
+        throw resourceError(this, e);
+      }),
     );
     this.registerOutputs({ result: this.result });
   }

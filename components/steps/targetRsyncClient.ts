@@ -4,10 +4,13 @@ import {
   EphemeralSide,
   ephemeralContainer,
 } from "../cluster/ephemeralSidecar";
+import { MigrationNames } from "../cluster/naming";
 import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface TargetRsyncClientArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Where the target keeps its TSDB. */
   target: TsdbLocation;
   /** Image with sh and rsync. */
@@ -69,6 +72,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
         name,
         "target",
         tgt,
+        args.names,
         sidecarContainer(tgt, spec),
         args.rolloutTimeoutSeconds,
         { parent: this },

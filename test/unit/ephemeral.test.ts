@@ -233,11 +233,11 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     ]);
     assert.deepEqual(commands(r), [
-      "rsync-credentials-migration-id",
-      "rsync-credentials-password",
-      "source-rsync-daemon-ephemeral",
-      "target-restart-guard",
-      "target-rsync-client-ephemeral",
+      "migration-rsync-credentials-migration-id",
+      "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-ephemeral",
+      "migration-target-restart-guard",
+      "migration-target-rsync-client-ephemeral",
     ]);
     assert.equal(r.outputs.sidecarMode, "ephemeral");
   });
@@ -255,7 +255,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
 
   it("the source's daemon: the volume's root, the Prometheus user, the same module and Secret, no ports", async () => {
     const r = await runProgram(prepare, cluster());
-    const cmd = one(r, "command:local:Command", "source-rsync-daemon-ephemeral").inputs;
+    const cmd = one(r, "command:local:Command", "migration-source-rsync-daemon-ephemeral").inputs;
     assert.deepEqual(cmd.triggers, [SOURCE_POD, `uid-${SOURCE_POD}`, "ptm-rsyncd"]);
     assert.match(
       String(cmd.create),
@@ -264,7 +264,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       ),
     );
     assert.match(String(cmd.delete), /'ephemeral-sidecar' 'stop' 'monitoring' /);
-    const c = added(r, "source-rsync-daemon-ephemeral");
+    const c = added(r, "migration-source-rsync-daemon-ephemeral");
     assert.equal(c.name, "ptm-rsyncd");
     assert.deepEqual(c.volumeMounts, [{ name: "storage-volume", mountPath: "/ptm-volume" }]);
     for (const k of ["ports", "resources", "readinessProbe", "livenessProbe", "startupProbe"]) {
@@ -283,7 +283,8 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     assert.deepEqual(env.PTM_RSYNC_PASSWORD, {
       secretKeyRef: {
         name: (
-          one(r, "kubernetes:core/v1:Secret", "rsync-credentials-source").inputs.metadata as Obj
+          one(r, "kubernetes:core/v1:Secret", "migration-rsync-credentials-source").inputs
+            .metadata as Obj
         ).name,
         key: "password",
       },
@@ -317,12 +318,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     (prom.volumeMounts as Obj[]).find((m) => m.name === "data")!.subPath = "tsdb";
     c0.objects["statefulset/kubeprod/prometheus"] = sts;
     const r = await runProgram(prepare, c0);
-    const c = added(r, "target-rsync-client-ephemeral");
+    const c = added(r, "migration-target-rsync-client-ephemeral");
     assert.deepEqual(c.securityContext, { runAsUser: 1001, readOnlyRootFilesystem: false });
     assert.deepEqual(c.volumeMounts, [{ name: "data", mountPath: "/ptm-volume" }]);
     const env = c.env as { name: string; value?: string }[];
     assert.equal(env.find((e) => e.name === "PTM_DATA")!.value, "/ptm-volume/tsdb");
-    const cmd = one(r, "command:local:Command", "target-rsync-client-ephemeral").inputs;
+    const cmd = one(r, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs;
     assert.deepEqual(cmd.triggers, [TARGET_POD, `uid-${TARGET_POD}`, "ptm-rsync"]);
   });
 
@@ -332,7 +333,10 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       subPath: "prometheus-db",
     });
     const r = await runProgram(prepare, c0);
-    const env = added(r, "source-rsync-daemon-ephemeral").env as { name: string; value?: string }[];
+    const env = added(r, "migration-source-rsync-daemon-ephemeral").env as {
+      name: string;
+      value?: string;
+    }[];
     assert.equal(env.find((e) => e.name === "PTM_DATA")!.value, "/ptm-volume/prometheus-db");
   });
 
@@ -344,7 +348,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       },
     };
     const r = await runProgram(prepare, c0);
-    assert.equal(added(r, "source-rsync-daemon-ephemeral").name, "ptm-rsyncd-2");
+    assert.equal(added(r, "migration-source-rsync-daemon-ephemeral").name, "ptm-rsyncd-2");
     assert.deepEqual((r.outputs.sidecars as Obj).source, "ptm-rsyncd-2");
   });
 
@@ -358,12 +362,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       podUids: { [TARGET_POD]: "uid-new" },
     });
     const triggers = (r: typeof before) =>
-      one(r, "command:local:Command", "target-rsync-client-ephemeral").inputs.triggers;
+      one(r, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs.triggers;
     assert.deepEqual(triggers(before), [TARGET_POD, `uid-${TARGET_POD}`, "ptm-rsync"]);
     assert.deepEqual(triggers(after), [TARGET_POD, "uid-new", "ptm-rsync"]);
     // Triggers replace the command: the new pod gets the sidecar, the old pod's stop finds it gone.
     const create = String(
-      one(after, "command:local:Command", "target-rsync-client-ephemeral").inputs.create,
+      one(after, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs.create,
     );
     assert.match(create, / 'add' 'kubeprod' 'prometheus-0' 'uid-new' 'ptm-rsync' /);
   });
@@ -380,7 +384,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
   it("includeHead with the admin API off: no switch (a restart), the head left out, and preview says so", async () => {
     const r = await runProgram({ ...prepare, includeHead: true }, cluster());
     assert.equal(byType(r, "ptm:index:AdminApiSwitch").length, 0);
-    assert.ok(!commands(r).includes("source-admin-api"));
+    assert.ok(!commands(r).includes("migration-source-admin-api"));
   });
 
   it("refuses a workload whose template still has the patch mode's sidecar", async () => {
@@ -467,15 +471,15 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
   it("runs every step in the sidecars, on the TSDB below the volume root; by workload, so a replaced pod changes no step", async () => {
     const r = await runProgram(config, migrating());
     assert.deepEqual(commands(r), [
-      "block-copy",
-      "block-install",
-      "compaction-wait",
-      "rsync-credentials-migration-id",
-      "rsync-credentials-password",
-      "source-rsync-daemon-ephemeral",
-      "source-snapshot",
-      "target-restart-guard",
-      "target-rsync-client-ephemeral",
+      "migration-block-copy",
+      "migration-block-install",
+      "migration-compaction-wait",
+      "migration-rsync-credentials-migration-id",
+      "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-ephemeral",
+      "migration-source-snapshot",
+      "migration-target-restart-guard",
+      "migration-target-rsync-client-ephemeral",
     ]);
     const probes = r.commands.filter((c) => /'ptm-probe'/.test(c));
     assert.ok(
@@ -486,9 +490,9 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
       probes.some((c) => c.includes(`'statefulset/prometheus' -c 'ptm-rsync'`)),
       probes.join("\n"),
     );
-    const install = one(r, "command:local:Command", "block-install").inputs;
+    const install = one(r, "command:local:Command", "migration-block-install").inputs;
     assert.match(String(install.create), new RegExp(`'statefulset/prometheus' -c 'ptm-rsync'`));
-    const snap = one(r, "command:local:Command", "source-snapshot").inputs;
+    const snap = one(r, "command:local:Command", "migration-source-snapshot").inputs;
     assert.match(String(snap.create), new RegExp(`'deployment/prometheus-server' -c 'ptm-rsyncd'`));
     const m = r.outputs.migration as { verification: { ok: boolean } };
     assert.equal(m.verification.ok, true);
@@ -504,7 +508,8 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
     delete c0.ephemeral;
     delete c0.exec;
     const r = await runProgram(config, c0);
-    assert.match(String(r.outputs.plan), /the sidecars are not running yet/);
+    assert.equal(r.outputs.status, "waiting-for-sidecars");
+    assert.match(String(r.outputs.message), /the sidecars are not running yet/);
   });
 
   it("a sidecar that runs but can't be probed is an error with the reason", async () => {
