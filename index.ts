@@ -32,4 +32,9 @@ function readConfig(): PrometheusTsdbMigrationArgs {
 }
 
 // "migration": the name every stack so far was made with (its objects keep their names).
-export = async () => outputsOf(new PrometheusTsdbMigration("migration", readConfig()));
+export = async () => {
+  const m = new PrometheusTsdbMigration("migration", readConfig());
+  // A bad config or a failed check fails here, with its one line.
+  await m.ready;
+  return outputsOf(m);
+};

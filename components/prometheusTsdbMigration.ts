@@ -218,6 +218,12 @@ export class PrometheusTsdbMigration
   public readonly ephemeral: pulumi.Output<EphemeralSummary | null>;
   public readonly plan: pulumi.Output<PlanSummary | null>;
   public readonly migration: pulumi.Output<MigrationResult | null>;
+  /**
+   * Resolves once every child is declared; rejects with the one line that names the key or
+   * the step. Await it before exporting the outputs: the error is then reported once, as it
+   * was thrown (each output would otherwise report it where it met it).
+   */
+  public readonly ready: Promise<void>;
 
   constructor(
     name: string,
@@ -245,7 +251,14 @@ export class PrometheusTsdbMigration
     this.ephemeral = out("ephemeral");
     this.plan = out("plan");
     this.migration = out("migration");
-    this.registerOutputs(outputsOf(this));
+    this.ready = declared.then(() => undefined);
+    // Nothing to register when the declaration failed: `ready` carries the error.
+    this.registerOutputs(
+      declared.then(
+        () => outputsOf(this),
+        () => ({}),
+      ),
+    );
   }
 
   private async declare(name: string, args: PrometheusTsdbMigrationArgs): Promise<Declared> {
@@ -608,7 +621,12 @@ export class PrometheusTsdbMigration
     ]);
 
     const [first] = replicas;
-    const verified = pulumi.all(replicas.map((r) => r.verification.result));
+    // Every replica's copy and install too: any of them failing fails the status at once.
+    const verified = pulumi.all(
+      replicas.map((r) =>
+        pulumi.all([r.copy.result, r.install.result, r.verification.result]).apply(([, , v]) => v),
+      ),
+    );
     return {
       ...prepared,
       // Known once every replica is verified: a failed verification fails the `up` instead.

@@ -8,38 +8,16 @@ import { outputsOf, PrometheusTsdbMigration, PrometheusWorkloadArgs } from "../.
 import { migrationNames } from "../../components/cluster/naming";
 import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
 import {
+  COUNTED_WINDOWS,
+  HEALTHY,
   line,
   migrateSteps,
+  migratingCluster,
   SOURCE_BLOCKS,
-  sourceProbe,
-  T0,
   targetProbe,
 } from "../fixtures/probes";
 import { LEGACY } from "../fixtures/legacyNames";
 import { clusterNames, FakeCluster, Recorded, runProgram, runWith, RunResult } from "./harness";
-
-const H = 3_600_000;
-const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-const health = { blocksLoaded: 3, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 };
-
-/** Both sidecars run and answer; every step prints what it does for the fixtures' 3 blocks. */
-function migrating(components: { component: string; snapshot: string }[]): FakeCluster {
-  const base = cluster();
-  return {
-    ...base,
-    exec: {
-      "ptm-rsyncd:probe": line(sourceProbe()),
-      "ptm-rsync:probe": line(targetProbe()),
-      "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
-    },
-    commandStdout: Object.assign(
-      {},
-      ...components.map((c) => migrateSteps(SOURCE_BLOCKS, c).stdout),
-    ) as Record<string, string>,
-  };
-}
 
 type Obj = Record<string, unknown>;
 
@@ -66,7 +44,7 @@ const OTHER_TARGET: PrometheusWorkloadArgs = {
 
 /** The fixtures' source and target, and a second pair in the same namespaces. */
 function twoPairs(): FakeCluster {
-  const c = migrating([
+  const c = migratingCluster([
     { component: "migration", snapshot: "ptm-test" },
     { component: "other", snapshot: "ptm-test-other" },
   ]);
@@ -169,7 +147,7 @@ describe("the default name keeps an existing stack's URNs and names (issue 22)",
             "kubernetes:kubeconfig": "/etc/ptm/kubeconfig",
             "kubernetes:context": "prod-eu",
           },
-          migrating([{ component: "migration", snapshot: "ptm-test" }]),
+          migratingCluster([{ component: "migration", snapshot: "ptm-test" }]),
         ),
     ],
     ["revert", () => runProgram({ source: SOURCE_CONFIG }, cluster())],
@@ -208,10 +186,10 @@ describe("a step that fails inside an apply names its resource, without a stack 
   };
 
   it("the verification's verdict", async () => {
-    const c = migrating([{ component: "migration", snapshot: "ptm-test" }]);
+    const c = migratingCluster([{ component: "migration", snapshot: "ptm-test" }]);
     c.exec!["ptm-rsync:counts"] = line({
-      windows: windows.map((w) => ({ ...w, count: w.count - 1 })),
-      health,
+      windows: COUNTED_WINDOWS.map((w) => ({ ...w, count: w.count - 1 })),
+      health: HEALTHY,
       blocks: SOURCE_BLOCKS,
     });
     await assert.rejects(
@@ -221,7 +199,7 @@ describe("a step that fails inside an apply names its resource, without a stack 
   });
 
   it("counts that don't parse", async () => {
-    const c = migrating([{ component: "migration", snapshot: "ptm-test" }]);
+    const c = migratingCluster([{ component: "migration", snapshot: "ptm-test" }]);
     c.exec!["ptm-rsync:counts"] = "counts: half a line\n";
     await assert.rejects(
       runProgram(config, c),
@@ -232,7 +210,7 @@ describe("a step that fails inside an apply names its resource, without a stack 
   it("the version gate on the snapshot's own blocks", async () => {
     // The probe saw blocks in index format 2; the snapshot holds one in format 3 (a
     // compaction in between), which the 2.54 target can't read.
-    const c = migrating([{ component: "migration", snapshot: "ptm-test" }]);
+    const c = migratingCluster([{ component: "migration", snapshot: "ptm-test" }]);
     const format3 = SOURCE_BLOCKS.map((b, i) => (i === 1 ? { ...b, indexFormat: 3 } : b));
     c.exec!["ptm-rsync:probe"] = line(targetProbe({ version: "2.54.1" }));
     c.exec!["ptm-rsyncd:snapshot-blocks"] = migrateSteps(format3).listing;
@@ -244,7 +222,7 @@ describe("a step that fails inside an apply names its resource, without a stack 
   });
 
   it("a step's output that does not parse", async () => {
-    const c = migrating([{ component: "migration", snapshot: "ptm-test" }]);
+    const c = migratingCluster([{ component: "migration", snapshot: "ptm-test" }]);
     c.commandStdout!["migration-block-install"] = line({ installed: "three" });
     await assert.rejects(
       runProgram(config, c),

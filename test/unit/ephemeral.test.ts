@@ -3,14 +3,7 @@
 
 import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
-import {
-  line,
-  migrateSteps,
-  SOURCE_BLOCKS,
-  sourceProbe,
-  T0,
-  targetProbe,
-} from "../fixtures/probes";
+import { migratingCluster } from "../fixtures/probes";
 import {
   checkCanI,
   checkServerVersion,
@@ -25,7 +18,6 @@ import { TsdbLocation } from "../../components/decisions/workload";
 import { byType, FakeCluster, one, Recorded, runProgram } from "./harness";
 
 type Obj = Record<string, unknown>;
-const H = 3_600_000;
 const SOURCE_POD = "prometheus-server-7c9d8b5f4-x2x7q";
 const TARGET_POD = "prometheus-0";
 const EPHEMERAL = { sidecarMode: "ephemeral" };
@@ -444,27 +436,12 @@ describe("program: sidecarMode ephemeral, preflight refusals at preview", () => 
 });
 
 describe("program: sidecarMode ephemeral, phase migrate", () => {
-  const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-  const health = {
-    blocksLoaded: 3,
-    reloadFailures: 0,
-    compactionsFailed: 0,
-    lowestTimestampMs: T0,
-  };
   const running = (name: string) => [
     { name, state: { running: { startedAt: "2026-01-01T00:00:00Z" } } },
   ];
   const migrating = (): FakeCluster => ({
-    ...cluster(),
+    ...migratingCluster(),
     ephemeral: { [SOURCE_POD]: running("ptm-rsyncd"), [TARGET_POD]: running("ptm-rsync") },
-    exec: {
-      "ptm-rsyncd:probe": line(sourceProbe()),
-      "ptm-rsync:probe": line(targetProbe()),
-      "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
-    },
-    commandStdout: migrateSteps(SOURCE_BLOCKS).stdout,
   });
   const config = { phase: "migrate", source: SOURCE_CONFIG, ...EPHEMERAL };
 

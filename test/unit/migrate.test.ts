@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
-import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
+import { SOURCE_CONFIG } from "../fixtures/workloads";
 import {
+  COUNTED_WINDOWS,
+  HEALTHY,
   line,
-  migrateSteps,
+  migratingCluster,
   snapshotOf,
   SOURCE_BLOCKS,
   sourceProbe,
@@ -23,27 +25,11 @@ const ULIDS = SOURCE_BLOCKS.map((b) => b.ulid);
 
 // Every window the program asks for: aligned ends, the target's first own sample (5h), the
 // cutoff. (Before issue 9 this answered only 2, 4 and 6, and the 5h window went unchecked.)
-const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-const health = {
-  blocksLoaded: 3,
-  reloadFailures: 0,
-  compactionsFailed: 0,
-  lowestTimestampMs: T0,
-};
+const windows = COUNTED_WINDOWS;
+const health = HEALTHY;
 
 function migrating(over: Partial<FakeCluster> = {}): FakeCluster {
-  return {
-    ...cluster(),
-    exec: {
-      "ptm-rsyncd:probe": line(sourceProbe()),
-      "ptm-rsync:probe": line(targetProbe()),
-      "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
-    },
-    commandStdout: migrateSteps(SOURCE_BLOCKS).stdout,
-    ...over,
-  };
+  return { ...migratingCluster(), ...over };
 }
 
 const config = { phase: "migrate", source: SOURCE_CONFIG };
@@ -325,7 +311,9 @@ describe("program: the admin API's rollout waits for the probes (issue 14)", () 
       slowRuns: sourceProbe,
     });
     const probed = r.events.findIndex((e) => e.startsWith("done ") && sourceProbe.test(e));
-    const switched = r.events.findIndex((e) => e === "ptm:index:AdminApiSwitch source-admin-api");
+    const switched = r.events.findIndex(
+      (e) => e === "ptm:index:AdminApiSwitch migration-source-admin-api",
+    );
     assert.ok(probed >= 0 && switched >= 0, `probe at ${probed}, switch at ${switched}`);
     assert.ok(
       probed < switched,

@@ -236,7 +236,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       withTarget(),
     );
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 0);
-    const [patch] = commandsNamed(r, /^target-rsync-client-resource$/);
+    const [patch] = commandsNamed(r, /^migration-target-rsync-client-resource$/);
     assert.match(
       String(patch.inputs.create),
       /'prometheus-resource' 'add-sidecar' 'monitoring' 'kube-prometheus-stack-prometheus'/,
@@ -269,7 +269,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       "prometheus-tsdb-migration.io/patched-by=test prometheus-tsdb-migration.io/role=target",
     );
     // the rollout waits for the operator's StatefulSet to carry the container, then for every replica
-    const [rollout] = commandsNamed(r, /^target-rsync-client-rollout$/);
+    const [rollout] = commandsNamed(r, /^migration-target-rsync-client-rollout$/);
     assert.match(
       String(rollout.inputs.create),
       /'wait-generated' 'monitoring' 'kube-prometheus-stack-prometheus' 'prometheus-kube-prometheus-stack-prometheus' 'has-container' 'ptm-rsync' '600' && .*'rollout-watch' 'monitoring' 'statefulset' 'prometheus-kube-prometheus-stack-prometheus' 'ptm-rsync'/,
@@ -413,7 +413,7 @@ describe("program: a Prometheus resource as the source (issue 11)", () => {
       1,
     );
     assert.equal(r.resources.filter((x) => x.type === "ptm:index:AdminApiSwitch").length, 0);
-    const [sw] = commandsNamed(r, /^source-admin-api$/);
+    const [sw] = commandsNamed(r, /^migration-source-admin-api$/);
     assert.match(
       String(sw.inputs.create),
       /'enable-admin-api' 'monitoring' 'kube-prometheus-stack-prometheus'$/,
@@ -422,7 +422,7 @@ describe("program: a Prometheus resource as the source (issue 11)", () => {
       String(sw.inputs.delete),
       /'restore-admin-api' 'monitoring' 'kube-prometheus-stack-prometheus' 'prometheus-kube-prometheus-stack-prometheus' '600'$/,
     );
-    const [wait] = commandsNamed(r, /^source-admin-api-rollout$/);
+    const [wait] = commandsNamed(r, /^migration-source-admin-api-rollout$/);
     assert.match(String(wait.inputs.create), /'has-flag' '--web\.enable-admin-api'/);
   });
 
