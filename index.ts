@@ -18,6 +18,10 @@ function readConfig(): PrometheusTsdbMigrationArgs {
     target: c.getObject<PrometheusWorkloadArgs>("target"),
     sidecarImage: c.get("sidecarImage"),
     sidecarImagePullPolicy: c.get("sidecarImagePullPolicy"),
+    // Checked by the component: a bad quantity or Secret name is refused with the key's name.
+    sidecarResources:
+      c.getObject<PrometheusTsdbMigrationArgs["sidecarResources"]>("sidecarResources"),
+    imagePullSecrets: c.getObject<string[]>("imagePullSecrets"),
     bandwidthLimit: c.get("bandwidthLimit"),
     copyStreams: c.getNumber("copyStreams"),
     includeHead: c.getBoolean("includeHead"),

@@ -336,7 +336,8 @@ export class PrometheusTsdbMigration
       : located;
     if (sides) {
       const head = headInEphemeral(cfg.includeHead, source.adminApi);
-      if (head.message) pulumi.log.info(head.message, this);
+      // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+      if (head.message) void pulumi.log.info(head.message, this);
       cfg = { ...cfg, includeHead: head.includeHead };
     }
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
@@ -380,6 +381,8 @@ export class PrometheusTsdbMigration
         source,
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
+        resources: cfg.sidecarResources,
+        imagePullSecrets: cfg.imagePullSecrets,
         secretName: credentials.sourceSecretName,
         migrationId: credentials.migrationId,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
@@ -408,6 +411,8 @@ export class PrometheusTsdbMigration
         target,
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
+        resources: cfg.sidecarResources,
+        imagePullSecrets: cfg.imagePullSecrets,
         secretName: credentials.targetSecretName,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
         ephemeral: sides?.target,
@@ -490,7 +495,8 @@ export class PrometheusTsdbMigration
       `${source.dataPath}/snapshots/${snapshot}`,
     );
     if (use.action === "refuse") throw new StepError("source snapshot", use.message);
-    if (use.action === "replace") pulumi.log.warn(use.message, this);
+    // void: as pulumi.log.info above.
+    if (use.action === "replace") void pulumi.log.warn(use.message, this);
     const snapshotTaken = use.action === "resume";
     if (cfg.includeHead && !snapshotTaken) {
       // The head block is written onto the source's own volume: a full volume stops Prometheus.
@@ -522,7 +528,7 @@ export class PrometheusTsdbMigration
       ? ({ action: "go", message: "snapshot already taken" } as const)
       : decideGap(plan, cfg, targetProbe.nowMs);
     if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
-    pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`, this);
+    void pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`, this); // void: as above
 
     const wait = new CompactionWait(
       childName("compaction-wait"),
@@ -539,7 +545,13 @@ export class PrometheusTsdbMigration
     // Step 4 (seed): snapshot, copy, and install without a restart.
     const snap = new SourceSnapshot(
       childName("source-snapshot"),
-      { source: sourceAt, container: daemon.container, snapshot, includeHead: cfg.includeHead },
+      {
+        names,
+        source: sourceAt,
+        container: daemon.container,
+        snapshot,
+        includeHead: cfg.includeHead,
+      },
       child("source-snapshot", {
         dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])],
       }),
@@ -569,6 +581,7 @@ export class PrometheusTsdbMigration
       const copy = new BlockCopy(
         childName(`block-copy${suffix}`),
         {
+          names,
           target: targetAt,
           container: client.container,
           snapshotUrl,
@@ -581,6 +594,7 @@ export class PrometheusTsdbMigration
       const install = new BlockInstall(
         childName(`block-install${suffix}`),
         {
+          names,
           target: targetAt,
           container: client.container,
           // The copy stages every planned block or fails: once it has, install them all.
@@ -697,7 +711,8 @@ async function locateWorkloads(
     ["source", source],
     ["target", target],
   ] as const) {
-    pulumi.log.info(`${key}: ${discoveryLine(loc)}`, migration);
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    void pulumi.log.info(`${key}: ${discoveryLine(loc)}`, migration);
   }
   // The rollout checks: sidecarMode ephemeral rolls nothing out.
   if (cfg.sidecarMode === "patch") {
@@ -748,7 +763,8 @@ async function ephemeralSides(
   const where = (s: EphemeralSide) =>
     s.pods.map((p) => `${p.name}`).join(", ") +
     ` (container ${s.container}, TSDB ${s.loc.dataPath})`;
-  pulumi.log.info(
+  // void: as in locateWorkloads.
+  void pulumi.log.info(
     `sidecarMode ephemeral (Kubernetes ${version}): the sidecars are added to the running pods as ` +
       `ephemeral containers, no pod restarts and neither pod template changes: source pod ` +
       `${where(source)}, target pod ${where(target)}. The revert stops their processes; an ` +

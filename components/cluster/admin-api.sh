@@ -60,7 +60,7 @@ enable)
   else
     record="{\"op\":\"add\",\"path\":\"/metadata/annotations\",\"value\":{\"$(admin_record_key "$stack")\":\"$container\"}}"
   fi
-  kc patch "$kind" "$name" -n "$ns" --type=json -p \
+  kc_patch "$kind" "$name" -n "$ns" --type=json -p \
     "[{\"op\":\"test\",\"path\":\"$path/name\",\"value\":\"$container\"},{\"op\":\"add\",\"path\":\"$path/args/-\",\"value\":\"$ADMIN_FLAG\"},$record]" >&2
   if ! rollout; then
     echo "admin-api: $kind $ns/$name did not roll out with $ADMIN_FLAG within ${timeout}s; removing it again" >&2
@@ -81,7 +81,7 @@ restore)
     at=$(args | awk -v f="$ADMIN_FLAG" '$0 == f { i = NR - 1 } END { if (i != "") print i }')
     [ -n "$at" ] || { echo "admin-api: $ADMIN_FLAG is no longer there; nothing to restore" >&2; exit 0; }
     echo "admin-api: removing $ADMIN_FLAG (args[$at]) from $kind $ns/$name container $container" >&2
-    kc patch "$kind" "$name" -n "$ns" --type=json -p \
+    kc_patch "$kind" "$name" -n "$ns" --type=json -p \
       "[{\"op\":\"test\",\"path\":\"$path/args/$at\",\"value\":\"$ADMIN_FLAG\"},{\"op\":\"remove\",\"path\":\"$path/args/$at\"}]" >&2
   fi
   # No wait here: at the revert the sidecar patch goes right after this, and its

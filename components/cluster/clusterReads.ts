@@ -14,7 +14,7 @@ import {
   getRawCommand,
   getWorkloadCommand,
 } from "./kubectl";
-import { MigrationNames, patchedLabels } from "./naming";
+import { MigrationNames, recognisedPatchedLabels } from "./naming";
 import {
   BlockMeta,
   parseProbe,
@@ -173,11 +173,23 @@ export async function findPatched(
   role: "source" | "target",
   access: ClusterAccess | undefined,
 ): Promise<WorkloadRef[]> {
-  const list = await getJson<{ items?: WorkloadObject[] }>(
-    findLabelledWorkloadsCommand(patchedLabels(names, role), access),
-    `find the ${role} this stack patched`,
-  );
-  return (list?.items ?? []).map((w) => ({
+  // The labels this version writes, then those of earlier versions (naming.ts): one query
+  // each, since a selector can't say "either key".
+  const found: WorkloadObject[] = [];
+  for (const labels of recognisedPatchedLabels(names, role)) {
+    const list = await getJson<{ items?: WorkloadObject[] }>(
+      findLabelledWorkloadsCommand(labels, access),
+      `find the ${role} this stack patched`,
+    );
+    for (const w of list?.items ?? []) {
+      const same = (o: WorkloadObject) =>
+        o.kind === w.kind &&
+        o.metadata?.namespace === w.metadata?.namespace &&
+        o.metadata?.name === w.metadata?.name;
+      if (!found.some(same)) found.push(w);
+    }
+  }
+  return found.map((w) => ({
     ...(access ? { access } : {}),
     namespace: w.metadata?.namespace ?? "",
     kind: w.kind === "StatefulSet" ? "StatefulSet" : "Deployment",

@@ -55,7 +55,7 @@ add)
   case $s in
   absent)
     log "adding ephemeral container $container to pod $ns/$pod (no restart; the pod template is not changed)"
-    kc patch pod "$pod" -n "$ns" --subresource=ephemeralcontainers --type=strategic \
+    kc_patch pod "$pod" -n "$ns" --subresource=ephemeralcontainers --type=strategic \
       -p "{\"spec\":{\"ephemeralContainers\":[$PTM_EPHEMERAL_CONTAINER]}}" -o name >&2 ||
       die "kubectl patch pod $pod -n $ns --subresource=ephemeralcontainers failed (see above): check the right to update pods/ephemeralcontainers, or set sidecarMode to patch"
     ;;

@@ -5,8 +5,6 @@
 // removed, so its stopped entry stays in the pod's status until the pod is replaced. The
 // rules (version, RBAC, pods, names, paths) are in decisions/ephemeralSidecar.ts.
 
-import * as fs from "fs";
-import * as path from "path";
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
@@ -27,7 +25,14 @@ import {
 import { podsWorkload } from "../decisions/prometheusResource";
 import { TsdbLocation } from "../decisions/workload";
 import { readPods, run, said } from "./clusterReads";
-import { createAndDelete, kubectl, localScript, shQuote, sidecarScript } from "./kubectl";
+import {
+  createAndDelete,
+  kubectl,
+  localScript,
+  readScript,
+  shQuote,
+  sidecarScript,
+} from "./kubectl";
 import { PASSWORD_KEY } from "./naming";
 import { SidecarSpec } from "./sidecarPatch";
 
@@ -100,7 +105,7 @@ export async function ephemeralSide(
 
 /** The text an ephemeral sidecar runs: ephemeral-main.sh (records its PID), then the script. */
 function ephemeralScript(script: string): string {
-  const main = fs.readFileSync(path.join(__dirname, "..", "sidecar", "ephemeral-main.sh"), "utf8");
+  const main = readScript("sidecar", "ephemeral-main.sh");
   return `${main}\n${sidecarScript(script)}`;
 }
 

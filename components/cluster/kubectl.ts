@@ -6,15 +6,43 @@
 import * as fs from "fs";
 import * as path from "path";
 import { ClusterAccess, WorkloadRef } from "../decisions/config";
+import { FIELD_MANAGER } from "./naming";
 
 /** Quotes a string for POSIX sh: everything inside single quotes is literal. */
 export function shQuote(s: string): string {
   return `'${s.replace(/'/g, `'"'"'`)}'`;
 }
 
+/**
+ * The folder that holds sidecar/ and cluster/ with their .sh files. In the source tree (ts-node,
+ * as `pulumi up` runs index.ts) that is components/ beside this file's folder; the built package
+ * runs from dist/components/cluster/ and ships the .sh files at components/ (package.json
+ * "files"), so it is three folders up from here.
+ */
+let scriptRoot: string | undefined;
+function scriptsDir(): string {
+  if (scriptRoot) return scriptRoot;
+  const candidates = [
+    path.join(__dirname, ".."),
+    path.join(__dirname, "..", "..", "..", "components"),
+  ];
+  scriptRoot = candidates.find((d) => fs.existsSync(path.join(d, "sidecar", "lib.sh")));
+  if (!scriptRoot) {
+    throw new Error(
+      `the sidecar and cluster scripts are missing: looked in ${candidates.join(", ")}`,
+    );
+  }
+  return scriptRoot;
+}
+
+/** The text of components/<dir>/<file> (a sidecar/ or cluster/ script). */
+export function readScript(dir: "sidecar" | "cluster", file: string): string {
+  return fs.readFileSync(path.join(scriptsDir(), dir, file), "utf8");
+}
+
 /** The text a sidecar runs for sidecar/<name>.sh: the shared functions of lib.sh, then the script. */
 export function sidecarScript(name: string): string {
-  const read = (f: string) => fs.readFileSync(path.join(__dirname, "..", "sidecar", f), "utf8");
+  const read = (f: string) => readScript("sidecar", f);
   return `${read("lib.sh")}\n${read(`${name}.sh`)}`;
 }
 
@@ -27,9 +55,13 @@ export function kubectl(access: ClusterAccess | undefined): string {
   ].join(" ");
 }
 
-/** The same, for a script that runs kubectl itself: it reads these variables. */
+/**
+ * The same, for a script that runs kubectl itself: it reads these variables, and writes as
+ * the program's one field manager (lib.sh kc_write).
+ */
 export function kubectlEnv(access: ClusterAccess | undefined): Record<string, string> {
   return {
+    PTM_FIELD_MANAGER: FIELD_MANAGER,
     ...(access?.kubeconfig ? { PTM_KUBECONFIG: access.kubeconfig } : {}),
     ...(access?.context ? { PTM_KUBE_CONTEXT: access.context } : {}),
   };
@@ -48,7 +80,7 @@ export function localScript(
   access: ClusterAccess | undefined,
   slot = "PTM_SCRIPT",
 ): ScriptCommand {
-  const read = (f: string) => fs.readFileSync(path.join(__dirname, f), "utf8");
+  const read = (f: string) => readScript("cluster", f);
   const text = `${read("lib.sh")}\n${read(`${name}.sh`)}`;
   return {
     command: [`sh -c "$${slot}"`, shQuote(name), ...args.map(shQuote)].join(" "),
@@ -119,9 +151,12 @@ export function createAndDelete(
   };
 }
 
-/** A read-only command that prints the workload as JSON, or nothing when it doesn't exist. */
+/**
+ * A read-only command that prints the workload as JSON, or nothing when it doesn't exist; with
+ * its managedFields, which say which manager a sidecar patch of an earlier run applied as.
+ */
 export function getWorkloadCommand(ref: WorkloadRef): string {
-  return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found`;
+  return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found --show-managed-fields`;
 }
 
 /** A read-only command that lists, as JSON, the pods of a namespace with these labels. */

@@ -9,6 +9,15 @@ kc() {
   kubectl ${PTM_KUBECONFIG:+--kubeconfig "$PTM_KUBECONFIG"} ${PTM_KUBE_CONTEXT:+--context "$PTM_KUBE_CONTEXT"} "$@"
 }
 
+# kubectl patch and kubectl create as the program's one field manager (PTM_FIELD_MANAGER, set by
+# the program: naming.ts FIELD_MANAGER), so that managedFields name the migration, run after run.
+kc_patch() {
+  kc patch ${PTM_FIELD_MANAGER:+--field-manager "$PTM_FIELD_MANAGER"} "$@"
+}
+kc_create() {
+  kc create ${PTM_FIELD_MANAGER:+--field-manager "$PTM_FIELD_MANAGER"} "$@"
+}
+
 # The pod selector of a workload as k=v,k=v (empty when it has no matchLabels).
 selector_of() { # NAMESPACE KIND NAME
   # shellcheck disable=SC2016 # a go-template, not shell
@@ -56,7 +65,7 @@ admin_api_remove() { # NAMESPACE KIND NAME STACK
     fi
   fi
   echo "admin-api: removing $ADMIN_FLAG from $2 $1/$3 container $c${at:+ (args[$at])}, as recorded on it" >&2
-  kc patch "$2" "$3" -n "$1" --type=json -p "[$ops]" >&2
+  kc_patch "$2" "$3" -n "$1" --type=json -p "[$ops]" >&2
 }
 
 # Whether restarting a Prometheus now drops some of its own samples, from probe.sh's one JSON

@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 import { PROJECT } from "../decisions/config";
+import { PatchedRole, patchedLabelKeys, patchedLabelsIn } from "../decisions/conventions";
 
 /** Port the rsync daemon listens on inside the pod: above 1024, so it needs no root. */
 export const RSYNC_CONTAINER_PORT = 8873;
@@ -133,16 +134,51 @@ export function migrationLabels(names: MigrationNames, component: string): Recor
 }
 
 /**
- * Labels the sidecar patches put on the workloads they patch (owned by the patch, so they go
- * with it): a revert finds the target the migration really patched even when the `target`
- * config is gone.
+ * The field manager of every change the program makes to a workload: the `pulumi.com/
+ * patchFieldManager` of each sidecar patch (`sidecarPatch.ts`) and `--field-manager` of each
+ * `kubectl patch` and `kubectl create` its scripts run (`PTM_FIELD_MANAGER`, `kubectl.ts`).
+ * Fixed, so that `kubectl get -o yaml --show-managed-fields` says who owns what. Never change
+ * it: a stack mid-migration would find its fields owned by a manager it no longer applies as.
+ * One for every migration of the program: the patched-by label, not the manager, says which
+ * migration patched a workload.
  */
-export const PATCHED_BY_LABEL = "prometheus-tsdb-migration.io/patched-by";
-export const ROLE_LABEL = "prometheus-tsdb-migration.io/role";
+export const FIELD_MANAGER = PROJECT;
 
-export function patchedLabels(
+/**
+ * The domain of the labels the sidecar patches put on the workloads they patch (owned by the
+ * patch, so they go with it): a revert finds the target the stack really patched even when
+ * the `target` config is gone. Not app.kubernetes.io: those describe the workload's own app
+ * (a Helm chart sets them, and selects by them), which the migration must not relabel.
+ */
+export const LABEL_DOMAIN = "prometheus-tsdb-migration.github.io";
+/**
+ * The domain versions before issue 22 wrote, which the project cannot claim: still
+ * recognised, so that a revert finds a workload such a version patched.
+ */
+export const LEGACY_LABEL_DOMAIN = "prometheus-tsdb-migration.io";
+/** Every domain a patched workload's labels may be under, the current one first. */
+export const LABEL_DOMAINS = [LABEL_DOMAIN, LEGACY_LABEL_DOMAIN] as const;
+
+export const PATCHED_BY_LABEL = patchedLabelKeys(LABEL_DOMAIN).patchedBy;
+export const ROLE_LABEL = patchedLabelKeys(LABEL_DOMAIN).role;
+
+/**
+ * The labels a sidecar patch writes now: patched-by is the migration's instance
+ * (`<stack>` for the default name, `<stack>.<component>` otherwise), so a revert finds the
+ * workloads of this migration only.
+ */
+export function patchedLabels(names: MigrationNames, role: PatchedRole): Record<string, string> {
+  return patchedLabelsIn(LABEL_DOMAIN, names.instance, role);
+}
+
+/**
+ * The same labels under each domain, current first: every set a revert looks for. Versions
+ * before issue 22 wrote the old domain with the stack as the value, which is the default
+ * name's instance: their workloads are found by the migration named "migration".
+ */
+export function recognisedPatchedLabels(
   names: MigrationNames,
-  role: "source" | "target",
-): Record<string, string> {
-  return { [PATCHED_BY_LABEL]: names.instance, [ROLE_LABEL]: role };
+  role: PatchedRole,
+): Record<string, string>[] {
+  return LABEL_DOMAINS.map((d) => patchedLabelsIn(d, names.instance, role));
 }

@@ -17,7 +17,8 @@
 #                                removes exactly what add-sidecar added (its output is in
 #                                $PULUMI_COMMAND_STDOUT): the elements named $PTM_CONTAINER_NAME
 #                                and $PTM_VOLUME_NAME, the list itself when add-sidecar created
-#                                it, the labels. Then waits until the operator has taken the
+#                                it, the labels (and $PTM_LEGACY_LABELS, the keys an earlier
+#                                version wrote, when present). Then waits until the operator has taken the
 #                                container out of the generated StatefulSet STS.
 #   enable-admin-api NS NAME     sets spec.enableAdminAPI to true; prints
 #                                {"changed":true,"was":"false"|"unset"} or {"changed":false}.
@@ -49,7 +50,7 @@ index_of() { names "$1" | awk -v n="$2" '$0 == n { print NR - 1; exit }'; }
 # JSON pointer of a label key (RFC 6901: ~ and / escaped).
 label_pointer() { printf '/metadata/labels/%s' "$(printf '%s' "$1" | sed 's,~,~0,g; s,/,~1,g')"; }
 patch() { # OPS (comma-separated JSON patch operations)
-  kc patch "$R" "$name" -n "$ns" --type=json -p "[$1]" >/dev/null
+  kc_patch "$R" "$name" -n "$ns" --type=json -p "[$1]" >/dev/null
 }
 rv_test() {
   printf '{"op":"test","path":"/metadata/resourceVersion","value":"%s"}' "$(get '{.metadata.resourceVersion}')"
@@ -167,7 +168,7 @@ remove-sidecar)
   present=$(kc get "$R" "$name" -n "$ns" -o go-template='{{range $k, $v := .metadata.labels}}{{$k}}{{"\n"}}{{end}}')
   ours=0
   l_ops=
-  for kv in ${PTM_LABELS:-}; do
+  for kv in ${PTM_LABELS:-} ${PTM_LEGACY_LABELS:-}; do
     k=${kv%%=*}
     if printf '%s\n' "$present" | grep -qxF -- "$k"; then
       ours=$((ours + 1))

@@ -15,7 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { podsWorkload } from "../decisions/prometheusResource";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript } from "./kubectl";
-import { MigrationNames, patchedLabels } from "./naming";
+import { MigrationNames, patchedLabels, recognisedPatchedLabels } from "./naming";
 
 /** What patchWithSidecar returns for a `Prometheus` resource. */
 export interface ResourceSidecarRollout {
@@ -49,7 +49,12 @@ export function patchPrometheusWithSidecar(
   const settled = new command.local.Command(
     `${name}-settle`,
     { delete: settle.command, environment: settle.environment },
-    { parent: opts.parent, customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` } },
+    // After what the caller declared first (the revert's Event), so deleted before it.
+    {
+      parent: opts.parent,
+      dependsOn: opts.dependsOn,
+      customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` },
+    },
   );
   const add = localScript(
     "prometheus-resource",
@@ -61,9 +66,17 @@ export function patchPrometheusWithSidecar(
     ["remove-sidecar", ref.namespace, ref.name, sts.name, timeout],
     ref.access,
   );
-  const labels = Object.entries(patchedLabels(names, role))
-    .map(([k, v]) => `${k}=${v}`)
-    .join(" ");
+  const asPairs = (l: Record<string, string>) =>
+    Object.entries(l)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+  const labels = asPairs(patchedLabels(names, role));
+  // An earlier version's labels, which its add-sidecar left when this one ran as an update.
+  const legacy = asPairs(
+    recognisedPatchedLabels(names, role)
+      .slice(1)
+      .reduce((a, l) => ({ ...a, ...l }), {}),
+  );
   const patch = new command.local.Command(
     `${name}-resource`,
     {
@@ -76,6 +89,7 @@ export function patchPrometheusWithSidecar(
         PTM_VOLUME: JSON.stringify(scratch),
         PTM_VOLUME_NAME: scratch.name,
         PTM_LABELS: labels,
+        PTM_LEGACY_LABELS: legacy,
       })),
     },
     {

@@ -5,10 +5,16 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { SidecarResources } from "../decisions/config";
+import {
+  checkPullSecretsListed,
+  patchFieldManager,
+  patchPullSecrets,
+} from "../decisions/conventions";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript, sidecarScript } from "./kubectl";
 import { patchPrometheusWithSidecar } from "./prometheusPatch";
-import { MigrationNames, PASSWORD_KEY, patchedLabels } from "./naming";
+import { FIELD_MANAGER, MigrationNames, PASSWORD_KEY, patchedLabels } from "./naming";
 
 /**
  * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
@@ -42,6 +48,8 @@ export interface SidecarSpec {
   /** Settings besides PTM_DATA and PTM_PROM_URL. */
   env?: k8s.types.input.core.v1.EnvVar[];
   ports?: k8s.types.input.core.v1.ContainerPort[];
+  /** Requests and limits (config sidecarResources). */
+  resources: SidecarResources;
 }
 
 /**
@@ -72,7 +80,7 @@ export function sidecarContainer(
     ...(spec.ports ? { ports: spec.ports } : {}),
     volumeMounts: [tsdbMount(loc), { name: SCRATCH_VOLUME, mountPath: SCRATCH_PATH }],
     ...(loc.securityContext ? { securityContext: loc.securityContext } : {}),
-    resources: { requests: { cpu: "10m", memory: "32Mi" } },
+    resources: spec.resources,
   };
 }
 
@@ -92,6 +100,8 @@ export function patchWithSidecar(
   container: k8s.types.input.core.v1.Container,
   rolloutTimeoutSeconds: number,
   opts: pulumi.CustomResourceOptions,
+  /** Secrets the sidecar image is pulled with (config imagePullSecrets). */
+  imagePullSecrets: string[] = [],
 ): SidecarRollout {
   // The provider (4.25) compares a patch with the live object list item by list item, by
   // index. Naming the workload's own containers first, in their live order, keeps our
@@ -103,6 +113,12 @@ export function patchWithSidecar(
   const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
   // The operator's StatefulSet is changed through its `Prometheus` resource (prometheusPatch.ts).
   if (loc.ref.kind === "Prometheus") {
+    checkPullSecretsListed(
+      loc.imagePullSecrets ?? [],
+      imagePullSecrets,
+      "resource",
+      `Prometheus ${loc.ref.namespace}/${loc.ref.name}`,
+    );
     return patchPrometheusWithSidecar(
       name,
       role,
@@ -114,18 +130,41 @@ export function patchWithSidecar(
       opts,
     );
   }
+  // One manager name for every patch, except one an earlier version created: it keeps the
+  // provider's name for it, so no field changes owner mid-migration (conventions.ts).
+  const manager = patchFieldManager(loc.sidecarOwner, FIELD_MANAGER);
+  if (manager.adopted) {
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    void pulumi.log.info(
+      `${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}: the sidecar patch keeps its field ` +
+        `manager ${manager.manager} from an earlier version until the revert; the next migration ` +
+        `uses ${FIELD_MANAGER}`,
+      opts.parent,
+    );
+  }
+  // imagePullSecrets is a list keyed by name: the patch owns only the entries it adds.
+  const pullSecrets = patchPullSecrets(loc.imagePullSecrets ?? [], imagePullSecrets);
   const patch = {
     metadata: {
       name: loc.ref.name,
       namespace: loc.ref.namespace,
       labels: patchedLabels(names, role),
-      // The provider would wait out the whole timeout for a sidecar that can never start;
-      // rollout-watch.sh below fails within a minute, with the reason.
-      annotations: { "pulumi.com/skipAwait": "true" },
+      annotations: {
+        // The provider would wait out the whole timeout for a sidecar that can never start;
+        // rollout-watch.sh below fails within a minute, with the reason.
+        "pulumi.com/skipAwait": "true",
+        "pulumi.com/patchFieldManager": manager.manager,
+      },
     },
     spec: {
       template: {
-        spec: { containers: [...others, container], volumes: [...otherVolumes, scratch] },
+        spec: {
+          containers: [...others, container],
+          volumes: [...otherVolumes, scratch],
+          ...(pullSecrets.length > 0
+            ? { imagePullSecrets: pullSecrets.map((n) => ({ name: n })) }
+            : {}),
+        },
       },
     },
   };
@@ -141,7 +180,12 @@ export function patchWithSidecar(
   const settled = new command.local.Command(
     `${name}-settle`,
     { delete: settle.command, environment: { ...settle.environment, PTM_STACK: names.instance } },
-    { parent: opts.parent, customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` } },
+    // After what the caller declared first (the revert's Event), so deleted before it.
+    {
+      parent: opts.parent,
+      dependsOn: opts.dependsOn,
+      customTimeouts: { delete: `${rolloutTimeoutSeconds + 120}s` },
+    },
   );
   const timeout = `${rolloutTimeoutSeconds}s`;
   const options: pulumi.CustomResourceOptions = {

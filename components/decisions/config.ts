@@ -56,6 +56,10 @@ export interface MigrationConfig {
   sidecarImage: string;
   /** Pull policy of the sidecar image. */
   sidecarImagePullPolicy: "IfNotPresent" | "Always" | "Never";
+  /** Requests and limits of each sidecar container. */
+  sidecarResources: SidecarResources;
+  /** Secrets (in each workload's namespace) the sidecar image is pulled with; [] = none. */
+  imagePullSecrets: string[];
   /** Passed to `rsync --bwlimit` (e.g. "20m"); empty means unlimited. */
   bandwidthLimit: string;
   /** Parallel rsync streams of the copy, over disjoint blocks (1..16). */
@@ -79,6 +83,12 @@ export interface MigrationConfig {
   sidecarMode: SidecarMode;
   /** The cluster, when one is named (also set on source and target). */
   cluster?: ClusterAccess;
+}
+
+/** A container's requests and limits: resource name (cpu, memory, ephemeral-storage) to quantity. */
+export interface SidecarResources {
+  requests: Record<string, string>;
+  limits: Record<string, string>;
 }
 
 /** How the sidecars are added: see {@link MigrationConfig.sidecarMode}. */
@@ -144,6 +154,20 @@ export interface MigrationArgs {
   sidecarImage?: string;
   /** Pull policy of the sidecar image: IfNotPresent, Always or Never. Default: "IfNotPresent". */
   sidecarImagePullPolicy?: string;
+  /**
+   * Requests and limits of each sidecar container, `{requests: {cpu, memory}, limits: {cpu,
+   * memory}}` (also ephemeral-storage); a section given replaces that section of the default.
+   * Limits are set so that a namespace whose ResourceQuota counts limits admits the pods.
+   * Default: {@link DEFAULT_SIDECAR_RESOURCES}. Not used by sidecarMode ephemeral (an ephemeral
+   * container has no resources of its own).
+   */
+  sidecarResources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+  /**
+   * Secrets (docker-registry, in the workload's namespace) to pull the sidecar image with:
+   * added to each patched pod template's imagePullSecrets, and removed again at the revert
+   * unless the pod listed them already. Default: none.
+   */
+  imagePullSecrets?: string[];
   /** Limit of the copy as `rsync --bwlimit` takes it ("500k", "20m"). Default: "" (unlimited). */
   bandwidthLimit?: string;
   /**
@@ -188,14 +212,30 @@ export interface MigrationArgs {
 }
 
 /** The same settings as `pulumi.Config` returns them: any string, any JSON object. */
-export type RawConfig = Omit<MigrationArgs, "phase" | "source" | "target" | "sidecarMode"> & {
+export type RawConfig = Omit<
+  MigrationArgs,
+  "phase" | "source" | "target" | "sidecarMode" | "sidecarResources" | "imagePullSecrets"
+> & {
   sidecarMode?: string;
+  sidecarResources?: unknown;
+  imagePullSecrets?: unknown;
   phase?: string;
   source?: unknown;
   target?: unknown;
 };
 
 export const DEFAULT_SIDECAR_IMAGE = "docker.io/instrumentisto/rsync-ssh:alpine3.22";
+/**
+ * Each sidecar's requests and limits when sidecarResources is unset. Small requests (the
+ * sidecars idle until the copy); limits, so that a ResourceQuota on limits.cpu/limits.memory
+ * admits the pods: 1 CPU (a copy stream is CPU-bound, BENCHMARKS.md), 256Mi (rsync needs
+ * about 100 bytes a file, the scripts' JSON a few MiB at 2,000 blocks).
+ */
+export const DEFAULT_SIDECAR_RESOURCES: SidecarResources = {
+  requests: { cpu: "10m", memory: "32Mi" },
+  limits: { cpu: "1", memory: "256Mi" },
+};
+
 /** Parallel rsync streams of the copy: one stream is CPU-bound on each side (BENCHMARKS.md). */
 export const DEFAULT_COPY_STREAMS = 2;
 
@@ -333,6 +373,114 @@ function parseCluster(raw: ClusterAccess | undefined): ClusterAccess | undefined
   return { ...(kubeconfig ? { kubeconfig } : {}), ...(context ? { context } : {}) };
 }
 
+// A Kubernetes resource.Quantity without a sign: digits, a decimal SI or binary SI suffix, or
+// an exponent ("100m", "0.5", "256Mi", "1e3").
+const QUANTITY = /^(\d+(\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
+const QUANTITY_FACTOR: Record<string, number> = {
+  n: 1e-9,
+  u: 1e-6,
+  m: 1e-3,
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+const RESOURCE_NAMES = ["cpu", "memory", "ephemeral-storage"];
+
+/** The value of a quantity, to compare a request with its limit; undefined: not a quantity. */
+export function quantityValue(q: string): number | undefined {
+  const m = QUANTITY.exec(q);
+  if (!m) return undefined;
+  const suffix = m[3] ?? "";
+  const factor = /^[eE]/.test(suffix) ? 10 ** Number(suffix.slice(1)) : QUANTITY_FACTOR[suffix];
+  return Number(m[1]) * factor;
+}
+
+function parseResourceMap(key: string, raw: unknown, positive: boolean): Record<string, string> {
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(key, `must be an object such as {cpu: 100m, memory: 64Mi}`);
+  }
+  const out: Record<string, string> = {};
+  for (const [name, v] of Object.entries(raw as Record<string, unknown>)) {
+    if (!RESOURCE_NAMES.includes(name)) {
+      throw new ConfigError(`${key}.${name}`, `unknown resource; use ${RESOURCE_NAMES.join(", ")}`);
+    }
+    const q = typeof v === "number" ? String(v) : typeof v === "string" ? v.trim() : "";
+    const value = quantityValue(q);
+    if (value === undefined) {
+      throw new ConfigError(
+        `${key}.${name}`,
+        `"${String(v)}" is not a Kubernetes quantity such as 100m, 0.5, 64Mi or 1Gi`,
+      );
+    }
+    // A zero limit is refused by the API server; a zero request means "none".
+    if (positive && value === 0) throw new ConfigError(`${key}.${name}`, "must be more than 0");
+    out[name] = q;
+  }
+  return out;
+}
+
+function parseSidecarResources(raw: unknown): SidecarResources {
+  if (raw === undefined || raw === null) return DEFAULT_SIDECAR_RESOURCES;
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    throw new ConfigError(
+      "sidecarResources",
+      "must be an object such as {requests: {cpu: 10m, memory: 32Mi}, limits: {cpu: 1, memory: 256Mi}}",
+    );
+  }
+  const obj = raw as Record<string, unknown>;
+  for (const k of Object.keys(obj)) {
+    if (k !== "requests" && k !== "limits") {
+      throw new ConfigError(`sidecarResources.${k}`, "unknown key; expected requests, limits");
+    }
+  }
+  // A section given replaces the default's, so `limits: {}` leaves the sidecars without limits.
+  const requests =
+    obj.requests === undefined
+      ? DEFAULT_SIDECAR_RESOURCES.requests
+      : parseResourceMap("sidecarResources.requests", obj.requests, false);
+  const limits =
+    obj.limits === undefined
+      ? DEFAULT_SIDECAR_RESOURCES.limits
+      : parseResourceMap("sidecarResources.limits", obj.limits, true);
+  for (const [name, q] of Object.entries(requests)) {
+    const limit = limits[name];
+    // The API server refuses a request above its limit; say so at preview.
+    if (limit !== undefined && quantityValue(q)! > quantityValue(limit)!) {
+      throw new ConfigError(
+        `sidecarResources.requests.${name}`,
+        `${q} is more than its limit ${limit}`,
+      );
+    }
+  }
+  return { requests, limits };
+}
+
+function parseImagePullSecrets(raw: unknown): string[] {
+  if (raw === undefined || raw === null) return [];
+  if (!Array.isArray(raw)) {
+    throw new ConfigError("imagePullSecrets", "must be a list of Secret names, such as [regcred]");
+  }
+  const names: string[] = [];
+  for (const [i, v] of raw.entries()) {
+    const name = typeof v === "string" ? v.trim() : "";
+    if (!DNS_SUBDOMAIN.test(name) || name.length > 253) {
+      throw new ConfigError(`imagePullSecrets[${i}]`, `"${String(v)}" is not a Secret name`);
+    }
+    if (!names.includes(name)) names.push(name);
+  }
+  return names;
+}
+
 /** Validates and defaults the whole configuration. Throws ConfigError naming the key. */
 export function parseConfig(raw: RawConfig): MigrationConfig {
   const phase = parsePhase(raw.phase);
@@ -378,6 +526,8 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
       `"${pull}" is not IfNotPresent, Always or Never`,
     );
   }
+  const sidecarResources = parseSidecarResources(raw.sidecarResources);
+  const imagePullSecrets = parseImagePullSecrets(raw.imagePullSecrets);
   const rolloutTimeoutSeconds = nonNegativeInt(
     "rolloutTimeoutSeconds",
     raw.rolloutTimeoutSeconds,
@@ -406,6 +556,8 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     target,
     sidecarImage,
     sidecarImagePullPolicy: pull,
+    sidecarResources,
+    imagePullSecrets,
     bandwidthLimit,
     copyStreams,
     includeHead: raw.includeHead ?? false,

@@ -3,6 +3,7 @@
 // `kubectl get -o json` prints, so that each rule has a table test.
 
 import { ConfigError, WorkloadRef } from "./config";
+import { containerApplyManager, ManagedFieldsEntry } from "./conventions";
 import {
   normalize,
   resolveAdminApi,
@@ -46,6 +47,7 @@ export interface PodTemplate {
     containers?: Container[];
     initContainers?: Container[];
     volumes?: Volume[];
+    imagePullSecrets?: { name?: string }[];
     securityContext?: Record<string, unknown>;
   };
 }
@@ -57,6 +59,8 @@ export interface WorkloadObject {
     namespace?: string;
     uid?: string;
     labels?: Record<string, string>;
+    /** Read with `--show-managed-fields`: who applied what (conventions.ts). */
+    managedFields?: ManagedFieldsEntry[];
     ownerReferences?: {
       apiVersion?: string;
       kind?: string;
@@ -103,6 +107,13 @@ export interface TsdbLocation {
   containers: string[];
   /** Names of the pod template's volumes, in order (ours included once they run). */
   volumes: string[];
+  /** Names of the pod template's imagePullSecrets, in order (ours included once added). */
+  imagePullSecrets?: string[];
+  /**
+   * The Server-Side Apply manager of this side's sidecar in the live template: the patch of
+   * an earlier run (conventions.ts patchFieldManager). Unset: no patch has added it.
+   */
+  sidecarOwner?: string;
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
   /**
@@ -248,6 +259,8 @@ export function locateTsdb(
     hasArgs: (c.args ?? []).length > 0,
     containers: (pod.containers ?? []).map((x) => x.name),
     volumes: (pod.volumes ?? []).map((v) => v.name),
+    imagePullSecrets: (pod.imagePullSecrets ?? []).flatMap((x) => (x.name ? [x.name] : [])),
+    ...sidecarOwnerOf(w, key),
     securityContext: c.securityContext,
     ...(version.value ? { version: version.value } : {}),
     storage: storage.value,
@@ -341,4 +354,13 @@ export function checkDistinctPods(source: TsdbLocation, target: TsdbLocation): v
         `Service would reach the target too; give the two workloads distinct labels`,
     );
   }
+}
+
+/** The manager of the side's sidecar in the live template, when a patch applied it. */
+function sidecarOwnerOf(w: WorkloadObject, key: "source" | "target"): { sidecarOwner?: string } {
+  const owner = containerApplyManager(
+    w.metadata?.managedFields,
+    key === "source" ? SOURCE_SIDECAR : TARGET_SIDECAR,
+  );
+  return owner ? { sidecarOwner: owner } : {};
 }

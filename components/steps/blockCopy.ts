@@ -1,11 +1,15 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
+import { MigrationNames } from "../cluster/naming";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 import { failingAs } from "./failure";
 
 export interface BlockCopyArgs {
+  /** The migration's names in the cluster (cluster/naming.ts): whose Event this step records. */
+  names: MigrationNames;
   /** Where the target keeps its TSDB. */
   target: TsdbLocation;
   /** The target sidecar to run in. */
@@ -66,6 +70,17 @@ export class BlockCopy extends pulumi.ComponentResource {
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
       .apply(([out, blocks]) => failingAs(this, () => parseCopy(out, blocks)));
+    recordEvent(
+      `${name}-event`,
+      args.names,
+      args.target.ref,
+      "MigrationCopyDone",
+      this.result.apply(
+        (r) =>
+          `Copy done: ${r.copied} blocks copied (${r.skipped} already there), ${r.bytesTotal} bytes staged for the migration`,
+      ),
+      { parent: this, dependsOn: [this.step] },
+    );
     this.registerOutputs({ result: this.result });
   }
 }

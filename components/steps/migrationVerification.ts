@@ -1,6 +1,7 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { execScript } from "../cluster/kubectl";
 import { migrationLabels, MigrationNames } from "../cluster/naming";
 import { iso } from "../decisions/time";
@@ -170,6 +171,15 @@ export class MigrationVerification extends pulumi.ComponentResource {
         summary: `${v.summary}; against the record taken at the install (${iso(r.frozenAtMs)})`,
       };
     });
+    // Only once the verification passed: its message waits for the result.
+    recordEvent(
+      `${name}-event`,
+      args.names,
+      args.target.ref,
+      "MigrationVerified",
+      this.result.apply((v) => `Migration verified: ${v.summary}`),
+      { parent: this, dependsOn: [record] },
+    );
     this.registerOutputs({ result: this.result });
   }
 }

@@ -48,6 +48,9 @@ export class RsyncService extends pulumi.ComponentResource {
               port: RSYNC_SERVICE_PORT,
               targetPort: RSYNC_CONTAINER_PORT,
               protocol: "TCP",
+              // rsync's daemon speaks first: a mesh that sniffs the protocol (Istio) would wait
+              // for the client; declared as TCP it is passed through, mTLS and all.
+              appProtocol: "tcp",
             },
           ],
         },

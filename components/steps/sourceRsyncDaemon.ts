@@ -5,7 +5,10 @@ import {
   EphemeralSide,
   ephemeralContainer,
 } from "../cluster/ephemeralSidecar";
+import { eventOwner, recordEvent, recordRevertEvent } from "../cluster/events";
 import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
+import { DEFAULT_SIDECAR_RESOURCES, SidecarResources } from "../decisions/config";
+import { checkPullSecretsListed } from "../decisions/conventions";
 import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface SourceRsyncDaemonArgs {
@@ -17,6 +20,10 @@ export interface SourceRsyncDaemonArgs {
   image: string;
   /** Its pull policy. */
   imagePullPolicy: string;
+  /** Requests and limits of the sidecar. Default: DEFAULT_SIDECAR_RESOURCES. */
+  resources?: SidecarResources;
+  /** Secrets to pull the image with (added to the pod template). Default: none. */
+  imagePullSecrets?: string[];
   /** Secret (in the source namespace) that holds the rsync password. */
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched source may take. */
@@ -59,11 +66,29 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         { name: "PTM_STACK_ID", value: args.names.stackId },
         { name: "PTM_MIGRATION_ID", value: args.migrationId },
       ],
+      resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
       passwordEnv: "PTM_RSYNC_PASSWORD",
       secretName: args.secretName,
       ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
     };
+    const pullSecrets = args.imagePullSecrets ?? [];
+    // Declared before the sidecar, so deleted after it: the revert is recorded once done.
+    const reverted = recordRevertEvent(
+      `${name}-reverted-event`,
+      args.names,
+      src.ref,
+      `Migration reverted: the rsync daemon sidecar was removed again (${eventOwner(args.names)})`,
+      { parent: this },
+    );
+    const sidecarOpts = { parent: this, dependsOn: [reverted] };
+    let readyDeps: pulumi.Resource[];
     if (args.ephemeral) {
+      checkPullSecretsListed(
+        args.ephemeral.loc.imagePullSecrets ?? [],
+        pullSecrets,
+        "pods",
+        `the source's pods`,
+      );
       // No port is declared (an ephemeral container can't): the Service's targetPort is the
       // number, which reaches the daemon in the pod's network namespace all the same.
       const side = args.ephemeral;
@@ -73,9 +98,10 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         side,
         ephemeralContainer(side, spec),
         args.rolloutTimeoutSeconds,
-        { parent: this },
+        sidecarOpts,
       );
       this.patch = added[0];
+      readyDeps = added;
       this.ready = added.length === 1 ? added[0] : this;
     } else {
       this.container = SOURCE_SIDECAR;
@@ -86,11 +112,21 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         args.names,
         sidecarContainer(src, spec),
         args.rolloutTimeoutSeconds,
-        { parent: this },
+        sidecarOpts,
+        pullSecrets,
       );
       this.patch = rollout.patch;
       this.ready = rollout.rolledOut;
+      readyDeps = [rollout.rolledOut];
     }
+    recordEvent(
+      `${name}-event`,
+      args.names,
+      src.ref,
+      "MigrationPrepared",
+      `Migration prepared: the rsync daemon sidecar ${this.container} runs (${eventOwner(args.names)})`,
+      { parent: this, dependsOn: readyDeps },
+    );
 
     this.registerOutputs({ container: this.container });
   }

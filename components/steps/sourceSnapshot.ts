@@ -1,12 +1,16 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
+import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
+import { MigrationNames } from "../cluster/naming";
 import { readSnapshotBlocks } from "../cluster/clusterReads";
 import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 import { failingAs, resourceError } from "./failure";
 
 export interface SourceSnapshotArgs {
+  /** The migration's names in the cluster (cluster/naming.ts): whose Event this step records. */
+  names: MigrationNames;
   /** Where the source keeps its TSDB. */
   source: TsdbLocation;
   /** The source sidecar to run in. */
@@ -65,6 +69,17 @@ export class SourceSnapshot extends pulumi.ComponentResource {
     );
     this.result = step.stdout.apply((out) =>
       failingAs(this, () => parseSnapshot(out, args.snapshot)),
+    );
+    recordEvent(
+      `${name}-event`,
+      args.names,
+      args.source.ref,
+      "MigrationSnapshotTaken",
+      this.result.apply(
+        (r) =>
+          `Snapshot ${r.snapshot} taken for the migration: ${r.blockCount} blocks, ${r.bytes} bytes`,
+      ),
+      { parent: this, dependsOn: [step] },
     );
     this.blocks = this.result.apply((made) =>
       readSnapshotBlocks(args.source.ref, args.container, made).catch((e: unknown) => {

@@ -4,8 +4,11 @@ import {
   EphemeralSide,
   ephemeralContainer,
 } from "../cluster/ephemeralSidecar";
+import { eventOwner, recordEvent, recordRevertEvent } from "../cluster/events";
 import { MigrationNames } from "../cluster/naming";
 import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
+import { DEFAULT_SIDECAR_RESOURCES, SidecarResources } from "../decisions/config";
+import { checkPullSecretsListed } from "../decisions/conventions";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface TargetRsyncClientArgs {
@@ -17,6 +20,10 @@ export interface TargetRsyncClientArgs {
   image: string;
   /** Its pull policy. */
   imagePullPolicy: string;
+  /** Requests and limits of the sidecar. Default: DEFAULT_SIDECAR_RESOURCES. */
+  resources?: SidecarResources;
+  /** Secrets to pull the image with (added to the pod template). Default: none. */
+  imagePullSecrets?: string[];
   /** Secret (in the target namespace) that holds the rsync password. */
   secretName: pulumi.Input<string>;
   /** How long the rollout of the patched target may take. */
@@ -50,10 +57,28 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
       image: args.image,
       imagePullPolicy: args.imagePullPolicy,
       script: "idle",
+      resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
       passwordEnv: "RSYNC_PASSWORD",
       secretName: args.secretName,
     };
+    const pullSecrets = args.imagePullSecrets ?? [];
+    // Declared before the sidecar, so deleted after it: the revert is recorded once done.
+    const reverted = recordRevertEvent(
+      `${name}-reverted-event`,
+      args.names,
+      tgt.ref,
+      `Migration reverted: the rsync client sidecar was removed again (${eventOwner(args.names)})`,
+      { parent: this },
+    );
+    const sidecarOpts = { parent: this, dependsOn: [reverted] };
+    let readyDeps: pulumi.Resource[];
     if (args.ephemeral) {
+      checkPullSecretsListed(
+        args.ephemeral.loc.imagePullSecrets ?? [],
+        pullSecrets,
+        "pods",
+        `the target's pods`,
+      );
       const side = args.ephemeral;
       this.container = side.container;
       const added = addEphemeralSidecars(
@@ -61,9 +86,10 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
         side,
         ephemeralContainer(side, spec),
         args.rolloutTimeoutSeconds,
-        { parent: this },
+        sidecarOpts,
       );
       this.patch = added[0];
+      readyDeps = added;
       // Several replicas: depending on this component waits for every pod's sidecar.
       this.ready = added.length === 1 ? added[0] : this;
     } else {
@@ -75,11 +101,21 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
         args.names,
         sidecarContainer(tgt, spec),
         args.rolloutTimeoutSeconds,
-        { parent: this },
+        sidecarOpts,
+        pullSecrets,
       );
       this.patch = rollout.patch;
       this.ready = rollout.rolledOut;
+      readyDeps = [rollout.rolledOut];
     }
+    recordEvent(
+      `${name}-event`,
+      args.names,
+      tgt.ref,
+      "MigrationPrepared",
+      `Migration prepared: the rsync client sidecar ${this.container} runs (${eventOwner(args.names)})`,
+      { parent: this, dependsOn: readyDeps },
+    );
 
     this.registerOutputs({ container: this.container });
   }

@@ -18,6 +18,8 @@ import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
+import { useCluster } from "../e2e/cluster";
+import { clusterForThisRun } from "../e2e/clusterChoice";
 import {
   configure,
   configurePrepare,
@@ -50,8 +52,8 @@ export interface EngineState {
 }
 
 async function main(): Promise<void> {
-  const kubeconfig = process.env["KUBECONFIG"];
-  if (!kubeconfig) throw new Error("KUBECONFIG is not set: start the lab (npm run lab:up)");
+  // The bench resets and recycles the lab's volumes: the lab only (clusterChoice.ts).
+  useCluster(clusterForThisRun("e2e"));
   const hours = Number(process.env["PTM_STATE_HOURS"] ?? 4100);
   await resetCluster(log);
   // The lab's volumes are Retain: make the released ones available again (wiped).
@@ -73,7 +75,7 @@ async function main(): Promise<void> {
     },
   });
   log(`fixtures with ${hours} h of history: ${Math.round((Date.now() - t0) / 1000)} s`);
-  const stack: Stack = await openStack(`bench-state-${Date.now()}`, pulumiEnv(kubeconfig));
+  const stack: Stack = await openStack(`bench-state-${Date.now()}`, pulumiEnv());
   try {
     await configurePrepare(stack);
     let t = Date.now();

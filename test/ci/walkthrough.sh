@@ -116,6 +116,10 @@ else
   stack_made=1
   bad "README's walkthrough block"
 fi
+# The lab's workloads live in the demo's own namespaces (test/e2e/fixtures.ts), not in the
+# README's "monitoring" and BKPR's "kubeprod".
+tsh 'pulumi config set --path source.namespace ptm-demo-monitoring && pulumi config set --path target.namespace ptm-demo-kubeprod' ||
+  bad "setting the lab's namespaces"
 out=$(tsh 'pulumi config get --path source.name' || true)
 check "pulumi config get --path source.name (got '${out}')" test "${out}" = prometheus-server
 out=$(tsh 'pulumi config set phase prepare && pulumi preview --non-interactive' 2>&1 || true)

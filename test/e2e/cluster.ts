@@ -1,7 +1,10 @@
 // kubectl helpers for the demo and the end-to-end test: apply fixtures, wait, and ask the
-// Prometheus servers our own questions (never the program's outputs).
+// Prometheus servers our own questions (never the program's outputs). Every command goes to
+// the cluster chosen once by clusterChoice.ts (kubeconfig and context both explicit), and
+// only namespaces these tests created and labelled are ever deleted.
 
 import { execFileSync } from "node:child_process";
+import { ClusterChoice } from "./clusterChoice";
 
 export interface Workload {
   namespace: string;
@@ -10,24 +13,103 @@ export interface Workload {
   container: string;
 }
 
+let chosen: ClusterChoice | undefined;
+
+/** Sets the cluster every later kubectl acts on (test/e2e/guard.ts, demo.ts). */
+export function useCluster(c: ClusterChoice): void {
+  chosen = c;
+}
+
+/** The chosen cluster; fails closed when nothing was chosen. */
+export function currentCluster(): ClusterChoice {
+  if (!chosen)
+    throw new Error(
+      "no cluster chosen: the demo and the e2e tests act only on the cluster that clusterChoice.ts allows (test/e2e/guard.ts)",
+    );
+  return chosen;
+}
+
+/** kubectl against the chosen cluster, with its kubeconfig and context both explicit. */
 export function kubectl(args: string[], input?: string): string {
-  return execFileSync("kubectl", args, {
+  const c = currentCluster();
+  return execFileSync("kubectl", ["--context", c.context, ...args], {
     input,
     encoding: "utf8",
+    env: { ...process.env, KUBECONFIG: c.kubeconfig },
     maxBuffer: 64 * 2 ** 20,
     stdio: ["pipe", "pipe", "pipe"],
   });
 }
 
+/** The label on everything the demo and the tests create; only what has it is ever deleted. */
+export const OWNER_KEY = "app.kubernetes.io/managed-by";
+export const OWNER = "prometheus-tsdb-migration-tests";
+/** On each namespace: its own name, so a delete can select exactly one labelled namespace. */
+export const NAMESPACE_KEY = "app.kubernetes.io/instance";
+
+type Obj = { kind?: string; metadata?: { name?: string; labels?: Record<string, string> } };
+
+/** A namespace's labels, or undefined when it does not exist. */
+function namespaceLabels(ns: string): Record<string, string> | undefined {
+  const out = kubectl(["get", "namespace", ns, "--ignore-not-found", "-o", "json"]).trim();
+  if (!out) return undefined;
+  return (
+    (JSON.parse(out) as { metadata: { labels?: Record<string, string> } }).metadata.labels ?? {}
+  );
+}
+
+function notOurs(ns: string): Error {
+  return new Error(
+    `namespace ${ns} exists and was not created by the demo or the tests (it lacks the label ` +
+      `${OWNER_KEY}=${OWNER}): left untouched. Delete it yourself if it is a leftover, or run ` +
+      "against another cluster.",
+  );
+}
+
+/**
+ * Applies the objects with the owner label on each. A Namespace in the list must be new or
+ * already ours: an existing one of anybody else's is refused before anything is applied.
+ */
 export function apply(objects: object[]): void {
+  const items = (objects as Obj[]).map((o) => {
+    const name = o.metadata?.name ?? "";
+    const labels: Record<string, string> = { ...o.metadata?.labels, [OWNER_KEY]: OWNER };
+    if (o.kind === "Namespace") {
+      const have = namespaceLabels(name);
+      if (have && have[OWNER_KEY] !== OWNER) throw notOurs(name);
+      labels[NAMESPACE_KEY] = name;
+    }
+    return { ...o, metadata: { ...o.metadata, labels } };
+  });
   kubectl(
     ["apply", "--server-side", "--field-manager=ptm-e2e-fixture", "-f", "-"],
-    JSON.stringify({
-      apiVersion: "v1",
-      kind: "List",
-      items: objects,
-    }),
+    JSON.stringify({ apiVersion: "v1", kind: "List", items }),
   );
+}
+
+/** A namespace with the owner label, made by {@link apply}. */
+export function namespace(name: string): Record<string, unknown> {
+  return { apiVersion: "v1", kind: "Namespace", metadata: { name } };
+}
+
+/**
+ * Deletes namespaces this code created (labelled by {@link apply}); a missing one is fine, an
+ * unlabelled one is refused. The delete selects by label, so it can't reach anything else.
+ */
+export function deleteOwnNamespaces(names: string[], opts: { wait: boolean }): void {
+  for (const ns of names) {
+    const have = namespaceLabels(ns);
+    if (!have) continue;
+    if (have[OWNER_KEY] !== OWNER) throw notOurs(ns);
+    kubectl([
+      "delete",
+      "namespaces",
+      "-l",
+      `${OWNER_KEY}=${OWNER},${NAMESPACE_KEY}=${ns}`,
+      `--wait=${opts.wait}`,
+      ...(opts.wait ? ["--timeout=180s"] : []),
+    ]);
+  }
 }
 
 export function rolloutStatus(w: Workload, timeoutSeconds = 300): void {

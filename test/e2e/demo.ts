@@ -1,16 +1,19 @@
 // `npm run demo`: a whole migration in the local cluster, phase by phase, with the plan, the
-// copy's progress and the result printed as they happen.
+// copy's progress and the result printed as they happen. On another cluster only when the user
+// names its context (PTM_DEMO_CONTEXT; clusterChoice.ts), in the demo's own namespaces.
 
 import { OutputMap } from "@pulumi/pulumi/automation";
+import { useCluster } from "./cluster";
+import { clusterForThisRun } from "./clusterChoice";
 import {
   configure,
   configurePrepare,
-  DEFAULTS,
   deployFixtures,
   leftovers,
   openStack,
   pulumiEnv,
   resetCluster,
+  scenarioFor,
   SOURCE,
   TARGET,
 } from "./scenario";
@@ -32,18 +35,23 @@ function show(outputs: OutputMap, key: string): void {
 }
 
 async function main(): Promise<void> {
-  const kubeconfig = process.env.KUBECONFIG;
-  if (!kubeconfig)
-    throw new Error("KUBECONFIG is not set: run `npm run demo`, which starts the lab");
+  const cluster = clusterForThisRun("demo");
+  useCluster(cluster);
+  const options = { ...scenarioFor(cluster), log: say };
+  say(
+    cluster.lab
+      ? "cluster: the local lab"
+      : `cluster: context ${cluster.context} of ${cluster.kubeconfig} (PTM_DEMO_CONTEXT), images ${options.prometheusImage}, ${options.targetImage}, ${options.sidecarImage}`,
+  );
 
   step(
     `starting point: ${SOURCE.kind} ${SOURCE.namespace}/${SOURCE.name} (old) and ${TARGET.kind} ${TARGET.namespace}/${TARGET.name} (new, BKPR-shaped)`,
   );
   await resetCluster(say);
-  await deployFixtures({ ...DEFAULTS, log: say });
+  await deployFixtures(options);
 
-  const stack = await openStack(`demo-${Date.now()}`, pulumiEnv(kubeconfig));
-  await configurePrepare(stack);
+  const stack = await openStack(`demo-${Date.now()}`, pulumiEnv());
+  await configurePrepare(stack, options);
 
   step("pulumi preview (phase prepare): what would change");
   const p = await stack.preview({ onOutput: () => undefined });

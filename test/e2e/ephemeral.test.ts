@@ -12,7 +12,7 @@
 import * as assert from "node:assert/strict";
 import { ChildProcess, spawn } from "node:child_process";
 import { Stack } from "@pulumi/pulumi/automation";
-import { kubectl, rolloutStatus, Workload } from "./cluster";
+import { currentCluster, kubectl, rolloutStatus, Workload } from "./cluster";
 import {
   changes,
   configure,
@@ -102,9 +102,12 @@ function watchPods(w: Workload): { stop(): Set<string> } {
     .map(([k, v]) => `${k}=${v}`)
     .join(",");
   const uids = new Set<string>();
+  const c = currentCluster();
   const child: ChildProcess = spawn(
     "kubectl",
     [
+      "--context",
+      c.context,
       "get",
       "pods",
       "-n",
@@ -116,7 +119,7 @@ function watchPods(w: Workload): { stop(): Set<string> } {
       "custom-columns=UID:.metadata.uid",
       "--no-headers",
     ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KUBECONFIG: c.kubeconfig } },
   );
   let err = "";
   child.on("error", (e) => (err += String(e)));
@@ -139,7 +142,6 @@ function watchPods(w: Workload): { stop(): Set<string> } {
 
 describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
   this.timeout(40 * 60_000);
-  const kubeconfig = process.env.KUBECONFIG;
   let stack: Stack;
   let sourceHistory: { ends: number[]; counts: number[] };
   let templates: { source: string; target: string };
@@ -171,7 +173,6 @@ describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
   };
 
   before(async function () {
-    if (!kubeconfig) throw new Error("KUBECONFIG is not set (see the header of this file)");
     await timed("fixtures", async () => {
       await resetCluster(log);
       await deployFixtures({ ...DEFAULTS, log });
@@ -184,7 +185,7 @@ describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
     templates = { source: templateBytes(SOURCE), target: templateBytes(TARGET) };
     pods = { source: podOf(SOURCE), target: podOf(TARGET) };
     watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
-    stack = await openStack(`e2e-ephemeral-${Date.now()}`, pulumiEnv(kubeconfig));
+    stack = await openStack(`e2e-ephemeral-${Date.now()}`, pulumiEnv());
   });
 
   after(async function () {
@@ -282,7 +283,6 @@ describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
 // is switched too), counting every pod each workload ran from before prepare to after destroy.
 describe("end to end: pod restarts of the same migration in patch mode (for the README)", function () {
   this.timeout(40 * 60_000);
-  const kubeconfig = process.env.KUBECONFIG;
   let stack: Stack;
   let pods: { source: ReturnType<typeof podOf>; target: ReturnType<typeof podOf> };
   let watches: { source: { stop(): Set<string> }; target: { stop(): Set<string> } };
@@ -301,12 +301,11 @@ describe("end to end: pod restarts of the same migration in patch mode (for the 
   };
 
   before(async function () {
-    if (!kubeconfig) throw new Error("KUBECONFIG is not set (see the header of this file)");
     await resetCluster(log);
     await deployFixtures({ ...DEFAULTS, log });
     pods = { source: podOf(SOURCE), target: podOf(TARGET) };
     watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
-    stack = await openStack(`e2e-patch-count-${Date.now()}`, pulumiEnv(kubeconfig));
+    stack = await openStack(`e2e-patch-count-${Date.now()}`, pulumiEnv());
   });
 
   after(async function () {

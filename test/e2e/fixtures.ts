@@ -10,32 +10,33 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { bkprStatefulSet, helmServer } from "../fixtures/workloads";
+import { namespace } from "./cluster";
 
+// The demo's own namespaces (the chart's "monitoring" and BKPR's "kubeprod" with a prefix):
+// a user's cluster may hold the real ones, and only namespaces the demo labelled are deleted.
 /** Only the source's namespace, name and container: everything else is discovered. */
 export const SOURCE = {
-  namespace: "monitoring",
+  namespace: "ptm-demo-monitoring",
   kind: "Deployment",
   name: "prometheus-server",
   container: "prometheus-server",
 };
 export const TARGET = {
-  namespace: "kubeprod",
+  namespace: "ptm-demo-kubeprod",
   kind: "StatefulSet",
   name: "prometheus",
   container: "prometheus",
 };
 /** The source's `server.persistentVolume.subPath`. */
 export const SOURCE_SUBPATH = "prometheus-db";
-/** A fixed ClusterIP for the exporter, so that scrape configs need no cluster DNS. */
-export const EXPORTER_IP = "10.96.100.100";
 
 export interface FixtureOptions {
   /** The source's image: official-shaped (test/lab/images/build.sh). */
   prometheusImage: string;
   /** The target's image: Bitnami-shaped, as BKPR runs. */
   targetImage: string;
-  /** Stands in for the configmap-reload containers. */
-  reloaderImage: string;
+  /** Stands in for the configmap-reload containers; unset: the manifests' own images. */
+  reloaderImage?: string;
   toolsImage: string;
   /** Hours of backfilled source history. */
   historyHours: number;
@@ -45,11 +46,14 @@ export interface FixtureOptions {
   /** Chart values of the source: `server.retention`, `server.extraFlags`. */
   sourceRetention?: string;
   sourceExtraFlags?: string[];
+  /** The exporter's address as host:port: its Service's ClusterIP, allocated by the cluster. */
+  exporterAddress: string;
 }
 
 type Obj = Record<string, unknown>;
 
-function scrapeConfig(self: string): string {
+// The exporter's ClusterIP goes into the scrape configs, so they need no cluster DNS.
+function scrapeConfig(self: string, exporterAddress: string): string {
   return [
     "global: {scrape_interval: 15s, evaluation_interval: 1m}",
     "scrape_configs:",
@@ -59,7 +63,7 @@ function scrapeConfig(self: string): string {
     // metrics.txt: busybox httpd sends text/plain for it (nothing for /metrics), which
     // Prometheus 3.x requires of a target (the BKPR target runs 3.x in the lab).
     "    metrics_path: /metrics.txt",
-    `    static_configs: [{targets: ["${EXPORTER_IP}:8080"]}]`,
+    `    static_configs: [{targets: ["${exporterAddress}"]}]`,
     "",
   ].join("\n");
 }
@@ -70,11 +74,11 @@ const metricsFile = [
   "",
 ].join("\n");
 
-export function fixtures(o: FixtureOptions): Obj[] {
-  const seed = fs.readFileSync(path.join(__dirname, "seed-history.sh"), "utf8");
+/** The namespaces and the exporter: applied first, for the ClusterIP the cluster gives it. */
+export function exporterFixtures(o: Pick<FixtureOptions, "toolsImage">): Obj[] {
   return [
-    { apiVersion: "v1", kind: "Namespace", metadata: { name: SOURCE.namespace } },
-    { apiVersion: "v1", kind: "Namespace", metadata: { name: TARGET.namespace } },
+    namespace(SOURCE.namespace),
+    namespace(TARGET.namespace),
     // The exporter: busybox httpd serving a static metrics page.
     {
       apiVersion: "v1",
@@ -110,15 +114,25 @@ export function fixtures(o: FixtureOptions): Obj[] {
       apiVersion: "v1",
       kind: "Service",
       metadata: { name: "exporter", namespace: SOURCE.namespace },
-      spec: { clusterIP: EXPORTER_IP, selector: { app: "exporter" }, ports: [{ port: 8080 }] },
+      spec: { selector: { app: "exporter" }, ports: [{ port: 8080 }] },
     },
+  ];
+}
+
+/** The two Prometheus servers and what they need, scraping the exporter at its address. */
+export function fixtures(o: FixtureOptions): Obj[] {
+  const seed = fs.readFileSync(path.join(__dirname, "seed-history.sh"), "utf8");
+  return [
     // The source: the prometheus Helm chart's server (release "prometheus", default values,
     // persistentVolume.subPath set), its ConfigMap, PVC and ServiceAccount.
     {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "prometheus-server", namespace: SOURCE.namespace },
-      data: { "prometheus.yml": scrapeConfig("source"), "seed-history.sh": seed },
+      data: {
+        "prometheus.yml": scrapeConfig("source", o.exporterAddress),
+        "seed-history.sh": seed,
+      },
     },
     {
       apiVersion: "v1",
@@ -138,7 +152,7 @@ export function fixtures(o: FixtureOptions): Obj[] {
       apiVersion: "v1",
       kind: "ConfigMap",
       metadata: { name: "prometheus", namespace: TARGET.namespace },
-      data: { "prometheus.yml": scrapeConfig("target") },
+      data: { "prometheus.yml": scrapeConfig("target", o.exporterAddress) },
     },
     {
       apiVersion: "v1",
@@ -161,7 +175,7 @@ function labSource(o: FixtureOptions): Obj {
   });
   const spec = (w.spec as { template: { spec: Obj } }).template.spec;
   const [reloader, server] = spec.containers as Container[];
-  reloader.image = o.reloaderImage;
+  if (o.reloaderImage) reloader.image = o.reloaderImage;
   // server.extraInitContainers: the same volume and subPath as the server's TSDB.
   const storage = (server.volumeMounts ?? []).find((m) => m.name === "storage-volume");
   spec.initContainers = [

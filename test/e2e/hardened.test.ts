@@ -13,7 +13,16 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { apply, kubectl, podTemplate, rolloutStatus, Workload } from "./cluster";
+import {
+  apply,
+  currentCluster,
+  deleteOwnNamespaces,
+  kubectl,
+  namespace,
+  podTemplate,
+  rolloutStatus,
+  Workload,
+} from "./cluster";
 import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
 
 const NS = "ptm-hardened";
@@ -53,7 +62,7 @@ const config = {
 };
 
 const objects = [
-  { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+  namespace(NS),
   config,
   {
     apiVersion: "v1",
@@ -114,9 +123,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
   let templates: { source: unknown; target: unknown };
 
   before(async () => {
-    const kubeconfig = process.env["KUBECONFIG"];
-    assert.ok(kubeconfig, "KUBECONFIG must point at the lab (test/e2e/run.sh sets it)");
-    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=180s"]);
+    deleteOwnNamespaces([NS], { wait: true });
     apply(objects);
     rolloutStatus(SRC);
     rolloutStatus(DST);
@@ -127,7 +134,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       contexts: { name: string; context: Record<string, unknown> }[];
       "current-context": string;
     };
-    const labContext = lab["current-context"];
+    const labContext = currentCluster().context;
     lab.clusters.push({ name: "wrong", cluster: { server: "https://127.0.0.1:1" } });
     lab.contexts.push({ name: "wrong", context: { cluster: "wrong", user: "admin" } });
     lab["current-context"] = "wrong";
@@ -151,7 +158,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       await stack.destroy({ onOutput: () => undefined }).catch(() => undefined);
       await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
     }
-    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=false"]);
+    deleteOwnNamespaces([NS], { wait: false });
   });
 
   it("prepare rolls out both sidecars, which run and write only to their scratch volume", async () => {

@@ -28,7 +28,6 @@ const quiet = () => undefined;
 
 describe("end to end: a migration in a real cluster with the real engine", function () {
   this.timeout(30 * 60_000);
-  const kubeconfig = process.env.KUBECONFIG;
   let stack: Stack;
   let sourceHistory: { ends: number[]; counts: number[] };
   let templates: { source: unknown; target: unknown };
@@ -46,8 +45,6 @@ describe("end to end: a migration in a real cluster with the real engine", funct
   };
 
   before(async function () {
-    if (!kubeconfig)
-      throw new Error("KUBECONFIG is not set: run `npm run test:e2e`, which starts the lab");
     await timed("fixtures", async () => {
       await resetCluster(log);
       await deployFixtures({ ...DEFAULTS, log });
@@ -55,7 +52,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     sourceHistory = historyCounts(SOURCE, DEFAULTS.historyHours);
     assert.ok(sourceHistory.counts.length >= 20 && sourceHistory.counts.every((c) => c > 0));
     templates = { source: podTemplate(SOURCE), target: podTemplate(TARGET) };
-    stack = await openStack(`e2e-${Date.now()}`, pulumiEnv(kubeconfig));
+    stack = await openStack(`e2e-${Date.now()}`, pulumiEnv());
   });
 
   after(async function () {
@@ -75,11 +72,11 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     const text = out.join("");
     assert.match(
       text,
-      /source: Deployment monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
+      /source: Deployment ptm-demo-monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
     );
     assert.match(
       text,
-      /target: StatefulSet kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
+      /target: StatefulSet ptm-demo-kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
     );
     const targetVersion = DEFAULTS.targetImage.slice(DEFAULTS.targetImage.lastIndexOf(":") + 1);
     assert.ok(

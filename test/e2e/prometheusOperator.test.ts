@@ -7,9 +7,19 @@ import * as assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { apply, execIn, kubectl, podTemplate, rolloutStatus, waitFor } from "./cluster";
-import { EXPORTER_IP, fixtures, SOURCE, TARGET as BKPR } from "./fixtures";
 import {
+  currentCluster,
+  deleteOwnNamespaces,
+  execIn,
+  kubectl,
+  namespace,
+  podTemplate,
+  rolloutStatus,
+  waitFor,
+} from "./cluster";
+import { SOURCE, TARGET as BKPR } from "./fixtures";
+import {
+  applyFixtures,
   changes,
   configure,
   DEFAULTS,
@@ -33,16 +43,16 @@ const PROMETHEUS = "prometheuses.monitoring.coreos.com";
 type Obj = Record<string, unknown>;
 
 /** The resource as kube-prometheus-stack renders it (values' defaults), with the lab's image. */
-function prometheusResource(): Obj[] {
+function prometheusResource(exporterAddress: string): Obj[] {
   const scrape = [
     "- job_name: prometheus",
     '  static_configs: [{targets: ["localhost:9090"], labels: {server: "target"}}]',
     "- job_name: exporter",
-    `  static_configs: [{targets: ["${EXPORTER_IP}:8080"]}]`,
+    `  static_configs: [{targets: ["${exporterAddress}"]}]`,
     "",
   ].join("\n");
   return [
-    { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+    namespace(NS),
     {
       apiVersion: "v1",
       kind: "Secret",
@@ -140,7 +150,6 @@ const HISTORY_Q =
 
 describe("end to end: into a prometheus-operator Prometheus with 2 replicas (issue 11)", function () {
   this.timeout(40 * 60_000);
-  const kubeconfig = process.env.KUBECONFIG;
   let stack: Stack;
   let ends: number[];
   let sourceCounts: number[];
@@ -148,33 +157,22 @@ describe("end to end: into a prometheus-operator Prometheus with 2 replicas (iss
   let afterRollout: Record<string, PodState>;
 
   before(async function () {
-    if (!kubeconfig)
-      throw new Error("KUBECONFIG is not set: run `npm run test:e2e`, which starts the lab");
     // The operator, its CRDs and its reloader image (built from the Go module, cached).
-    if (kubeconfig === "/var/lib/ptm-lab/admin.kubeconfig") {
+    if (currentCluster().lab) {
       execFileSync("bash", [path.join(REPO, "test/lab/operator.sh"), "up"], {
         stdio: ["ignore", "ignore", "inherit"],
       });
     }
     kubectl(["get", "crd", PROMETHEUS]);
-    for (const ns of [SOURCE.namespace, BKPR.namespace, NS]) {
-      kubectl(["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s"]);
-    }
+    deleteOwnNamespaces([SOURCE.namespace, BKPR.namespace, NS], { wait: true });
     execFileSync("bash", [path.join(REPO, "test/lab/recycle-pvs.sh")], { stdio: "ignore" });
     // The Helm chart's server as the source (the e2e fixtures without the BKPR target).
-    const all = fixtures({
-      prometheusImage: DEFAULTS.prometheusImage,
-      targetImage: DEFAULTS.targetImage,
-      reloaderImage: DEFAULTS.reloaderImage,
-      toolsImage: DEFAULTS.sidecarImage,
-      historyHours: HISTORY_HOURS,
-    }).filter((o) => {
+    applyFixtures({ ...DEFAULTS, historyHours: HISTORY_HOURS }, prometheusResource, (o) => {
       const m = o.metadata as { name: string; namespace?: string };
       return (
         m.namespace !== BKPR.namespace && !(o.kind === "Namespace" && m.name === BKPR.namespace)
       );
     });
-    apply([...all, ...prometheusResource()]);
     rolloutStatus(SOURCE);
     await waitFor(
       "the operator's StatefulSet",
@@ -197,7 +195,7 @@ describe("end to end: into a prometheus-operator Prometheus with 2 replicas (iss
     assert.ok(sourceCounts.length >= 8 && sourceCounts.every((c) => c > 0), String(sourceCounts));
     const r = resourceSpec();
     original = { spec: r.spec, labels: r.metadata.labels, source: podTemplate(SOURCE) };
-    stack = await openStack(`e2e-kps-${Date.now()}`, pulumiEnv(kubeconfig));
+    stack = await openStack(`e2e-kps-${Date.now()}`, pulumiEnv());
     const { namespace, name, container } = SOURCE;
     await configure(stack, {
       source: { namespace, name, container },
@@ -213,7 +211,7 @@ describe("end to end: into a prometheus-operator Prometheus with 2 replicas (iss
       await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
     // Its two claims would hold two of the lab's PVs; the source's namespace is the other
     // e2e tests' to reset.
-    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=false"]);
+    deleteOwnNamespaces([NS], { wait: false });
   });
 
   it("prepares: the sidecar goes in through spec.containers, into both replicas", async () => {

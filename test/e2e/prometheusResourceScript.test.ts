@@ -8,7 +8,7 @@ import * as assert from "node:assert/strict";
 import { execFileSync, execSync } from "node:child_process";
 import * as path from "node:path";
 import { localScript } from "../../components/cluster/kubectl";
-import { apply, kubectl, waitFor } from "./cluster";
+import { apply, currentCluster, deleteOwnNamespaces, kubectl, namespace, waitFor } from "./cluster";
 import { REPO } from "./scenario";
 
 const NS = "ptm-prom-script";
@@ -34,7 +34,7 @@ const ENV = {
 
 /** Runs the script exactly as the program does (lib.sh + script in one `sh -c`). */
 function run(args: string[], env: Record<string, string> = {}): string {
-  const s = localScript("prometheus-resource", args, undefined);
+  const s = localScript("prometheus-resource", args, currentCluster());
   return execSync(s.command, {
     env: { ...process.env, ...s.environment, ...ENV, ...env },
     encoding: "utf8",
@@ -65,15 +65,15 @@ describe("prometheus-resource.sh gives a Prometheus resource back exactly (issue
   this.timeout(10 * 60_000);
 
   before(async function () {
-    if (!process.env.KUBECONFIG) throw new Error("KUBECONFIG is not set: run `npm run test:e2e`");
-    if (process.env.KUBECONFIG === "/var/lib/ptm-lab/admin.kubeconfig") {
+    // The operator, its CRDs and its reloader image (built from the Go module, cached).
+    if (currentCluster().lab) {
       execFileSync("bash", [path.join(REPO, "test/lab/operator.sh"), "up"], {
         stdio: ["ignore", "ignore", "inherit"],
       });
     }
-    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=true", "--timeout=120s"]);
+    deleteOwnNamespaces([NS], { wait: true });
     apply([
-      { apiVersion: "v1", kind: "Namespace", metadata: { name: NS } },
+      namespace(NS),
       // kube-prometheus-stack's shape: labels, enableAdminAPI false, no containers.
       resource("kps", { enableAdminAPI: false }, { release: "kube-prometheus-stack" }),
       // A user's own sidecar and volume, no labels, enableAdminAPI unset.
@@ -102,7 +102,7 @@ describe("prometheus-resource.sh gives a Prometheus resource back exactly (issue
   });
 
   after(() => {
-    kubectl(["delete", "namespace", NS, "--ignore-not-found", "--wait=false"]);
+    deleteOwnNamespaces([NS], { wait: false });
   });
 
   for (const name of ["kps", "own"]) {

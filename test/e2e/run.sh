@@ -4,13 +4,17 @@
 #   bash test/e2e/run.sh demo   # npm run demo
 #   bash test/e2e/run.sh test   # npm run test:e2e
 #
-# Without KUBECONFIG it brings the local lab cluster up (test/lab/up.sh). The Pulumi CLI and
-# plugins come from test/engine/ (built from Go modules and the upstream sources in
+# Which cluster: test/e2e/clusterChoice.ts decides, before anything is built or started. The
+# local lab (test/lab/up.sh) when KUBECONFIG is unset or is the lab's own; for the demo only,
+# the context PTM_DEMO_CONTEXT names (in its own ptm-demo-* namespaces, public images). Any
+# other KUBECONFIG is refused, and nothing is read or changed in that cluster. The Pulumi CLI
+# and plugins come from test/engine/ (built from Go modules and the upstream sources in
 # PTM_UPSTREAM_SRC, cached); a `pulumi` already on PATH with its plugins is used as it is.
 #
-# Order: checks that take seconds first (test/engine/build.sh check, and what the lab needs),
-# then npm ci, then the lab build and the engine build side by side, then the lab, then the
-# run. When anything fails, the last line is `run.sh: FAILED: <what failed>`.
+# Order: npm ci (the choice is TypeScript), the cluster choice, checks that take seconds
+# (test/engine/build.sh check, and what the lab needs), then the lab build and the engine build
+# side by side, then the lab, then the run. When anything fails, the last line is
+# `run.sh: FAILED: <what failed>`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 mode=${1:-demo}
@@ -42,18 +46,31 @@ need_engine=0
 if ! command -v pulumi >/dev/null 2>&1 || [[ -n ${PTM_ENGINE:-} ]]; then
   need_engine=1
 fi
-need_lab=0
-[[ -n ${KUBECONFIG:-} ]] || need_lab=1
+command -v node >/dev/null 2>&1 || fail "node is not on PATH"
+command -v npm >/dev/null 2>&1 || fail "npm is not on PATH"
 
-# --- 1. fail fast: everything that can be checked in seconds ------------------------------
+# --- 1. npm packages, then the cluster: the lab, a named context, or a refusal ------------
+stage="npm ci"
+[[ -d node_modules ]] || npm ci --no-audit --no-fund
+stage="cluster choice (test/e2e/clusterChoice.ts)"
+cmode=$mode
+[[ $mode == demo ]] || cmode=e2e
+if ! choice=$(npx ts-node --transpile-only test/e2e/clusterChoice.ts "$cmode" 2>&1); then
+  why=$choice
+  exit 2
+fi
+choice=$(tail -n 1 <<<"$choice")
+need_lab=0
+[[ $choice != lab ]] || need_lab=1
+echo "run.sh: cluster: $choice" >&2
+
+# --- 2. fail fast: everything that can be checked in seconds ------------------------------
 stage="preflight"
 problems=()
-command -v node >/dev/null 2>&1 || problems+=("node is not on PATH")
-command -v npm >/dev/null 2>&1 || problems+=("npm is not on PATH")
 if ((need_lab)); then
-  [[ $(id -u) == 0 ]] || problems+=("the lab (test/lab/up.sh) must run as root; or set KUBECONFIG to an existing cluster")
+  [[ $(id -u) == 0 ]] || problems+=("the lab (test/lab/up.sh) must run as root; or name a cluster's context in PTM_DEMO_CONTEXT (the demo only)")
   command -v go >/dev/null 2>&1 || [[ -x /usr/local/go/bin/go ]] ||
-    problems+=("go is not on PATH (the lab is built from Go modules); or set KUBECONFIG to an existing cluster")
+    problems+=("go is not on PATH (the lab is built from Go modules); or name a cluster's context in PTM_DEMO_CONTEXT (the demo only)")
 fi
 if ((need_engine)); then
   set +e
@@ -70,10 +87,6 @@ if ((${#problems[@]})); then
   for p in "${problems[@]:1}"; do why+="; $p"; done
   exit 1
 fi
-
-# --- 2. npm packages -----------------------------------------------------------------------
-stage="npm ci"
-[[ -d node_modules ]] || npm ci --no-audit --no-fund
 
 # --- 3. lab and engine builds side by side (each is a no-op when cached) -------------------
 # Each job's lines are prefixed with [lab] / [engine]; both are waited for.
@@ -120,7 +133,7 @@ if ((need_lab)); then
   export KUBECONFIG=$kc
 fi
 stage="pulumi version"
-echo "run.sh: KUBECONFIG=$KUBECONFIG, $(pulumi version)" >&2
+echo "run.sh: KUBECONFIG=${KUBECONFIG:-~/.kube/config}, $(pulumi version)" >&2
 
 # --- 4. the run ----------------------------------------------------------------------------
 case $mode in

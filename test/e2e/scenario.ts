@@ -5,8 +5,11 @@ import { LocalWorkspace, Stack, UpResult } from "@pulumi/pulumi/automation";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { DEFAULT_SIDECAR_IMAGE } from "../../components/decisions/config";
 import {
   apply,
+  currentCluster,
+  deleteOwnNamespaces,
   execIn,
   kubectl,
   podOf,
@@ -15,7 +18,8 @@ import {
   waitFor,
   Workload,
 } from "./cluster";
-import { FixtureOptions, fixtures, SOURCE, TARGET } from "./fixtures";
+import { ClusterChoice } from "./clusterChoice";
+import { exporterFixtures, FixtureOptions, fixtures, SOURCE, TARGET } from "./fixtures";
 
 export const REPO = path.resolve(__dirname, "..", "..");
 const PROJECT = "prometheus-tsdb-migration";
@@ -26,8 +30,8 @@ export interface ScenarioOptions {
   prometheusImage: string;
   /** The BKPR target's image: Bitnami-shaped (ptm/bitnami-prometheus:<version>). */
   targetImage: string;
-  /** Stands in for the charts' configmap-reload containers. */
-  reloaderImage: string;
+  /** Stands in for the charts' configmap-reload containers; unset: the manifests' own images. */
+  reloaderImage?: string;
   sidecarImage: string;
   historyHours: number;
   log: (line: string) => void;
@@ -50,26 +54,68 @@ export const DEFAULTS: ScenarioOptions = {
   log: (l) => process.stdout.write(l + "\n"),
 };
 
-/** Deletes the demo namespaces (and so their volumes' claims), to start from scratch. */
-export async function resetCluster(log: (l: string) => void): Promise<void> {
-  for (const ns of [SOURCE.namespace, TARGET.namespace]) {
-    kubectl(["delete", "namespace", ns, "--ignore-not-found", "--wait=true", "--timeout=180s"]);
-  }
-  log("namespaces deleted");
+/**
+ * Outside the lab (PTM_DEMO_CONTEXT) the lab's images don't exist: public ones, each a
+ * setting. The source runs the official image (the Helm chart's), the target Bitnami's (a 3.x:
+ * BKPR's own 2.26 can't read a 3.x source's blocks), the reloaders the manifests' own images.
+ */
+export function scenarioFor(c: ClusterChoice, env = process.env): ScenarioOptions {
+  if (c.lab) return DEFAULTS;
+  return {
+    ...DEFAULTS,
+    prometheusImage: env.PTM_DEMO_SOURCE_IMAGE || "quay.io/prometheus/prometheus:v3.14.0",
+    targetImage: env.PTM_DEMO_TARGET_IMAGE || "docker.io/bitnami/prometheus:latest",
+    reloaderImage: env.PTM_DEMO_RELOADER_IMAGE || undefined,
+    sidecarImage: env.PTM_DEMO_SIDECAR_IMAGE || DEFAULT_SIDECAR_IMAGE,
+  };
 }
 
-/** Deploys the source and target Prometheus and waits until both serve. */
-export async function deployFixtures(o: ScenarioOptions): Promise<void> {
-  apply(
-    fixtures({
+/** Deletes the demo's own namespaces (and so their volumes' claims), to start from scratch. */
+export async function resetCluster(log: (l: string) => void): Promise<void> {
+  deleteOwnNamespaces([SOURCE.namespace, TARGET.namespace], { wait: true });
+  log(`namespaces ${SOURCE.namespace} and ${TARGET.namespace} deleted (if they were there)`);
+}
+
+type Obj = Record<string, unknown>;
+
+/**
+ * Applies the fixtures (those `keep` accepts) plus `extra`: the exporter first, then the
+ * servers, whose scrape configs name the ClusterIP the cluster gave the exporter.
+ */
+export function applyFixtures(
+  o: ScenarioOptions,
+  extra: (exporterAddress: string) => Obj[] = () => [],
+  keep: (obj: Obj) => boolean = () => true,
+): void {
+  apply(exporterFixtures({ toolsImage: o.sidecarImage }).filter(keep));
+  const ip = kubectl([
+    "get",
+    "service",
+    "exporter",
+    "-n",
+    SOURCE.namespace,
+    "-o",
+    "jsonpath={.spec.clusterIP}",
+  ]).trim();
+  if (!ip) throw new Error(`service ${SOURCE.namespace}/exporter has no ClusterIP`);
+  const exporterAddress = `${ip}:8080`;
+  apply([
+    ...fixtures({
       prometheusImage: o.prometheusImage,
       targetImage: o.targetImage,
       reloaderImage: o.reloaderImage,
       toolsImage: o.sidecarImage,
       historyHours: o.historyHours,
+      exporterAddress,
       ...o.fixture,
-    }),
-  );
+    }).filter(keep),
+    ...extra(exporterAddress),
+  ]);
+}
+
+/** Deploys the source and target Prometheus and waits until both serve. */
+export async function deployFixtures(o: ScenarioOptions): Promise<void> {
+  applyFixtures(o);
   rolloutStatus(SOURCE, 900); // seeding a long history takes minutes
   rolloutStatus(TARGET);
   // The source has loaded its backfilled history once its lowest timestamp is that old.
@@ -87,12 +133,16 @@ export async function deployFixtures(o: ScenarioOptions): Promise<void> {
   );
 }
 
-/** Opens a fresh stack of the program in this repository, with a file backend. */
+/**
+ * Opens a fresh stack of the program in this repository, with a file backend, on the chosen
+ * cluster's context (the program's provider and its kubectl both take it from the config).
+ */
 export async function openStack(name: string, env: Record<string, string>): Promise<Stack> {
   const stack = await LocalWorkspace.createOrSelectStack(
     { stackName: name, workDir: REPO },
     { envVars: env },
   );
+  await stack.setConfig("kubernetes:context", { value: currentCluster().context });
   return stack;
 }
 
@@ -111,14 +161,15 @@ export async function configure(stack: Stack, config: Record<string, unknown>): 
 
 /**
  * The demo's stack: the fixtures' source by namespace, name and container only (kind
- * Deployment is the default; the TSDB path, volume, subPath and API are discovered, and the
- * target is BKPR's default), the lab's sidecar image, phase prepare.
+ * Deployment is the default; the TSDB path, volume, subPath and API are discovered), the
+ * target by its namespace only (the rest is BKPR's default), the sidecar image, phase prepare.
  */
-export function configurePrepare(stack: Stack): Promise<void> {
+export function configurePrepare(stack: Stack, o: ScenarioOptions = DEFAULTS): Promise<void> {
   const { namespace, name, container } = SOURCE;
   return configure(stack, {
     source: { namespace, name, container },
-    sidecarImage: DEFAULTS.sidecarImage,
+    target: { namespace: TARGET.namespace },
+    sidecarImage: o.sidecarImage,
     phase: "prepare",
   });
 }
@@ -222,7 +273,7 @@ export function leftovers(): string[] {
 export { podOf, podTemplate, SOURCE, TARGET };
 
 /** Environment for the Pulumi CLI: the ambient one (test/engine/env.sh) plus a private backend. */
-export function pulumiEnv(kubeconfig: string): Record<string, string> {
+export function pulumiEnv(kubeconfig = currentCluster().kubeconfig): Record<string, string> {
   const backend =
     process.env.PTM_E2E_BACKEND ?? fs.mkdtempSync(path.join(os.tmpdir(), "ptm-e2e-backend-"));
   fs.mkdirSync(backend, { recursive: true });

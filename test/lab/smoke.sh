@@ -58,11 +58,21 @@ if ! kc get --raw /readyz >/dev/null 2>&1; then
   exit 1
 fi
 
+# The smoke test's namespace carries its own label, and only a namespace with that label is
+# deleted (a delete by selector), as in the demo and the e2e tests (test/e2e/cluster.ts).
+OWNED="app.kubernetes.io/managed-by=prometheus-tsdb-migration-tests,app.kubernetes.io/instance=${NS}"
 if kc get ns "${NS}" >/dev/null 2>&1; then
-  kc delete ns "${NS}" --wait=true --timeout=120s >/dev/null
+  if [[ -z $(kc get ns -l "${OWNED}" -o name) ]]; then
+    echo "namespace ${NS} exists without the label ${OWNED%%,*}: left alone; set PTM_SMOKE_NS" >&2
+    failed=1
+    exit 1
+  fi
+  kc delete ns -l "${OWNED}" --wait=true --timeout=120s >/dev/null
 fi
 recycle_pvs
 kc create ns "${NS}" >/dev/null
+kc label ns "${NS}" app.kubernetes.io/managed-by=prometheus-tsdb-migration-tests \
+  "app.kubernetes.io/instance=${NS}" >/dev/null
 retry 30 k get serviceaccount default || true
 
 # ---------------------------------------------------------------- workloads
@@ -265,6 +275,6 @@ check "main container itself survives the relinquish (containers '$(containers)'
 
 # ---------------------------------------------------------------- cleanup
 if [[ "${PTM_SMOKE_KEEP:-0}" != 1 ]]; then
-  kc delete ns "${NS}" --wait=true --timeout=120s >/dev/null || true
+  kc delete ns -l "${OWNED}" --wait=true --timeout=120s >/dev/null || true
   recycle_pvs
 fi

@@ -5,7 +5,12 @@
 import * as assert from "node:assert/strict";
 import * as pulumi from "@pulumi/pulumi";
 import { outputsOf, PrometheusTsdbMigration, PrometheusWorkloadArgs } from "../../components";
-import { migrationNames } from "../../components/cluster/naming";
+import {
+  LABEL_DOMAIN,
+  LEGACY_LABEL_DOMAIN,
+  migrationNames,
+  PATCHED_BY_LABEL,
+} from "../../components/cluster/naming";
 import { bkprStatefulSet, cluster, SOURCE_CONFIG, sourceDeployment } from "../fixtures/workloads";
 import {
   COUNTED_WINDOWS,
@@ -106,9 +111,7 @@ describe("two migrations in one program (issue 22)", () => {
     assert.ok(objects.length >= 14, objects.join("\n"));
     assert.deepEqual(duplicates(objects), [], "Kubernetes objects");
     const labels = (x: Recorded) =>
-      ((x.inputs.metadata as { labels?: Record<string, string> }).labels ?? {})[
-        "prometheus-tsdb-migration.io/patched-by"
-      ] ??
+      ((x.inputs.metadata as { labels?: Record<string, string> }).labels ?? {})[PATCHED_BY_LABEL] ??
       ((x.inputs.metadata as { labels?: Record<string, string> }).labels ?? {})[
         "app.kubernetes.io/instance"
       ];
@@ -116,6 +119,29 @@ describe("two migrations in one program (issue 22)", () => {
       r.resources.filter((x) => x.type.startsWith("kubernetes:") && x.inputs.metadata).map(labels),
     );
     assert.deepEqual([...instances].sort(), ["test", "test.other"]);
+    // The Events (issue 22): one command per step of each migration, each saying whose it is;
+    // the API server names the Events themselves (generateName), so they never collide.
+    const events = r.resources.filter(
+      (x) => x.type === "command:local:Command" && /-event$/.test(x.name),
+    );
+    const whose = (prefix: string) =>
+      events
+        .filter((x) => x.name.startsWith(`${prefix}-`))
+        .map((x) => {
+          const e = JSON.parse((x.inputs.environment as Record<string, string>).PTM_EVENT) as {
+            reportingInstance: string;
+            metadata: { generateName?: string; name?: string; labels: Record<string, string> };
+          };
+          assert.equal(e.metadata.name, undefined, x.name);
+          assert.ok(e.metadata.generateName, x.name);
+          return `${e.reportingInstance} ${e.metadata.labels["app.kubernetes.io/instance"]}`;
+        });
+    const mineEvents = whose("migration");
+    const otherEvents = whose("other");
+    assert.equal(mineEvents.length, otherEvents.length);
+    assert.ok(mineEvents.length >= 8, String(mineEvents.length));
+    assert.deepEqual([...new Set(mineEvents)], ["test test"]);
+    assert.deepEqual([...new Set(otherEvents)], ["test.other test.other"]);
     const a = r.outputs.a as { snapshot: string };
     const b = r.outputs.b as { snapshot: string };
     assert.deepEqual([a.snapshot, b.snapshot], ["ptm-test", "ptm-test-other"]);
@@ -132,6 +158,106 @@ describe("two migrations in one program (issue 22)", () => {
     );
   });
 });
+
+describe("another name covers issue 22's conventions", () => {
+  const patches = ["kubernetes:apps/v1:DeploymentPatch", "kubernetes:apps/v1:StatefulSetPatch"];
+  type Spec = {
+    metadata: { labels: Record<string, string>; annotations: Record<string, string> };
+    spec: { template: { spec: { containers: Obj[]; imagePullSecrets?: Obj[] } } };
+  };
+
+  it("prepare: its labels, Events, sidecarResources and imagePullSecrets", async () => {
+    const sidecarResources = { requests: { cpu: "50m" }, limits: { cpu: "2", memory: "512Mi" } };
+    const r = await runWith({}, cluster(), async () => {
+      const m = new PrometheusTsdbMigration("history", {
+        phase: "prepare",
+        source: SOURCE,
+        sidecarResources,
+        imagePullSecrets: ["regcred"],
+      });
+      await m.ready;
+      return { status: m.status };
+    });
+    assert.equal(r.outputs.status, "prepared");
+    for (const [type, role] of [
+      [patches[0], "source"],
+      [patches[1], "target"],
+    ]) {
+      const p = r.resources.filter((x) => x.type === type);
+      assert.equal(p.length, 1, type);
+      const { metadata, spec } = p[0].inputs as unknown as Spec;
+      assert.equal(
+        p[0].name,
+        role === "source" ? "history-source-rsync-daemon" : "history-target-rsync-client",
+      );
+      assert.deepEqual(metadata.labels, {
+        [`${LABEL_DOMAIN}/patched-by`]: "test.history",
+        [`${LABEL_DOMAIN}/role`]: role,
+      });
+      assert.equal(
+        metadata.annotations["pulumi.com/patchFieldManager"],
+        "prometheus-tsdb-migration",
+      );
+      const sidecar = spec.template.spec.containers.find((c) => String(c.name).startsWith("ptm-"));
+      assert.deepEqual(sidecar?.resources, sidecarResources, type);
+      assert.deepEqual(spec.template.spec.imagePullSecrets, [{ name: "regcred" }], type);
+    }
+    const events = r.resources.filter(
+      (x) => x.type === "command:local:Command" && /-event$/.test(x.name),
+    );
+    assert.deepEqual(events.map((x) => x.name).sort(), [
+      "history-source-rsync-daemon-event",
+      "history-source-rsync-daemon-reverted-event",
+      "history-target-rsync-client-event",
+      "history-target-rsync-client-reverted-event",
+    ]);
+    for (const x of events) {
+      const e = JSON.parse((x.inputs.environment as Record<string, string>).PTM_EVENT) as {
+        reportingInstance: string;
+        message: string;
+      };
+      assert.equal(e.reportingInstance, "test.history", x.name);
+      assert.match(e.message, /\(migration test\.history\)$/, x.name);
+    }
+    // Each Event command is the child of its step, named after it: the URN says so.
+    const reg = r.registrations.find((x) => x.name === "history-source-rsync-daemon-event");
+    assert.match(reg?.urn ?? "", /\$ptm:index:SourceRsyncDaemon\$command:local:Command::history-/);
+    assert.deepEqual(reg?.aliases, []);
+  });
+
+  it("revert: looks for its patched target under both label domains, with its own value", async () => {
+    const r = await runWith({}, cluster(), async () => {
+      const m = new PrometheusTsdbMigration("history", { source: SOURCE });
+      await m.ready;
+      return { status: m.status };
+    });
+    assert.equal(r.outputs.status, "reverted");
+    const finds = r.commands.filter((c) => c.startsWith("kubectl get deployments,statefulsets"));
+    assert.deepEqual(
+      finds,
+      [LABEL_DOMAIN, LEGACY_LABEL_DOMAIN].map(
+        (d) =>
+          `kubectl get deployments,statefulsets -A -l '${d}/patched-by=test.history,${d}/role=target' -o json`,
+      ),
+    );
+  });
+});
+
+/** The Event commands of the steps (issue 22), which 7c2c43f did not have. */
+function isNewSince7c2c43f(reg: { type: string; name: string }): boolean {
+  return reg.type === "command:local:Command" && /^migration-.*-event$/.test(reg.name);
+}
+
+/**
+ * A name of 7c2c43f as this version writes it: the patched workloads' labels moved from the
+ * old domain to the project's own (issue 22, cluster/naming.ts LABEL_DOMAIN), same value.
+ */
+function inLabelDomainOfNow(name: string): string {
+  return name.replace(
+    `metadata.labels.${LEGACY_LABEL_DOMAIN}/`,
+    `metadata.labels.${LABEL_DOMAIN}/`,
+  );
+}
 
 describe("the default name keeps an existing stack's URNs and names (issue 22)", () => {
   // test/fixtures/legacyNames.ts: what 7c2c43f declared for these runs.
@@ -159,11 +285,22 @@ describe("the default name keeps an existing stack's URNs and names (issue 22)",
       const matched = new Set<string>();
       for (const reg of r.registrations) {
         const old = before.find((b) => b.urn === reg.urn || reg.aliases.includes(b.urn));
+        if (!old && isNewSince7c2c43f(reg)) {
+          // Added after 7c2c43f (issue 22's Events): no URN of 7c2c43f to keep, but the one a
+          // stack made with the unprefixed names of then has (the step's name alone).
+          const unprefixed = reg.urn.replace(/::migration-([^:]+)$/, "::$1");
+          assert.ok(reg.aliases.includes(unprefixed), `${reg.urn}: alias ${unprefixed}`);
+          continue;
+        }
         assert.ok(old, `${reg.urn} is new (aliases: ${reg.aliases.join(", ")})`);
         matched.add(old.urn);
         // The aliases of 7c2c43f (its steps were top-level resources once) still hold.
         for (const a of old.aliases) assert.ok(reg.aliases.includes(a), `${reg.urn}: alias ${a}`);
-        assert.deepEqual(named[`${reg.type}::${reg.name}`] ?? [], old.names, reg.urn);
+        assert.deepEqual(
+          named[`${reg.type}::${reg.name}`] ?? [],
+          old.names.map(inLabelDomainOfNow),
+          reg.urn,
+        );
       }
       assert.deepEqual(
         before.map((b) => b.urn).filter((u) => !matched.has(u)),

@@ -1,4 +1,6 @@
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import {
   BKPR_TARGET,
   ConfigError,
@@ -93,6 +95,55 @@ describe("parseConfig", () => {
           );
         },
       },
+      {
+        name: "sidecarResources: requests and limits by default, so a limits quota admits the pods",
+        raw: { phase: "prepare", source: src },
+        check: (c) =>
+          assert.deepEqual(c.sidecarResources, {
+            requests: { cpu: "10m", memory: "32Mi" },
+            limits: { cpu: "1", memory: "256Mi" },
+          }),
+      },
+      {
+        name: "sidecarResources: a section given replaces the default's, the other stays",
+        raw: {
+          phase: "prepare",
+          source: src,
+          sidecarResources: { limits: { cpu: "500m", memory: "1Gi", "ephemeral-storage": "1Gi" } },
+        },
+        check: (c) =>
+          assert.deepEqual(c.sidecarResources, {
+            requests: { cpu: "10m", memory: "32Mi" },
+            limits: { cpu: "500m", memory: "1Gi", "ephemeral-storage": "1Gi" },
+          }),
+      },
+      {
+        name: "sidecarResources: limits {} drops the limits; a number is a quantity",
+        raw: {
+          phase: "prepare",
+          source: src,
+          sidecarResources: { requests: { cpu: 0.1, memory: "1e8" }, limits: {} },
+        },
+        check: (c) =>
+          assert.deepEqual(c.sidecarResources, {
+            requests: { cpu: "0.1", memory: "1e8" },
+            limits: {},
+          }),
+      },
+      {
+        name: "imagePullSecrets: none by default",
+        raw: { phase: "prepare", source: src },
+        check: (c) => assert.deepEqual(c.imagePullSecrets, []),
+      },
+      {
+        name: "imagePullSecrets: names, trimmed, each once",
+        raw: {
+          phase: "prepare",
+          source: src,
+          imagePullSecrets: ["regcred", " ghcr.io-pull ", "regcred"],
+        },
+        check: (c) => assert.deepEqual(c.imagePullSecrets, ["regcred", "ghcr.io-pull"]),
+      },
     ];
   for (const tc of ok) it(`accepts: ${tc.name}`, () => tc.check(parseConfig(tc.raw)));
 
@@ -138,6 +189,48 @@ describe("parseConfig", () => {
       raw: { phase: "prepare", source: src, rolloutTimeoutSeconds: 0 },
       key: "rolloutTimeoutSeconds",
     },
+    { raw: { phase: "prepare", source: src, sidecarResources: "small" }, key: "sidecarResources" },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { limit: {} } },
+      key: "sidecarResources.limit",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { requests: { cpu: "100 m" } } },
+      key: "sidecarResources.requests.cpu",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { limits: { memory: "256MB" } } },
+      key: "sidecarResources.limits.memory",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { limits: { memory: "-1Gi" } } },
+      key: "sidecarResources.limits.memory",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { limits: { cpu: "0" } } },
+      key: "sidecarResources.limits.cpu",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { limits: { gpu: "1" } } },
+      key: "sidecarResources.limits.gpu",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { requests: ["cpu"] } },
+      key: "sidecarResources.requests",
+    },
+    {
+      raw: { phase: "prepare", source: src, sidecarResources: { requests: { memory: "512Mi" } } },
+      key: "sidecarResources.requests.memory",
+    },
+    {
+      raw: { phase: "prepare", source: src, imagePullSecrets: "regcred" },
+      key: "imagePullSecrets",
+    },
+    {
+      raw: { phase: "prepare", source: src, imagePullSecrets: ["ok", "Not_A_Name"] },
+      key: "imagePullSecrets[1]",
+    },
+    { raw: { phase: "prepare", source: src, imagePullSecrets: [""] }, key: "imagePullSecrets[0]" },
   ];
   for (const tc of bad) {
     it(`refuses ${JSON.stringify(tc.raw)} naming ${tc.key}`, () => {
@@ -150,4 +243,14 @@ describe("parseConfig", () => {
       );
     });
   }
+});
+
+// A stack named dev (`pulumi stack init dev`) takes its config from Pulumi.dev.yaml: an example
+// that set a phase would patch workloads at its first `pulumi up`.
+describe("the example stack Pulumi.dev.yaml", () => {
+  it("sets no phase; the phase line is there, commented out", () => {
+    const text = fs.readFileSync(path.resolve(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8");
+    assert.doesNotMatch(text, /^\s*prometheus-tsdb-migration:phase:/m);
+    assert.match(text, /^\s*# prometheus-tsdb-migration:phase: prepare$/m);
+  });
 });

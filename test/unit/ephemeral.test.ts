@@ -219,6 +219,11 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "command:local:Command",
       "command:local:Command",
       "command:local:Command",
+      // the Events: prepared and reverted, on each workload
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
       "kubernetes:core/v1:Secret",
       "kubernetes:core/v1:Secret",
       "kubernetes:core/v1:Service",
@@ -228,8 +233,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "migration-rsync-credentials-migration-id",
       "migration-rsync-credentials-password",
       "migration-source-rsync-daemon-ephemeral",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
       "migration-target-restart-guard",
       "migration-target-rsync-client-ephemeral",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
     ]);
     assert.equal(r.outputs.sidecarMode, "ephemeral");
   });
@@ -449,14 +458,22 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
     const r = await runProgram(config, migrating());
     assert.deepEqual(commands(r), [
       "migration-block-copy",
+      "migration-block-copy-event",
       "migration-block-install",
+      "migration-block-install-event",
       "migration-compaction-wait",
       "migration-rsync-credentials-migration-id",
       "migration-rsync-credentials-password",
       "migration-source-rsync-daemon-ephemeral",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
       "migration-source-snapshot",
+      "migration-source-snapshot-event",
       "migration-target-restart-guard",
       "migration-target-rsync-client-ephemeral",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
+      "migration-verification-event",
     ]);
     const probes = r.commands.filter((c) => /'ptm-probe'/.test(c));
     assert.ok(

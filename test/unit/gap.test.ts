@@ -52,6 +52,41 @@ describe("decideGap", () => {
       accept: true,
       want: "go",
     },
+    // Issue 20, item 5: a wait that only shrinks the gap must not end in a silent go.
+    {
+      name: "waiting only shrinks the gap, within the limit, not accepted: fail naming acceptGap",
+      facts: { gapMs: 2 * H, nextCompactionMs: now + H, gapAfterNextCompactionMs: H / 2 },
+      wait: 90,
+      want: "fail",
+      key: "acceptGap",
+    },
+    {
+      name: "waiting only shrinks the gap, within the limit, accepted: wait, then go",
+      facts: { gapMs: 2 * H, nextCompactionMs: now + H, gapAfterNextCompactionMs: H / 2 },
+      wait: 90,
+      accept: true,
+      want: "wait",
+    },
+    // Issue 20, item 14: a plan that copies nothing proves nothing, acceptGap or not.
+    {
+      name: "no block to copy and a gap, accepted: fail naming includeHead",
+      facts: { gapMs: 2 * 60_000, blocks: [] },
+      accept: true,
+      want: "fail",
+      key: "includeHead",
+    },
+    {
+      name: "no block to copy and a gap that a wait would shrink: fail naming includeHead",
+      facts: { gapMs: 2 * H, blocks: [], nextCompactionMs: now + H, gapAfterNextCompactionMs: 0 },
+      wait: 90,
+      want: "fail",
+      key: "includeHead",
+    },
+    {
+      name: "no block to copy and no gap (the target has it all): go",
+      facts: { gapMs: 0, blocks: [] },
+      want: "go",
+    },
   ];
   for (const tc of cases) {
     it(tc.name, () => {
@@ -74,5 +109,14 @@ describe("decideGap", () => {
     );
     assert.match(d.message, /gap of 120 min/);
     assert.match(d.message, /maxWaitMinutes to at least 63/);
+  });
+  it("a plan that copies nothing says what to set and why", () => {
+    const d = decideGap(
+      { gapMs: 2 * 60_000, blocks: [] },
+      { maxWaitMinutes: 0, acceptGap: true },
+      now,
+    );
+    assert.match(d.message, /copies no block/);
+    assert.match(d.message, /Set includeHead to true/);
   });
 });

@@ -251,6 +251,87 @@ export async function runProgram(
   return runWith(config, cluster, async () => load()(), opts);
 }
 
+/** What the mocks saw: the resources and commands, in order, and when they last heard of any. */
+export interface Seen {
+  resources: Recorded[];
+  /** Every registration with its URN and aliases (runWith's recordAliases fills it). */
+  registrations: Registration[];
+  commands: string[];
+  events: string[];
+  seq: number;
+  lastActivity: number;
+}
+
+export function newSeen(): Seen {
+  return {
+    resources: [],
+    registrations: [],
+    commands: [],
+    events: [],
+    seq: 0,
+    lastActivity: Date.now(),
+  };
+}
+
+/**
+ * The mocks of the Pulumi engine: resources are recorded in `seen`, and `command.local.run`
+ * probes answer from the fake cluster.
+ */
+export function fakeMocks(cluster: FakeCluster, opts: RunOpts, seen: Seen): pulumi.runtime.Mocks {
+  return {
+    newResource: async (args) => {
+      seen.lastActivity = Date.now();
+      seen.events.push(`${args.type} ${args.name}`);
+      if (opts.slow?.includes(args.name)) await new Promise((r) => setTimeout(r, 150));
+      // The migration component itself is the program's one top-level resource: record
+      // what it declares.
+      if (args.type !== "ptm:index:PrometheusTsdbMigration")
+        seen.resources.push({
+          type: args.type,
+          name: args.name,
+          inputs: args.inputs,
+          provider: args.provider,
+          seq: seen.seq++,
+        });
+      seen.lastActivity = Date.now();
+      const state: Record<string, unknown> = { ...args.inputs };
+      if (args.type === "kubernetes:core/v1:Service") {
+        state.spec = { ...(args.inputs.spec as object), clusterIP: "10.0.0.42" };
+      }
+      if (args.type === "command:local:Command")
+        state.stdout = cluster.commandStdout?.[args.name] ?? "";
+      Object.assign(state, cluster.priorState?.[args.name] ?? {});
+      return { id: `${args.name}-id`, state };
+    },
+    call: (args) => {
+      seen.lastActivity = Date.now();
+      if (args.token === "command:local:run") {
+        const full = String(args.inputs.command);
+        seen.events.push(`run ${full}`);
+        if (full.endsWith(EXIT_SUFFIX)) {
+          const cmd = full.slice(0, -EXIT_SUFFIX.length);
+          seen.commands.push(cmd);
+          const a = answer(cluster, cmd);
+          if (!opts.slowRuns?.test(cmd)) return a;
+          return new Promise((resolve) =>
+            setTimeout(() => {
+              seen.events.push(`done ${full}`);
+              seen.lastActivity = Date.now();
+              resolve(a);
+            }, 300),
+          );
+        }
+        // Without the exit report, a failing command fails the invoke, as local.run does.
+        seen.commands.push(full);
+        const r = answer(cluster, full.replace(/^exec /, ""));
+        if (!r.stderr.endsWith("ptm-exit=0\n")) throw new Error(`command failed: ${full}`);
+        return { stdout: r.stdout, stderr: "" };
+      }
+      throw new Error(`unexpected call ${args.token}`);
+    },
+  };
+}
+
 /**
  * Runs any Pulumi program (a function that declares resources and returns its outputs)
  * against the fake cluster, with the stack config given.
@@ -261,71 +342,15 @@ export async function runWith(
   program: () => Promise<Record<string, unknown>>,
   opts: RunOpts = {},
 ): Promise<RunResult> {
-  const resources: Recorded[] = [];
-  const commands: string[] = [];
-  const events: string[] = [];
-  const registrations: Registration[] = [];
-  let seq = 0;
-  let lastActivity = Date.now();
-  pulumi.runtime.setMocks(
-    {
-      newResource: async (args) => {
-        lastActivity = Date.now();
-        events.push(`${args.type} ${args.name}`);
-        if (opts.slow?.includes(args.name)) await new Promise((r) => setTimeout(r, 150));
-        // The migration component itself is the program's one top-level resource: record
-        // what it declares.
-        if (args.type !== "ptm:index:PrometheusTsdbMigration")
-          resources.push({
-            type: args.type,
-            name: args.name,
-            inputs: args.inputs,
-            provider: args.provider,
-            seq: seq++,
-          });
-        lastActivity = Date.now();
-        const state: Record<string, unknown> = { ...args.inputs };
-        if (args.type === "kubernetes:core/v1:Service") {
-          state.spec = { ...(args.inputs.spec as object), clusterIP: "10.0.0.42" };
-        }
-        if (args.type === "command:local:Command")
-          state.stdout = cluster.commandStdout?.[args.name] ?? "";
-        Object.assign(state, cluster.priorState?.[args.name] ?? {});
-        return { id: `${args.name}-id`, state };
-      },
-      call: (args) => {
-        lastActivity = Date.now();
-        if (args.token === "command:local:run") {
-          const full = String(args.inputs.command);
-          events.push(`run ${full}`);
-          if (full.endsWith(EXIT_SUFFIX)) {
-            const cmd = full.slice(0, -EXIT_SUFFIX.length);
-            commands.push(cmd);
-            const a = answer(cluster, cmd);
-            if (!opts.slowRuns?.test(cmd)) return a;
-            return new Promise((resolve) =>
-              setTimeout(() => {
-                events.push(`done ${full}`);
-                lastActivity = Date.now();
-                resolve(a);
-              }, 300),
-            );
-          }
-          // Without the exit report, a failing command fails the invoke, as local.run does.
-          commands.push(full);
-          const r = answer(cluster, full.replace(/^exec /, ""));
-          if (!r.stderr.endsWith("ptm-exit=0\n")) throw new Error(`command failed: ${full}`);
-          return { stdout: r.stdout, stderr: "" };
-        }
-        throw new Error(`unexpected call ${args.token}`);
-      },
-    },
+  const seen = newSeen();
+  await pulumi.runtime.setMocks(
+    fakeMocks(cluster, opts, seen),
     PROJECT,
     "test",
     opts.preview ?? false,
     "organization",
   );
-  recordAliases(registrations);
+  recordAliases(seen.registrations);
   const cfg: Record<string, string> = {};
   for (const [k, v] of Object.entries(config)) {
     // `kubernetes:context` and the like are other namespaces' keys, as written.
@@ -339,8 +364,14 @@ export async function runWith(
     outputs[k] = await (pulumi.output(v) as unknown as { promise(): Promise<unknown> }).promise();
   }
   // Let the mock engine finish registering everything the program declared.
-  while (Date.now() - lastActivity < 300) await new Promise((r) => setTimeout(r, 50));
-  return { resources, registrations, outputs, commands, events };
+  while (Date.now() - seen.lastActivity < 300) await new Promise((r) => setTimeout(r, 50));
+  return {
+    resources: seen.resources,
+    registrations: seen.registrations,
+    outputs,
+    commands: seen.commands,
+    events: seen.events,
+  };
 }
 
 /** What the harness uses of the SDK's mock monitor and its request. */

@@ -2,6 +2,7 @@
 // declared next to the program's own resources.
 
 import * as assert from "node:assert/strict";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import type * as ptm from "../../components";
@@ -10,9 +11,10 @@ import { byType, runWith } from "./harness";
 
 const REPO = path.resolve(__dirname, "..", "..");
 
-// By name, through package.json "exports", as a dependent project would import it.
+// From source, loaded when the program runs, as a dependent project's import is. The built
+// package, imported by name, is package.test.ts's.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const load = () => require("prometheus-tsdb-migration/components") as typeof ptm;
+const load = () => require("../../components") as typeof ptm;
 
 /** Stands for a resource of the importing program's own. */
 class OwnThing extends pulumi.CustomResource {
@@ -22,13 +24,18 @@ class OwnThing extends pulumi.CustomResource {
 }
 
 describe("PrometheusTsdbMigration imported by another program", () => {
-  // Pulumi runs exports["."] of package.json when it is set: that must stay the stack program.
-  it("the package's own entry point is still the stack program", () => {
-    assert.equal(require.resolve("prometheus-tsdb-migration"), path.join(REPO, "index.ts"));
-    assert.equal(
-      require.resolve("prometheus-tsdb-migration/components"),
-      path.join(REPO, "components", "index.ts"),
-    );
+  // Without Pulumi.yaml's main, Pulumi would run package.json's exports["."]: the built
+  // library, which is no program. index.ts, run from source, must stay the stack program.
+  it("Pulumi runs index.ts from source; the package's entry points are the built library", () => {
+    const project = fs.readFileSync(path.join(REPO, "Pulumi.yaml"), "utf8");
+    assert.match(project, /^main: index\.ts$/m);
+    const pkg = JSON.parse(fs.readFileSync(path.join(REPO, "package.json"), "utf8")) as {
+      main: string;
+      exports: Record<string, { default: string } | string>;
+    };
+    assert.equal(pkg.main, "dist/components/index.js");
+    assert.deepEqual(pkg.exports["."], pkg.exports["./components"]);
+    assert.equal((pkg.exports["."] as { default: string }).default, "./dist/components/index.js");
   });
 
   it("declares the prepare phase next to the program's own resources", async () => {

@@ -44,16 +44,24 @@ describe("program: phase migrate", () => {
       .sort();
     assert.deepEqual(names, [
       "migration-block-copy",
+      "migration-block-copy-event",
       "migration-block-install",
+      "migration-block-install-event",
       "migration-compaction-wait",
       "migration-rsync-credentials-migration-id",
       "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
       "migration-source-rsync-daemon-rollout",
       "migration-source-rsync-daemon-settle",
       "migration-source-snapshot",
+      "migration-source-snapshot-event",
       "migration-target-restart-guard",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
       "migration-target-rsync-client-rollout",
       "migration-target-rsync-client-settle",
+      "migration-verification-event",
     ]);
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
@@ -191,8 +199,12 @@ describe("program: phase migrate", () => {
       [
         "migration-rsync-credentials-migration-id",
         "migration-rsync-credentials-password",
+        "migration-source-rsync-daemon-event",
+        "migration-source-rsync-daemon-reverted-event",
         "migration-source-rsync-daemon-rollout",
         "migration-source-rsync-daemon-settle",
+        "migration-target-rsync-client-event",
+        "migration-target-rsync-client-reverted-event",
         "migration-target-rsync-client-rollout",
         "migration-target-rsync-client-settle",
       ],
@@ -605,4 +617,50 @@ describe("program: a snapshot left by another attempt is never reused (issue 9 i
       /source snapshot: \/data\/snapshots\/ptm-test on the source was not made by this migration .* rm -rf \/data\/snapshots\/ptm-test/,
     );
   });
+});
+
+describe("program: each migrate step records its Event on the workload (issue 22)", () => {
+  const cases = [
+    {
+      step: "source-snapshot",
+      reason: "MigrationSnapshotTaken",
+      workload: "'event' 'monitoring' 'deployment' 'prometheus-server'",
+      says: /^Snapshot ptm-test taken for the migration: \d+ blocks/,
+    },
+    {
+      step: "block-copy",
+      reason: "MigrationCopyDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Copy done: \d+ blocks copied/,
+    },
+    {
+      step: "block-install",
+      reason: "MigrationInstallDone",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Install done: \d+ migrated blocks moved into the TSDB/,
+    },
+    {
+      step: "verification",
+      reason: "MigrationVerified",
+      workload: "'event' 'kubeprod' 'statefulset' 'prometheus'",
+      says: /^Migration verified: /,
+    },
+  ];
+  for (const tc of cases) {
+    it(`${tc.step}: ${tc.reason}, after the step`, async () => {
+      const r = await runProgram(config, migrating());
+      // The step and its Event are named after the component ("migration", index.ts).
+      const ev = one(r, "command:local:Command", `migration-${tc.step}-event`);
+      const inputs = ev.inputs as { create: string; environment: Record<string, string> };
+      assert.ok(inputs.create.includes(tc.workload), inputs.create);
+      const event = JSON.parse(inputs.environment.PTM_EVENT);
+      assert.equal(event.reason, tc.reason);
+      assert.match(event.message, tc.says);
+      // A step that is a command: the Event comes after it.
+      const step = r.resources.find(
+        (x) => x.name === `migration-${tc.step}` && x.type === "command:local:Command",
+      );
+      if (step) assert.ok(ev.seq > step.seq);
+    });
+  }
 });

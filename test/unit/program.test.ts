@@ -50,8 +50,9 @@ describe("program: phase unset (revert)", () => {
     onlyTheGuard(r);
     assert.equal(r.outputs.phase, "reverted");
     assert.deepEqual(r.commands, [
+      "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.github.io/patched-by=test,prometheus-tsdb-migration.github.io/role=target' -o json",
       "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
-      "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found",
+      "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields",
     ]);
   });
 
@@ -153,7 +154,7 @@ describe("program: a check that can't look refuses (fail closed)", () => {
       runProgram({ phase: "prepare", source: SOURCE_CONFIG }, c),
       (e: Error) =>
         e instanceof pulumi.ResourceError &&
-        /^read StatefulSet kubeprod\/prometheus: `kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found` failed \(exit 1: Error from server \(Forbidden\).*\)\. Check that kubectl reaches the cluster/.test(
+        /^read StatefulSet kubeprod\/prometheus: `kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields` failed \(exit 1: Error from server \(Forbidden\).*\)\. Check that kubectl reaches the cluster/.test(
           e.message,
         ),
     );
@@ -187,6 +188,11 @@ describe("program: phase prepare", () => {
       "command:local:Command",
       "command:local:Command",
       "command:local:Command",
+      // the Events: prepared (after each rollout) and reverted (deleted after each patch)
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
+      "command:local:Command",
       "kubernetes:apps/v1:DeploymentPatch",
       "kubernetes:apps/v1:StatefulSetPatch",
       "kubernetes:core/v1:Secret",
@@ -202,10 +208,13 @@ describe("program: phase prepare", () => {
     assert.deepEqual(patch.metadata, {
       name: "prometheus-server",
       namespace: "monitoring",
-      annotations: { "pulumi.com/skipAwait": "true" },
+      annotations: {
+        "pulumi.com/skipAwait": "true",
+        "pulumi.com/patchFieldManager": "prometheus-tsdb-migration",
+      },
       labels: {
-        "prometheus-tsdb-migration.io/patched-by": "test",
-        "prometheus-tsdb-migration.io/role": "source",
+        "prometheus-tsdb-migration.github.io/patched-by": "test",
+        "prometheus-tsdb-migration.github.io/role": "source",
       },
     });
     const containers = containersOf(patch);
@@ -275,10 +284,13 @@ describe("program: phase prepare", () => {
     assert.deepEqual(patch.metadata, {
       name: "prometheus",
       namespace: "kubeprod",
-      annotations: { "pulumi.com/skipAwait": "true" },
+      annotations: {
+        "pulumi.com/skipAwait": "true",
+        "pulumi.com/patchFieldManager": "prometheus-tsdb-migration",
+      },
       labels: {
-        "prometheus-tsdb-migration.io/patched-by": "test",
-        "prometheus-tsdb-migration.io/role": "target",
+        "prometheus-tsdb-migration.github.io/patched-by": "test",
+        "prometheus-tsdb-migration.github.io/role": "target",
       },
     });
     // BKPR's pod has two containers: Prometheus and its configmap-reload.
@@ -306,13 +318,17 @@ describe("program: phase prepare", () => {
     assert.equal(target.version, "2.26.0");
   });
 
-  it("exposes the daemon on a ClusterIP Service, port 873, selecting only source pods", async () => {
+  it("exposes the daemon on a ClusterIP Service, port 873 (appProtocol tcp), selecting only source pods", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     const svc = one(r, "kubernetes:core/v1:Service").inputs;
     const spec = svc.spec as Obj;
     assert.equal(spec.type, "ClusterIP");
     assert.deepEqual(spec.selector, HELM_LABELS);
-    assert.deepEqual(spec.ports, [{ name: "rsync", port: 873, targetPort: 8873, protocol: "TCP" }]);
+    // appProtocol tcp: rsync's daemon speaks first, which a mesh's protocol sniffing (Istio)
+    // would wait on; declared, the mesh passes it through as plain TCP (mTLS included).
+    assert.deepEqual(spec.ports, [
+      { name: "rsync", port: 873, targetPort: 8873, protocol: "TCP", appProtocol: "tcp" },
+    ]);
     assert.equal((svc.metadata as Obj).namespace, "monitoring");
     assert.equal(
       ((svc.metadata as Obj).labels as Obj)["app.kubernetes.io/name"],

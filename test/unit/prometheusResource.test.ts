@@ -266,6 +266,11 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
     });
     assert.equal(
       env.PTM_LABELS,
+      "prometheus-tsdb-migration.github.io/patched-by=test prometheus-tsdb-migration.github.io/role=target",
+    );
+    // the keys an earlier version wrote, removed too at the revert when present
+    assert.equal(
+      env.PTM_LEGACY_LABELS,
       "prometheus-tsdb-migration.io/patched-by=test prometheus-tsdb-migration.io/role=target",
     );
     // the rollout waits for the operator's StatefulSet to carry the container, then for every replica
