@@ -1,10 +1,10 @@
 // prometheus-tsdb-migration as a stack: the stack config, validated by the component,
-// becomes one PrometheusTsdbMigration; its outputs are the stack's outputs.
+// becomes one PrometheusTsdbMigration; its outputs are the stack's outputs (outputsOf).
 // `phase` says how far to go; removing it reverts every change.
 
 import * as pulumi from "@pulumi/pulumi";
 import { PrometheusTsdbMigrationArgs, PrometheusWorkloadArgs } from "./components";
-import { PrometheusTsdbMigration } from "./components";
+import { outputsOf, PrometheusTsdbMigration } from "./components";
 
 function readConfig(): PrometheusTsdbMigrationArgs {
   const c = new pulumi.Config();
@@ -35,4 +35,10 @@ function readConfig(): PrometheusTsdbMigrationArgs {
   };
 }
 
-export = async () => new PrometheusTsdbMigration("migration", readConfig()).outputs;
+// "migration": the name every stack so far was made with (its objects keep their names).
+export = async () => {
+  const m = new PrometheusTsdbMigration("migration", readConfig());
+  // A bad config or a failed check fails here, with its one line.
+  await m.ready;
+  return outputsOf(m);
+};

@@ -2,8 +2,17 @@
 // Pulumi program that declares a migration next to its own resources.
 
 export {
+  EphemeralSideSummary,
+  EphemeralSummary,
+  MigrationOutputProperties,
   MigrationOutputs,
+  MigrationResult,
+  MigrationStatus,
+  outputsOf,
   PrometheusTsdbMigration,
   PrometheusTsdbMigrationArgs,
   PrometheusWorkloadArgs,
+  ReplicaResult,
+  WorkloadSummary,
 } from "./prometheusTsdbMigration";
+export { PlanSummary } from "./decisions/planInput";

@@ -15,13 +15,20 @@ import { readPodsWorkload } from "./cluster/prometheusReads";
 import { EphemeralSide, ephemeralSide, preflightEphemeral } from "./cluster/ephemeralSidecar";
 import { headInEphemeral } from "./decisions/ephemeralSidecar";
 import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
-import { RSYNC_MODULE, RSYNC_SERVICE_PORT, RSYNC_USER, snapshotName } from "./cluster/naming";
+import {
+  MigrationNames,
+  namesFor,
+  RSYNC_MODULE,
+  RSYNC_SERVICE_PORT,
+  RSYNC_USER,
+} from "./cluster/naming";
 import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
 import {
   ConfigError,
   MigrationArgs,
   MigrationConfig,
   parseConfig,
+  SidecarMode,
   WorkloadArgs,
   WorkloadRef,
 } from "./decisions/config";
@@ -30,9 +37,15 @@ import { decideGap } from "./decisions/gap";
 import { snapshotUse } from "./decisions/snapshotUse";
 import { decideHeadSnapshotSpace } from "./decisions/headSnapshotSpace";
 import { planMigration } from "./decisions/plan";
-import { describePlan, headAsBlock, planInput, summarizePlan } from "./decisions/planInput";
+import {
+  describePlan,
+  headAsBlock,
+  planInput,
+  PlanSummary,
+  summarizePlan,
+} from "./decisions/planInput";
 import { restartRisk } from "./decisions/restartRisk";
-import { BlockMeta, ProbeResult } from "./decisions/sidecarOutput";
+import { BlockMeta, CopyResult, InstallResult, ProbeResult } from "./decisions/sidecarOutput";
 import { iso } from "./decisions/time";
 import { headRange } from "./decisions/tsdb";
 import { expectedBlocks, windowsToCompare } from "./decisions/verify";
@@ -50,7 +63,8 @@ import { PrometheusAdminApiSwitch } from "./steps/prometheusAdminApiSwitch";
 import { BlockCopy } from "./steps/blockCopy";
 import { BlockInstall } from "./steps/blockInstall";
 import { CompactionWait } from "./steps/compactionWait";
-import { MigrationVerification } from "./steps/migrationVerification";
+import { MigrationVerification, VerificationResult } from "./steps/migrationVerification";
+import { resourceError } from "./steps/failure";
 import { RsyncAccessPolicy } from "./steps/rsyncAccessPolicy";
 import { RsyncCredentials } from "./steps/rsyncCredentials";
 import { RsyncService } from "./steps/rsyncService";
@@ -65,22 +79,151 @@ export type PrometheusTsdbMigrationArgs = MigrationArgs;
 /** The source or target of a {@link PrometheusTsdbMigration}. */
 export type PrometheusWorkloadArgs = WorkloadArgs;
 
-/** What the migration did, as stack outputs: plain values and Outputs of the steps. */
-export type MigrationOutputs = Record<string, unknown>;
+/** How far a run got: what the phase's steps really did. */
+export type MigrationStatus =
+  /** No phase: nothing is declared, so everything earlier phases added is deleted. */
+  | "reverted"
+  /** phase prepare: the sidecars, their Secrets, Service and NetworkPolicy; nothing copied. */
+  | "prepared"
+  /** phase migrate while the sidecars don't run yet: nothing planned or copied. */
+  | "waiting-for-sidecars"
+  /** phase migrate: snapshotted, copied, installed and verified in every target replica. */
+  | "verified";
 
-// The steps were top-level resources before this component existed: keep their URNs.
-const WERE_TOP_LEVEL: pulumi.Alias[] = [{ parent: pulumi.rootStackResource }];
+/** A source or target as the program found it. */
+export interface WorkloadSummary {
+  /** `<kind> <namespace>/<name>`. */
+  workload: string;
+  dataPath: string;
+  volume: string;
+  subPath?: string;
+  url: string;
+  adminApi: boolean;
+  /** The server's version, or "unknown". */
+  version: string;
+  storage: Record<string, string>;
+  /** "asked pod <name>", or "not reached: <why>". */
+  server: string;
+  /** Where each value came from: a config key, the running server, or the container spec. */
+  sources: TsdbLocation["sources"];
+}
+
+/** sidecarMode ephemeral: the pods each sidecar went into. */
+export interface EphemeralSideSummary {
+  pods: { name: string; uid: string }[];
+  container: string;
+  dataPath: string;
+}
+
+export interface EphemeralSummary {
+  source: EphemeralSideSummary;
+  target: EphemeralSideSummary;
+  note: string;
+}
+
+/** One target replica's copy, install and verification, against its own plan. */
+export interface ReplicaResult {
+  /** The replica's pod (a `Prometheus` target's); null when kubectl picks the pod. */
+  pod: string | null;
+  plan: PlanSummary;
+  copy: CopyResult;
+  install: InstallResult;
+  verification: VerificationResult;
+}
+
+/** What phase migrate did. */
+export interface MigrationResult {
+  /** The snapshot's directory under <data>/snapshots on the source. */
+  snapshot: string;
+  /** The first target replica's (the only one, unless the target has several). */
+  copy: CopyResult;
+  install: InstallResult;
+  verification: VerificationResult;
+  /** Every replica's own, when the target has several; empty when it has one. */
+  replicas: ReplicaResult[];
+}
+
+/** The migration's outputs: every key in every phase, null where the phase has no value. */
+export interface MigrationOutputs {
+  status: MigrationStatus;
+  /** The phase run: "prepare", "migrate", or "reverted" when the phase is unset. */
+  phase: "prepare" | "migrate" | "reverted";
+  /** One line: what happened, and what to do next. */
+  message: string;
+  source: WorkloadSummary | null;
+  target: WorkloadSummary | null;
+  /** The rsync Service in front of the source's daemon, and the daemon's URL. */
+  rsyncService: string | null;
+  rsyncUrl: string | null;
+  /** The sidecars' container names. */
+  sidecars: { source: string; target: string } | null;
+  sidecarMode: SidecarMode | null;
+  ephemeral: EphemeralSummary | null;
+  /**
+   * The plan, decided from what both servers hold (at preview too; once the snapshot exists,
+   * from its blocks), for the target replica with the largest gap. Null until both sidecars
+   * run.
+   */
+  plan: PlanSummary | null;
+  /** Snapshot, copy, install and verification; null before phase migrate has copied. */
+  migration: MigrationResult | null;
+}
+
+/** Each output as the Output that the component exposes and the stack exports. */
+export type MigrationOutputProperties = {
+  readonly [K in keyof MigrationOutputs]: pulumi.Output<MigrationOutputs[K]>;
+};
+
+/** What {@link PrometheusTsdbMigration.declare} resolves to: each output, maybe not known yet. */
+type Declared = { [K in keyof MigrationOutputs]: pulumi.Input<MigrationOutputs[K]> };
+
+/** The outputs that a phase leaves without a value. */
+const NONE = {
+  source: null,
+  target: null,
+  rsyncService: null,
+  rsyncUrl: null,
+  sidecars: null,
+  sidecarMode: null,
+  ephemeral: null,
+  plan: null,
+  migration: null,
+} as const;
 
 /**
  * Moves the TSDB of a running Prometheus into a new Prometheus, with no downtime for the old
  * one: an rsync daemon sidecar on the source, an rsync client sidecar on the target, a
  * snapshot timed to the compaction cycle, a resumable copy, a restart-free install and a
  * verification of the counts. The live workloads are read first (at preview too), so the
- * children are declared asynchronously; `outputs` resolves once they are.
+ * children are declared asynchronously; the outputs resolve once they are, and reject, with
+ * one line that names the key or the step, on bad input or a failed step.
+ *
+ * Children and the objects in the cluster are named after the component (`name`), so that
+ * several migrations fit in one program; the name "migration" (index.ts) keeps the names
+ * that stacks made before have.
  */
-export class PrometheusTsdbMigration extends pulumi.ComponentResource {
-  /** What happened: phase, workloads, plan, copy, install, verification. Rejects on bad input. */
-  public readonly outputs: Promise<MigrationOutputs>;
+export class PrometheusTsdbMigration
+  extends pulumi.ComponentResource
+  implements MigrationOutputProperties
+{
+  public readonly status: pulumi.Output<MigrationStatus>;
+  public readonly phase: pulumi.Output<MigrationOutputs["phase"]>;
+  public readonly message: pulumi.Output<string>;
+  public readonly source: pulumi.Output<WorkloadSummary | null>;
+  public readonly target: pulumi.Output<WorkloadSummary | null>;
+  public readonly rsyncService: pulumi.Output<string | null>;
+  public readonly rsyncUrl: pulumi.Output<string | null>;
+  public readonly sidecars: pulumi.Output<MigrationOutputs["sidecars"]>;
+  public readonly sidecarMode: pulumi.Output<SidecarMode | null>;
+  public readonly ephemeral: pulumi.Output<EphemeralSummary | null>;
+  public readonly plan: pulumi.Output<PlanSummary | null>;
+  public readonly migration: pulumi.Output<MigrationResult | null>;
+  /**
+   * Resolves once every child is declared; rejects with the one line that names the key or
+   * the step. Await it before exporting the outputs: the error is then reported once, as it
+   * was thrown (each output would otherwise report it where it met it).
+   */
+  public readonly ready: Promise<void>;
 
   constructor(
     name: string,
@@ -88,26 +231,60 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     opts?: pulumi.ComponentResourceOptions,
   ) {
     super("ptm:index:PrometheusTsdbMigration", name, {}, opts);
-    this.outputs = this.declare(args).catch((e: unknown) => {
+    const declared = this.declare(name, args).catch((e: unknown) => {
       // A configuration mistake names the key, a failed step says what it saw and what to
-      // do: one clear line each, not a stack trace.
-      if (e instanceof ConfigError || e instanceof StepError) throw new pulumi.RunError(e.message);
-      throw e;
+      // do: one clear line each, naming this migration, not a stack trace.
+      throw resourceError(this, e);
     });
-    this.registerOutputs();
+    // One Output per key, so that each is known as soon as its own value is (at preview too).
+    const out = <K extends keyof MigrationOutputs>(key: K) =>
+      pulumi.output(declared.then((d): unknown => d[key])) as pulumi.Output<MigrationOutputs[K]>;
+    this.status = out("status");
+    this.phase = out("phase");
+    this.message = out("message");
+    this.source = out("source");
+    this.target = out("target");
+    this.rsyncService = out("rsyncService");
+    this.rsyncUrl = out("rsyncUrl");
+    this.sidecars = out("sidecars");
+    this.sidecarMode = out("sidecarMode");
+    this.ephemeral = out("ephemeral");
+    this.plan = out("plan");
+    this.migration = out("migration");
+    this.ready = declared.then(() => undefined);
+    // Nothing to register when the declaration failed: `ready` carries the error.
+    this.registerOutputs(
+      declared.then(
+        () => outputsOf(this),
+        () => ({}),
+      ),
+    );
   }
 
-  private async declare(args: PrometheusTsdbMigrationArgs): Promise<MigrationOutputs> {
+  private async declare(name: string, args: PrometheusTsdbMigrationArgs): Promise<Declared> {
+    const names = namesFor(name);
+    // Children are named after this migration. The default name keeps the URNs of stacks made
+    // before: their children were named after the step alone (most at the top level).
+    const childName = (step: string) => `${name}-${step}`;
+    const aliasesOf = (step: string, wasTopLevel: boolean): pulumi.Alias[] =>
+      names.legacy
+        ? [
+            { name: step },
+            ...(wasTopLevel ? [{ name: step, parent: pulumi.rootStackResource }] : []),
+          ]
+        : [];
+    const guardOpts = { parent: this, aliases: aliasesOf("target-restart-guard", false) };
+
     // Configuration, validated before anything changes.
     let cfg = parseConfig({ ...args, phase: args.phase ?? "" });
     if (cfg.phase === "revert") {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
       // Removing the target's sidecar restarts it, so first make sure that loses nothing.
-      const guarded = await checkTargetRestartIsSafe(cfg);
+      const guarded = await checkTargetRestartIsSafe(cfg, names);
       // The destroy guard stays, told that this check was made: its delete won't repeat it.
       new TargetRestartGuard(
-        "target-restart-guard",
+        childName("target-restart-guard"),
         {
           target: guarded,
           pods: [workloadArg(guarded)],
@@ -117,30 +294,43 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           force: true,
           guards: [],
         },
-        { parent: this },
+        guardOpts,
       );
-      return { phase: "reverted" };
+      return {
+        ...NONE,
+        status: "reverted",
+        phase: "reverted",
+        message:
+          "reverted: the migration's Secrets, Service, NetworkPolicy and sidecars are removed, " +
+          "and the pod templates are as they were",
+      };
     }
     // One cluster for the patches and for every kubectl: the provider gets the same
-    // kubeconfig and context as the command lines (kubectl.ts).
+    // kubeconfig and context as the command lines (kubectl.ts). Not renamed for the default
+    // name: every patch refers to its provider, and a renamed one would replace them.
     const provider = cfg.cluster
       ? new k8s.Provider(
-          "cluster",
+          names.legacy ? "cluster" : childName("cluster"),
           { kubeconfig: cfg.cluster.kubeconfig, context: cfg.cluster.context },
           { parent: this },
         )
       : undefined;
-    const child: pulumi.ComponentResourceOptions = {
+    const child = (
+      step: string,
+      more: pulumi.ComponentResourceOptions = {},
+    ): pulumi.ComponentResourceOptions => ({
       parent: this,
-      aliases: WERE_TOP_LEVEL,
       ...(provider ? { providers: { kubernetes: provider } } : {}),
-    };
+      ...more,
+      aliases: aliasesOf(step, true),
+    });
 
     // The live workloads, and where their TSDBs are.
-    const located = await locateWorkloads(cfg);
+    const located = await locateWorkloads(cfg, this);
     // sidecarMode ephemeral: the sidecars go into the running pods, and every step runs in
     // exactly those pods, seeing the TSDB below the volume root the sidecar mounts.
-    const sides = cfg.sidecarMode === "ephemeral" ? await ephemeralSides(cfg, located) : undefined;
+    const sides =
+      cfg.sidecarMode === "ephemeral" ? await ephemeralSides(cfg, located, this) : undefined;
     const { source, target } = sides
       ? { source: sides.source.loc, target: sides.target.loc }
       : located;
@@ -154,23 +344,25 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(
-      "rsync-credentials",
-      { sourceNamespace: source.ref.namespace, targetNamespace: target.ref.namespace },
-      child,
+      childName("rsync-credentials"),
+      { names, sourceNamespace: source.ref.namespace, targetNamespace: target.ref.namespace },
+      child("rsync-credentials"),
     );
     const service = new RsyncService(
-      "rsync-service",
+      childName("rsync-service"),
       {
+        names,
         namespace: source.ref.namespace,
         sourceName: source.ref.name,
         // The source replica read, when there are several (all run the daemon).
         selector: rsyncSelector(source),
       },
-      child,
+      child("rsync-service"),
     );
     const accessPolicy = new RsyncAccessPolicy(
-      "rsync-access",
+      childName("rsync-access"),
       {
+        names,
         namespace: source.ref.namespace,
         sourceName: source.ref.name,
         sourcePodLabels: source.podLabels,
@@ -180,11 +372,12 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           target.podLabels,
         ),
       },
-      child,
+      child("rsync-access"),
     );
     const daemon = new SourceRsyncDaemon(
-      "source-rsync-daemon",
+      childName("source-rsync-daemon"),
       {
+        names,
         source,
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
@@ -195,25 +388,26 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
         ephemeral: sides?.source,
       },
-      { ...child, dependsOn: [accessPolicy] },
+      child("source-rsync-daemon", { dependsOn: [accessPolicy] }),
     );
 
     // A head snapshot needs the admin API: switched on here, and off exactly at the revert.
     // A `Prometheus` resource through its spec.enableAdminAPI (the operator owns the args).
-    const adminApiArgs = { source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds };
-    const adminApiOpts = { ...child, dependsOn: [daemon.ready] };
+    const adminApiArgs = { names, source, rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds };
+    const adminApiOpts = child("source-admin-api", { dependsOn: [daemon.ready] });
     // sidecarMode ephemeral: never (a restart); the head is only snapshotted when it is on already.
     const switchAdminApi = () =>
       !cfg.includeHead || sides
         ? undefined
         : source.ref.kind === "Prometheus"
-          ? new PrometheusAdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts)
-          : new AdminApiSwitch("source-admin-api", adminApiArgs, adminApiOpts);
+          ? new PrometheusAdminApiSwitch(childName("source-admin-api"), adminApiArgs, adminApiOpts)
+          : new AdminApiSwitch(childName("source-admin-api"), adminApiArgs, adminApiOpts);
 
     // Step 2 (seed): the target's rsync client.
     const client = new TargetRsyncClient(
-      "target-rsync-client",
+      childName("target-rsync-client"),
       {
+        names,
         target,
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
@@ -223,23 +417,28 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
         ephemeral: sides?.target,
       },
-      child,
+      child("target-rsync-client"),
     );
 
     const prepared = {
-      phase: cfg.phase,
+      ...NONE,
+      status: "prepared",
+      phase: cfg.phase === "migrate" ? "migrate" : "prepare",
+      message:
+        "prepared: the sidecars run next to both servers; set phase to migrate and run " +
+        "`pulumi up` to plan, copy, install and verify",
       source: describeLocation(located.source),
       target: describeLocation(located.target),
       rsyncService: service.name,
       rsyncUrl: service.moduleUrl,
       sidecars: { source: daemon.container, target: client.container },
       sidecarMode: cfg.sidecarMode,
-      ...(sides ? { ephemeral: describeEphemeral(sides) } : {}),
-    };
+      ephemeral: sides ? describeEphemeral(sides) : null,
+    } as const;
     // Step 6 (seed), at `pulumi destroy`: before any sidecar goes, check the target's restart.
     const guardTargetRestart = (guards: pulumi.Resource[]) =>
       new TargetRestartGuard(
-        "target-restart-guard",
+        childName("target-restart-guard"),
         {
           // The template that carries the sidecar, and every pod that restarts with it.
           target: { ...(target.workload ?? target.ref), access: target.ref.access },
@@ -250,7 +449,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           force: cfg.forceRevert,
           guards,
         },
-        { parent: this },
+        guardOpts,
       );
     const prepareSteps: pulumi.Resource[] = [credentials, service, accessPolicy, daemon, client];
     if (cfg.phase !== "migrate") {
@@ -261,7 +460,7 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     }
 
     // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
-    const snapshot = snapshotName();
+    const snapshot = names.snapshot;
     // The exec steps run in pods: the source replica read, and every replica of the target
     // (one each for workloads other than a `Prometheus` resource, in a pod kubectl picks).
     const sourceAt = podLocations(source)[0];
@@ -284,7 +483,9 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
     if (!sourceProbe || targetProbes.some((p) => !p)) {
       return {
         ...prepared,
-        plan: "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
+        status: "waiting-for-sidecars",
+        message:
+          "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
       };
     }
     // Only this migration's own snapshot is used as it is: sidecar/snapshot.sh records who
@@ -327,10 +528,10 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       ? ({ action: "go", message: "snapshot already taken" } as const)
       : decideGap(plan, cfg, targetProbe.nowMs);
     if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
-    void pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`); // void: as above
+    void pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`, this); // void: as above
 
     const wait = new CompactionWait(
-      "compaction-wait",
+      childName("compaction-wait"),
       {
         source: sourceAt,
         container: daemon.container,
@@ -338,14 +539,22 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
         maxWaitMinutes: cfg.maxWaitMinutes,
       },
       // After the admin API's rollout too: it replaces the pod this runs in (exit 137).
-      { ...child, dependsOn: [daemon.ready, ...(adminApi ? [adminApi] : [])] },
+      child("compaction-wait", { dependsOn: [daemon.ready, ...(adminApi ? [adminApi] : [])] }),
     );
 
     // Step 4 (seed): snapshot, copy, and install without a restart.
     const snap = new SourceSnapshot(
-      "source-snapshot",
-      { source: sourceAt, container: daemon.container, snapshot, includeHead: cfg.includeHead },
-      { ...child, dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])] },
+      childName("source-snapshot"),
+      {
+        names,
+        source: sourceAt,
+        container: daemon.container,
+        snapshot,
+        includeHead: cfg.includeHead,
+      },
+      child("source-snapshot", {
+        dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])],
+      }),
     );
     const snapshotUrl = pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`;
     // Copy, install and verify in every target replica, each against its own plan.
@@ -359,13 +568,20 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       const finalPlan = snap.blocks.apply((blocks) => {
         const p = planMigration(inputFor(blocks, targetProbes[i]!));
         // The snapshot's own blocks (and its head block) pass the same gate before any copy.
-        if (!p.formats.ok) throw new StepError("plan", `${p.formats.message}; nothing was copied`);
+        if (!p.formats.ok) {
+          throw new pulumi.ResourceError(
+            `plan: ${p.formats.message}; nothing was copied`,
+            snap,
+            true,
+          );
+        }
         return p;
       });
       const planned = finalPlan.apply((p) => p.blocks.map((b) => b.ulid));
       const copy = new BlockCopy(
-        `block-copy${suffix}`,
+        childName(`block-copy${suffix}`),
         {
+          names,
           target: targetAt,
           container: client.container,
           snapshotUrl,
@@ -373,24 +589,27 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           bandwidthLimit: cfg.bandwidthLimit,
           streams: cfg.copyStreams,
         },
-        { ...child, dependsOn: [client.ready, service, accessPolicy] },
+        child(`block-copy${suffix}`, { dependsOn: [client.ready, service, accessPolicy] }),
       );
       const install = new BlockInstall(
-        `block-install${suffix}`,
+        childName(`block-install${suffix}`),
         {
+          names,
           target: targetAt,
           container: client.container,
           // The copy stages every planned block or fails: once it has, install them all.
           blocks: pulumi.all([copy.result, planned]).apply(([, ulids]) => ulids),
         },
-        { ...child, dependsOn: [copy] },
+        child(`block-install${suffix}`, { dependsOn: [copy] }),
       );
 
       // Step 5 (seed): prove it, instead of reading logs.
       const earliest = inputs[i].targetEarliestMs;
       const verification = new MigrationVerification(
-        `verification${suffix}`,
+        childName(`verification${suffix}`),
         {
+          names,
+          recordName: names.verificationRecord(`verification${suffix}`),
           source: sourceAt,
           sourceContainer: daemon.container,
           target: targetAt,
@@ -404,11 +623,10 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
           gapMs: finalPlan.apply((p) => p.gapMs),
           after: [install.step],
         },
-        child,
+        child(`verification${suffix}`),
       );
-      return { pod: targetAt.ref.pod, finalPlan, copy, install, verification };
+      return { pod: targetAt.ref.pod ?? null, plan: plans[i], copy, install, verification };
     });
-    const { finalPlan, copy, install, verification } = replicas[0];
     guardTargetRestart([
       ...prepareSteps,
       wait,
@@ -416,35 +634,65 @@ export class PrometheusTsdbMigration extends pulumi.ComponentResource {
       ...replicas.flatMap((r) => [r.copy, r.install, r.verification]),
     ]);
 
+    const [first] = replicas;
+    // Every replica's copy and install too: any of them failing fails the status at once.
+    const verified = pulumi.all(
+      replicas.map((r) =>
+        pulumi.all([r.copy.result, r.install.result, r.verification.result]).apply(([, , v]) => v),
+      ),
+    );
     return {
       ...prepared,
+      // Known once every replica is verified: a failed verification fails the `up` instead.
+      status: verified.apply(() => "verified" as const),
+      message: verified.apply(
+        (vs) =>
+          `verified: ${vs[0].summary}` +
+          (vs.length > 1 ? ` (and ${vs.length - 1} more replicas: see migration.replicas)` : ""),
+      ),
       plan: summarizePlan(plan),
-      migration: {
+      migration: pulumi.output({
         snapshot,
-        plan: finalPlan.apply(summarizePlan),
-        copy: copy.result,
-        install: install.result,
-        verification: verification.result,
-        // A `Prometheus` target with several replicas: each replica's own.
-        ...(replicas.length > 1
-          ? {
-              replicas: replicas.map((r) => ({
+        copy: first.copy.result,
+        install: first.install.result,
+        verification: first.verification.result,
+        replicas:
+          replicas.length > 1
+            ? replicas.map((r) => ({
                 pod: r.pod,
-                plan: r.finalPlan.apply(summarizePlan),
+                plan: summarizePlan(r.plan),
                 copy: r.copy.result,
                 install: r.install.result,
                 verification: r.verification.result,
-              })),
-            }
-          : {}),
-      },
+              }))
+            : [],
+      }),
     };
   }
+}
+
+/** The stack outputs of a migration, one key per output (index.ts exports them). */
+export function outputsOf(m: PrometheusTsdbMigration): MigrationOutputProperties {
+  return {
+    status: m.status,
+    phase: m.phase,
+    message: m.message,
+    source: m.source,
+    target: m.target,
+    rsyncService: m.rsyncService,
+    rsyncUrl: m.rsyncUrl,
+    sidecars: m.sidecars,
+    sidecarMode: m.sidecarMode,
+    ephemeral: m.ephemeral,
+    plan: m.plan,
+    migration: m.migration,
+  };
 }
 
 /** Reads both workloads and checks that a migration between them can work. */
 async function locateWorkloads(
   cfg: MigrationConfig,
+  migration: pulumi.Resource,
 ): Promise<{ source: TsdbLocation; target: TsdbLocation }> {
   // A `Prometheus` resource is located in the StatefulSet its operator generated.
   const [sourceRead, targetRead] = await Promise.all([
@@ -464,7 +712,7 @@ async function locateWorkloads(
     ["target", target],
   ] as const) {
     // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
-    void pulumi.log.info(`${key}: ${discoveryLine(loc)}`);
+    void pulumi.log.info(`${key}: ${discoveryLine(loc)}`, migration);
   }
   // The rollout checks: sidecarMode ephemeral rolls nothing out.
   if (cfg.sidecarMode === "patch") {
@@ -489,6 +737,7 @@ async function locateWorkloads(
 async function ephemeralSides(
   cfg: MigrationConfig,
   located: { source: TsdbLocation; target: TsdbLocation },
+  migration: pulumi.Resource,
 ): Promise<{ source: EphemeralSide; target: EphemeralSide }> {
   for (const [key, loc, sidecar] of [
     ["source", located.source, SOURCE_SIDECAR],
@@ -521,12 +770,16 @@ async function ephemeralSides(
       `${where(source)}, target pod ${where(target)}. The revert stops their processes; an ` +
       `ephemeral container can't be removed, so its stopped entry stays in the pod's status until ` +
       `the pod is replaced`,
+    migration,
   );
   return { source, target };
 }
 
-function describeEphemeral(sides: { source: EphemeralSide; target: EphemeralSide }) {
-  const one = (s: EphemeralSide) => ({
+function describeEphemeral(sides: {
+  source: EphemeralSide;
+  target: EphemeralSide;
+}): EphemeralSummary {
+  const one = (s: EphemeralSide): EphemeralSideSummary => ({
     pods: s.pods.map((p) => ({ name: p.name, uid: p.uid })),
     container: s.container,
     dataPath: s.loc.dataPath,
@@ -547,7 +800,7 @@ function blocksToSnapshot(source: ProbeResult, cfg: MigrationConfig): BlockMeta[
 
 const describeRef = (ref: WorkloadRef) => `${ref.kind} ${ref.namespace}/${ref.name}`;
 
-function describeLocation(loc: TsdbLocation) {
+function describeLocation(loc: TsdbLocation): WorkloadSummary {
   return {
     workload: describeRef(loc.ref),
     dataPath: loc.dataPath,
@@ -580,6 +833,7 @@ async function probeThroughPrometheus(
   target: WorkloadRef,
   live: WorkloadObject,
   cfg: MigrationConfig,
+  snapshot: string,
 ): Promise<ProbeResult | undefined> {
   const same = target.namespace === cfg.target.namespace && target.name === cfg.target.name;
   const own = (live.spec?.template?.spec?.containers ?? []).find(
@@ -589,7 +843,7 @@ async function probeThroughPrometheus(
   if (!container) return undefined;
   const ref = { ...cfg.target, ...target, container };
   const loc = locateTsdb("target", ref, live, await readServer(ref, live));
-  return probe(target, container, snapshotName(), true, {
+  return probe(target, container, snapshot, true, {
     PTM_DATA: loc.dataPath,
     PTM_PROM_URL: loc.url,
   });
@@ -599,9 +853,12 @@ async function probeThroughPrometheus(
  * Refuses a revert that would restart the target while its head holds samples older than an
  * imported block, and one whose check could not look (forceRevert skips both).
  */
-async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<WorkloadRef> {
+async function checkTargetRestartIsSafe(
+  cfg: MigrationConfig,
+  names: MigrationNames,
+): Promise<WorkloadRef> {
   // The workload the stack really patched, as its label says: the target config may be gone.
-  const patched = await findPatched("target", cfg.cluster);
+  const patched = await findPatched(names, "target", cfg.cluster);
   if (patched.length > 1 && !cfg.forceRevert) {
     throw new ConfigError(
       "phase",
@@ -622,12 +879,12 @@ async function checkTargetRestartIsSafe(cfg: MigrationConfig): Promise<WorkloadR
     );
   let state: ProbeResult | undefined;
   try {
-    state = await probe(target, TARGET_SIDECAR, snapshotName(), true);
+    state = await probe(target, TARGET_SIDECAR, names.snapshot, true);
   } catch (e) {
     if (!(e instanceof StepError)) throw e;
     // The sidecar may never have started (an image that can't be pulled, a crash loop): look
     // through the Prometheus container instead, which sees the same volume.
-    state = await probeThroughPrometheus(target, live!, cfg).catch(() => undefined);
+    state = await probeThroughPrometheus(target, live!, cfg, names.snapshot).catch(() => undefined);
     if (!state) throw cantCheck(e.message);
   }
   // Without the head's range the risk can't be computed: that is not a "no".

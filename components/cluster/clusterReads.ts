@@ -14,7 +14,7 @@ import {
   getRawCommand,
   getWorkloadCommand,
 } from "./kubectl";
-import { recognisedPatchedLabels } from "./naming";
+import { MigrationNames, recognisedPatchedLabels } from "./naming";
 import {
   BlockMeta,
   parseProbe,
@@ -167,15 +167,16 @@ export async function readServer(
   }
 }
 
-/** The workloads this stack's patches carry the given role label on (see naming.ts). */
+/** The workloads this migration's patches carry the given role label on (see naming.ts). */
 export async function findPatched(
+  names: MigrationNames,
   role: "source" | "target",
   access: ClusterAccess | undefined,
 ): Promise<WorkloadRef[]> {
   // The labels this version writes, then those of earlier versions (naming.ts): one query
   // each, since a selector can't say "either key".
   const found: WorkloadObject[] = [];
-  for (const labels of recognisedPatchedLabels(role)) {
+  for (const labels of recognisedPatchedLabels(names, role)) {
     const list = await getJson<{ items?: WorkloadObject[] }>(
       findLabelledWorkloadsCommand(labels, access),
       `find the ${role} this stack patched`,

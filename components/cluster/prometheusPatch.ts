@@ -15,7 +15,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { podsWorkload } from "../decisions/prometheusResource";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript } from "./kubectl";
-import { patchedLabels, recognisedPatchedLabels } from "./naming";
+import { MigrationNames, patchedLabels, recognisedPatchedLabels } from "./naming";
 
 /** What patchWithSidecar returns for a `Prometheus` resource. */
 export interface ResourceSidecarRollout {
@@ -29,6 +29,7 @@ export function patchPrometheusWithSidecar(
   name: string,
   role: "source" | "target",
   loc: TsdbLocation,
+  names: MigrationNames,
   container: k8s.types.input.core.v1.Container,
   scratch: { name: string; emptyDir: { sizeLimit: string } },
   rolloutTimeoutSeconds: number,
@@ -69,10 +70,10 @@ export function patchPrometheusWithSidecar(
     Object.entries(l)
       .map(([k, v]) => `${k}=${v}`)
       .join(" ");
-  const labels = asPairs(patchedLabels(role));
+  const labels = asPairs(patchedLabels(names, role));
   // An earlier version's labels, which its add-sidecar left when this one ran as an update.
   const legacy = asPairs(
-    recognisedPatchedLabels(role)
+    recognisedPatchedLabels(names, role)
       .slice(1)
       .reduce((a, l) => ({ ...a, ...l }), {}),
   );

@@ -14,7 +14,7 @@ import {
 import { TsdbLocation } from "../decisions/workload";
 import { localScript, sidecarScript } from "./kubectl";
 import { patchPrometheusWithSidecar } from "./prometheusPatch";
-import { FIELD_MANAGER, PASSWORD_KEY, patchedLabels, stackLabel } from "./naming";
+import { FIELD_MANAGER, MigrationNames, PASSWORD_KEY, patchedLabels } from "./naming";
 
 /**
  * The sidecars' own writable scratch space (rsyncd's config, the scripts' temp files): the
@@ -96,6 +96,7 @@ export function patchWithSidecar(
   name: string,
   role: "source" | "target",
   loc: TsdbLocation,
+  names: MigrationNames,
   container: k8s.types.input.core.v1.Container,
   rolloutTimeoutSeconds: number,
   opts: pulumi.CustomResourceOptions,
@@ -122,6 +123,7 @@ export function patchWithSidecar(
       name,
       role,
       loc,
+      names,
       container,
       scratch,
       rolloutTimeoutSeconds,
@@ -137,6 +139,7 @@ export function patchWithSidecar(
       `${loc.ref.kind} ${loc.ref.namespace}/${loc.ref.name}: the sidecar patch keeps its field ` +
         `manager ${manager.manager} from an earlier version until the revert; the next migration ` +
         `uses ${FIELD_MANAGER}`,
+      opts.parent,
     );
   }
   // imagePullSecrets is a list keyed by name: the patch owns only the entries it adds.
@@ -145,7 +148,7 @@ export function patchWithSidecar(
     metadata: {
       name: loc.ref.name,
       namespace: loc.ref.namespace,
-      labels: patchedLabels(role),
+      labels: patchedLabels(names, role),
       annotations: {
         // The provider would wait out the whole timeout for a sidecar that can never start;
         // rollout-watch.sh below fails within a minute, with the reason.
@@ -176,7 +179,7 @@ export function patchWithSidecar(
   );
   const settled = new command.local.Command(
     `${name}-settle`,
-    { delete: settle.command, environment: { ...settle.environment, PTM_STACK: stackLabel() } },
+    { delete: settle.command, environment: { ...settle.environment, PTM_STACK: names.instance } },
     // After what the caller declared first (the revert's Event), so deleted before it.
     {
       parent: opts.parent,

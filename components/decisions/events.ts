@@ -25,13 +25,15 @@ export function apiVersionOf(kind: WorkloadKind): string {
 /**
  * A core/v1 Event about a workload. core/v1 rather than events.k8s.io/v1: `kubectl describe`
  * lists both, and core/v1 takes `firstTimestamp` from a client that has no microsecond clock.
- * The uid is what `kubectl describe` matches on.
+ * The uid is what `kubectl describe` matches on. `instance` is the migration's
+ * (cluster/naming.ts: the stack for the default name, `<stack>.<component>` otherwise): two
+ * migrations' Events on one workload say whose they are.
  */
 export function migrationEvent(
   target: { kind: WorkloadKind; namespace: string; name: string },
   reason: MigrationEventReason,
   message: string,
-  stack: string,
+  instance: string,
 ): Record<string, unknown> {
   return {
     apiVersion: "v1",
@@ -40,6 +42,7 @@ export function migrationEvent(
       // The API server appends a random suffix; the workload's name first, as kubelet's do.
       generateName: `${target.name.slice(0, 200)}.ptm-`,
       namespace: target.namespace,
+      labels: { "app.kubernetes.io/name": PROJECT, "app.kubernetes.io/instance": instance },
     },
     involvedObject: {
       apiVersion: apiVersionOf(target.kind),
@@ -55,7 +58,7 @@ export function migrationEvent(
     action: reason.replace(/^Migration/, ""),
     source: { component: PROJECT },
     reportingComponent: PROJECT,
-    reportingInstance: stack.slice(0, 128),
+    reportingInstance: instance.slice(0, 128),
     firstTimestamp: EVENT_NOW,
     lastTimestamp: EVENT_NOW,
     count: 1,

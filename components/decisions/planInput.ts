@@ -1,7 +1,7 @@
 // Glue between the probes and the planner: the planner's input from what the probes saw, and
 // how the plan is shown to the user. Pure.
 
-import { Plan, PlanInput } from "./plan";
+import { OverlapRule, Plan, PlanInput } from "./plan";
 import { BlockMeta, ProbeResult } from "./sidecarOutput";
 import { iso } from "./time";
 import { headRange, lineageIds, ownTargetBlocks, targetOwnEarliestMs } from "./tsdb";
@@ -50,7 +50,30 @@ export function planInput(
 const isoOrNull = (ms: number | undefined) => (ms === undefined ? null : iso(ms));
 
 /** The plan as a stack output: numbers a person can read. */
-export function summarizePlan(plan: Plan) {
+export interface PlanSummary {
+  /** Blocks to copy, their bytes and samples. */
+  blocks: number;
+  bytes: number;
+  samples: number;
+  /** The oldest copied sample and the cutoff (ISO times); null when nothing is copied. */
+  from: string | null;
+  cutoff: string | null;
+  /** Seconds between the last copied sample and the target's first own one. */
+  gapSeconds: number;
+  overlapAllowed: boolean;
+  /** What the target's version does with overlapping blocks (plan.ts overlapRules). */
+  overlapRule: OverlapRule;
+  /** The version gate: every block readable by the target (else the preview refused). */
+  formatsReadable: boolean;
+  /** The plan's skipped blocks, the first 10 (an output is kept in the state). */
+  skipped: { ulid: string; reason: string }[];
+  skippedCount: number;
+  nextSourceCompaction: string | null;
+  gapSecondsAfterNextCompaction: number | null;
+  advice: string;
+}
+
+export function summarizePlan(plan: Plan): PlanSummary {
   return {
     blocks: plan.blocks.length,
     bytes: plan.bytes,
@@ -59,11 +82,8 @@ export function summarizePlan(plan: Plan) {
     cutoff: plan.blocks.length ? isoOrNull(plan.cutoffMs) : null,
     gapSeconds: Math.round(plan.gapMs / 1000),
     overlapAllowed: plan.overlapAllowed,
-    /** What the target's version does with overlapping blocks (plan.ts overlapRules). */
     overlapRule: plan.overlapRule,
-    /** The version gate: every block readable by the target (else the preview refused). */
     formatsReadable: plan.formats.ok,
-    /** The plan's skipped blocks, the first 10 (an output is kept in the state). */
     skipped: plan.skipped.slice(0, 10),
     skippedCount: plan.skipped.length,
     nextSourceCompaction: isoOrNull(plan.nextCompactionMs),

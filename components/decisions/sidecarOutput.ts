@@ -3,6 +3,8 @@
 // Every value is checked here, because a wrong number (a block's time range, a version)
 // silently turns into a wrong plan later. Rules about what the values mean live in tsdb.ts.
 
+import { StepError } from "./errors";
+
 /** A block's meta.json as Prometheus writes it, plus the size our probe adds. */
 export interface BlockMeta {
   ulid: string;
@@ -217,15 +219,15 @@ export function parseProbe(stdout: string): ProbeResult {
 
 // ---- The steps' results ----
 // Each step's script prints one JSON object. A step reads it with `stepObject`, and every
-// check that fails throws an Error that names the step: "<step>: <what><advice>".
+// check that fails throws a StepError that names the step: "<step>: <what><advice>".
 
-/** Throws an Error naming the step; `advice` (e.g. " (run `pulumi up` again…)") ends it. */
+/** Throws a StepError naming the step; `advice` (e.g. " (run `pulumi up` again…)") ends it. */
 export type Fail = (what: string) => never;
 
 /** A `Fail` for one step. */
 export function failNaming(step: string, advice = ""): Fail {
   return (what) => {
-    throw new Error(`${step}: ${what}${advice}`);
+    throw new StepError(step, `${what}${advice}`);
   };
 }
 

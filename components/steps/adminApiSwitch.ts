@@ -1,10 +1,12 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, localScript } from "../cluster/kubectl";
-import { stackLabel } from "../cluster/naming";
+import { MigrationNames } from "../cluster/naming";
 import { TsdbLocation } from "../decisions/workload";
 
 export interface AdminApiSwitchArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** The source Prometheus. */
   source: TsdbLocation;
   /** How long its rollout may take. */
@@ -29,7 +31,8 @@ export class AdminApiSwitch extends pulumi.ComponentResource {
     const { ref } = args.source;
     const target = [ref.namespace, ref.kind.toLowerCase(), ref.name, ref.container];
     const timeout = String(args.rolloutTimeoutSeconds);
-    const stack = stackLabel();
+    // Whose record of the appended flag this is, on the workload (lib.sh admin_record_key).
+    const stack = args.names.instance;
     const step = new command.local.Command(
       name,
       {

@@ -2,10 +2,14 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
+import { MigrationNames } from "../cluster/naming";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface BlockCopyArgs {
+  /** The migration's names in the cluster (cluster/naming.ts): whose Event this step records. */
+  names: MigrationNames;
   /** Where the target keeps its TSDB. */
   target: TsdbLocation;
   /** The target sidecar to run in. */
@@ -65,9 +69,10 @@ export class BlockCopy extends pulumi.ComponentResource {
     );
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
-      .apply(([out, blocks]) => parseCopy(out, blocks));
+      .apply(([out, blocks]) => failingAs(this, () => parseCopy(out, blocks)));
     recordEvent(
       `${name}-event`,
+      args.names,
       args.target.ref,
       "MigrationCopyDone",
       this.result.apply(

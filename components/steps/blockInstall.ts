@@ -2,10 +2,14 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
 import { execScript } from "../cluster/kubectl";
+import { MigrationNames } from "../cluster/naming";
 import { InstallResult, parseInstall } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface BlockInstallArgs {
+  /** The migration's names in the cluster (cluster/naming.ts): whose Event this step records. */
+  names: MigrationNames;
   /** Where the target keeps its TSDB. */
   target: TsdbLocation;
   /** The target sidecar to run in. */
@@ -40,9 +44,10 @@ export class BlockInstall extends pulumi.ComponentResource {
     );
     this.result = pulumi
       .all([this.step.stdout, args.blocks])
-      .apply(([out, blocks]) => parseInstall(out, blocks));
+      .apply(([out, blocks]) => failingAs(this, () => parseInstall(out, blocks)));
     recordEvent(
       `${name}-event`,
+      args.names,
       args.target.ref,
       "MigrationInstallDone",
       this.result.apply(

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createAndDelete, execScript } from "../cluster/kubectl";
 import { parseWait } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface CompactionWaitArgs {
   /** Where the source keeps its TSDB. */
@@ -43,7 +44,9 @@ export class CompactionWait extends pulumi.ComponentResource {
         customTimeouts: { create: `${limitSeconds + 60}s` },
       },
     );
-    this.waitedSeconds = this.step.stdout.apply((out) => (out ? parseWait(out).waitedSeconds : 0));
+    this.waitedSeconds = this.step.stdout.apply((out) =>
+      out ? failingAs(this, () => parseWait(out)).waitedSeconds : 0,
+    );
     this.registerOutputs({ waitedSeconds: this.waitedSeconds });
   }
 }

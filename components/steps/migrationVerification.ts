@@ -3,7 +3,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
 import { execScript } from "../cluster/kubectl";
-import { k8sName, migrationLabels } from "../cluster/naming";
+import { migrationLabels, MigrationNames } from "../cluster/naming";
 import { iso } from "../decisions/time";
 import { parseRecord, serializeRecord, VerificationRecord } from "../decisions/verificationRecord";
 import {
@@ -15,8 +15,13 @@ import {
   verifyMigration,
 } from "../decisions/verify";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs } from "./failure";
 
 export interface MigrationVerificationArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
+  /** The verification record's ConfigMap (one per verified replica). */
+  recordName: string;
   source: TsdbLocation;
   sourceContainer: string;
   target: TsdbLocation;
@@ -89,10 +94,12 @@ export class MigrationVerification extends pulumi.ComponentResource {
               return parseCounts(r.stdout);
             } catch (e) {
               const { kind, namespace, name: n } = loc.ref;
-              throw new Error(
+              throw new pulumi.ResourceError(
                 `verification: counts.sh on the ${side} ${kind} ${namespace}/${n}: ` +
                   `${(e as Error).message} (run \`pulumi up\` again; if it persists, the ` +
                   `sidecar's scripts and this program differ)`,
+                this,
+                true,
               );
             }
           }),
@@ -126,16 +133,17 @@ export class MigrationVerification extends pulumi.ComponentResource {
       `${name}-record`,
       {
         metadata: {
-          // One per verified replica: named after the step.
-          name: k8sName("ptm", pulumi.getStack(), name),
+          name: args.recordName,
           namespace: args.target.ref.namespace,
-          labels: migrationLabels("verification-record"),
+          labels: migrationLabels(args.names, "verification-record"),
         },
         data: { [RECORD_KEY]: taken },
       },
       { parent: this, dependsOn: args.after, ignoreChanges: ["data"] },
     );
-    this.record = record.data.apply((d) => parseRecord(d?.[RECORD_KEY] ?? ""));
+    this.record = record.data.apply((d) =>
+      failingAs(this, () => parseRecord(d?.[RECORD_KEY] ?? "")),
+    );
     const target = this.record.apply((r) =>
       counts(
         "target",
@@ -157,7 +165,7 @@ export class MigrationVerification extends pulumi.ComponentResource {
         blocks: r.blocks,
         gapMs: r.gapMs,
       });
-      if (!v.ok) throw new Error(`verification failed: ${v.summary}`);
+      if (!v.ok) throw new pulumi.ResourceError(`verification failed: ${v.summary}`, this, true);
       return {
         ...v,
         summary: `${v.summary}; against the record taken at the install (${iso(r.frozenAtMs)})`,
@@ -166,6 +174,7 @@ export class MigrationVerification extends pulumi.ComponentResource {
     // Only once the verification passed: its message waits for the result.
     recordEvent(
       `${name}-event`,
+      args.names,
       args.target.ref,
       "MigrationVerified",
       this.result.apply((v) => `Migration verified: ${v.summary}`),

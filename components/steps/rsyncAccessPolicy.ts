@@ -1,9 +1,11 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { IngressRule } from "../decisions/access";
-import { k8sName, migrationLabels } from "../cluster/naming";
+import { migrationLabels, MigrationNames } from "../cluster/naming";
 
 export interface RsyncAccessPolicyArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Namespace of the source workload. */
   namespace: string;
   /** Name of the source workload; the policy is named after it. */
@@ -25,9 +27,9 @@ export class RsyncAccessPolicy extends pulumi.ComponentResource {
       name,
       {
         metadata: {
-          name: k8sName(args.sourceName, "ptm-rsync"),
+          name: args.names.rsyncObject(args.sourceName),
           namespace: args.namespace,
-          labels: migrationLabels("rsync-access"),
+          labels: migrationLabels(args.names, "rsync-access"),
         },
         spec: {
           podSelector: { matchLabels: args.sourcePodLabels },

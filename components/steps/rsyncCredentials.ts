@@ -1,9 +1,11 @@
 import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { k8sName, migrationLabels, PASSWORD_KEY } from "../cluster/naming";
+import { migrationLabels, MigrationNames, PASSWORD_KEY } from "../cluster/naming";
 
 export interface RsyncCredentialsArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Namespace of the source workload: the daemon reads the password there. */
   sourceNamespace: string;
   /** Namespace of the target workload: the client reads the password there. */
@@ -45,12 +47,16 @@ export class RsyncCredentials extends pulumi.ComponentResource {
     );
     this.migrationId = id.stdout;
 
-    const secretName = k8sName("ptm-rsync", pulumi.getStack());
+    const secretName = args.names.rsyncSecret;
     const makeSecret = (suffix: string, namespace: string) =>
       new k8s.core.v1.Secret(
         `${name}-${suffix}`,
         {
-          metadata: { name: secretName, namespace, labels: migrationLabels("rsync-credentials") },
+          metadata: {
+            name: secretName,
+            namespace,
+            labels: migrationLabels(args.names, "rsync-credentials"),
+          },
           type: "Opaque",
           stringData: { [PASSWORD_KEY]: pulumi.secret(password.stdout) },
         },

@@ -1,13 +1,15 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
-  k8sName,
   migrationLabels,
+  MigrationNames,
   RSYNC_CONTAINER_PORT,
   RSYNC_SERVICE_PORT,
 } from "../cluster/naming";
 
 export interface RsyncServiceArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Namespace of the source workload. */
   namespace: string;
   /** Name of the source workload; the Service is named after it. */
@@ -30,9 +32,9 @@ export class RsyncService extends pulumi.ComponentResource {
       name,
       {
         metadata: {
-          name: k8sName(args.sourceName, "ptm-rsync"),
+          name: args.names.rsyncObject(args.sourceName),
           namespace: args.namespace,
-          labels: migrationLabels("rsync"),
+          labels: migrationLabels(args.names, "rsync"),
           // The provider would wait up to 10 min for a ready endpoint, i.e. for the source
           // sidecar; SourceRsyncDaemon's rollout watch says within a minute why it isn't.
           annotations: { "pulumi.com/skipAwait": "true" },

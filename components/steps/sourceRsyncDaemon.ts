@@ -1,17 +1,19 @@
 import * as pulumi from "@pulumi/pulumi";
-import { RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
+import { MigrationNames, RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
 import {
   addEphemeralSidecars,
   EphemeralSide,
   ephemeralContainer,
 } from "../cluster/ephemeralSidecar";
-import { recordEvent, recordRevertEvent } from "../cluster/events";
+import { eventOwner, recordEvent, recordRevertEvent } from "../cluster/events";
 import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { DEFAULT_SIDECAR_RESOURCES, SidecarResources } from "../decisions/config";
 import { checkPullSecretsListed } from "../decisions/conventions";
 import { SOURCE_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface SourceRsyncDaemonArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Where the source keeps its TSDB. */
   source: TsdbLocation;
   /** Image with sh and rsync. */
@@ -61,10 +63,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
         { name: "PTM_RSYNC_USER", value: RSYNC_USER },
         // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
-        {
-          name: "PTM_STACK_ID",
-          value: `${pulumi.getOrganization()}/${pulumi.getProject()}/${pulumi.getStack()}`,
-        },
+        { name: "PTM_STACK_ID", value: args.names.stackId },
         { name: "PTM_MIGRATION_ID", value: args.migrationId },
       ],
       resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
@@ -76,8 +75,9 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     // Declared before the sidecar, so deleted after it: the revert is recorded once done.
     const reverted = recordRevertEvent(
       `${name}-reverted-event`,
+      args.names,
       src.ref,
-      `Migration reverted: the rsync daemon sidecar was removed again (stack ${pulumi.getStack()})`,
+      `Migration reverted: the rsync daemon sidecar was removed again (${eventOwner(args.names)})`,
       { parent: this },
     );
     const sidecarOpts = { parent: this, dependsOn: [reverted] };
@@ -109,6 +109,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
         name,
         "source",
         src,
+        args.names,
         sidecarContainer(src, spec),
         args.rolloutTimeoutSeconds,
         sidecarOpts,
@@ -120,9 +121,10 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     }
     recordEvent(
       `${name}-event`,
+      args.names,
       src.ref,
       "MigrationPrepared",
-      `Migration prepared: the rsync daemon sidecar ${this.container} runs (stack ${pulumi.getStack()})`,
+      `Migration prepared: the rsync daemon sidecar ${this.container} runs (${eventOwner(args.names)})`,
       { parent: this, dependsOn: readyDeps },
     );
 

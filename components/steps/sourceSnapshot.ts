@@ -2,11 +2,15 @@ import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
 import { createAndDelete, execScript } from "../cluster/kubectl";
+import { MigrationNames } from "../cluster/naming";
 import { readSnapshotBlocks } from "../cluster/clusterReads";
 import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { failingAs, resourceError } from "./failure";
 
 export interface SourceSnapshotArgs {
+  /** The migration's names in the cluster (cluster/naming.ts): whose Event this step records. */
+  names: MigrationNames;
   /** Where the source keeps its TSDB. */
   source: TsdbLocation;
   /** The source sidecar to run in. */
@@ -63,9 +67,12 @@ export class SourceSnapshot extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    this.result = step.stdout.apply((out) => parseSnapshot(out, args.snapshot));
+    this.result = step.stdout.apply((out) =>
+      failingAs(this, () => parseSnapshot(out, args.snapshot)),
+    );
     recordEvent(
       `${name}-event`,
+      args.names,
       args.source.ref,
       "MigrationSnapshotTaken",
       this.result.apply(
@@ -75,7 +82,9 @@ export class SourceSnapshot extends pulumi.ComponentResource {
       { parent: this, dependsOn: [step] },
     );
     this.blocks = this.result.apply((made) =>
-      readSnapshotBlocks(args.source.ref, args.container, made),
+      readSnapshotBlocks(args.source.ref, args.container, made).catch((e: unknown) => {
+        throw resourceError(this, e);
+      }),
     );
     this.registerOutputs({ result: this.result });
   }

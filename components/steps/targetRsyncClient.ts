@@ -4,13 +4,16 @@ import {
   EphemeralSide,
   ephemeralContainer,
 } from "../cluster/ephemeralSidecar";
-import { recordEvent, recordRevertEvent } from "../cluster/events";
+import { eventOwner, recordEvent, recordRevertEvent } from "../cluster/events";
+import { MigrationNames } from "../cluster/naming";
 import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { DEFAULT_SIDECAR_RESOURCES, SidecarResources } from "../decisions/config";
 import { checkPullSecretsListed } from "../decisions/conventions";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
 
 export interface TargetRsyncClientArgs {
+  /** The migration's names in the cluster (cluster/naming.ts). */
+  names: MigrationNames;
   /** Where the target keeps its TSDB. */
   target: TsdbLocation;
   /** Image with sh and rsync. */
@@ -62,8 +65,9 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     // Declared before the sidecar, so deleted after it: the revert is recorded once done.
     const reverted = recordRevertEvent(
       `${name}-reverted-event`,
+      args.names,
       tgt.ref,
-      `Migration reverted: the rsync client sidecar was removed again (stack ${pulumi.getStack()})`,
+      `Migration reverted: the rsync client sidecar was removed again (${eventOwner(args.names)})`,
       { parent: this },
     );
     const sidecarOpts = { parent: this, dependsOn: [reverted] };
@@ -94,6 +98,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
         name,
         "target",
         tgt,
+        args.names,
         sidecarContainer(tgt, spec),
         args.rolloutTimeoutSeconds,
         sidecarOpts,
@@ -105,9 +110,10 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     }
     recordEvent(
       `${name}-event`,
+      args.names,
       tgt.ref,
       "MigrationPrepared",
-      `Migration prepared: the rsync client sidecar ${this.container} runs (stack ${pulumi.getStack()})`,
+      `Migration prepared: the rsync client sidecar ${this.container} runs (${eventOwner(args.names)})`,
       { parent: this, dependsOn: readyDeps },
     );
 

@@ -258,6 +258,12 @@ describe("conventions: the Events of the migration (issue 22)", () => {
       uid: EVENT_UID,
     });
     assert.equal((e.metadata as { namespace: string }).namespace, "monitoring");
+    // Whose migration: the instance (cluster/naming.ts), as label and reportingInstance.
+    assert.equal(
+      (e.metadata as { labels: Record<string, string> }).labels["app.kubernetes.io/instance"],
+      "dev",
+    );
+    assert.equal(e.reportingInstance, "dev");
     assert.equal(e.reason, "MigrationCopyDone");
     assert.equal(e.reportingComponent, "prometheus-tsdb-migration");
     assert.equal(e.firstTimestamp, EVENT_NOW);

@@ -194,15 +194,17 @@ describe("program: Events of the prepare phase (issue 22)", () => {
   for (const tc of cases) {
     it(`${tc.side}: MigrationPrepared once the sidecar runs, MigrationReverted after the patch goes`, async () => {
       const r = await runProgram(prepare, cluster());
-      const seq = (n: string) => one(r, "command:local:Command", n).seq;
-      const prepared = one(r, "command:local:Command", `${tc.side}-event`).inputs as Obj;
+      // Named after the component ("migration", index.ts), as the step is.
+      const seq = (n: string) => one(r, "command:local:Command", `migration-${n}`).seq;
+      const prepared = one(r, "command:local:Command", `migration-${tc.side}-event`).inputs as Obj;
       assert.ok(String(prepared.create).includes(tc.workload), String(prepared.create));
       const event = JSON.parse((prepared.environment as Obj).PTM_EVENT as string);
       assert.equal(event.reason, "MigrationPrepared");
       assert.equal(event.involvedObject.kind, tc.kind);
       assert.ok(seq(`${tc.side}-event`) > seq(`${tc.side}-rollout`));
       // delete-only, and declared before the settle and the patch: deleted after them
-      const reverted = one(r, "command:local:Command", `${tc.side}-reverted-event`).inputs as Obj;
+      const reverted = one(r, "command:local:Command", `migration-${tc.side}-reverted-event`)
+        .inputs as Obj;
       assert.equal(reverted.create, undefined);
       assert.ok(String(reverted.delete).includes(tc.workload));
       assert.equal(

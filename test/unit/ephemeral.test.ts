@@ -3,14 +3,7 @@
 
 import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
-import {
-  line,
-  migrateSteps,
-  SOURCE_BLOCKS,
-  sourceProbe,
-  T0,
-  targetProbe,
-} from "../fixtures/probes";
+import { migratingCluster } from "../fixtures/probes";
 import {
   checkCanI,
   checkServerVersion,
@@ -25,7 +18,6 @@ import { TsdbLocation } from "../../components/decisions/workload";
 import { byType, FakeCluster, one, Recorded, runProgram } from "./harness";
 
 type Obj = Record<string, unknown>;
-const H = 3_600_000;
 const SOURCE_POD = "prometheus-server-7c9d8b5f4-x2x7q";
 const TARGET_POD = "prometheus-0";
 const EPHEMERAL = { sidecarMode: "ephemeral" };
@@ -238,15 +230,15 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       "kubernetes:networking.k8s.io/v1:NetworkPolicy",
     ]);
     assert.deepEqual(commands(r), [
-      "rsync-credentials-migration-id",
-      "rsync-credentials-password",
-      "source-rsync-daemon-ephemeral",
-      "source-rsync-daemon-event",
-      "source-rsync-daemon-reverted-event",
-      "target-restart-guard",
-      "target-rsync-client-ephemeral",
-      "target-rsync-client-event",
-      "target-rsync-client-reverted-event",
+      "migration-rsync-credentials-migration-id",
+      "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-ephemeral",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
+      "migration-target-restart-guard",
+      "migration-target-rsync-client-ephemeral",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
     ]);
     assert.equal(r.outputs.sidecarMode, "ephemeral");
   });
@@ -264,7 +256,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
 
   it("the source's daemon: the volume's root, the Prometheus user, the same module and Secret, no ports", async () => {
     const r = await runProgram(prepare, cluster());
-    const cmd = one(r, "command:local:Command", "source-rsync-daemon-ephemeral").inputs;
+    const cmd = one(r, "command:local:Command", "migration-source-rsync-daemon-ephemeral").inputs;
     assert.deepEqual(cmd.triggers, [SOURCE_POD, `uid-${SOURCE_POD}`, "ptm-rsyncd"]);
     assert.match(
       String(cmd.create),
@@ -273,7 +265,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       ),
     );
     assert.match(String(cmd.delete), /'ephemeral-sidecar' 'stop' 'monitoring' /);
-    const c = added(r, "source-rsync-daemon-ephemeral");
+    const c = added(r, "migration-source-rsync-daemon-ephemeral");
     assert.equal(c.name, "ptm-rsyncd");
     assert.deepEqual(c.volumeMounts, [{ name: "storage-volume", mountPath: "/ptm-volume" }]);
     for (const k of ["ports", "resources", "readinessProbe", "livenessProbe", "startupProbe"]) {
@@ -292,7 +284,8 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     assert.deepEqual(env.PTM_RSYNC_PASSWORD, {
       secretKeyRef: {
         name: (
-          one(r, "kubernetes:core/v1:Secret", "rsync-credentials-source").inputs.metadata as Obj
+          one(r, "kubernetes:core/v1:Secret", "migration-rsync-credentials-source").inputs
+            .metadata as Obj
         ).name,
         key: "password",
       },
@@ -326,12 +319,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     (prom.volumeMounts as Obj[]).find((m) => m.name === "data")!.subPath = "tsdb";
     c0.objects["statefulset/kubeprod/prometheus"] = sts;
     const r = await runProgram(prepare, c0);
-    const c = added(r, "target-rsync-client-ephemeral");
+    const c = added(r, "migration-target-rsync-client-ephemeral");
     assert.deepEqual(c.securityContext, { runAsUser: 1001, readOnlyRootFilesystem: false });
     assert.deepEqual(c.volumeMounts, [{ name: "data", mountPath: "/ptm-volume" }]);
     const env = c.env as { name: string; value?: string }[];
     assert.equal(env.find((e) => e.name === "PTM_DATA")!.value, "/ptm-volume/tsdb");
-    const cmd = one(r, "command:local:Command", "target-rsync-client-ephemeral").inputs;
+    const cmd = one(r, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs;
     assert.deepEqual(cmd.triggers, [TARGET_POD, `uid-${TARGET_POD}`, "ptm-rsync"]);
   });
 
@@ -341,7 +334,10 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       subPath: "prometheus-db",
     });
     const r = await runProgram(prepare, c0);
-    const env = added(r, "source-rsync-daemon-ephemeral").env as { name: string; value?: string }[];
+    const env = added(r, "migration-source-rsync-daemon-ephemeral").env as {
+      name: string;
+      value?: string;
+    }[];
     assert.equal(env.find((e) => e.name === "PTM_DATA")!.value, "/ptm-volume/prometheus-db");
   });
 
@@ -353,7 +349,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       },
     };
     const r = await runProgram(prepare, c0);
-    assert.equal(added(r, "source-rsync-daemon-ephemeral").name, "ptm-rsyncd-2");
+    assert.equal(added(r, "migration-source-rsync-daemon-ephemeral").name, "ptm-rsyncd-2");
     assert.deepEqual((r.outputs.sidecars as Obj).source, "ptm-rsyncd-2");
   });
 
@@ -367,12 +363,12 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
       podUids: { [TARGET_POD]: "uid-new" },
     });
     const triggers = (r: typeof before) =>
-      one(r, "command:local:Command", "target-rsync-client-ephemeral").inputs.triggers;
+      one(r, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs.triggers;
     assert.deepEqual(triggers(before), [TARGET_POD, `uid-${TARGET_POD}`, "ptm-rsync"]);
     assert.deepEqual(triggers(after), [TARGET_POD, "uid-new", "ptm-rsync"]);
     // Triggers replace the command: the new pod gets the sidecar, the old pod's stop finds it gone.
     const create = String(
-      one(after, "command:local:Command", "target-rsync-client-ephemeral").inputs.create,
+      one(after, "command:local:Command", "migration-target-rsync-client-ephemeral").inputs.create,
     );
     assert.match(create, / 'add' 'kubeprod' 'prometheus-0' 'uid-new' 'ptm-rsync' /);
   });
@@ -389,7 +385,7 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
   it("includeHead with the admin API off: no switch (a restart), the head left out, and preview says so", async () => {
     const r = await runProgram({ ...prepare, includeHead: true }, cluster());
     assert.equal(byType(r, "ptm:index:AdminApiSwitch").length, 0);
-    assert.ok(!commands(r).includes("source-admin-api"));
+    assert.ok(!commands(r).includes("migration-source-admin-api"));
   });
 
   it("refuses a workload whose template still has the patch mode's sidecar", async () => {
@@ -449,50 +445,35 @@ describe("program: sidecarMode ephemeral, preflight refusals at preview", () => 
 });
 
 describe("program: sidecarMode ephemeral, phase migrate", () => {
-  const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-  const health = {
-    blocksLoaded: 3,
-    reloadFailures: 0,
-    compactionsFailed: 0,
-    lowestTimestampMs: T0,
-  };
   const running = (name: string) => [
     { name, state: { running: { startedAt: "2026-01-01T00:00:00Z" } } },
   ];
   const migrating = (): FakeCluster => ({
-    ...cluster(),
+    ...migratingCluster(),
     ephemeral: { [SOURCE_POD]: running("ptm-rsyncd"), [TARGET_POD]: running("ptm-rsync") },
-    exec: {
-      "ptm-rsyncd:probe": line(sourceProbe()),
-      "ptm-rsync:probe": line(targetProbe()),
-      "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
-    },
-    commandStdout: migrateSteps(SOURCE_BLOCKS).stdout,
   });
   const config = { phase: "migrate", source: SOURCE_CONFIG, ...EPHEMERAL };
 
   it("runs every step in the sidecars, on the TSDB below the volume root; by workload, so a replaced pod changes no step", async () => {
     const r = await runProgram(config, migrating());
     assert.deepEqual(commands(r), [
-      "block-copy",
-      "block-copy-event",
-      "block-install",
-      "block-install-event",
-      "compaction-wait",
-      "rsync-credentials-migration-id",
-      "rsync-credentials-password",
-      "source-rsync-daemon-ephemeral",
-      "source-rsync-daemon-event",
-      "source-rsync-daemon-reverted-event",
-      "source-snapshot",
-      "source-snapshot-event",
-      "target-restart-guard",
-      "target-rsync-client-ephemeral",
-      "target-rsync-client-event",
-      "target-rsync-client-reverted-event",
-      "verification-event",
+      "migration-block-copy",
+      "migration-block-copy-event",
+      "migration-block-install",
+      "migration-block-install-event",
+      "migration-compaction-wait",
+      "migration-rsync-credentials-migration-id",
+      "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-ephemeral",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
+      "migration-source-snapshot",
+      "migration-source-snapshot-event",
+      "migration-target-restart-guard",
+      "migration-target-rsync-client-ephemeral",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
+      "migration-verification-event",
     ]);
     const probes = r.commands.filter((c) => /'ptm-probe'/.test(c));
     assert.ok(
@@ -503,9 +484,9 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
       probes.some((c) => c.includes(`'statefulset/prometheus' -c 'ptm-rsync'`)),
       probes.join("\n"),
     );
-    const install = one(r, "command:local:Command", "block-install").inputs;
+    const install = one(r, "command:local:Command", "migration-block-install").inputs;
     assert.match(String(install.create), new RegExp(`'statefulset/prometheus' -c 'ptm-rsync'`));
-    const snap = one(r, "command:local:Command", "source-snapshot").inputs;
+    const snap = one(r, "command:local:Command", "migration-source-snapshot").inputs;
     assert.match(String(snap.create), new RegExp(`'deployment/prometheus-server' -c 'ptm-rsyncd'`));
     const m = r.outputs.migration as { verification: { ok: boolean } };
     assert.equal(m.verification.ok, true);
@@ -521,7 +502,8 @@ describe("program: sidecarMode ephemeral, phase migrate", () => {
     delete c0.ephemeral;
     delete c0.exec;
     const r = await runProgram(config, c0);
-    assert.match(String(r.outputs.plan), /the sidecars are not running yet/);
+    assert.equal(r.outputs.status, "waiting-for-sidecars");
+    assert.match(String(r.outputs.message), /the sidecars are not running yet/);
   });
 
   it("a sidecar that runs but can't be probed is an error with the reason", async () => {

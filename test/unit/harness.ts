@@ -48,8 +48,18 @@ export interface FakeCluster {
   podUids?: Record<string, string>;
 }
 
+/** A registration as the engine would see it: its URN and the aliases (URNs) it brings. */
+export interface Registration {
+  type: string;
+  name: string;
+  urn: string;
+  aliases: string[];
+}
+
 export interface RunResult {
   resources: Recorded[];
+  /** Every resource registered, the program's own components too. */
+  registrations: Registration[];
   outputs: Record<string, unknown>;
   commands: string[];
   /** Resource registrations (`<type> <name>`) and commands (`run <cmd>`), in the order seen. */
@@ -244,6 +254,8 @@ export async function runProgram(
 /** What the mocks saw: the resources and commands, in order, and when they last heard of any. */
 export interface Seen {
   resources: Recorded[];
+  /** Every registration with its URN and aliases (runWith's recordAliases fills it). */
+  registrations: Registration[];
   commands: string[];
   events: string[];
   seq: number;
@@ -251,7 +263,14 @@ export interface Seen {
 }
 
 export function newSeen(): Seen {
-  return { resources: [], commands: [], events: [], seq: 0, lastActivity: Date.now() };
+  return {
+    resources: [],
+    registrations: [],
+    commands: [],
+    events: [],
+    seq: 0,
+    lastActivity: Date.now(),
+  };
 }
 
 /**
@@ -331,6 +350,7 @@ export async function runWith(
     opts.preview ?? false,
     "organization",
   );
+  recordAliases(seen.registrations);
   const cfg: Record<string, string> = {};
   for (const [k, v] of Object.entries(config)) {
     // `kubernetes:context` and the like are other namespaces' keys, as written.
@@ -347,9 +367,51 @@ export async function runWith(
   while (Date.now() - seen.lastActivity < 300) await new Promise((r) => setTimeout(r, 50));
   return {
     resources: seen.resources,
+    registrations: seen.registrations,
     outputs,
     commands: seen.commands,
     events: seen.events,
+  };
+}
+
+/** What the harness uses of the SDK's mock monitor and its request. */
+interface MockMonitor {
+  registerResource(req: RegisterRequest, callback: unknown): unknown;
+}
+interface RegisterRequest {
+  getParent(): string;
+  getType(): string;
+  getName(): string;
+  getAliasurnsList(): string[];
+}
+
+/**
+ * Records each registration's URN and aliases. The SDK is told that the (mock) engine does
+ * not take alias specs, so it computes the alias URNs itself, children's from their parents'
+ * aliases too, as the engine does with specs.
+ */
+function recordAliases(registrations: Registration[]): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const state = require("@pulumi/pulumi/runtime/state") as {
+    getStore(): { supportsAliasSpecs: boolean; settings: { monitor: MockMonitor } };
+  };
+  const store = state.getStore();
+  store.supportsAliasSpecs = false;
+  const monitor = store.settings.monitor;
+  const register = monitor.registerResource.bind(monitor);
+  monitor.registerResource = (req, callback) => {
+    // The URN as the engine makes it (the mock's keeps only the parent's own type).
+    const parent = req.getParent();
+    const prefix = parent
+      ? `${parent.slice(0, parent.lastIndexOf("::"))}$`
+      : `urn:pulumi:${pulumi.getStack()}::${pulumi.getProject()}::`;
+    registrations.push({
+      type: req.getType(),
+      name: req.getName(),
+      urn: `${prefix}${req.getType()}::${req.getName()}`,
+      aliases: req.getAliasurnsList(),
+    });
+    return register(req, callback);
   };
 }
 
@@ -361,4 +423,30 @@ export function one(r: RunResult, type: string, name?: string): Recorded {
   const all = byType(r, type).filter((x) => name === undefined || x.name === name);
   if (all.length !== 1) throw new Error(`expected one ${type} ${name ?? ""}, got ${all.length}`);
   return all[0];
+}
+
+/**
+ * What names things in the cluster, per resource (`<type>::<name>`): the object's name and
+ * namespace, and every short string of its inputs that holds the stack's name (labels, the
+ * Secret's name, the snapshot's, the stack's record on a workload), as `path=value`.
+ */
+export function clusterNames(r: RunResult): Record<string, string[]> {
+  const stack = pulumi.getStack();
+  const out: Record<string, string[]> = {};
+  for (const x of r.resources) {
+    const found: string[] = [];
+    const walk = (v: unknown, path: string): void => {
+      if (typeof v === "string") {
+        if (/^metadata\.(name|namespace)$/.test(path) || (v.includes(stack) && v.length < 400))
+          found.push(`${path}=${v}`);
+      } else if (Array.isArray(v)) {
+        v.forEach((e, i) => walk(e, `${path}[${i}]`));
+      } else if (v && typeof v === "object") {
+        for (const [k, e] of Object.entries(v)) walk(e, path ? `${path}.${k}` : k);
+      }
+    };
+    walk(x.inputs, "");
+    out[`${x.type}::${x.name}`] = found.sort();
+  }
+  return out;
 }

@@ -40,14 +40,14 @@ describe("PrometheusTsdbMigration imported by another program", () => {
 
   it("declares the prepare phase next to the program's own resources", async () => {
     const r = await runWith({}, cluster(), async () => {
-      const { PrometheusTsdbMigration } = load();
+      const { outputsOf, PrometheusTsdbMigration } = load();
       const own = new OwnThing("own-thing");
       const m = new PrometheusTsdbMigration(
         "move-history",
         { phase: "prepare", source: SOURCE_CONFIG as ptm.PrometheusWorkloadArgs },
         { dependsOn: [own] },
       );
-      return m.outputs;
+      return outputsOf(m);
     });
     assert.equal(byType(r, "example:index:Thing").length, 1);
     assert.equal(byType(r, "kubernetes:core/v1:Service").length, 1);
@@ -63,10 +63,13 @@ describe("PrometheusTsdbMigration imported by another program", () => {
   it("refuses bad args with a one-line error that names the key", async () => {
     await assert.rejects(
       runWith({}, cluster(), async () => {
-        const { PrometheusTsdbMigration } = load();
-        return new PrometheusTsdbMigration("m", { phase: "prepare", source: {} }).outputs;
+        const { outputsOf, PrometheusTsdbMigration } = load();
+        return outputsOf(new PrometheusTsdbMigration("m", { phase: "prepare", source: {} }));
       }),
-      (e: Error) => e instanceof pulumi.RunError && /:source\.name: is required/.test(e.message),
+      (e: Error) =>
+        e instanceof pulumi.ResourceError &&
+        e.hideStack === true &&
+        /:source\.name: is required/.test(e.message),
     );
   });
 });

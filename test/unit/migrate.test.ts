@@ -1,8 +1,10 @@
 import * as assert from "node:assert/strict";
-import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
+import { SOURCE_CONFIG } from "../fixtures/workloads";
 import {
+  COUNTED_WINDOWS,
+  HEALTHY,
   line,
-  migrateSteps,
+  migratingCluster,
   snapshotOf,
   SOURCE_BLOCKS,
   sourceProbe,
@@ -10,6 +12,7 @@ import {
   targetProbe,
 } from "../fixtures/probes";
 import { sidecarScript } from "../../components/cluster/kubectl";
+import { namesFor } from "../../components/cluster/naming";
 import { TsdbLocation } from "../../components/decisions/workload";
 import { ExpectedBlock } from "../../components/decisions/verify";
 import { MigrationVerification } from "../../components/steps/migrationVerification";
@@ -22,27 +25,11 @@ const ULIDS = SOURCE_BLOCKS.map((b) => b.ulid);
 
 // Every window the program asks for: aligned ends, the target's first own sample (5h), the
 // cutoff. (Before issue 9 this answered only 2, 4 and 6, and the 5h window went unchecked.)
-const windows = [2, 4, 5, 6].map((h) => ({ endMs: T0 + h * H, count: 2000 }));
-const health = {
-  blocksLoaded: 3,
-  reloadFailures: 0,
-  compactionsFailed: 0,
-  lowestTimestampMs: T0,
-};
+const windows = COUNTED_WINDOWS;
+const health = HEALTHY;
 
 function migrating(over: Partial<FakeCluster> = {}): FakeCluster {
-  return {
-    ...cluster(),
-    exec: {
-      "ptm-rsyncd:probe": line(sourceProbe()),
-      "ptm-rsync:probe": line(targetProbe()),
-      "ptm-rsyncd:counts": line({ windows, health }),
-      "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
-      "ptm-rsyncd:snapshot-blocks": migrateSteps(SOURCE_BLOCKS).listing,
-    },
-    commandStdout: migrateSteps(SOURCE_BLOCKS).stdout,
-    ...over,
-  };
+  return { ...migratingCluster(), ...over };
 }
 
 const config = { phase: "migrate", source: SOURCE_CONFIG };
@@ -56,25 +43,25 @@ describe("program: phase migrate", () => {
       .map((x) => x.name)
       .sort();
     assert.deepEqual(names, [
-      "block-copy",
-      "block-copy-event",
-      "block-install",
-      "block-install-event",
-      "compaction-wait",
-      "rsync-credentials-migration-id",
-      "rsync-credentials-password",
-      "source-rsync-daemon-event",
-      "source-rsync-daemon-reverted-event",
-      "source-rsync-daemon-rollout",
-      "source-rsync-daemon-settle",
-      "source-snapshot",
-      "source-snapshot-event",
-      "target-restart-guard",
-      "target-rsync-client-event",
-      "target-rsync-client-reverted-event",
-      "target-rsync-client-rollout",
-      "target-rsync-client-settle",
-      "verification-event",
+      "migration-block-copy",
+      "migration-block-copy-event",
+      "migration-block-install",
+      "migration-block-install-event",
+      "migration-compaction-wait",
+      "migration-rsync-credentials-migration-id",
+      "migration-rsync-credentials-password",
+      "migration-source-rsync-daemon-event",
+      "migration-source-rsync-daemon-reverted-event",
+      "migration-source-rsync-daemon-rollout",
+      "migration-source-rsync-daemon-settle",
+      "migration-source-snapshot",
+      "migration-source-snapshot-event",
+      "migration-target-restart-guard",
+      "migration-target-rsync-client-event",
+      "migration-target-rsync-client-reverted-event",
+      "migration-target-rsync-client-rollout",
+      "migration-target-rsync-client-settle",
+      "migration-verification-event",
     ]);
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
@@ -82,7 +69,7 @@ describe("program: phase migrate", () => {
 
   it("snapshots in the source sidecar, and removes only the snapshot when deleted", async () => {
     const r = await runProgram(config, migrating());
-    const snap = commandNamed(r, "source-snapshot");
+    const snap = commandNamed(r, "migration-source-snapshot");
     assert.match(
       snap.create,
       /^exec kubectl exec -n 'monitoring' 'deployment\/prometheus-server' -c 'ptm-rsyncd' -- env 'PTM_SNAPSHOT=ptm-test' 'PTM_INCLUDE_HEAD=false' sh -c /,
@@ -97,7 +84,7 @@ describe("program: phase migrate", () => {
 
   it("copies exactly the planned blocks from the daemon into the target, within the bandwidth limit", async () => {
     const r = await runProgram({ ...config, bandwidthLimit: "20m" }, migrating());
-    const copy = commandNamed(r, "block-copy");
+    const copy = commandNamed(r, "migration-block-copy");
     assert.match(
       copy.create,
       /^exec kubectl exec -n 'kubeprod' 'statefulset\/prometheus' -c 'ptm-rsync' -- env /,
@@ -110,29 +97,34 @@ describe("program: phase migrate", () => {
     assert.match(copy.create, /'PTM_STREAMS=2'/, "copyStreams' default");
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     assert.match(copy.delete, /-c 'ptm-rsync' [\s\S]* 'ptm-cleanup-target'$/);
-    const install = commandNamed(r, "block-install");
+    const install = commandNamed(r, "migration-block-install");
     assert.ok(install.create.endsWith(`'ptm-install' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     assert.equal(install.delete, undefined, "installed blocks stay on the target");
   });
 
   it("copies in the configured number of parallel rsync streams (copyStreams)", async () => {
     const r = await runProgram({ ...config, copyStreams: 4 }, migrating());
-    const copy = commandNamed(r, "block-copy");
+    const copy = commandNamed(r, "migration-block-copy");
     assert.match(copy.create, /'PTM_STREAMS=4' /);
     assert.match(copy.create, /'PTM_BWLIMIT=' /);
   });
 
   it("runs the steps in order: rollout, snapshot, copy, install", async () => {
     const r = await runProgram(config, migrating(), {
-      slow: ["source-rsync-daemon", "target-rsync-client", "source-snapshot", "block-copy"],
+      slow: [
+        "migration-source-rsync-daemon",
+        "migration-target-rsync-client",
+        "migration-source-snapshot",
+        "migration-block-copy",
+      ],
     });
     const seq = (name: string) =>
       r.resources.find((x) => x.name === name && !x.type.startsWith("ptm:"))!.seq;
-    assert.ok(seq("source-snapshot") > seq("source-rsync-daemon"));
-    assert.ok(seq("source-snapshot") > seq("compaction-wait"));
-    assert.ok(seq("block-copy") > seq("source-snapshot"));
-    assert.ok(seq("block-copy") > seq("target-rsync-client"));
-    assert.ok(seq("block-install") > seq("block-copy"));
+    assert.ok(seq("migration-source-snapshot") > seq("migration-source-rsync-daemon"));
+    assert.ok(seq("migration-source-snapshot") > seq("migration-compaction-wait"));
+    assert.ok(seq("migration-block-copy") > seq("migration-source-snapshot"));
+    assert.ok(seq("migration-block-copy") > seq("migration-target-rsync-client"));
+    assert.ok(seq("migration-block-install") > seq("migration-block-copy"));
   });
 
   it("reports the plan, the copy and the verification as stack outputs", async () => {
@@ -180,20 +172,20 @@ describe("program: phase migrate", () => {
     const plan = r.outputs.plan as Record<string, unknown>;
     assert.equal(plan.blocks, 4);
     assert.equal(plan.gapSeconds, 0);
-    assert.match(commandNamed(r, "source-snapshot").create, /'PTM_INCLUDE_HEAD=true'/);
+    assert.match(commandNamed(r, "migration-source-snapshot").create, /'PTM_INCLUDE_HEAD=true'/);
   });
 
   it("waits for the next compaction when that is allowed", async () => {
     const c = migrating();
     c.exec!["ptm-rsync:probe"] = line(targetProbe({ startedAtH: 7 }));
     const r = await runProgram({ ...config, maxWaitMinutes: 120 }, c);
-    const wait = commandNamed(r, "compaction-wait");
+    const wait = commandNamed(r, "migration-compaction-wait");
     assert.match(wait.create, new RegExp(`'PTM_AFTER_MS=${T0 + 8 * H}'`));
   });
 
   it("does not wait when there is no gap", async () => {
     const r = await runProgram(config, migrating());
-    assert.match(commandNamed(r, "compaction-wait").create, /'PTM_AFTER_MS=0'/);
+    assert.match(commandNamed(r, "migration-compaction-wait").create, /'PTM_AFTER_MS=0'/);
   });
 
   it("only prepares when the sidecars are not running yet", async () => {
@@ -205,19 +197,21 @@ describe("program: phase migrate", () => {
         .map((x) => x.name)
         .sort(),
       [
-        "rsync-credentials-migration-id",
-        "rsync-credentials-password",
-        "source-rsync-daemon-event",
-        "source-rsync-daemon-reverted-event",
-        "source-rsync-daemon-rollout",
-        "source-rsync-daemon-settle",
-        "target-rsync-client-event",
-        "target-rsync-client-reverted-event",
-        "target-rsync-client-rollout",
-        "target-rsync-client-settle",
+        "migration-rsync-credentials-migration-id",
+        "migration-rsync-credentials-password",
+        "migration-source-rsync-daemon-event",
+        "migration-source-rsync-daemon-reverted-event",
+        "migration-source-rsync-daemon-rollout",
+        "migration-source-rsync-daemon-settle",
+        "migration-target-rsync-client-event",
+        "migration-target-rsync-client-reverted-event",
+        "migration-target-rsync-client-rollout",
+        "migration-target-rsync-client-settle",
       ],
     );
-    assert.match(String(r.outputs.plan), /run `pulumi up` again/);
+    assert.equal(r.outputs.status, "waiting-for-sidecars");
+    assert.equal(r.outputs.plan, null);
+    assert.match(String(r.outputs.message), /run `pulumi up` again/);
   });
 });
 
@@ -269,7 +263,7 @@ describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", (
   });
   it("a snapshot other than the one asked for is refused", async () => {
     const c = migrating();
-    c.commandStdout!["source-snapshot"] = snapshotOf(SOURCE_BLOCKS, {
+    c.commandStdout!["migration-source-snapshot"] = snapshotOf(SOURCE_BLOCKS, {
       snapshot: "someone-else",
       createdMs: T0,
       reused: true,
@@ -311,12 +305,12 @@ describe("program: phase migrate, proof that cannot pass vacuously (issue 9)", (
     );
     // As the scripts print them: the copy is planned from the listing.
     const r = await runProgram(config, migrating());
-    const copy = commandNamed(r, "block-copy");
+    const copy = commandNamed(r, "migration-block-copy");
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
   });
   it("snapshot output that is not JSON names the step", async () => {
     const c = migrating();
-    c.commandStdout!["source-snapshot"] = "snapshot: ERROR: something\n";
+    c.commandStdout!["migration-source-snapshot"] = "snapshot: ERROR: something\n";
     await assert.rejects(runProgram(config, c), /source-snapshot: last output line is not JSON/);
   });
 });
@@ -329,7 +323,9 @@ describe("program: the admin API's rollout waits for the probes (issue 14)", () 
       slowRuns: sourceProbe,
     });
     const probed = r.events.findIndex((e) => e.startsWith("done ") && sourceProbe.test(e));
-    const switched = r.events.findIndex((e) => e === "ptm:index:AdminApiSwitch source-admin-api");
+    const switched = r.events.findIndex(
+      (e) => e === "ptm:index:AdminApiSwitch migration-source-admin-api",
+    );
     assert.ok(probed >= 0 && switched >= 0, `probe at ${probed}, switch at ${switched}`);
     assert.ok(
       probed < switched,
@@ -339,19 +335,22 @@ describe("program: the admin API's rollout waits for the probes (issue 14)", () 
   it("every step that runs in the source pod waits for that rollout", async () => {
     // In the lab at 2,050 blocks the compaction wait ran beside it and was killed (exit 137).
     const r = await runProgram({ ...config, includeHead: true }, migrating(), {
-      slow: ["source-admin-api"],
+      slow: ["migration-source-admin-api"],
     });
     const seq = (name: string) =>
       r.resources.find((x) => x.name === name && !x.type.startsWith("ptm:"))!.seq;
-    for (const step of ["compaction-wait", "source-snapshot"])
-      assert.ok(seq(step) > seq("source-admin-api"), `${step} before the admin API's rollout`);
+    for (const step of ["migration-compaction-wait", "migration-source-snapshot"])
+      assert.ok(
+        seq(step) > seq("migration-source-admin-api"),
+        `${step} before the admin API's rollout`,
+      );
   });
 });
 
 describe("program: phase migrate, every step's output validated (issue 9 item 6)", () => {
   it("copy output that doesn't validate names the step", async () => {
     const c = migrating();
-    c.commandStdout!["block-copy"] = line({
+    c.commandStdout!["migration-block-copy"] = line({
       copied: ["not-a-count"],
       skipped: 0,
       bytesCopied: 6e6,
@@ -364,7 +363,7 @@ describe("program: phase migrate, every step's output validated (issue 9 item 6)
   });
   it("a copy that accounts for fewer blocks than the plan's is refused", async () => {
     const c = migrating();
-    c.commandStdout!["block-copy"] = line({
+    c.commandStdout!["migration-block-copy"] = line({
       copied: 2,
       skipped: 0,
       bytesCopied: 4e6,
@@ -377,7 +376,7 @@ describe("program: phase migrate, every step's output validated (issue 9 item 6)
   });
   it("install output that doesn't validate names the step", async () => {
     const c = migrating();
-    c.commandStdout!["block-install"] = line({ installed: 2, alreadyPresent: 0 });
+    c.commandStdout!["migration-block-install"] = line({ installed: 2, alreadyPresent: 0 });
     await assert.rejects(
       runProgram(config, c),
       /block-install: the script reports 2 blocks installed or present, asked for 3/,
@@ -408,6 +407,8 @@ function verification(args: {
     ({ ref: { kind, namespace, name, container: c } }) as unknown as TsdbLocation;
   return async () => {
     const v = new MigrationVerification("verification", {
+      names: namesFor("migration"),
+      recordName: "ptm-test-verification",
       source: loc("Deployment", "monitoring", "prometheus-server", "prometheus-server"),
       sourceContainer: "ptm-rsyncd",
       target: loc("StatefulSet", "kubeprod", "prometheus", "prometheus"),
@@ -598,14 +599,14 @@ describe("program: a snapshot left by another attempt is never reused (issue 9 i
 
   it("this migration's own snapshot resumes: its plan passed the gate when it was made", async () => {
     const r = await runProgram(config, withSnapshot("ours"));
-    assert.ok(one(r, "command:local:Command", "source-snapshot"));
+    assert.ok(one(r, "command:local:Command", "migration-source-snapshot"));
   });
 
   it("an earlier attempt's snapshot is planned afresh, through the gap gate", async () => {
     await assert.rejects(runProgram(config, withSnapshot("earlier")), /gap/i);
     const r = await runProgram({ ...config, acceptGap: true }, withSnapshot("earlier"));
     assert.ok(
-      one(r, "command:local:Command", "source-snapshot"),
+      one(r, "command:local:Command", "migration-source-snapshot"),
       "and the snapshot step replaces it",
     );
   });
@@ -648,7 +649,8 @@ describe("program: each migrate step records its Event on the workload (issue 22
   for (const tc of cases) {
     it(`${tc.step}: ${tc.reason}, after the step`, async () => {
       const r = await runProgram(config, migrating());
-      const ev = one(r, "command:local:Command", `${tc.step}-event`);
+      // The step and its Event are named after the component ("migration", index.ts).
+      const ev = one(r, "command:local:Command", `migration-${tc.step}-event`);
       const inputs = ev.inputs as { create: string; environment: Record<string, string> };
       assert.ok(inputs.create.includes(tc.workload), inputs.create);
       const event = JSON.parse(inputs.environment.PTM_EVENT);
@@ -656,7 +658,7 @@ describe("program: each migrate step records its Event on the workload (issue 22
       assert.match(event.message, tc.says);
       // A step that is a command: the Event comes after it.
       const step = r.resources.find(
-        (x) => x.name === tc.step && x.type === "command:local:Command",
+        (x) => x.name === `migration-${tc.step}` && x.type === "command:local:Command",
       );
       if (step) assert.ok(ev.seq > step.seq);
     });

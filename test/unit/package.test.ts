@@ -37,8 +37,8 @@ async function sh(cmd: string, args: string[], cwd: string): Promise<string> {
 // The other project's program: by name, typed from the package's .d.ts, through the root and
 // the documented subpath. Its mocks ask the parent (the IPC channel of fork) for every answer.
 const PROGRAM = `import * as pulumi from "@pulumi/pulumi";
-import type { MigrationOutputs } from "${NAME}";
-import { PrometheusTsdbMigration, PrometheusWorkloadArgs } from "${NAME}/components";
+import type { MigrationOutputProperties } from "${NAME}";
+import { outputsOf, PrometheusTsdbMigration, PrometheusWorkloadArgs } from "${NAME}/components";
 
 interface Reply { id: number; result?: unknown; error?: string }
 const waiting = new Map<number, (r: Reply) => void>();
@@ -69,10 +69,11 @@ async function main(): Promise<void> {
   );
   const source = JSON.parse(process.env.PTM_SOURCE ?? "{}") as PrometheusWorkloadArgs;
   const m = new PrometheusTsdbMigration("move-history", { phase: "prepare", source });
-  const raw: MigrationOutputs = await m.outputs;
+  await m.ready;
+  const raw: MigrationOutputProperties = outputsOf(m);
   const outputs: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(raw)) {
-    outputs[k] = await (pulumi.output(v) as unknown as { promise(): Promise<unknown> }).promise();
+  for (const [k, v] of Object.entries(raw) as [string, pulumi.Output<unknown>][]) {
+    outputs[k] = await (v as unknown as { promise(): Promise<unknown> }).promise();
   }
   process.send!({ kind: "done", outputs });
 }

@@ -111,7 +111,7 @@ describe("program: a check that can't look refuses (fail closed)", () => {
     await assert.rejects(
       runProgram({}, targetWithSidecar()),
       (e: Error) =>
-        e instanceof pulumi.RunError &&
+        e instanceof pulumi.ResourceError &&
         /:phase: .*can't be checked now: probe of StatefulSet kubeprod\/prometheus \(container ptm-rsync\): kubectl exec failed \(exit 1: error: container ptm-rsync not found\).*set forceRevert to true/.test(
           e.message,
         ),
@@ -153,7 +153,7 @@ describe("program: a check that can't look refuses (fail closed)", () => {
     await assert.rejects(
       runProgram({ phase: "prepare", source: SOURCE_CONFIG }, c),
       (e: Error) =>
-        e instanceof pulumi.RunError &&
+        e instanceof pulumi.ResourceError &&
         /^read StatefulSet kubeprod\/prometheus: `kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields` failed \(exit 1: Error from server \(Forbidden\).*\)\. Check that kubectl reaches the cluster/.test(
           e.message,
         ),
@@ -168,7 +168,7 @@ describe("program: a check that can't look refuses (fail closed)", () => {
     await assert.rejects(
       runProgram({ phase: "migrate", source: SOURCE_CONFIG }, c),
       (e: Error) =>
-        e instanceof pulumi.RunError &&
+        e instanceof pulumi.ResourceError &&
         /^probe of Deployment monitoring\/prometheus-server \(container ptm-rsyncd\): kubectl exec failed .*then run `pulumi up` again/.test(
           e.message,
         ),
@@ -384,7 +384,7 @@ describe("program: phase prepare", () => {
       "kubeprod",
       "monitoring",
     ]);
-    const gen = one(r, "command:local:Command", "rsync-credentials-password").inputs;
+    const gen = one(r, "command:local:Command", "migration-rsync-credentials-password").inputs;
     assert.equal(gen.logging, "none");
     assert.match(String(gen.create), /urandom/);
   });
@@ -392,13 +392,17 @@ describe("program: phase prepare", () => {
   it("creates the rollouts only after the Secrets and policy they rely on", async () => {
     // Slow Secrets and policy: the patches must still come after them.
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster(), {
-      slow: ["rsync-credentials-source", "rsync-credentials-target", "rsync-access"],
+      slow: [
+        "migration-rsync-credentials-source",
+        "migration-rsync-credentials-target",
+        "migration-rsync-access",
+      ],
     });
     const seq = (name: string) =>
       r.resources.find((x) => x.name === name && !x.type.startsWith("ptm:"))!.seq;
-    assert.ok(seq("source-rsync-daemon") > seq("rsync-credentials-source"));
-    assert.ok(seq("source-rsync-daemon") > seq("rsync-access"));
-    assert.ok(seq("target-rsync-client") > seq("rsync-credentials-target"));
+    assert.ok(seq("migration-source-rsync-daemon") > seq("migration-rsync-credentials-source"));
+    assert.ok(seq("migration-source-rsync-daemon") > seq("migration-rsync-access"));
+    assert.ok(seq("migration-target-rsync-client") > seq("migration-rsync-credentials-target"));
   });
 
   it("patches each workload through one SSA patch, parented under its component", async () => {
@@ -446,9 +450,9 @@ describe("program: includeHead", () => {
     const r = await runProgram(
       { phase: "prepare", source: SOURCE_CONFIG, includeHead: true },
       cluster(),
-      { slow: ["source-rsync-daemon"] },
+      { slow: ["migration-source-rsync-daemon"] },
     );
-    const sw = one(r, "command:local:Command", "source-admin-api");
+    const sw = one(r, "command:local:Command", "migration-source-admin-api");
     const create = String(sw.inputs.create);
     const del = String(sw.inputs.delete);
     assert.match(
@@ -491,7 +495,7 @@ describe("program: includeHead", () => {
     )[1];
     (prom.args as string[]).push("--web.enable-admin-api");
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG, includeHead: true }, c);
-    const sw = one(r, "command:local:Command", "source-admin-api");
+    const sw = one(r, "command:local:Command", "migration-source-admin-api");
     assert.ok(
       sw,
       "declared all the same: its enable step reports changed=false and restores nothing",
@@ -713,7 +717,7 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
       { phase: "prepare", source: SOURCE_CONFIG, includeHead: true, ...access },
       cluster(),
     );
-    const sw = one(r, "command:local:Command", "source-admin-api").inputs;
+    const sw = one(r, "command:local:Command", "migration-source-admin-api").inputs;
     const env = sw.environment as Record<string, string>;
     assert.equal(env.PTM_KUBECONFIG, "/etc/ptm/kubeconfig");
     assert.equal(env.PTM_KUBE_CONTEXT, "prod-eu");
@@ -743,11 +747,11 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
 describe("program: a sidecar that can't start fails the step fast (issue 9 item 18)", () => {
   it("each patch skips the provider's long await; a rollout watch follows it, and later steps wait for that", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster(), {
-      slow: ["source-rsync-daemon", "target-rsync-client"],
+      slow: ["migration-source-rsync-daemon", "migration-target-rsync-client"],
     });
     for (const [patchName, type, kind] of [
-      ["source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch", "deployment"],
-      ["target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch", "statefulset"],
+      ["migration-source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch", "deployment"],
+      ["migration-target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch", "statefulset"],
     ] as const) {
       const patch = one(r, type, patchName);
       const watch = one(r, "command:local:Command", `${patchName}-rollout`);
@@ -768,8 +772,8 @@ describe("program: a sidecar that can't start fails the step fast (issue 9 item 
   it("the revert waits for the restored template, replacing a pod stuck on the broken revision (item 20)", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     for (const [patchName, type] of [
-      ["source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch"],
-      ["target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch"],
+      ["migration-source-rsync-daemon", "kubernetes:apps/v1:DeploymentPatch"],
+      ["migration-target-rsync-client", "kubernetes:apps/v1:StatefulSetPatch"],
     ] as const) {
       const settle = one(r, "command:local:Command", `${patchName}-settle`);
       // Created before the patch, so deleted after it.
@@ -793,7 +797,7 @@ function onlyTheGuard(r: Awaited<ReturnType<typeof runProgram>>): void {
   const custom = r.resources.filter((x) => !x.type.startsWith("ptm:"));
   assert.deepEqual(
     custom.map((x) => x.name),
-    ["target-restart-guard"],
+    ["migration-target-restart-guard"],
   );
   const env = custom[0]!.inputs.environment as Record<string, string>;
   assert.equal(env.PTM_FORCE_REVERT, "true");
@@ -802,7 +806,7 @@ function onlyTheGuard(r: Awaited<ReturnType<typeof runProgram>>): void {
 describe("program: pulumi destroy checks the target's restart first (issue 9 item 12)", () => {
   it("a guard whose delete runs restart-guard.sh is declared last, after every other step", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
-    const guard = one(r, "command:local:Command", "target-restart-guard");
+    const guard = one(r, "command:local:Command", "migration-target-restart-guard");
     assert.equal(Math.max(...r.resources.map((x) => x.seq)), guard.seq);
     assert.match(
       String(guard.inputs.delete),
@@ -821,7 +825,7 @@ describe("program: pulumi destroy checks the target's restart first (issue 9 ite
       { phase: "prepare", source: SOURCE_CONFIG, forceRevert: true },
       cluster(),
     );
-    const env = one(r, "command:local:Command", "target-restart-guard").inputs
+    const env = one(r, "command:local:Command", "migration-target-restart-guard").inputs
       .environment as Record<string, string>;
     assert.equal(env.PTM_FORCE_REVERT, "true");
   });

@@ -236,7 +236,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       withTarget(),
     );
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 0);
-    const [patch] = commandsNamed(r, /^target-rsync-client-resource$/);
+    const [patch] = commandsNamed(r, /^migration-target-rsync-client-resource$/);
     assert.match(
       String(patch.inputs.create),
       /'prometheus-resource' 'add-sidecar' 'monitoring' 'kube-prometheus-stack-prometheus'/,
@@ -274,7 +274,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       "prometheus-tsdb-migration.io/patched-by=test prometheus-tsdb-migration.io/role=target",
     );
     // the rollout waits for the operator's StatefulSet to carry the container, then for every replica
-    const [rollout] = commandsNamed(r, /^target-rsync-client-rollout$/);
+    const [rollout] = commandsNamed(r, /^migration-target-rsync-client-rollout$/);
     assert.match(
       String(rollout.inputs.create),
       /'wait-generated' 'monitoring' 'kube-prometheus-stack-prometheus' 'prometheus-kube-prometheus-stack-prometheus' 'has-container' 'ptm-rsync' '600' && .*'rollout-watch' 'monitoring' 'statefulset' 'prometheus-kube-prometheus-stack-prometheus' 'ptm-rsync'/,
@@ -332,18 +332,20 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       }).listing,
     };
     c.commandStdout = {
-      "source-snapshot": snapshotOf(SOURCE_BLOCKS, { createdMs: T0 + 7.5 * H, reused: false })
-        .stdout,
-      "compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
+      "migration-source-snapshot": snapshotOf(SOURCE_BLOCKS, {
+        createdMs: T0 + 7.5 * H,
+        reused: false,
+      }).stdout,
+      "migration-compaction-wait": line({ waitedSeconds: 0, newestMaxTime: T0 + 6 * H }),
     };
     for (const i of [0, 1]) {
-      c.commandStdout[`block-copy-replica-${i}`] = line({
+      c.commandStdout[`migration-block-copy-replica-${i}`] = line({
         copied: ULIDS.length,
         skipped: 0,
         bytesCopied: 6e6,
         bytesTotal: 6e6,
       });
-      c.commandStdout[`block-install-replica-${i}`] = line({
+      c.commandStdout[`migration-block-install-replica-${i}`] = line({
         installed: ULIDS.length,
         alreadyPresent: 0,
       });
@@ -351,17 +353,18 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
     const r = await runProgram({ phase: "migrate", source: SOURCE_CONFIG, target: TARGET }, c);
     const names = byType(r, "command:local:Command").map((x) => x.name);
     for (const i of [0, 1]) {
-      for (const step of ["block-copy", "block-install"]) {
+      for (const step of ["migration-block-copy", "migration-block-install"]) {
         assert.ok(names.includes(`${step}-replica-${i}`), `${step} for replica ${i}: ${names}`);
       }
       assert.ok(
         r.resources.some(
           (x) =>
-            x.type === "ptm:index:MigrationVerification" && x.name === `verification-replica-${i}`,
+            x.type === "ptm:index:MigrationVerification" &&
+            x.name === `migration-verification-replica-${i}`,
         ),
       );
     }
-    assert.ok(!names.includes("block-copy"));
+    assert.ok(!names.includes("migration-block-copy"));
     // every replica was probed, and is verified, in its own pod
     for (const i of [0, 1]) {
       for (const script of ["probe", "counts"]) {
@@ -376,7 +379,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
       }
     }
     const copy1 = byType(r, "command:local:Command").find(
-      (x) => x.name === "block-copy-replica-1",
+      (x) => x.name === "migration-block-copy-replica-1",
     )!;
     assert.match(String(copy1.inputs.create), new RegExp(`'pod/${STS}-1' -c 'ptm-rsync'`));
     const migration = r.outputs.migration as {
@@ -415,7 +418,7 @@ describe("program: a Prometheus resource as the source (issue 11)", () => {
       1,
     );
     assert.equal(r.resources.filter((x) => x.type === "ptm:index:AdminApiSwitch").length, 0);
-    const [sw] = commandsNamed(r, /^source-admin-api$/);
+    const [sw] = commandsNamed(r, /^migration-source-admin-api$/);
     assert.match(
       String(sw.inputs.create),
       /'enable-admin-api' 'monitoring' 'kube-prometheus-stack-prometheus'$/,
@@ -424,7 +427,7 @@ describe("program: a Prometheus resource as the source (issue 11)", () => {
       String(sw.inputs.delete),
       /'restore-admin-api' 'monitoring' 'kube-prometheus-stack-prometheus' 'prometheus-kube-prometheus-stack-prometheus' '600'$/,
     );
-    const [wait] = commandsNamed(r, /^source-admin-api-rollout$/);
+    const [wait] = commandsNamed(r, /^migration-source-admin-api-rollout$/);
     assert.match(String(wait.inputs.create), /'has-flag' '--web\.enable-admin-api'/);
   });
 
@@ -465,7 +468,7 @@ describe("program: the destroy guard on a Prometheus resource target (issue 9 it
       { phase: "prepare", source: SOURCE_CONFIG, target: TARGET },
       withTarget({ replicas: 2 }),
     );
-    const guard = one(r, "command:local:Command", "target-restart-guard");
+    const guard = one(r, "command:local:Command", "migration-target-restart-guard");
     assert.match(
       String(guard.inputs.delete),
       new RegExp(
