@@ -159,8 +159,16 @@ export function fixtures(o: FixtureOptions): Obj[] {
       kind: "ServiceAccount",
       metadata: { name: "prometheus", namespace: TARGET.namespace },
     },
-    bkprStatefulSet({ image: o.targetImage, reloadImage: o.reloaderImage }),
+    inNamespace(
+      bkprStatefulSet({ image: o.targetImage, reloadImage: o.reloaderImage }),
+      TARGET.namespace,
+    ),
   ];
+}
+
+/** A published manifest's workload, moved into the demo's own namespace. */
+function inNamespace(w: Obj, namespace: string): Obj {
+  return { ...w, metadata: { ...(w.metadata as Obj), namespace } };
 }
 
 type Container = { name: string; image?: string; volumeMounts?: Obj[] };
@@ -195,5 +203,5 @@ function labSource(o: FixtureOptions): Obj {
       volumeMounts: [{ name: "config-volume", mountPath: "/etc/config" }, storage],
     },
   ];
-  return w;
+  return inNamespace(w, SOURCE.namespace);
 }
