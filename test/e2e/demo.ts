@@ -21,12 +21,16 @@ import {
 const say = (l: string) => process.stdout.write(`${l}\n`);
 const step = (l: string) => say(`\n=== ${l}`);
 
-// Lines of the program's own steps (plan, snapshot, copy, install, waits) from the engine's output.
+// Lines of the program's own steps (plan, snapshot, copy, install, waits) from the engine's output,
+// each once: the engine repeats every diagnostic in its summary at the end of the update.
+const printed = new Set<string>();
 function progress(o: string): void {
   for (const line of o.split("\n")) {
     const m = /(plan: .*|(snapshot|copy|install|wait-compaction|admin-api|counts): .*)$/.exec(line);
     // Per-window counts are many lines; the verification's summary says it all.
-    if (m && !/^counts: window ending/.test(m[1])) say(`    ${m[1].trim()}`);
+    if (!m || /^counts: window ending/.test(m[1]) || printed.has(m[1].trim())) continue;
+    printed.add(m[1].trim());
+    say(`    ${m[1].trim()}`);
   }
 }
 
