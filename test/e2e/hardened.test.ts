@@ -23,6 +23,7 @@ import {
   rolloutStatus,
   Workload,
 } from "./cluster";
+import { LABEL_DOMAINS, ROLE_LABEL } from "../../components/cluster/naming";
 import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
 
 const NS = "ptm-hardened";
@@ -201,7 +202,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
       "-o",
       "jsonpath={.metadata.labels}",
     ]);
-    assert.match(labels, /"prometheus-tsdb-migration.io\/role":"target"/);
+    assert.equal((JSON.parse(labels) as Record<string, string>)[ROLE_LABEL], "target");
     const conf = kubectl([
       "exec",
       "-n",
@@ -235,7 +236,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
         ]) || "{}",
       ) as Record<string, string>;
       assert.deepEqual(
-        Object.keys(labels).filter((k) => k.startsWith("prometheus-tsdb-migration.io/")),
+        Object.keys(labels).filter((k) => LABEL_DOMAINS.some((d) => k.startsWith(`${d}/`))),
         [],
         `the patch's labels left ${w.name} with it`,
       );
