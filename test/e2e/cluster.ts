@@ -67,18 +67,18 @@ function notOurs(ns: string): Error {
 }
 
 /**
- * Applies the objects with the owner label on each. A Namespace in the list must be new or
- * already ours: an existing one of anybody else's is refused before anything is applied.
+ * Applies the objects. A Namespace in the list gets the owner label, and must be new or already
+ * ours: an existing one of anybody else's is refused before anything is applied. The objects
+ * inside keep exactly their published labels (a fixture without labels stays without): the
+ * namespace's label is what makes them ours, and they go with it.
  */
 export function apply(objects: object[]): void {
   const items = (objects as Obj[]).map((o) => {
+    if (o.kind !== "Namespace") return o;
     const name = o.metadata?.name ?? "";
-    const labels: Record<string, string> = { ...o.metadata?.labels, [OWNER_KEY]: OWNER };
-    if (o.kind === "Namespace") {
-      const have = namespaceLabels(name);
-      if (have && have[OWNER_KEY] !== OWNER) throw notOurs(name);
-      labels[NAMESPACE_KEY] = name;
-    }
+    const have = namespaceLabels(name);
+    if (have && have[OWNER_KEY] !== OWNER) throw notOurs(name);
+    const labels = { ...o.metadata?.labels, [OWNER_KEY]: OWNER, [NAMESPACE_KEY]: name };
     return { ...o, metadata: { ...o.metadata, labels } };
   });
   kubectl(
