@@ -7,6 +7,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   findPatched,
   probe,
+  readDecision,
   readNetworkPolicies,
   readServer,
   readWorkload,
@@ -16,6 +17,7 @@ import { EphemeralSide, ephemeralSide, preflightEphemeral } from "./cluster/ephe
 import { headInEphemeral } from "./decisions/ephemeralSidecar";
 import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
 import {
+  migrationLabels,
   MigrationNames,
   namesFor,
   RSYNC_MODULE,
@@ -33,10 +35,20 @@ import {
   WorkloadRef,
 } from "./decisions/config";
 import { StepError } from "./decisions/errors";
+import {
+  DECISION_RECORD_COMPONENT,
+  DECISION_RECORD_KEY,
+  generationSuffix,
+  NextRun,
+  nextRun,
+  recordedBlocks,
+  ReplicaDecision,
+  serializeDecision,
+} from "./decisions/decisionRecord";
 import { decideGap } from "./decisions/gap";
 import { snapshotUse } from "./decisions/snapshotUse";
 import { decideHeadSnapshotSpace } from "./decisions/headSnapshotSpace";
-import { planMigration } from "./decisions/plan";
+import { Plan, planMigration } from "./decisions/plan";
 import {
   describePlan,
   headAsBlock,
@@ -459,12 +471,235 @@ export class PrometheusTsdbMigration
       return prepared;
     }
 
-    // Step 3 (seed): plan from what both servers hold now, in sync with the compaction cycle.
-    const snapshot = names.snapshot;
+    // Step 3 (seed): the decision, in sync with the compaction cycle. It is made once, right
+    // after the snapshot, and recorded (decisions/decisionRecord.ts): every later run resumes
+    // it, re-decides explicitly, or refuses naming the key, instead of planning again from
+    // live servers that have moved on (the target compacts what it imported).
     // The exec steps run in pods: the source replica read, and every replica of the target
     // (one each for workloads other than a `Prometheus` resource, in a pod kubectl picks).
     const sourceAt = podLocations(source)[0];
     const targetsAt = podLocations(target);
+    const next = nextRun(await readDecision(names, target.ref.namespace, cfg.cluster), {
+      includeHead: cfg.includeHead,
+      acceptGap: cfg.acceptGap,
+      targetPods: targetsAt.map((t) => t.ref.pod ?? null),
+    });
+    if (next.action === "refuse") throw new ConfigError(next.key, next.message);
+    // void: as pulumi.log.info above.
+    if (next.action === "redecide") void pulumi.log.warn(next.reason, this);
+    if (next.action === "resume") for (const n of next.notes) void pulumi.log.info(n, this);
+    const generation = next.action === "resume" ? next.record.generation : next.generation;
+    // A re-decision's steps, snapshot and records are new ones: the old generation's are
+    // deleted once the new one is done (its snapshot dir has another name).
+    const gen = generationSuffix(generation);
+    const snapshot = `${names.snapshot}${gen}`;
+    const decision =
+      next.action === "resume"
+        ? resumeDecision(next, this)
+        : await this.decide(
+            cfg,
+            { names, source, target, sourceAt, targetsAt, snapshot, sides },
+            {
+              daemon,
+              client,
+            },
+          );
+    if (decision === "waiting-for-sidecars") {
+      const adminApi = switchAdminApi();
+      if (adminApi) prepareSteps.push(adminApi);
+      return {
+        ...prepared,
+        status: "waiting-for-sidecars",
+        message:
+          "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
+      };
+    }
+    // Declared once the probes are done: switching the admin API on replaces the source pod,
+    // and a probe still reading it dies with it (at 2,050 blocks, exit 137 in the lab).
+    const adminApi = switchAdminApi();
+    if (adminApi) prepareSteps.push(adminApi);
+
+    const wait = new CompactionWait(
+      childName(`compaction-wait${gen}`),
+      {
+        source: sourceAt,
+        container: daemon.container,
+        untilMs: decision.waitUntilMs,
+        maxWaitMinutes: cfg.maxWaitMinutes,
+      },
+      // After the admin API's rollout too: it replaces the pod this runs in (exit 137).
+      child(`compaction-wait${gen}`, {
+        dependsOn: [daemon.ready, ...(adminApi ? [adminApi] : [])],
+      }),
+    );
+
+    // Step 4 (seed): snapshot, copy, and install without a restart.
+    const snap = new SourceSnapshot(
+      childName(`source-snapshot${gen}`),
+      {
+        names,
+        source: sourceAt,
+        container: daemon.container,
+        snapshot,
+        includeHead: decision.includeHead,
+      },
+      child(`source-snapshot${gen}`, {
+        dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])],
+      }),
+    );
+    // Each replica's part of the decision, and the metas of its blocks, read from the snapshot.
+    const parts = targetsAt.map((targetAt, i) => decision.replica(snap.blocks, targetAt, i));
+    const recordData = pulumi
+      .all(parts.map((p) => p.decided))
+      .apply((replicas) => pulumi.output(decision.record(replicas, generation, snapshot)));
+    const decisionRecord = new k8s.core.v1.ConfigMap(
+      childName(`decision${gen}`),
+      {
+        metadata: {
+          name: names.verificationRecord(`decision${gen}`),
+          namespace: target.ref.namespace,
+          labels: migrationLabels(names, DECISION_RECORD_COMPONENT),
+        },
+        data: { [DECISION_RECORD_KEY]: recordData },
+      },
+      // Taken once: later runs read it (readDecision) and never change it.
+      {
+        parent: this,
+        ...(provider ? { provider } : {}),
+        dependsOn: [snap],
+        ignoreChanges: ["data"],
+      },
+    );
+    const snapshotUrl = pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`;
+    // Copy, install and verify in every target replica, each against its own plan.
+    const replicas = parts.map(({ targetAt, decided, metas }) => {
+      // By ordinal: names derived from these (a verification record's ConfigMap) are cut to
+      // 63 characters, and two long pod names would collide there.
+      const suffix =
+        targetsAt.length > 1
+          ? `-replica-${targetAt.ref.pod!.slice(target.workload!.name.length + 1)}`
+          : "";
+      const planned = decided.apply((d) => d.blocks);
+      const copy = new BlockCopy(
+        childName(`block-copy${suffix}${gen}`),
+        {
+          names,
+          target: targetAt,
+          container: client.container,
+          snapshotUrl,
+          blocks: planned,
+          bandwidthLimit: cfg.bandwidthLimit,
+          streams: cfg.copyStreams,
+        },
+        child(`block-copy${suffix}${gen}`, {
+          dependsOn: [client.ready, service, accessPolicy, decisionRecord],
+        }),
+      );
+      const install = new BlockInstall(
+        childName(`block-install${suffix}${gen}`),
+        {
+          names,
+          target: targetAt,
+          container: client.container,
+          // The copy stages every planned block or fails: once it has, install them all.
+          blocks: pulumi.all([copy.result, planned]).apply(([, ulids]) => ulids),
+        },
+        child(`block-install${suffix}${gen}`, { dependsOn: [copy] }),
+      );
+
+      // Step 5 (seed): prove it, instead of reading logs.
+      const windowPlan = pulumi.all([decided, metas]).apply(([d, blocks]) => ({
+        blocks,
+        cutoffMs: d.cutoffMs,
+      }));
+      const verification = new MigrationVerification(
+        childName(`verification${suffix}${gen}`),
+        {
+          names,
+          recordName: names.verificationRecord(`verification${suffix}${gen}`),
+          source: sourceAt,
+          sourceContainer: daemon.container,
+          target: targetAt,
+          targetContainer: client.container,
+          windowEnds: pulumi.all([windowPlan, decided]).apply(([p, d]) =>
+            windowsToCompare(p, {
+              targetEarliestMs: d.targetEarliestMs,
+              maxWindows: cfg.verifyWindows,
+            }),
+          ),
+          targetEarliestMs: decided.apply((d) => d.targetEarliestMs),
+          loadedDownToMs: metas.apply((blocks) => Math.min(...blocks.map((b) => b.minTime))),
+          blocks: metas.apply(expectedBlocks),
+          gapMs: decided.apply((d) => d.gapMs),
+          after: [install.step],
+        },
+        child(`verification${suffix}${gen}`),
+      );
+      return { pod: targetAt.ref.pod ?? null, copy, install, verification, decided };
+    });
+    guardTargetRestart([
+      ...prepareSteps,
+      wait,
+      snap,
+      decisionRecord,
+      ...replicas.flatMap((r) => [r.copy, r.install, r.verification]),
+    ]);
+
+    const [first] = replicas;
+    // Every replica's copy and install too: any of them failing fails the status at once.
+    const verified = pulumi.all(
+      replicas.map((r) =>
+        pulumi.all([r.copy.result, r.install.result, r.verification.result]).apply(([, , v]) => v),
+      ),
+    );
+    return {
+      ...prepared,
+      // Known once every replica is verified: a failed verification fails the `up` instead.
+      status: verified.apply(() => "verified" as const),
+      message: verified.apply(
+        (vs) =>
+          `verified: ${vs[0].summary}` +
+          (vs.length > 1 ? ` (and ${vs.length - 1} more replicas: see migration.replicas)` : ""),
+      ),
+      plan: decision.plan,
+      migration: pulumi.output({
+        snapshot,
+        copy: first.copy.result,
+        install: first.install.result,
+        verification: first.verification.result,
+        replicas:
+          replicas.length > 1
+            ? replicas.map((r, i) => ({
+                pod: r.pod,
+                plan: decision.replicaPlan(i),
+                copy: r.copy.result,
+                install: r.install.result,
+                verification: r.verification.result,
+              }))
+            : [],
+      }),
+    };
+  }
+
+  /**
+   * A new decision (the first, or an explicit re-decision): plan from what both servers hold
+   * now, through the version gate and the gap gate. "waiting-for-sidecars" before they run.
+   */
+  private async decide(
+    cfg: MigrationConfig,
+    at: {
+      names: MigrationNames;
+      source: TsdbLocation;
+      target: TsdbLocation;
+      sourceAt: TsdbLocation;
+      targetsAt: TsdbLocation[];
+      snapshot: string;
+      sides: { source: EphemeralSide; target: EphemeralSide } | undefined;
+    },
+    sidecars: { daemon: SourceRsyncDaemon; client: TargetRsyncClient },
+  ): Promise<Decision | "waiting-for-sidecars"> {
+    const { source, target, sourceAt, targetsAt, snapshot, sides } = at;
+    const { daemon, client } = sidecars;
     // Whether the sidecars run: in the pod templates, or (ephemeral) in the pods themselves.
     const [sourceRuns, targetRuns] = sides
       ? [sides.source.running, sides.target.running]
@@ -476,18 +711,7 @@ export class PrometheusTsdbMigration
       probe(sourceAt.ref, daemon.container, snapshot, sourceRuns),
       ...targetsAt.map((t) => probe(t.ref, client.container, snapshot, targetRuns)),
     ]);
-    // Declared once the probes are done: switching the admin API on replaces the source pod,
-    // and a probe still reading it dies with it (at 2,050 blocks, exit 137 in the lab).
-    const adminApi = switchAdminApi();
-    if (adminApi) prepareSteps.push(adminApi);
-    if (!sourceProbe || targetProbes.some((p) => !p)) {
-      return {
-        ...prepared,
-        status: "waiting-for-sidecars",
-        message:
-          "the sidecars are not running yet: run `pulumi up` again once they are to plan and copy",
-      };
-    }
+    if (!sourceProbe || targetProbes.some((p) => !p)) return "waiting-for-sidecars";
     // Only this migration's own snapshot is used as it is: sidecar/snapshot.sh records who
     // made one, so a leftover never skips the gap gate.
     const use = snapshotUse(
@@ -495,8 +719,10 @@ export class PrometheusTsdbMigration
       `${source.dataPath}/snapshots/${snapshot}`,
     );
     if (use.action === "refuse") throw new StepError("source snapshot", use.message);
-    // void: as pulumi.log.info above.
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
     if (use.action === "replace") void pulumi.log.warn(use.message, this);
+    // A snapshot of ours without a record: made by a version before the record existed. Its
+    // plan passed the gate then; it is recorded now, from the snapshot and the target as is.
     const snapshotTaken = use.action === "resume";
     if (cfg.includeHead && !snapshotTaken) {
       // The head block is written onto the source's own volume: a full volume stops Prometheus.
@@ -523,152 +749,115 @@ export class PrometheusTsdbMigration
     const [plan, targetProbe] = [plans[worst], targetProbes[worst]!];
     // The version gate: blocks the target can't read would fail its whole reload.
     if (!plan.formats.ok) throw new ConfigError("target", plan.formats.message);
-    // Once the snapshot exists the decision was made; later runs only report and verify.
-    const decision = snapshotTaken
+    const gate = snapshotTaken
       ? ({ action: "go", message: "snapshot already taken" } as const)
       : decideGap(plan, cfg, targetProbe.nowMs);
-    if (decision.action === "fail") throw new ConfigError(decision.key, decision.message);
-    void pulumi.log.info(`plan: ${describePlan(plan)}; ${decision.message}`, this); // void: as above
-
-    const wait = new CompactionWait(
-      childName("compaction-wait"),
-      {
-        source: sourceAt,
-        container: daemon.container,
-        untilMs: decision.action === "wait" ? decision.blockEndMs : 0,
-        maxWaitMinutes: cfg.maxWaitMinutes,
-      },
-      // After the admin API's rollout too: it replaces the pod this runs in (exit 137).
-      child("compaction-wait", { dependsOn: [daemon.ready, ...(adminApi ? [adminApi] : [])] }),
-    );
-
-    // Step 4 (seed): snapshot, copy, and install without a restart.
-    const snap = new SourceSnapshot(
-      childName("source-snapshot"),
-      {
-        names,
-        source: sourceAt,
-        container: daemon.container,
-        snapshot,
-        includeHead: cfg.includeHead,
-      },
-      child("source-snapshot", {
-        dependsOn: [daemon.ready, wait, ...(adminApi ? [adminApi] : [])],
-      }),
-    );
-    const snapshotUrl = pulumi.interpolate`rsync://${RSYNC_USER}@${service.clusterIP}:${RSYNC_SERVICE_PORT}/${RSYNC_MODULE}/snapshots/${snapshot}`;
-    // Copy, install and verify in every target replica, each against its own plan.
-    const replicas = targetsAt.map((targetAt, i) => {
-      // By ordinal: names derived from these (a verification record's ConfigMap) are cut to
-      // 63 characters, and two long pod names would collide there.
-      const suffix =
-        targetsAt.length > 1
-          ? `-replica-${targetAt.ref.pod!.slice(target.workload!.name.length + 1)}`
-          : "";
-      const finalPlan = snap.blocks.apply((blocks) => {
-        const p = planMigration(inputFor(blocks, targetProbes[i]!));
-        // The snapshot's own blocks (and its head block) pass the same gate before any copy.
-        if (!p.formats.ok) {
-          throw new pulumi.ResourceError(
-            `plan: ${p.formats.message}; nothing was copied`,
-            snap,
-            true,
-          );
-        }
-        return p;
-      });
-      const planned = finalPlan.apply((p) => p.blocks.map((b) => b.ulid));
-      const copy = new BlockCopy(
-        childName(`block-copy${suffix}`),
-        {
-          names,
-          target: targetAt,
-          container: client.container,
-          snapshotUrl,
-          blocks: planned,
-          bandwidthLimit: cfg.bandwidthLimit,
-          streams: cfg.copyStreams,
-        },
-        child(`block-copy${suffix}`, { dependsOn: [client.ready, service, accessPolicy] }),
-      );
-      const install = new BlockInstall(
-        childName(`block-install${suffix}`),
-        {
-          names,
-          target: targetAt,
-          container: client.container,
-          // The copy stages every planned block or fails: once it has, install them all.
-          blocks: pulumi.all([copy.result, planned]).apply(([, ulids]) => ulids),
-        },
-        child(`block-install${suffix}`, { dependsOn: [copy] }),
-      );
-
-      // Step 5 (seed): prove it, instead of reading logs.
-      const earliest = inputs[i].targetEarliestMs;
-      const verification = new MigrationVerification(
-        childName(`verification${suffix}`),
-        {
-          names,
-          recordName: names.verificationRecord(`verification${suffix}`),
-          source: sourceAt,
-          sourceContainer: daemon.container,
-          target: targetAt,
-          targetContainer: client.container,
-          windowEnds: finalPlan.apply((p) =>
-            windowsToCompare(p, { targetEarliestMs: earliest, maxWindows: cfg.verifyWindows }),
-          ),
-          targetEarliestMs: earliest,
-          loadedDownToMs: finalPlan.apply((p) => Math.min(...p.blocks.map((b) => b.minTime))),
-          blocks: finalPlan.apply((p) => expectedBlocks(p.blocks)),
-          gapMs: finalPlan.apply((p) => p.gapMs),
-          after: [install.step],
-        },
-        child(`verification${suffix}`),
-      );
-      return { pod: targetAt.ref.pod ?? null, plan: plans[i], copy, install, verification };
-    });
-    guardTargetRestart([
-      ...prepareSteps,
-      wait,
-      snap,
-      ...replicas.flatMap((r) => [r.copy, r.install, r.verification]),
-    ]);
-
-    const [first] = replicas;
-    // Every replica's copy and install too: any of them failing fails the status at once.
-    const verified = pulumi.all(
-      replicas.map((r) =>
-        pulumi.all([r.copy.result, r.install.result, r.verification.result]).apply(([, , v]) => v),
-      ),
-    );
+    if (gate.action === "fail") throw new ConfigError(gate.key, gate.message);
+    void pulumi.log.info(`plan: ${describePlan(plan)}; ${gate.message}`, this); // void: as above
+    const finalPlans: pulumi.Output<Plan>[] = [];
     return {
-      ...prepared,
-      // Known once every replica is verified: a failed verification fails the `up` instead.
-      status: verified.apply(() => "verified" as const),
-      message: verified.apply(
-        (vs) =>
-          `verified: ${vs[0].summary}` +
-          (vs.length > 1 ? ` (and ${vs.length - 1} more replicas: see migration.replicas)` : ""),
-      ),
+      includeHead: cfg.includeHead,
+      waitUntilMs: gate.action === "wait" ? gate.blockEndMs : 0,
       plan: summarizePlan(plan),
-      migration: pulumi.output({
-        snapshot,
-        copy: first.copy.result,
-        install: first.install.result,
-        verification: first.verification.result,
-        replicas:
-          replicas.length > 1
-            ? replicas.map((r) => ({
-                pod: r.pod,
-                plan: summarizePlan(r.plan),
-                copy: r.copy.result,
-                install: r.install.result,
-                verification: r.verification.result,
-              }))
-            : [],
-      }),
+      replicaPlan: (i) => finalPlans[i].apply(summarizePlan),
+      replica: (snapBlocks, targetAt, i) => {
+        // The snapshot's own blocks (and its head block) pass the same gate before any copy.
+        const finalPlan = snapBlocks.apply((blocks) => {
+          const p = planMigration(inputFor(blocks, targetProbes[i]!));
+          if (!p.formats.ok) {
+            throw new pulumi.ResourceError(
+              `plan: ${p.formats.message}; nothing was copied`,
+              this,
+              true,
+            );
+          }
+          return p;
+        });
+        finalPlans[i] = finalPlan;
+        return {
+          targetAt,
+          metas: finalPlan.apply((p) => p.blocks),
+          decided: finalPlan.apply((p): ReplicaDecision => ({
+            pod: targetAt.ref.pod ?? null,
+            blocks: p.blocks.map((b) => b.ulid),
+            cutoffMs: p.cutoffMs,
+            targetEarliestMs: inputs[i].targetEarliestMs,
+            gapMs: p.gapMs,
+          })),
+        };
+      },
+      record: (replicas, generation, snapshotName) => {
+        const worstAt = replicas.reduce((w, r, i) => (r.gapMs > replicas[w].gapMs ? i : w), 0);
+        return pulumi.all(finalPlans).apply((ps) =>
+          serializeDecision({
+            generation,
+            decidedAtMs: Date.now(),
+            snapshot: snapshotName,
+            includeHead: cfg.includeHead,
+            acceptGap: cfg.acceptGap,
+            waitUntilMs: gate.action === "wait" ? gate.blockEndMs : 0,
+            replicas,
+            plan: summarizePlan(ps[worstAt]),
+          }),
+        );
+      },
     };
   }
+}
+
+/** What the migrate steps are declared from: a new decision, or the recorded one. */
+interface Decision {
+  /** The snapshot holds the head. */
+  includeHead: boolean;
+  /** The compaction wait before the snapshot (block end, ms); 0: none. */
+  waitUntilMs: number;
+  /** The `plan` output. */
+  plan: pulumi.Input<PlanSummary>;
+  /** Replica i's plan, for migration.replicas. */
+  replicaPlan(i: number): pulumi.Input<PlanSummary>;
+  /** Replica i's part, once the snapshot's blocks are read. */
+  replica(
+    snapBlocks: pulumi.Output<BlockMeta[]>,
+    targetAt: TsdbLocation,
+    i: number,
+  ): {
+    targetAt: TsdbLocation;
+    /** The metas of the blocks it gets, oldest first. */
+    metas: pulumi.Output<BlockMeta[]>;
+    decided: pulumi.Output<ReplicaDecision>;
+  };
+  /** The record's text, from every replica's part. */
+  record(replicas: ReplicaDecision[], generation: number, snapshot: string): pulumi.Input<string>;
+}
+
+/** The recorded decision, resumed: nothing is planned again. */
+function resumeDecision(
+  next: Extract<NextRun, { action: "resume" }>,
+  owner: pulumi.Resource,
+): Decision {
+  const { record, replicas } = next;
+  return {
+    includeHead: record.includeHead,
+    waitUntilMs: record.waitUntilMs,
+    plan: record.plan,
+    replicaPlan: () => record.plan,
+    replica: (snapBlocks, targetAt) => {
+      // Matched by pod: a replica gone since is left out (nextRun), and added ones refused.
+      const decided = replicas.find((r) => r.pod === (targetAt.ref.pod ?? null)) ?? replicas[0];
+      return {
+        targetAt,
+        decided: pulumi.output(decided),
+        metas: snapBlocks.apply((blocks) => {
+          try {
+            return recordedBlocks(blocks, decided.blocks, record.snapshot);
+          } catch (e) {
+            throw resourceError(owner, e);
+          }
+        }),
+      };
+    },
+    record: () => serializeDecision(record),
+  };
 }
 
 /** The stack outputs of a migration, one key per output (index.ts exports them). */

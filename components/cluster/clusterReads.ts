@@ -9,6 +9,7 @@ import { StepError } from "../decisions/errors";
 import {
   execScript,
   findLabelledWorkloadsCommand,
+  getConfigMapsCommand,
   getNetworkPoliciesCommand,
   getPodsCommand,
   getRawCommand,
@@ -23,6 +24,12 @@ import {
   SnapshotResult,
 } from "../decisions/sidecarOutput";
 import { WorkloadObject } from "../decisions/workload";
+import {
+  DECISION_RECORD_COMPONENT,
+  DECISION_RECORD_KEY,
+  DecisionRecord,
+  newestDecision,
+} from "../decisions/decisionRecord";
 import {
   parseCwd,
   parseFlags,
@@ -294,4 +301,28 @@ export async function readPods<T>(
     `list the pods in ${namespace}`,
   );
   return list?.items ?? [];
+}
+
+/**
+ * The migration's recorded decision (decisions/decisionRecord.ts), read from its ConfigMap in
+ * the target's namespace before anything is planned; undefined before the first decision.
+ * Several generations may be listed while a re-decision replaces one: the newest counts.
+ */
+export async function readDecision(
+  names: MigrationNames,
+  namespace: string,
+  access: ClusterAccess | undefined,
+): Promise<DecisionRecord | undefined> {
+  const list = await getJson<{ items?: { data?: Record<string, string> }[] }>(
+    getConfigMapsCommand(
+      namespace,
+      {
+        "app.kubernetes.io/instance": names.instance,
+        "app.kubernetes.io/component": DECISION_RECORD_COMPONENT,
+      },
+      access,
+    ),
+    `read the migration's decision record in ${namespace}`,
+  );
+  return newestDecision((list?.items ?? []).map((c) => c.data?.[DECISION_RECORD_KEY] ?? ""));
 }

@@ -197,3 +197,15 @@ export function getNetworkPoliciesCommand(
 ): string {
   return `${kubectl(access)} get networkpolicies -n ${shQuote(namespace)} -o json`;
 }
+
+/** A read-only command that lists, as JSON, the ConfigMaps of a namespace with these labels. */
+export function getConfigMapsCommand(
+  namespace: string,
+  labels: Record<string, string>,
+  access: ClusterAccess | undefined,
+): string {
+  const selector = Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  return `${kubectl(access)} get configmaps -n ${shQuote(namespace)} -l ${shQuote(selector)} -o json`;
+}

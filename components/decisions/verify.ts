@@ -144,7 +144,7 @@ export const DEFAULT_VERIFY_WINDOWS = 24;
  * query path, and their number bounds what the source has to answer.
  */
 export function windowsToCompare(
-  plan: Plan,
+  plan: Pick<Plan, "blocks" | "cutoffMs">,
   opts: { windowMs?: number; targetEarliestMs?: number; maxWindows?: number } = {},
 ): number[] {
   const w = opts.windowMs ?? WINDOW_MS;

@@ -248,6 +248,13 @@ function isNewSince7c2c43f(reg: { type: string; name: string }): boolean {
   return reg.type === "command:local:Command" && /^migration-.*-event$/.test(reg.name);
 }
 
+/** The decision record's ConfigMap, added by issue 20. */
+function isDecisionRecord(reg: { type: string; name: string }): boolean {
+  return (
+    reg.type === "kubernetes:core/v1:ConfigMap" && /^migration-decision(-g\d+)?$/.test(reg.name)
+  );
+}
+
 /**
  * A name of 7c2c43f as this version writes it: the patched workloads' labels moved from the
  * old domain to the project's own (issue 22, cluster/naming.ts LABEL_DOMAIN), same value.
@@ -285,6 +292,8 @@ describe("the default name keeps an existing stack's URNs and names (issue 22)",
       const matched = new Set<string>();
       for (const reg of r.registrations) {
         const old = before.find((b) => b.urn === reg.urn || reg.aliases.includes(b.urn));
+        // The decision record (issue 20) never existed under any other name: nothing to keep.
+        if (!old && isDecisionRecord(reg)) continue;
         if (!old && isNewSince7c2c43f(reg)) {
           // Added after 7c2c43f (issue 22's Events): no URN of 7c2c43f to keep, but the one a
           // stack made with the unprefixed names of then has (the step's name alone).

@@ -44,6 +44,11 @@ export interface FakeCluster {
   canUpdateEphemeral?: Record<string, "yes" | "no" | "error">;
   /** Ephemeral container statuses per pod name (sidecarMode ephemeral). */
   ephemeral?: Record<string, { name: string; state: Record<string, unknown> }[]>;
+  /**
+   * ConfigMaps per namespace, as `kubectl get configmaps -l` lists them (only their labels and
+   * data are read): e.g. the decision record an earlier `up` took.
+   */
+  configMaps?: Record<string, { metadata: { labels: Record<string, string> }; data: Obj }[]>;
   /** A pod's UID (default `uid-<name>`): another UID is the pod replaced under the same name. */
   podUids?: Record<string, string>;
 }
@@ -165,6 +170,14 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
     if (a === "yes") return ok("yes");
     if (a === "no") return { stdout: "no", stderr: "ptm-exit=1\n" };
     return { stdout: "", stderr: "error: You must be logged in to the server\nptm-exit=1\n" };
+  }
+  m = /^kubectl get configmaps -n '([^']+)' -l '([^']*)' -o json$/.exec(cmd);
+  if (m) {
+    const want = m[2].split(",").map((kv) => kv.split("="));
+    const items = (cluster.configMaps?.[m[1]] ?? []).filter((c) =>
+      want.every(([k, v]) => c.metadata.labels[k] === v),
+    );
+    return ok(JSON.stringify({ items }));
   }
   m = /^kubectl get networkpolicies -n '([^']+)'/.exec(cmd);
   if (m) return ok(JSON.stringify({ items: cluster.networkPolicies?.[m[1]] ?? [] }));
