@@ -36,6 +36,10 @@ export class CompactionWait extends pulumi.ComponentResource {
             PTM_WAIT_SECONDS: String(limitSeconds),
           }),
         ),
+        // A new decision to wait (a rerun before the snapshot exists) must wait, not be ignored
+        // as a changed create line: a changed wait replaces this step. A resumed decision
+        // brings the recorded wait back, so it shows no change.
+        triggers: [args.untilMs],
       },
       // Once waited, the moment has passed: later runs must not wait again or show a change.
       {

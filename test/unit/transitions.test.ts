@@ -1,0 +1,370 @@
+// Issue 20: a later `pulumi up` is a function of the recorded decision, the live state and the
+// config as it is now. Each test is one row of docs/transitions.md: an earlier run's record is
+// in the cluster (the ConfigMap the first `up` wrote), something changed, and the program runs
+// again under the mock engine.
+
+import * as assert from "node:assert/strict";
+import {
+  DECISION_RECORD_COMPONENT,
+  DECISION_RECORD_KEY,
+  DecisionRecord,
+  nextRun,
+  RunFacts,
+  serializeDecision,
+} from "../../components/decisions/decisionRecord";
+import { PlanSummary } from "../../components/decisions/planInput";
+import {
+  block,
+  line,
+  migrateSteps,
+  migratingCluster,
+  SOURCE_BLOCKS,
+  sourceProbe,
+  T0,
+  targetProbe,
+} from "../fixtures/probes";
+import { kpsObjects, kpsRef } from "../fixtures/prometheusOperator";
+import { cluster, SOURCE_CONFIG } from "../fixtures/workloads";
+import { byType, FakeCluster, one, runProgram } from "./harness";
+
+const H = 3_600_000;
+const [S1, S2, S3] = SOURCE_BLOCKS.map((b) => b.ulid);
+type Obj = Record<string, unknown>;
+
+const PLAN: PlanSummary = {
+  blocks: 2,
+  bytes: 4e6,
+  samples: 4000,
+  from: null,
+  cutoff: null,
+  gapSeconds: 3600,
+  overlapAllowed: false,
+  overlapRule: "rejected",
+  formatsReadable: true,
+  skipped: [],
+  skippedCount: 1,
+  nextSourceCompaction: null,
+  gapSecondsAfterNextCompaction: null,
+  advice: "",
+};
+
+function record(o: Partial<DecisionRecord> = {}): DecisionRecord {
+  return {
+    generation: 1,
+    decidedAtMs: T0 + 7.5 * H,
+    snapshot: "ptm-test",
+    includeHead: false,
+    acceptGap: true,
+    waitUntilMs: 0,
+    replicas: [
+      { pod: null, blocks: [S1, S2], cutoffMs: T0 + 4 * H, targetEarliestMs: T0 + 5 * H, gapMs: H },
+    ],
+    plan: PLAN,
+    ...o,
+  };
+}
+
+/** The record's ConfigMap as the first `up` left it in the target's namespace. */
+function withRecord(c: FakeCluster, r: DecisionRecord, namespace = "kubeprod"): FakeCluster {
+  const labels = {
+    "app.kubernetes.io/instance": "test",
+    "app.kubernetes.io/component": DECISION_RECORD_COMPONENT,
+  };
+  return {
+    ...c,
+    configMaps: {
+      ...(c.configMaps ?? {}),
+      [namespace]: [
+        { metadata: { labels }, data: { [DECISION_RECORD_KEY]: serializeDecision(r) } },
+      ],
+    },
+  };
+}
+
+const config = { phase: "migrate", source: SOURCE_CONFIG, acceptGap: true };
+const commandNamed = (r: Awaited<ReturnType<typeof runProgram>>, name: string) =>
+  one(r, "command:local:Command", name).inputs as Record<string, string>;
+const quoted = (ulids: string[]) => ulids.map((u) => `'${u}'`).join(" ");
+
+describe("transitions (issue 20): a later up resumes, re-decides or refuses", () => {
+  it("row 1: the 2.26 target compacted the imported blocks with its own: the next up keeps the recorded plan", async () => {
+    // First run: a 2.26 target (no overlaps) that scrapes from 5h: S1 and S2 copied, S3 skipped.
+    // Since then it compacted S1, S2 and its own first block into one: re-planned from that,
+    // its own data would seem to start at 6h, and S3 would be selected.
+    const merged = block("01TARGETMERGED000000000000", 0, 6, 2, [
+      S1,
+      S2,
+      "01TARGETOWN000000000000001",
+    ]);
+    const c = withRecord(migratingCluster(), record());
+    c.exec = {
+      ...c.exec,
+      "ptm-rsync:probe": line({
+        ...targetProbe({ version: "2.26.0", startedAtH: 6 }),
+        blocks: [merged],
+      }),
+      "ptm-rsync:counts": line({
+        windows: [2, 4].map((h) => ({ endMs: T0 + h * H, count: 2000 })),
+        health: { blocksLoaded: 1, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 },
+        blocks: [merged],
+      }),
+      "ptm-rsyncd:counts": line({
+        windows: [2, 4].map((h) => ({ endMs: T0 + h * H, count: 2000 })),
+        health: { blocksLoaded: 3, reloadFailures: 0, compactionsFailed: 0, lowestTimestampMs: T0 },
+      }),
+    };
+    // What the first run's steps printed (kept in the state): two blocks.
+    c.commandStdout = {
+      ...c.commandStdout,
+      "migration-block-copy": line({ copied: 2, skipped: 0, bytesCopied: 4e6, bytesTotal: 4e6 }),
+      "migration-block-install": line({ installed: 2, alreadyPresent: 0 }),
+    };
+    const r = await runProgram(config, c);
+    assert.ok(
+      commandNamed(r, "migration-block-copy").create.endsWith(`'ptm-copy' ${quoted([S1, S2])}`),
+    );
+    assert.ok(
+      commandNamed(r, "migration-block-install").create.endsWith(
+        `'ptm-install' ${quoted([S1, S2])}`,
+      ),
+    );
+    assert.equal(r.outputs.status, "verified");
+    assert.equal(
+      (r.outputs.plan as { blocks: number }).blocks,
+      2,
+      "the plan output is the recorded one",
+    );
+  });
+
+  it("row 2: includeHead turned on after a head-less snapshot: a new snapshot with the head, through the gate", async () => {
+    const c = withRecord(
+      migratingCluster(),
+      record({
+        acceptGap: false,
+        replicas: [
+          {
+            pod: null,
+            blocks: [S1, S2, S3],
+            cutoffMs: T0 + 6 * H,
+            targetEarliestMs: T0 + 5 * H,
+            gapMs: 0,
+          },
+        ],
+      }),
+    );
+    // The target holds what the first snapshot brought.
+    c.exec = { ...c.exec, "ptm-rsync:probe": line({ ...targetProbe(), blocks: SOURCE_BLOCKS }) };
+    // What the new generation's steps print.
+    const steps = migrateSteps(SOURCE_BLOCKS, { snapshot: "ptm-test-g2" });
+    c.exec["ptm-rsyncd:snapshot-blocks"] = steps.listing;
+    for (const [k, v] of Object.entries(steps.stdout)) c.commandStdout![`${k}-g2`] = v;
+    const r = await runProgram({ ...config, includeHead: true }, c);
+    const snap = commandNamed(r, "migration-source-snapshot-g2");
+    assert.match(snap.create, /'PTM_SNAPSHOT=ptm-test-g2' 'PTM_INCLUDE_HEAD=true'/);
+    // The admin API is switched on for it; the old generation's steps are not declared (deleted).
+    assert.ok(byType(r, "command:local:Command").some((x) => /source-admin-api/.test(x.name)));
+    assert.ok(
+      !byType(r, "command:local:Command").some((x) => x.name === "migration-source-snapshot"),
+    );
+    const rec = byType(r, "kubernetes:core/v1:ConfigMap").find(
+      (x) => x.name === "migration-decision-g2",
+    );
+    assert.ok(rec, "the new decision is recorded under the next generation");
+  });
+
+  it("row 2: includeHead turned off after a head snapshot: refused, naming includeHead", async () => {
+    const c = withRecord(migratingCluster(), record({ includeHead: true }));
+    await assert.rejects(
+      runProgram({ ...config, includeHead: false }, c),
+      /:includeHead: .* holds the head/,
+    );
+  });
+
+  it("row 6: a rerun that decides to wait waits: the wait step is replaced when the decided wait changes", async () => {
+    // The target started at 7h: a 1h gap now, none after the source's compaction at ~9h.
+    const c = migratingCluster();
+    c.exec = { ...c.exec, "ptm-rsync:probe": line(targetProbe({ startedAtH: 7 })) };
+    const r = await runProgram({ ...config, acceptGap: false, maxWaitMinutes: 180 }, c);
+    const wait = one(r, "command:local:Command", "migration-compaction-wait").inputs;
+    assert.deepEqual(wait.triggers, [T0 + 8 * H]);
+  });
+
+  it("row 6: a resumed decision brings its recorded wait back: no change, no second wait", async () => {
+    const c = withRecord(
+      migratingCluster(),
+      record({
+        waitUntilMs: T0 + 8 * H,
+        replicas: [{ ...record().replicas[0], blocks: [S1, S2, S3] }],
+      }),
+    );
+    const r = await runProgram(config, c);
+    const wait = one(r, "command:local:Command", "migration-compaction-wait").inputs;
+    assert.deepEqual(wait.triggers, [T0 + 8 * H]);
+  });
+
+  it("row 4: sidecarMode ephemeral, a pod replaced during migrate: nothing is dropped, the steps resume", async () => {
+    const c = withRecord(
+      migratingCluster(),
+      record({
+        acceptGap: false,
+        replicas: [
+          {
+            pod: null,
+            blocks: [S1, S2, S3],
+            cutoffMs: T0 + 6 * H,
+            targetEarliestMs: T0 + 5 * H,
+            gapMs: 0,
+          },
+        ],
+      }),
+    );
+    // The replaced pods run no sidecar yet: the probes can't answer (the up adds it again).
+    delete (c as { ephemeral?: unknown }).ephemeral;
+    delete c.exec!["ptm-rsyncd:probe"];
+    delete c.exec!["ptm-rsync:probe"];
+    const r = await runProgram({ ...config, sidecarMode: "ephemeral" }, c);
+    assert.notEqual(r.outputs.status, "waiting-for-sidecars");
+    const names = byType(r, "command:local:Command").map((x) => x.name);
+    for (const step of [
+      "migration-source-snapshot",
+      "migration-block-copy",
+      "migration-block-install",
+    ]) {
+      assert.ok(names.includes(step), `${step} is still declared: ${names.join(", ")}`);
+    }
+    assert.ok(
+      byType(r, "kubernetes:core/v1:ConfigMap").some(
+        (x) => x.name === "migration-verification-record",
+      ),
+    );
+  });
+
+  describe("row 7: target replicas (a `Prometheus` target)", () => {
+    const STS = "prometheus-kube-prometheus-stack-prometheus";
+    const replicated = (replicas: number, recorded: number): FakeCluster => {
+      const c: FakeCluster = cluster();
+      Object.assign(c.objects, kpsObjects({ replicas }));
+      const sts = c.objects[`statefulset/monitoring/${STS}`] as Obj;
+      ((((sts.spec as Obj).template as Obj).spec as Obj).containers as Obj[]).push({
+        name: "ptm-rsync",
+        image: "rsync",
+      });
+      const dep = c.objects["deployment/monitoring/prometheus-server"] as Obj;
+      (((dep.spec as Obj).template as Obj).spec as { containers: Obj[] }).containers.push({
+        name: "ptm-rsyncd",
+        image: "rsync",
+      });
+      const m = migratingCluster();
+      c.exec = {
+        ...m.exec,
+        "ptm-rsync:probe": line(targetProbe()),
+        "ptm-rsyncd:probe": line(sourceProbe()),
+      };
+      c.commandStdout = { ...m.commandStdout };
+      for (let i = 0; i < Math.max(replicas, recorded); i++) {
+        c.commandStdout[`migration-block-copy-replica-${i}`] = line({
+          copied: 3,
+          skipped: 0,
+          bytesCopied: 6e6,
+          bytesTotal: 6e6,
+        });
+        c.commandStdout[`migration-block-install-replica-${i}`] = line({
+          installed: 3,
+          alreadyPresent: 0,
+        });
+      }
+      const pods = Array.from({ length: recorded }, (_, i) => `${STS}-${i}`);
+      return withRecord(
+        c,
+        record({
+          acceptGap: false,
+          replicas: pods.map((pod) => ({
+            pod,
+            blocks: [S1, S2, S3],
+            cutoffMs: T0 + 6 * H,
+            targetEarliestMs: T0 + 5 * H,
+            gapMs: 0,
+          })),
+        }),
+        "monitoring",
+      );
+    };
+    const cfg = { phase: "migrate", source: SOURCE_CONFIG, target: kpsRef() };
+
+    it("a replica added after the snapshot: refused, naming target (its gap never passed the gate)", async () => {
+      await assert.rejects(
+        runProgram(cfg, replicated(2, 1)),
+        /:target: the target has a replica \(prometheus-kube-prometheus-stack-prometheus-1\) that the decision recorded/,
+      );
+    });
+
+    it("a replica removed: the others resume; the removed one's part is dropped and said", async () => {
+      const r = await runProgram(cfg, replicated(1, 2));
+      const names = byType(r, "command:local:Command").map((x) => x.name);
+      assert.ok(names.includes("migration-block-copy"), names.join(", "));
+      assert.ok(!names.some((n) => /replica-1/.test(n)), names.join(", "));
+    });
+  });
+});
+
+describe("nextRun: the transitions as a table", () => {
+  const facts: RunFacts = { includeHead: false, acceptGap: true, targetPods: [null] };
+  const cases: [
+    string,
+    DecisionRecord | undefined,
+    Partial<typeof facts> & { targetPods?: (string | null)[] },
+    string,
+  ][] = [
+    ["no record yet", undefined, {}, "decide"],
+    ["the same config", record(), {}, "resume"],
+    [
+      "includeHead turned on after a head-less snapshot",
+      record(),
+      { includeHead: true },
+      "redecide",
+    ],
+    [
+      "includeHead turned off after a head snapshot",
+      record({ includeHead: true }),
+      {},
+      "refuse:includeHead",
+    ],
+    [
+      "acceptGap turned off after an accepted gap",
+      record(),
+      { acceptGap: false },
+      "refuse:acceptGap",
+    ],
+    [
+      "acceptGap turned off, no gap recorded",
+      record({ replicas: [{ ...record().replicas[0], gapMs: 0 }] }),
+      { acceptGap: false },
+      "resume",
+    ],
+    [
+      "a replica added",
+      record({ replicas: [{ ...record().replicas[0], pod: "p-0" }] }),
+      { targetPods: ["p-0", "p-1"] },
+      "refuse:target",
+    ],
+    [
+      "a replica removed",
+      record({ replicas: ["p-0", "p-1"].map((pod) => ({ ...record().replicas[0], pod })) }),
+      { targetPods: ["p-0"] },
+      "resume",
+    ],
+    [
+      "every recorded replica gone",
+      record({ replicas: [{ ...record().replicas[0], pod: "p-0" }] }),
+      { targetPods: [] },
+      "refuse:target",
+    ],
+  ];
+  for (const [what, rec, over, want] of cases) {
+    it(`${what}: ${want}`, () => {
+      const n = nextRun(rec, { ...facts, ...over });
+      assert.equal(n.action === "refuse" ? `refuse:${n.key}` : n.action, want);
+      if (n.action === "redecide") assert.equal(n.generation, 2);
+    });
+  }
+});
