@@ -14,7 +14,7 @@ import {
 } from "./cluster/clusterReads";
 import { readPodsWorkload } from "./cluster/prometheusReads";
 import { EphemeralSide, ephemeralSide, preflightEphemeral } from "./cluster/ephemeralSidecar";
-import { headInEphemeral } from "./decisions/ephemeralSidecar";
+import { checkEphemeralImage, headInEphemeral } from "./decisions/ephemeralSidecar";
 import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
 import {
   migrationLabels,
@@ -57,6 +57,8 @@ import {
   summarizePlan,
 } from "./decisions/planInput";
 import { restartRisk } from "./decisions/restartRisk";
+import { keepRunningSidecar } from "./decisions/sidecarChange";
+import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
 import { BlockMeta, CopyResult, InstallResult, ProbeResult } from "./decisions/sidecarOutput";
 import { iso } from "./decisions/time";
 import { headRange } from "./decisions/tsdb";
@@ -353,6 +355,25 @@ export class PrometheusTsdbMigration
       cfg = { ...cfg, includeHead: head.includeHead };
     }
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
+    // A config key that changes the running target sidecar rolls the target's pods: checked
+    // first, as the revert is. What the program sets by itself is kept (no roll on upgrade).
+    const resourcesConfigured = args.sidecarResources !== undefined;
+    if (!sides) {
+      const { restarting } = keepRunningSidecar(
+        {
+          name: TARGET_SIDECAR,
+          image: cfg.sidecarImage,
+          imagePullPolicy: cfg.sidecarImagePullPolicy,
+          resources: cfg.sidecarResources,
+        },
+        target.liveSidecar,
+        resourcesConfigured,
+      );
+      if (restarting.length > 0) {
+        const checked = await checkSidecarChangeIsSafe(target, restarting, names.snapshot);
+        void pulumi.log.warn(checked, this); // void: as above
+      }
+    }
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(
@@ -394,6 +415,7 @@ export class PrometheusTsdbMigration
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
         resources: cfg.sidecarResources,
+        resourcesConfigured,
         imagePullSecrets: cfg.imagePullSecrets,
         secretName: credentials.sourceSecretName,
         migrationId: credentials.migrationId,
@@ -424,6 +446,7 @@ export class PrometheusTsdbMigration
         image: cfg.sidecarImage,
         imagePullPolicy: cfg.sidecarImagePullPolicy,
         resources: cfg.sidecarResources,
+        resourcesConfigured,
         imagePullSecrets: cfg.imagePullSecrets,
         secretName: credentials.targetSecretName,
         rolloutTimeoutSeconds: cfg.rolloutTimeoutSeconds,
@@ -949,6 +972,9 @@ async function ephemeralSides(
     ephemeralSide("source", located.source, SOURCE_SIDECAR),
     ephemeralSide("target", located.target, TARGET_SIDECAR),
   ]);
+  // A changed sidecarImage can't reach a sidecar that runs: refused rather than ignored.
+  checkEphemeralImage("source", source.container, source.pods, cfg.sidecarImage);
+  checkEphemeralImage("target", target.container, target.pods, cfg.sidecarImage);
   const where = (s: EphemeralSide) =>
     s.pods.map((p) => `${p.name}`).join(", ") +
     ` (container ${s.container}, TSDB ${s.loc.dataPath})`;

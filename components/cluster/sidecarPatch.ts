@@ -11,6 +11,7 @@ import {
   patchFieldManager,
   patchPullSecrets,
 } from "../decisions/conventions";
+import { keepRunningSidecar, SidecarContainer } from "../decisions/sidecarChange";
 import { TsdbLocation } from "../decisions/workload";
 import { localScript, sidecarScript } from "./kubectl";
 import { patchPrometheusWithSidecar } from "./prometheusPatch";
@@ -82,6 +83,21 @@ export function sidecarContainer(
     ...(loc.securityContext ? { securityContext: loc.securityContext } : {}),
     resources: spec.resources,
   };
+}
+
+/**
+ * The sidecar to apply on this side: the one {@link sidecarContainer} builds, with what the
+ * program sets by itself kept as the running sidecar has it (decisions/sidecarChange.ts), so
+ * that a later run of another version of the program rolls no pod.
+ */
+export function runningSidecarContainer(
+  loc: TsdbLocation,
+  spec: SidecarSpec,
+  resourcesConfigured: boolean,
+): k8s.types.input.core.v1.Container {
+  const wanted = sidecarContainer(loc, spec) as SidecarContainer;
+  return keepRunningSidecar(wanted, loc.liveSidecar, resourcesConfigured)
+    .container as k8s.types.input.core.v1.Container;
 }
 
 /** A patched workload, and the step that saw its rollout through. */

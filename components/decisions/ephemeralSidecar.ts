@@ -106,6 +106,8 @@ export interface PodView {
   name: string;
   uid: string;
   ephemeral: Record<string, EphemeralState>;
+  /** The image of each ephemeral container. */
+  images: Record<string, string>;
 }
 
 // Waiting reasons that won't pass by themselves (as rollout-watch.sh has them).
@@ -131,7 +133,39 @@ export function podView(p: EphemeralPodObject): PodView {
           ? "stuck"
           : "starting";
   }
-  return { name: p.metadata?.name ?? "", uid: p.metadata?.uid ?? "", ephemeral };
+  const images: Record<string, string> = {};
+  for (const c of p.spec?.ephemeralContainers ?? []) if (c.image) images[c.name] = c.image;
+  return { name: p.metadata?.name ?? "", uid: p.metadata?.uid ?? "", ephemeral, images };
+}
+
+/**
+ * An ephemeral container can't be changed once added: a sidecarImage changed while the
+ * sidecar runs (or starts) would be silently ignored. Refused instead, naming the key, with
+ * the image that runs. A stopped sidecar is replaced under a new name (sidecarName), with
+ * the image asked for.
+ */
+export function checkEphemeralImage(
+  key: "source" | "target",
+  container: string,
+  pods: PodView[],
+  image: string,
+): void {
+  for (const p of pods) {
+    const state = p.ephemeral[container];
+    const running = p.images[container];
+    if (
+      (state === "running" || state === "starting") &&
+      running !== undefined &&
+      running !== image
+    ) {
+      throw new ConfigError(
+        "sidecarImage",
+        `the ${key}'s ephemeral sidecar ${container} in pod ${p.name} runs ${running}, and an ` +
+          `ephemeral container can't be changed: set sidecarImage back to ${running}, or revert ` +
+          `(remove the phase key and run pulumi up) and prepare again with the new image`,
+      );
+    }
+  }
 }
 
 /**

@@ -34,6 +34,8 @@ export interface Container {
   volumeMounts?: VolumeMount[];
   ports?: { containerPort: number; name?: string }[];
   securityContext?: Record<string, unknown>;
+  env?: unknown[];
+  resources?: unknown;
 }
 export interface Volume {
   name: string;
@@ -114,6 +116,11 @@ export interface TsdbLocation {
    * an earlier run (conventions.ts patchFieldManager). Unset: no patch has added it.
    */
   sidecarOwner?: string;
+  /**
+   * This side's sidecar as it runs in the live template (sidecarMode patch), once a prepare
+   * added it: a later run keeps what the program set there (decisions/sidecarChange.ts).
+   */
+  liveSidecar?: Container;
   /** The Prometheus container's securityContext, copied so the sidecar writes as the same user. */
   securityContext?: Record<string, unknown>;
   /**
@@ -261,6 +268,7 @@ export function locateTsdb(
     volumes: (pod.volumes ?? []).map((v) => v.name),
     imagePullSecrets: (pod.imagePullSecrets ?? []).flatMap((x) => (x.name ? [x.name] : [])),
     ...sidecarOwnerOf(w, key),
+    ...liveSidecarOf(pod.containers ?? [], key),
     securityContext: c.securityContext,
     ...(version.value ? { version: version.value } : {}),
     storage: storage.value,
@@ -354,6 +362,16 @@ export function checkDistinctPods(source: TsdbLocation, target: TsdbLocation): v
         `Service would reach the target too; give the two workloads distinct labels`,
     );
   }
+}
+
+/** The side's sidecar in the live template, when a prepare added it. */
+function liveSidecarOf(
+  containers: Container[],
+  key: "source" | "target",
+): { liveSidecar?: Container } {
+  const name = key === "source" ? SOURCE_SIDECAR : TARGET_SIDECAR;
+  const live = containers.find((c) => c.name === name);
+  return live ? { liveSidecar: live } : {};
 }
 
 /** The manager of the side's sidecar in the live template, when a patch applied it. */

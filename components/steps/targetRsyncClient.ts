@@ -6,7 +6,7 @@ import {
 } from "../cluster/ephemeralSidecar";
 import { eventOwner, recordEvent, recordRevertEvent } from "../cluster/events";
 import { MigrationNames } from "../cluster/naming";
-import { patchWithSidecar, sidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
+import { patchWithSidecar, runningSidecarContainer, SidecarSpec } from "../cluster/sidecarPatch";
 import { DEFAULT_SIDECAR_RESOURCES, SidecarResources } from "../decisions/config";
 import { checkPullSecretsListed } from "../decisions/conventions";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
@@ -20,6 +20,11 @@ export interface TargetRsyncClientArgs {
   image: string;
   /** Its pull policy. */
   imagePullPolicy: string;
+  /**
+   * Whether the requests and limits are the config's (sidecarResources): a change of them is
+   * applied. Otherwise a running sidecar keeps its own. Default: false.
+   */
+  resourcesConfigured?: boolean;
   /** Requests and limits of the sidecar. Default: DEFAULT_SIDECAR_RESOURCES. */
   resources?: SidecarResources;
   /** Secrets to pull the image with (added to the pod template). Default: none. */
@@ -99,7 +104,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
         "target",
         tgt,
         args.names,
-        sidecarContainer(tgt, spec),
+        runningSidecarContainer(tgt, spec, args.resourcesConfigured ?? false),
         args.rolloutTimeoutSeconds,
         sidecarOpts,
         pullSecrets,

@@ -43,7 +43,7 @@ export interface FakeCluster {
   /** `kubectl auth can-i update pods/ephemeralcontainers` per namespace; default "yes". */
   canUpdateEphemeral?: Record<string, "yes" | "no" | "error">;
   /** Ephemeral container statuses per pod name (sidecarMode ephemeral). */
-  ephemeral?: Record<string, { name: string; state: Record<string, unknown> }[]>;
+  ephemeral?: Record<string, { name: string; state: Record<string, unknown>; image?: string }[]>;
   /**
    * ConfigMaps per namespace, as `kubectl get configmaps -l` lists them (only their labels and
    * data are read): e.g. the decision record an earlier `up` took.
@@ -230,7 +230,13 @@ function withEphemeral(p: Obj, cluster: FakeCluster): Obj {
   if (!list) return p;
   return {
     ...p,
-    spec: { ...(p.spec as Obj), ephemeralContainers: list.map((c) => ({ name: c.name })) },
+    spec: {
+      ...(p.spec as Obj),
+      ephemeralContainers: list.map((c) => ({
+        name: c.name,
+        ...(c.image ? { image: c.image } : {}),
+      })),
+    },
     status: { ...(p.status as Obj), ephemeralContainerStatuses: list },
   };
 }

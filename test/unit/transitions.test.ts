@@ -368,3 +368,85 @@ describe("nextRun: the transitions as a table", () => {
     });
   }
 });
+
+describe("transitions (issue 20): changes that roll the target after the install", () => {
+  const RUNNING_IMAGE = "registry.example/rsync:1.0";
+  const OLD_SCRIPT = "echo the scripts of an earlier version of the program";
+  /** The target's template as prepare left it: our sidecar in it, as an earlier version applied it. */
+  function prepared(head: { minH: number }, image = RUNNING_IMAGE): FakeCluster {
+    const all = { ...record().replicas[0], blocks: [S1, S2, S3], gapMs: 0 };
+    const c = withRecord(migratingCluster(), record({ replicas: [all] }));
+    const sts = c.objects["statefulset/kubeprod/prometheus"] as Obj;
+    const containers = (((sts.spec as Obj).template as Obj).spec as { containers: Obj[] })
+      .containers;
+    containers.push({ name: "ptm-rsync", image, command: ["sh", "-c", OLD_SCRIPT, "ptm-rsync"] });
+    // The target holds the imported blocks (up to 6h); its head starts at `head.minH`.
+    c.exec = {
+      ...c.exec,
+      "ptm-rsync:probe": line({
+        ...targetProbe(),
+        blocks: SOURCE_BLOCKS,
+        tsdb: { minTime: T0 + head.minH * H, maxTime: T0 + 7.5 * H, numSeries: 10 },
+      }),
+    };
+    return c;
+  }
+  const patchedSidecar = (r: Awaited<ReturnType<typeof runProgram>>) => {
+    const patch = one(r, "kubernetes:apps/v1:StatefulSetPatch");
+    const spec = ((patch.inputs.spec as Obj).template as Obj).spec as { containers: Obj[] };
+    return spec.containers.find((x) => x.name === "ptm-rsync")!;
+  };
+
+  it("row 3: sidecarImage changed while the target's head holds samples older than an imported block: refused, naming sidecarImage", async () => {
+    await assert.rejects(
+      runProgram({ ...config, sidecarImage: "registry.example/rsync:2.0" }, prepared({ minH: 5 })),
+      /:sidecarImage: changing sidecarImage "registry\.example\/rsync:1\.0" -> "registry\.example\/rsync:2\.0" rolls the target's pods, which would drop StatefulSet kubeprod\/prometheus's own samples from .* Set sidecarImage back to "registry\.example\/rsync:1\.0"/,
+    );
+  });
+
+  it("row 3: sidecarImagePullPolicy changed at risk: refused, naming sidecarImagePullPolicy", async () => {
+    const c = prepared({ minH: 5 });
+    const sts = c.objects["statefulset/kubeprod/prometheus"] as Obj;
+    const containers = (((sts.spec as Obj).template as Obj).spec as { containers: Obj[] })
+      .containers;
+    containers[containers.length - 1].imagePullPolicy = "IfNotPresent";
+    await assert.rejects(
+      runProgram({ ...config, sidecarImage: RUNNING_IMAGE, sidecarImagePullPolicy: "Always" }, c),
+      /:sidecarImagePullPolicy: changing sidecarImagePullPolicy "IfNotPresent" -> "Always" rolls/,
+    );
+  });
+
+  it("row 3: the same change once the head is past the imported blocks: applied, and said", async () => {
+    const r = await runProgram(
+      { ...config, sidecarImage: "registry.example/rsync:2.0" },
+      prepared({ minH: 6 }),
+    );
+    assert.equal(patchedSidecar(r).image, "registry.example/rsync:2.0");
+  });
+
+  it("row 3: the program upgraded (its scripts changed): the running sidecar's command is kept, nothing rolls", async () => {
+    const r = await runProgram({ ...config, sidecarImage: RUNNING_IMAGE }, prepared({ minH: 5 }));
+    const c = patchedSidecar(r);
+    assert.deepEqual(c.command, ["sh", "-c", OLD_SCRIPT, "ptm-rsync"]);
+    assert.equal(c.image, RUNNING_IMAGE);
+    assert.equal(c.resources, undefined, "the running sidecar had no resources: none added");
+  });
+
+  it("row 11: sidecarMode ephemeral, sidecarImage changed while the sidecar runs: refused, naming sidecarImage", async () => {
+    const c = migratingCluster();
+    const running = (name: string) => [
+      { name, image: RUNNING_IMAGE, state: { running: { startedAt: "2026-01-01T00:00:00Z" } } },
+    ];
+    c.ephemeral = {
+      "prometheus-server-7c9d8b5f4-x2x7q": running("ptm-rsyncd"),
+      "prometheus-0": running("ptm-rsync"),
+    };
+    await assert.rejects(
+      runProgram(
+        { ...config, sidecarMode: "ephemeral", sidecarImage: "registry.example/rsync:2.0" },
+        c,
+      ),
+      /:sidecarImage: the source's ephemeral sidecar ptm-rsyncd in pod prometheus-server-7c9d8b5f4-x2x7q runs registry\.example\/rsync:1\.0/,
+    );
+  });
+});
