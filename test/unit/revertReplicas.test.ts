@@ -229,3 +229,23 @@ describe("the revert's verdict over every replica (decisions/revertCheck.ts reve
     );
   });
 });
+
+describe("which workload the revert checks (decisions/revertCheck.ts revertWorkload)", () => {
+  it("a `Prometheus` config: its generated StatefulSet, where the sidecar is", async () => {
+    const { revertWorkload } = await import("../../components/decisions/revertCheck");
+    const ref: WorkloadRef = { namespace: NS, kind: "Prometheus", name: "k8s", container: "p" };
+    assert.deepEqual(revertWorkload({ ...ref, pod: "prometheus-k8s-1" }), {
+      ...ref,
+      kind: "StatefulSet",
+      name: "prometheus-k8s",
+    });
+    const sts: WorkloadRef = { ...ref, kind: "StatefulSet", name: "prom" };
+    assert.deepEqual(revertWorkload(sts), sts);
+  });
+
+  it("the target config names the resource and no label is found: still every replica", async () => {
+    const c = patchedTarget(2, { [probeKey(0)]: SAFE, [probeKey(1)]: AT_RISK });
+    delete ((c.objects[`statefulset/${NS}/${STS}`] as Obj).metadata as Obj).labels;
+    await assert.rejects(runProgram(config, c), new RegExp(`pod ${STS}-1\\)`));
+  });
+});
