@@ -56,12 +56,10 @@ import {
   PlanSummary,
   summarizePlan,
 } from "./decisions/planInput";
-import { restartRisk } from "./decisions/restartRisk";
+import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
 import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
 import { BlockMeta, CopyResult, InstallResult, ProbeResult } from "./decisions/sidecarOutput";
-import { iso } from "./decisions/time";
-import { headRange } from "./decisions/tsdb";
 import { expectedBlocks, windowsToCompare } from "./decisions/verify";
 import {
   checkDistinctPods,
@@ -1081,40 +1079,29 @@ async function checkTargetRestartIsSafe(
         `remove the label from those it did not patch, or set forceRevert to true`,
     );
   }
-  const target = patched[0] ?? cfg.target;
+  // A `Prometheus` config names the resource; its sidecar is in the generated StatefulSet.
+  const target = revertWorkload(patched[0] ?? cfg.target);
   const live = await readWorkload(target);
   const hasSidecar = live?.spec?.template?.spec?.containers?.some((c) => c.name === TARGET_SIDECAR);
   if (!hasSidecar || cfg.forceRevert) return target;
-  const cantCheck = (why: string) =>
-    new ConfigError(
-      "phase",
-      `reverting removes the target's sidecar and so restarts it, and whether that drops any of its ` +
-        `own samples can't be checked now: ${why}. Fix that and run again, or set forceRevert ` +
-        `to true to revert without the check`,
-    );
-  let state: ProbeResult | undefined;
-  try {
-    state = await probe(target, TARGET_SIDECAR, names.snapshot, true);
-  } catch (e) {
-    if (!(e instanceof StepError)) throw e;
-    // The sidecar may never have started (an image that can't be pulled, a crash loop): look
-    // through the Prometheus container instead, which sees the same volume.
-    state = await probeThroughPrometheus(target, live!, cfg, names.snapshot).catch(() => undefined);
-    if (!state) throw cantCheck(e.message);
-  }
-  // Without the head's range the risk can't be computed: that is not a "no".
-  if (state!.tsdb === null) {
-    throw cantCheck(
-      `the target's Prometheus did not answer /api/v1/status/tsdb (${describeRef(target)})`,
-    );
-  }
-  const risk = restartRisk(state!.blocks, headRange(state!.tsdb));
-  if (!risk) return target;
-  throw new ConfigError(
-    "phase",
-    `reverting now removes the target's sidecar and so restarts it, which would drop its own samples ` +
-      `from ${iso(risk.lossFromMs)} to ${iso(risk.lossToMs)} (older than the newest imported block, not yet ` +
-      `compacted). Revert after ${iso(risk.safeAfterMs)}, when its next compaction has persisted them, ` +
-      `or set forceRevert to true to accept the loss (the target is ${describeRef(target)})`,
+  // Every replica restarts when the sidecar goes, each with its own head: probe each
+  // (decisions/revertCheck.ts), as the destroy guard does.
+  const replicas = await Promise.all(
+    replicaRefs(target, live!).map(async (ref): Promise<ReplicaProbe> => {
+      try {
+        return { ref, probe: await probe(ref, TARGET_SIDECAR, names.snapshot, true) };
+      } catch (e) {
+        if (!(e instanceof StepError)) throw e;
+        // The sidecar may never have started (an image that can't be pulled, a crash loop):
+        // look through the Prometheus container instead, which sees the same volume.
+        const state = await probeThroughPrometheus(ref, live!, cfg, names.snapshot).catch(
+          () => undefined,
+        );
+        return state ? { ref, probe: state } : { ref, why: e.message };
+      }
+    }),
   );
+  const verdict = revertVerdict(target, replicas);
+  if (verdict.action === "refuse") throw new ConfigError("phase", verdict.message);
+  return target;
 }

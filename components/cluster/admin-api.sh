@@ -26,6 +26,17 @@ set -eu
 action=$1 ns=$2 kind=$3 name=$4 container=$5 timeout=$6 stack=$7
 die() { echo "admin-api: ERROR: $*" >&2; exit 1; }
 
+# The workload may be gone by the revert (the old server decommissioned once the migration was
+# verified): its args went with it. Only kubectl's NotFound means gone; any other failure to
+# read it fails (fail closed).
+found=$(kc get "$kind" "$name" -n "$ns" --ignore-not-found -o name) ||
+  die "can't read $kind $ns/$name (see kubectl's error above); run again once kubectl may read it"
+if [ -z "$found" ]; then
+  [ "$action" = restore ] || die "$kind $ns/$name does not exist"
+  echo "admin-api: $kind $ns/$name does not exist any more: its args went with it, nothing to restore" >&2
+  exit 0
+fi
+
 index=$(container_index "$ns" "$kind" "$name" "$container")
 [ -n "$index" ] || die "$kind $ns/$name has no container $container"
 path=/spec/template/spec/containers/$index

@@ -104,3 +104,35 @@ restart_risk() {
       printf "risk %.0f %.0f %.0f\n", hmin, to, safe
     }'
 }
+
+# Whether a workload still runs the pod a step execs into: "run", or "none WHY" when there is
+# none to run in because the workload was deleted (NotFound) or runs no such pod (scaled to 0;
+# POD, a replica of a StatefulSet, at or above its replicas' ordinals). Fails when kubectl can't
+# tell (forbidden, the API server unreachable): that is never taken for "none" (fail closed).
+pod_presence() { # NAMESPACE KIND NAME [POD]
+  pp_w=$(kc get "$2" "$3" -n "$1" --ignore-not-found \
+    -o jsonpath='{.metadata.name} {.spec.replicas} {.spec.ordinals.start}') || return 1
+  pp_pod=${4:-}
+  # shellcheck disable=SC2086 # split into words on purpose
+  set -- "$1" "$2" "$3" $pp_w
+  if [ $# -lt 4 ]; then
+    echo "none $2 $1/$3 does not exist any more"
+    return 0
+  fi
+  pp_replicas=${5:-1} pp_start=${6:-0}
+  if [ "$pp_replicas" = 0 ]; then
+    echo "none $2 $1/$3 is scaled to 0 replicas"
+    return 0
+  fi
+  pp_ordinal=${pp_pod##*-}
+  case $pp_pod:$pp_ordinal in
+  :* | *:*[!0-9]* | *:) ;;
+  *)
+    if [ "$pp_ordinal" -lt "$pp_start" ] || [ "$pp_ordinal" -ge $((pp_start + pp_replicas)) ]; then
+      echo "none pod $1/$pp_pod is no replica of $2 $1/$3 any more (it runs $pp_replicas)"
+      return 0
+    fi
+    ;;
+  esac
+  echo run
+}

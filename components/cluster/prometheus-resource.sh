@@ -43,6 +43,13 @@ log() { echo "prometheus-resource: $*" >&2; }
 die() { echo "prometheus-resource: ERROR: $*" >&2; exit 1; }
 
 get() { kc get "$R" "$name" -n "$ns" -o jsonpath="$1"; }
+# Whether the resource exists. Only kubectl's NotFound is a "no" (a source decommissioned
+# after the migration); any other failure to read it fails (fail closed).
+exists() {
+  found=$(kc get "$R" "$name" -n "$ns" --ignore-not-found -o name) ||
+    die "can't read Prometheus $ns/$name (see kubectl's error above); run again once kubectl may read it"
+  [ -n "$found" ]
+}
 # Names of the elements of spec.LIST, one per line.
 names() { get "{range .spec.$1[*]}{.name}{\"\\n\"}{end}"; }
 # Index of the element of spec.LIST named NAME (empty: none).
@@ -156,8 +163,8 @@ remove-sidecar)
   for v in "${PTM_CONTAINER_NAME:-}" "${PTM_VOLUME_NAME:-}"; do
     [ -n "$v" ] || die "PTM_CONTAINER_NAME and PTM_VOLUME_NAME are required"
   done
-  if ! kc get "$R" "$name" -n "$ns" >/dev/null 2>&1; then
-    log "Prometheus $ns/$name is gone: nothing to remove"
+  if ! exists; then
+    log "Prometheus $ns/$name does not exist any more: nothing to remove"
     exit 0
   fi
   added=${PULUMI_COMMAND_STDOUT:-}
@@ -206,6 +213,10 @@ restore-admin-api)
   *'"changed":true'*) ;;
   *) log "spec.enableAdminAPI was not changed: nothing to restore"; exit 0 ;;
   esac
+  if ! exists; then
+    log "Prometheus $ns/$name does not exist any more: its spec.enableAdminAPI went with it, nothing to restore"
+    exit 0
+  fi
   was=$(field "$PULUMI_COMMAND_STDOUT" was)
   now=$(get '{.spec.enableAdminAPI}')
   if [ "$now" != true ]; then

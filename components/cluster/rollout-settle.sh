@@ -19,8 +19,12 @@ ns=$1 kind=$2 name=$3 timeout=$4
 log() { echo "rollout-settle: $*" >&2; }
 die() { echo "rollout-settle: ERROR: $*" >&2; exit 1; }
 
-if ! kc get "$kind" "$name" -n "$ns" >/dev/null 2>&1; then
-  log "$kind $ns/$name is gone: nothing to wait for"
+# Gone (the old server decommissioned after the migration): nothing restarts. Only kubectl's
+# NotFound means gone; any other failure to read it fails (fail closed).
+found=$(kc get "$kind" "$name" -n "$ns" --ignore-not-found -o name) ||
+  die "can't read $kind $ns/$name (see kubectl's error above); run again once kubectl may read it"
+if [ -z "$found" ]; then
+  log "$kind $ns/$name does not exist any more: nothing to wait for"
   exit 0
 fi
 selector=$(selector_of "$ns" "$kind" "$name")

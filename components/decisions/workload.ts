@@ -94,6 +94,8 @@ export interface TsdbLocation {
   volume: string;
   /** How the volume is provided: a PVC, a StatefulSet claim template, an emptyDir, ... */
   volumeKind: string;
+  /** The PersistentVolumeClaim a `persistentVolumeClaim` volume names (what a user deletes). */
+  claimName?: string;
   mountPath: string;
   subPath?: string;
   subPathExpr?: string;
@@ -156,6 +158,12 @@ export interface TsdbLocation {
 function isUnder(path: string, dir: string): boolean {
   const d = normalize(dir);
   return path === d || path.startsWith(d === "/" ? "/" : d + "/");
+}
+
+function claimOf(w: WorkloadObject, name: string): { claimName?: string } {
+  const v = w.spec?.template?.spec?.volumes?.find((x) => x.name === name);
+  const claim = v?.persistentVolumeClaim?.claimName;
+  return claim ? { claimName: claim } : {};
 }
 
 function volumeKind(w: WorkloadObject, name: string): string | undefined {
@@ -257,6 +265,7 @@ export function locateTsdb(
     podLabels: { ...(w.spec.template?.metadata?.labels ?? {}) },
     volume: mount.name,
     volumeKind: kind,
+    ...claimOf(w, mount.name),
     mountPath: mount.mountPath,
     subPath: mount.subPath,
     subPathExpr: mount.subPathExpr,

@@ -1,9 +1,10 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
-import { createAndDelete, execScript } from "../cluster/kubectl";
+import { createAndDelete, execScript, localScript, sidecarScript } from "../cluster/kubectl";
 import { MigrationNames } from "../cluster/naming";
 import { readSnapshotBlocks } from "../cluster/clusterReads";
+import { snapshotLeftBehind } from "../decisions/leftBehind";
 import { BlockMeta, parseSnapshot, SnapshotResult } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
 import { failingAs, resourceError } from "./failure";
@@ -38,6 +39,24 @@ export class SourceSnapshot extends pulumi.ComponentResource {
   constructor(name: string, args: SourceSnapshotArgs, opts?: pulumi.ComponentResourceOptions) {
     super("ptm:index:SourceSnapshot", name, {}, opts);
     const env = { PTM_SNAPSHOT: args.snapshot };
+    // The removal runs in the source's sidecar, through a script on this machine that first
+    // looks whether a pod is left to run it in: the old server may be deleted or scaled to 0
+    // by the revert, and then the revert says what stays on the volume instead of failing.
+    const { ref } = args.source;
+    const cleanupArgs = [
+      ref.namespace,
+      ref.kind.toLowerCase(),
+      ref.name,
+      ref.pod ?? "",
+      args.container,
+      args.snapshot,
+      snapshotLeftBehind(args.source, args.snapshot),
+    ];
+    const local = localScript("snapshot-cleanup", cleanupArgs, ref.access, "PTM_DELETE_SCRIPT");
+    const cleanup = {
+      command: local.command,
+      environment: { ...local.environment, PTM_CLEANUP_SCRIPT: sidecarScript("cleanup-source") },
+    };
     const step = new command.local.Command(
       name,
       {
@@ -53,14 +72,7 @@ export class SourceSnapshot extends pulumi.ComponentResource {
             },
             "PTM_CREATE_SCRIPT",
           ),
-          execScript(
-            args.source.ref,
-            args.container,
-            "cleanup-source",
-            [],
-            env,
-            "PTM_DELETE_SCRIPT",
-          ),
+          cleanup,
         ),
         // Progress is on stderr; the JSON summary stays out of the log.
         logging: "stderr",

@@ -266,6 +266,19 @@ function inLabelDomainOfNow(name: string): string {
   );
 }
 
+/**
+ * The snapshot's delete of 7c2c43f ran cleanup-source.sh in the sidecar directly. Since issue
+ * 20 row 8 it runs through snapshot-cleanup.sh, which first looks whether the source has a pod
+ * left and otherwise says what stays on the volume: that command line, with its words, is
+ * longer than the names clusterNames collects. The snapshot it removes is still ptm-test (the
+ * create's line here; migrate.test.ts checks the delete's).
+ */
+function isSnapshotDeleteOf7c2c43f(name: string): boolean {
+  return (
+    name.startsWith("delete=") && name.endsWith(` sh -c "$PTM_DELETE_SCRIPT" 'ptm-cleanup-source'`)
+  );
+}
+
 describe("the default name keeps an existing stack's URNs and names (issue 22)", () => {
   // test/fixtures/legacyNames.ts: what 7c2c43f declared for these runs.
   for (const [scenario, run] of [
@@ -307,7 +320,7 @@ describe("the default name keeps an existing stack's URNs and names (issue 22)",
         for (const a of old.aliases) assert.ok(reg.aliases.includes(a), `${reg.urn}: alias ${a}`);
         assert.deepEqual(
           named[`${reg.type}::${reg.name}`] ?? [],
-          old.names.map(inLabelDomainOfNow),
+          old.names.filter((n) => !isSnapshotDeleteOf7c2c43f(n)).map(inLabelDomainOfNow),
           reg.urn,
         );
       }

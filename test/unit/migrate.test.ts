@@ -78,8 +78,14 @@ describe("program: phase migrate", () => {
     // The command runs exactly the repository's scripts, carried in its environment.
     const env = snap.environment as unknown as Record<string, string>;
     assert.equal(env.PTM_CREATE_SCRIPT, sidecarScript("snapshot"));
-    assert.equal(env.PTM_DELETE_SCRIPT, sidecarScript("cleanup-source"));
-    assert.match(snap.delete, /-c 'ptm-rsyncd' [\s\S]* 'ptm-cleanup-source'$/);
+    // The removal runs in the sidecar through snapshot-cleanup.sh, which first looks whether
+    // the source still has a pod to run it in (issue 20 row 8).
+    assert.equal(env.PTM_CLEANUP_SCRIPT, sidecarScript("cleanup-source"));
+    assert.match(env.PTM_DELETE_SCRIPT, /pod_presence\(\)/);
+    assert.match(
+      snap.delete,
+      /^sh -c "\$PTM_DELETE_SCRIPT" 'snapshot-cleanup' 'monitoring' 'deployment' 'prometheus-server' '' 'ptm-rsyncd' 'ptm-test' 'the snapshot directory \/data\/snapshots\/ptm-test /,
+    );
   });
 
   it("copies exactly the planned blocks from the daemon into the target, within the bandwidth limit", async () => {
