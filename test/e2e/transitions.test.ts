@@ -183,14 +183,7 @@ describe("end to end: transitions of a later up (issue 20)", function () {
         onOutput: (o) => {
           if (!deleted && /copy: /.test(o)) {
             deleted = true;
-            kubectl([
-              "delete",
-              "pod",
-              old.name,
-              "-n",
-              TARGET.namespace,
-              "--wait=false",
-            ]);
+            kubectl(["delete", "pod", old.name, "-n", TARGET.namespace, "--wait=false"]);
           }
         },
       });

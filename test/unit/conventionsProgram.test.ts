@@ -1,4 +1,5 @@
 // Issue 22, Kubernetes conventions, through the whole program under mocks: the field manager
+import { DEFAULT_SIDECAR_IMAGE } from "../../components/decisions/config";
 // of each patch, the labels a revert recognises, sidecarResources, imagePullSecrets and the
 // prepare phase's Events.
 
@@ -21,7 +22,7 @@ const STATEFULSET = "kubernetes:apps/v1:StatefulSetPatch";
 function targetPatchedBy(manager: string): FakeCluster {
   const c = cluster();
   const sts = bkprStatefulSet() as Obj;
-  (podSpec(sts).containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+  (podSpec(sts).containers as Obj[]).push({ name: "ptm-rsync", image: DEFAULT_SIDECAR_IMAGE });
   (sts.metadata as Obj).managedFields = [
     { manager: "kubectl-client-side-apply", operation: "Update", fieldsV1: { "f:spec": {} } },
     {
@@ -95,7 +96,7 @@ describe("program: the revert finds the target by this version's labels or an ea
         namespace: "observability",
         labels: { [`${tc.domain}/patched-by`]: "test", [`${tc.domain}/role`]: "target" },
       };
-      (podSpec(sts).containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+      (podSpec(sts).containers as Obj[]).push({ name: "ptm-rsync", image: DEFAULT_SIDECAR_IMAGE });
       c.objects["statefulset/observability/prom"] = sts;
       c.exec = {
         "ptm-rsync:probe": JSON.stringify({

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { DEFAULT_SIDECAR_IMAGE } from "../../components/decisions/config";
 import * as pulumi from "@pulumi/pulumi";
 import {
   bkprStatefulSet,
@@ -30,7 +31,7 @@ function targetWithSidecar(
   const c: FakeCluster = cluster();
   const meta = sts.metadata as { name: string; namespace: string };
   const spec = ((sts.spec as Obj).template as Obj).spec as Obj;
-  (spec.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+  (spec.containers as Obj[]).push({ name: "ptm-rsync", image: DEFAULT_SIDECAR_IMAGE });
   c.objects[`statefulset/${meta.namespace}/${meta.name}`] = sts;
   if (head) {
     c.exec = {

@@ -1,4 +1,5 @@
 import * as assert from "node:assert/strict";
+import { DEFAULT_SIDECAR_IMAGE } from "../../components/decisions/config";
 import * as fs from "node:fs";
 import { parseConfig, WorkloadRef } from "../../components/decisions/config";
 import {
@@ -307,7 +308,7 @@ describe("program: a Prometheus resource as the target (issue 11)", () => {
     const c = withTarget({ replicas: 2 });
     const sts = c.objects[`statefulset/monitoring/${STS}`] as Obj;
     const tpl = ((sts.spec as Obj).template as Obj).spec as Obj;
-    (tpl.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+    (tpl.containers as Obj[]).push({ name: "ptm-rsync", image: DEFAULT_SIDECAR_IMAGE });
     const dep = c.objects["deployment/monitoring/prometheus-server"] as Obj;
     (((dep.spec as Obj).template as Obj).spec as { containers: Obj[] }).containers.push({
       name: "ptm-rsyncd",

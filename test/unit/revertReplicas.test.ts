@@ -1,4 +1,5 @@
 // Issue 20 row 9: the revert's restart check probes every replica of a multi-replica target,
+import { DEFAULT_SIDECAR_IMAGE } from "../../components/decisions/config";
 // as the destroy guard (restart-guard.sh) does; each replica restarts when the sidecar goes.
 
 import * as assert from "node:assert/strict";
@@ -39,7 +40,7 @@ function patchedTarget(replicas: number, exec: Record<string, string>): FakeClus
   };
   (sts.spec as Obj).replicas = replicas;
   const tpl = ((sts.spec as Obj).template as Obj).spec as Obj;
-  (tpl.containers as Obj[]).push({ name: "ptm-rsync", image: "rsync" });
+  (tpl.containers as Obj[]).push({ name: "ptm-rsync", image: DEFAULT_SIDECAR_IMAGE });
   c.exec = exec;
   return c;
 }
