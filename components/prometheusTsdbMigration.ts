@@ -352,6 +352,21 @@ export class PrometheusTsdbMigration
       if (head.message) void pulumi.log.info(head.message, this);
       cfg = { ...cfg, includeHead: head.includeHead };
     }
+    // Phase migrate: the recorded decision, read and checked against the config before
+    // anything is declared (a refusal must come before any patch is applied).
+    const next =
+      cfg.phase === "migrate"
+        ? nextRun(await readDecision(names, target.ref.namespace, cfg.cluster), {
+            includeHead: cfg.includeHead,
+            acceptGap: cfg.acceptGap,
+            sidecarMode: cfg.sidecarMode,
+            targetPods: podLocations(target).map((t) => t.ref.pod ?? null),
+          })
+        : undefined;
+    if (next?.action === "refuse") throw new ConfigError(next.key, next.message);
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    if (next?.action === "redecide") void pulumi.log.warn(next.reason, this);
+    if (next?.action === "resume") for (const n of next.notes) void pulumi.log.info(n, this);
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
     // A config key that changes the running target sidecar rolls the target's pods: checked
     // first, as the revert is. What the program sets by itself is kept (no roll on upgrade).
@@ -500,15 +515,8 @@ export class PrometheusTsdbMigration
     // (one each for workloads other than a `Prometheus` resource, in a pod kubectl picks).
     const sourceAt = podLocations(source)[0];
     const targetsAt = podLocations(target);
-    const next = nextRun(await readDecision(names, target.ref.namespace, cfg.cluster), {
-      includeHead: cfg.includeHead,
-      acceptGap: cfg.acceptGap,
-      targetPods: targetsAt.map((t) => t.ref.pod ?? null),
-    });
-    if (next.action === "refuse") throw new ConfigError(next.key, next.message);
-    // void: as pulumi.log.info above.
-    if (next.action === "redecide") void pulumi.log.warn(next.reason, this);
-    if (next.action === "resume") for (const n of next.notes) void pulumi.log.info(n, this);
+    // The decision, read before anything was declared (below locateWorkloads).
+    if (!next) throw new Error("bug: phase migrate without the recorded decision read");
     const generation = next.action === "resume" ? next.record.generation : next.generation;
     // A re-decision's steps, snapshot and records are new ones: the old generation's are
     // deleted once the new one is done (its snapshot dir has another name).
@@ -816,6 +824,7 @@ export class PrometheusTsdbMigration
             snapshot: snapshotName,
             includeHead: cfg.includeHead,
             acceptGap: cfg.acceptGap,
+            sidecarMode: cfg.sidecarMode,
             waitUntilMs: gate.action === "wait" ? gate.blockEndMs : 0,
             replicas,
             plan: summarizePlan(ps[worstAt]),

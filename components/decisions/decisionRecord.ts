@@ -7,6 +7,7 @@
 // the plan drift from what the steps had done (the target compacts, the source compacts).
 // Pure.
 
+import type { SidecarMode } from "./config";
 import { StepError } from "./errors";
 import type { PlanSummary } from "./planInput";
 import type { BlockMeta } from "./sidecarOutput";
@@ -43,6 +44,8 @@ export interface DecisionRecord {
   includeHead: boolean;
   /** Whether a gap was accepted with acceptGap. */
   acceptGap: boolean;
+  /** Where the sidecars ran when it was made: switching modes restarts pods. */
+  sidecarMode: SidecarMode;
   /** The compaction wait decided before the snapshot (block end, ms); 0: no wait. */
   waitUntilMs: number;
   replicas: ReplicaDecision[];
@@ -64,6 +67,7 @@ export type NextRun =
 /** The config and live state a later run brings. */
 export interface RunFacts {
   includeHead: boolean;
+  sidecarMode: SidecarMode;
   acceptGap: boolean;
   /** The target replicas' pods now (null: kubectl picks the pod of a one-pod workload). */
   targetPods: (string | null)[];
@@ -74,6 +78,20 @@ const minutes = (ms: number) => `${Math.round(ms / 60_000)} min`;
 export function nextRun(record: DecisionRecord | undefined, now: RunFacts): NextRun {
   if (!record) return { action: "decide", generation: 1 };
   const made = `the decision recorded at ${iso(record.decidedAtMs)} (snapshot ${record.snapshot})`;
+  // Switching modes after the decision rolls pods: ephemeral to patch adds the sidecars to
+  // the templates, which restarts the target after its install (and patch to ephemeral is
+  // refused at preview, as the template still has the sidecar).
+  if (now.sidecarMode !== record.sidecarMode) {
+    return {
+      action: "refuse",
+      key: "sidecarMode",
+      message:
+        `${made} was made with sidecarMode ${record.sidecarMode}; switching to ${now.sidecarMode} ` +
+        `now changes the pod templates and restarts both servers, which drops the target's own ` +
+        `samples older than the imported blocks. Set sidecarMode back to ${record.sidecarMode} ` +
+        `and finish the migration, or revert it first (remove the phase key and run pulumi up)`,
+    };
+  }
   // The head can still be added: a new snapshot with it, planned against what the target
   // holds now (the blocks already imported are recognised by lineage and not copied again).
   if (now.includeHead && !record.includeHead) {
@@ -190,6 +208,12 @@ export function parseDecision(text: string): DecisionRecord {
     snapshot: x["snapshot"] as string,
     includeHead: bool("includeHead"),
     acceptGap: bool("acceptGap"),
+    sidecarMode:
+      x["sidecarMode"] === "ephemeral"
+        ? "ephemeral"
+        : x["sidecarMode"] === "patch"
+          ? "patch"
+          : fail("sidecarMode is not patch or ephemeral"),
     waitUntilMs: num(x["waitUntilMs"], "waitUntilMs"),
     replicas: (x["replicas"] as unknown[]).map((r, i) => parseReplica(r, `replicas[${i}]`)),
     plan: x["plan"] as PlanSummary,

@@ -55,6 +55,7 @@ function record(o: Partial<DecisionRecord> = {}): DecisionRecord {
     snapshot: "ptm-test",
     includeHead: false,
     acceptGap: true,
+    sidecarMode: "patch",
     waitUntilMs: 0,
     replicas: [
       { pod: null, blocks: [S1, S2], cutoffMs: T0 + 4 * H, targetEarliestMs: T0 + 5 * H, gapMs: H },
@@ -202,11 +203,23 @@ describe("transitions (issue 20): a later up resumes, re-decides or refuses", ()
     assert.deepEqual(wait.triggers, [T0 + 8 * H]);
   });
 
+  it("row 3: sidecarMode switched from ephemeral to patch after the decision: refused before any patch, naming sidecarMode", async () => {
+    const r = runProgram(
+      config,
+      withRecord(migratingCluster(), record({ sidecarMode: "ephemeral" })),
+    );
+    await assert.rejects(
+      r,
+      /:sidecarMode: the decision recorded at .* was made with sidecarMode ephemeral; switching to patch/,
+    );
+  });
+
   it("row 4: sidecarMode ephemeral, a pod replaced during migrate: nothing is dropped, the steps resume", async () => {
     const c = withRecord(
       migratingCluster(),
       record({
         acceptGap: false,
+        sidecarMode: "ephemeral",
         replicas: [
           {
             pod: null,
@@ -308,7 +321,13 @@ describe("transitions (issue 20): a later up resumes, re-decides or refuses", ()
 });
 
 describe("nextRun: the transitions as a table", () => {
-  const facts: RunFacts = { includeHead: false, acceptGap: true, targetPods: [null] };
+  const facts: RunFacts = {
+    includeHead: false,
+    acceptGap: true,
+    sidecarMode: "patch",
+    targetPods: [null],
+  };
+
   const cases: [
     string,
     DecisionRecord | undefined,
@@ -316,6 +335,18 @@ describe("nextRun: the transitions as a table", () => {
     string,
   ][] = [
     ["no record yet", undefined, {}, "decide"],
+    [
+      "sidecarMode switched to ephemeral",
+      record(),
+      { sidecarMode: "ephemeral" },
+      "refuse:sidecarMode",
+    ],
+    [
+      "sidecarMode switched to patch",
+      record({ sidecarMode: "ephemeral" }),
+      {},
+      "refuse:sidecarMode",
+    ],
     ["the same config", record(), {}, "resume"],
     [
       "includeHead turned on after a head-less snapshot",
