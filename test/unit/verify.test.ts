@@ -546,7 +546,7 @@ describe("compareBlocks", () => {
     assert.equal(c.ok, true, c.summary);
   });
   it("blocks the target compacted further are found by their sources", () => {
-    const merged = meta(U3, 160, 12, [U1, U2]);
+    const merged = meta(U3, 150, 12, [U1, U2]);
     const c = compareBlocks(
       [
         { ulid: U1, numSamples: 100, numSeries: 10, sources: [U1] },
@@ -610,12 +610,25 @@ describe("compareBlocks", () => {
   });
   it("expectedBlocks takes ID, stats and sources from the plan's meta.json", () => {
     assert.deepEqual(expectedBlocks([meta(U3, 160, 12, [U1, U2])]), [
-      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+      {
+        ulid: U3,
+        numSamples: 160,
+        numSeries: 12,
+        minTime: T0,
+        maxTime: T0 + 2 * H,
+        sources: [U1, U2],
+      },
     ]);
   });
   it("expectedBlocks leaves out a level-1 block's own source (no sources means itself)", () => {
     const [e] = expectedBlocks([meta(U1, 100, 10)]);
-    assert.deepEqual(e, { ulid: U1, numSamples: 100, numSeries: 10 });
+    assert.deepEqual(e, {
+      ulid: U1,
+      numSamples: 100,
+      numSeries: 10,
+      minTime: T0,
+      maxTime: T0 + 2 * H,
+    });
     // Found by its ID as before, and by lineage once the target compacted it with another.
     assert.equal(compareBlocks([e!], [meta(U1, 100, 10)], 1).ok, true);
     assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U1, U2])], 1).ok, true);
@@ -689,4 +702,151 @@ describe("loadWaitEnv", () => {
   });
   it("without the plan's blocks it still waits, and lists nothing", () =>
     assert.deepEqual(loadWaitEnv(T0, undefined), { PTM_WAIT_LOADED_MS: String(T0) }));
+});
+
+// Issue 20 row 12: the verification's evidence is weaker than its summary. A window after the
+// target's first own sample proves only "at least the source's"; a block the target compacted
+// with its own data holds a sample count that can't be attributed to the import.
+describe("issue 20 row 12: the summary says exactly what was proven", () => {
+  const U4 = "01AAAAAAAAAAAAAAAAAAAAAAA4"; // the target's own block: no plan block's source
+  const ranged = (ulid: string, numSamples: number, fromH: number, toH: number) => ({
+    ulid,
+    numSamples,
+    numSeries: 10,
+    minTime: T0 + fromH * H,
+    maxTime: T0 + toH * H,
+  });
+  const win = (fromH: number, toH: number) => ({ startMs: T0 + fromH * H, endMs: T0 + toH * H });
+
+  it("compareCounts names equal windows and at-least windows apart, never 'all on the target'", () => {
+    const src = [
+      { endMs: T0 - 4 * H, count: 100 },
+      { endMs: T0 - 2 * H, count: 100 },
+      { endMs: T0, count: 80 },
+    ];
+    const tgt = [
+      { endMs: T0 - 4 * H, count: 100 },
+      { endMs: T0 - 2 * H, count: 100 },
+      { endMs: T0, count: 120 },
+    ];
+    const c = compareCounts(src, tgt, T0 - H);
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(
+      c.summary,
+      "2 windows equal (200 samples), 1 window at least the source's (80 source samples; " +
+        "the target also scraped them itself)",
+    );
+    assert.doesNotMatch(c.summary, /all on the target/);
+  });
+
+  it("compareBlocks: a block compacted with the target's own data is held by lineage, its count not attributed", () => {
+    // U2 merged with the target's own U4 into U3: U3's 400 samples are U2's and the target's.
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])],
+      2,
+      [win(0, 2), win(2, 4)],
+    );
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(
+      c.summary,
+      `2 blocks: 1 with IDs and sample/series counts equal, 1 held by lineage in ${U3} ` +
+        "(compacted with the target's own data: its sample count can't be attributed; " +
+        "windows compared equal cover its range); all loaded",
+    );
+    assert.doesNotMatch(c.summary, /at least their samples/);
+  });
+
+  it("compareBlocks: such a block that no window compared equal covers is unproven (fail closed)", () => {
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])],
+      2,
+      [win(0, 2)], // U2's range [2h, 4h) is in no window compared equal
+    );
+    assert.equal(c.ok, false, c.summary);
+    assert.match(
+      c.summary,
+      new RegExp(
+        `1 block compacted with the target's own data not proven: no window compared equal ` +
+          `covers its range \\(${U2}\\)`,
+      ),
+    );
+  });
+
+  it("compareBlocks: still fewer samples than the imported part is a loss, own data or not", () => {
+    const c = compareBlocks([ranged(U2, 50, 2, 4)], [meta(U3, 40, 12, [U2, U4])], 1, [win(2, 4)]);
+    assert.equal(c.ok, false);
+    assert.match(c.summary, /holds 40 samples, fewer than the 50 of the imported blocks/);
+  });
+
+  it("compareBlocks: a merge of imported blocks only is attributed: exactly their samples", () => {
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U3, 160, 12, [U1, U2])],
+      1,
+      [],
+    );
+    assert.equal(c.ok, false, c.summary);
+    assert.match(c.summary, /holds 160 samples, more than the 150 of the imported blocks/);
+    const exact = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U3, 150, 12, [U1, U2])],
+      1,
+      [],
+    );
+    assert.equal(exact.ok, true, exact.summary);
+    assert.match(
+      exact.summary,
+      new RegExp(
+        `2 compacted on the target with other imported blocks only into ${U3} ` +
+          `\\(exactly their samples\\)`,
+      ),
+    );
+  });
+
+  it("verifyMigration: the lineage block is proven only by a window before the target's own start", () => {
+    const input = (te: number) => ({
+      windowEnds: [T0 + 2 * H, T0 + 4 * H],
+      source: counts([100, 50]),
+      target: counts([100, 60], { blocks: [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])] }),
+      targetEarliestMs: te,
+      blocks: [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      gapMs: 0,
+    });
+    // The target's own samples start at 3h: the window [2h, 4h) is at-least, U2 is unproven.
+    const v = verifyMigration(input(T0 + 3 * H));
+    assert.equal(v.ok, false, v.summary);
+    assert.match(v.summary, /not proven: no window compared equal covers its range/);
+    // They start at 4h: both windows are equal (the target counts 50 there too).
+    const w = verifyMigration({ ...input(T0 + 4 * H), target: counts([100, 50], input(0).target) });
+    assert.equal(w.ok, true, w.summary);
+    assert.equal(
+      w.summary,
+      `2 windows equal (150 samples); 2 blocks: 1 with IDs and sample/series counts equal, ` +
+        `1 held by lineage in ${U3} (compacted with the target's own data: its sample count ` +
+        `can't be attributed; windows compared equal cover its range); all loaded`,
+    );
+  });
+
+  it("the record keeps each block's range, and reads rows of earlier versions without one", () => {
+    const blocks = [{ ...ranged(U1, 100, 0, 2) }, { ...ranged(U3, 160, 2, 8), sources: [U1, U2] }];
+    const text = serializeRecord({
+      frozenAtMs: T0,
+      windowEnds: [T0 + 2 * H],
+      targetEarliestMs: undefined,
+      loadedDownToMs: T0,
+      blocks,
+      gapMs: 0,
+      source: counts([100]),
+    });
+    assert.deepEqual(
+      parseRecord(text).blocks.map((b) => [b.ulid, b.minTime, b.maxTime]),
+      [
+        [U1, T0, T0 + 2 * H],
+        [U3, T0 + 2 * H, T0 + 8 * H],
+      ],
+    );
+    assert.deepEqual(parseRecord(text).blocks[1]!.sources, [U1, U2]);
+  });
 });
