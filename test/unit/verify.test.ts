@@ -864,3 +864,89 @@ describe("issue 20 row 12: the summary says exactly what was proven", () => {
     assert.deepEqual(parseRecord(text).blocks[1]!.sources, [U1, U2]);
   });
 });
+
+// Issue 20 row 13: the source's retention deletes its oldest blocks between the snapshot and
+// the install. The record's source counts, taken at the install, then read 0 (or part) in the
+// first windows while the target holds the copied samples: compared, that fails for good.
+describe("issue 20 row 13: windows the source's retention deleted after the snapshot", () => {
+  const ranged = (ulid: string, numSamples: number, fromH: number, toH: number) => ({
+    ulid,
+    numSamples,
+    numSeries: 10,
+    minTime: T0 + fromH * H,
+    maxTime: T0 + toH * H,
+  });
+  const loadedBlocks = [
+    meta(U1, 100, 10),
+    { ...meta(U2, 50, 10), minTime: T0 + 2 * H, maxTime: T0 + 4 * H },
+  ];
+  const planned = [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)];
+  // At the install the source's oldest sample is at 2h: its block [0h, 2h) was deleted.
+  const input = (targetWindows: number[], lowestH = 2, sourceWindows = [0, 50]) => ({
+    windowEnds: [T0 + 2 * H, T0 + 4 * H],
+    source: counts(sourceWindows, { health: { ...HEALTH, lowestTimestampMs: T0 + lowestH * H } }),
+    target: counts(targetWindows, { blocks: loadedBlocks }),
+    targetEarliestMs: undefined,
+    blocks: planned,
+    gapMs: 0,
+    loadedDownToMs: T0,
+  });
+
+  it("a window the source no longer holds is left out, and proven against the snapshot's block stats", () => {
+    const v = verifyMigration(input([100, 50]));
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.windowsCompared, 1);
+    assert.equal(v.samplesCompared, 50);
+    assert.deepEqual(
+      v.windows.map((w) => w.rule),
+      ["block-stats", "equal"],
+    );
+    assert.equal(
+      v.summary,
+      "1 window equal (50 samples); 1 window not compared with the source: its retention " +
+        "deleted the data after the snapshot (its oldest sample at the install: " +
+        `${new Date(T0 + 2 * H).toISOString()}): 1 proven against the snapshot's block stats ` +
+        "instead (100 samples in 1 block); 2 blocks: IDs and sample/series counts equal, all loaded",
+    );
+  });
+
+  it("a count that differs from the blocks' stats there is not comparable, never a failure", () => {
+    // Staleness markers are samples in a block's stats that count_over_time does not count.
+    const v = verifyMigration(input([97, 50]));
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.windows[0]!.rule, "not comparable");
+    assert.match(v.summary, /1 window not compared with the source: .*: 1 not comparable/);
+    assert.doesNotMatch(v.summary, /differ/);
+  });
+
+  it("a block not wholly inside the window proves nothing there: not comparable", () => {
+    const v = verifyMigration({
+      ...input([100, 50]),
+      blocks: [ranged(U1, 100, 0, 2), ranged(U2, 50, 1, 4)], // U2 reaches into [0h, 2h)
+    });
+    assert.equal(v.windows[0]!.rule, "not comparable");
+    assert.doesNotMatch(v.summary, /proven against the snapshot's block stats/);
+  });
+
+  it("every window left out: nothing was compared with the source, not ok, and what to do", () => {
+    const v = verifyMigration(input([100, 50], 4, [0, 0]));
+    assert.equal(v.ok, false, v.summary);
+    assert.equal(v.windowsCompared, 0);
+    assert.match(
+      v.summary,
+      /nothing was compared with the source: its retention deleted the data of all 2 windows after the snapshot/,
+    );
+    assert.match(v.summary, /fresh snapshot/);
+  });
+
+  it("the first block starting inside its window (no retention) is compared as before", () => {
+    // The source's oldest block begins at its first sample, not on a window boundary.
+    const v = verifyMigration({
+      ...input([100, 50], 0.5, [100, 50]),
+      blocks: [ranged(U1, 100, 0.5, 2), ranged(U2, 50, 2, 4)],
+      loadedDownToMs: T0 + 0.5 * H,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.match(v.summary, /^2 windows equal \(150 samples\); 2 blocks/);
+  });
+});
