@@ -9,6 +9,7 @@ import {
   parseLastJsonLine,
 } from "./sidecarOutput";
 import type { Plan } from "./plan";
+import { iso } from "./time";
 import { sourcesOf } from "./tsdb";
 
 /** Samples in [endMs - window, endMs) on one server. */
@@ -64,11 +65,30 @@ export interface Comparison {
    * target's own samples, not that every copied sample is there.
    */
   atLeast: { windows: number; samples: number };
+  /**
+   * Windows left out of the comparison because the source's retention deleted their data
+   * after the snapshot (issue 20 row 13); undefined when nothing tells (no retention context).
+   */
+  leftOut: {
+    windows: number;
+    /** Of those, proven instead against the snapshot's block stats (the plan's blocks). */
+    provenByBlockStats: number;
+    /** Samples of the planned blocks in those proven windows (= the target's count there). */
+    samples: number;
+    notComparable: number;
+    /** The source's oldest sample when its counts were taken. */
+    sourceLowestMs: number;
+  };
   windows: {
     endMs: number;
     source: number;
     target: number;
-    rule: "equal" | "at-least";
+    /**
+     * equal / at-least: compared with the source. block-stats: left out (the source's
+     * retention deleted its data after the snapshot), the target's count equals the planned
+     * blocks wholly inside it. not comparable: left out, and the blocks prove nothing there.
+     */
+    rule: "equal" | "at-least" | "block-stats" | "not comparable";
     /** Both servers count 0 here: no evidence. */
     empty: boolean;
   }[];
@@ -199,12 +219,67 @@ const plural = (n: number, one: string, many = `${one}s`): string =>
  * target is a mismatch. A window where both servers count 0 proves nothing:
  * it is reported as empty on both and is not evidence, and without a single
  * window that holds source samples the comparison is not ok.
+ *
+ * With `retention` (the source's oldest sample when it counted, and where the copied data
+ * starts), a window whose copied data the source no longer held when it counted is left out
+ * of the comparison (issue 20 row 13): its retention deleted the oldest blocks after the
+ * snapshot, so its count there is short for reasons that are no fault of the copy, and
+ * comparing it would fail the migration for good (the record keeps those counts). A window
+ * [E - w, E) is left out when it overlaps what was deleted, [copiedFromMs, sourceLowestMs):
+ * not merely because it starts before the source's oldest sample (the oldest block begins
+ * at the first sample, inside its window). A left-out window is never counted as equal nor
+ * as a mismatch. It is proven instead against the snapshot's block stats when that can be
+ * exact: a window before the target's own first sample (so the target holds copied data
+ * only), with at least one planned block wholly inside it and none reaching into it from
+ * outside, and the target counting exactly their numSamples. Otherwise it is "not
+ * comparable": e.g. staleness markers are samples in a block's stats that count_over_time
+ * does not count, so a lower count can't be told from a loss here (the blocks' own IDs and
+ * stats are checked by compareBlocks regardless). If every window is left out, nothing was
+ * compared with the source: not ok. Without `retention`, or without copiedFromMs, no window
+ * is left out (a window before the source's data may be a wiring error, not retention).
  */
+export interface RetentionContext {
+  /** The source's prometheus_tsdb_lowest_timestamp when it counted (health.lowestTimestampMs). */
+  sourceLowestMs: number;
+  /** Where the copied data starts: the oldest planned block's minTime. */
+  copiedFromMs: number | undefined;
+  /** The windows' length; default WINDOW_MS. */
+  windowMs?: number | undefined;
+  /** The plan's blocks, with their ranges: the proof of a left-out window. */
+  blocks?: ExpectedBlock[] | undefined;
+}
+
 export function compareCounts(
   source: WindowCount[],
   target: WindowCount[],
   targetEarliestMs: number | undefined,
+  retention?: RetentionContext,
 ): Comparison {
+  const windowMs = retention?.windowMs ?? WINDOW_MS;
+  const deletedFrom = retention?.copiedFromMs;
+  const deletedTo = retention?.sourceLowestMs;
+  /** Whether the source's retention deleted copied data in [end - windowMs, end). */
+  const leftOut = (end: number): boolean =>
+    deletedFrom !== undefined &&
+    deletedTo !== undefined &&
+    Math.max(end - windowMs, deletedFrom) < Math.min(end, deletedTo);
+  /** The planned blocks' samples in the window, when they alone can be all of its samples. */
+  const blockStats = (end: number): { samples: number; blocks: number } | undefined => {
+    const blocks = retention?.blocks;
+    if (blocks === undefined || blocks.length === 0) return undefined;
+    const start = end - windowMs;
+    let samples = 0;
+    let inside = 0;
+    for (const b of blocks) {
+      if (b.minTime === undefined || b.maxTime === undefined) return undefined;
+      if (b.maxTime <= start || b.minTime >= end) continue;
+      if (b.minTime < start || b.maxTime > end) return undefined; // reaches in from outside
+      inside++;
+      samples += b.numSamples ?? 0;
+    }
+    return inside > 0 ? { samples, blocks: inside } : undefined;
+  };
+  const out = { windows: 0, provenByBlockStats: 0, samples: 0, blocks: 0, notComparable: 0 };
   const t = new Map(target.map((w) => [w.endMs, w.count]));
   const th = new Map(target.map((w) => [w.endMs, w.histograms]));
   const windows: Comparison["windows"] = [];
@@ -222,6 +297,24 @@ export function compareCounts(
       targetEarliestMs === undefined || s.endMs <= targetEarliestMs ? "equal" : "at-least";
     if (tc === undefined) {
       mismatches.push({ endMs: s.endMs, source: s.count, target: NaN, rule: "missing on target" });
+      continue;
+    }
+    if (leftOut(s.endMs)) {
+      out.windows++;
+      const stats = rule === "equal" ? blockStats(s.endMs) : undefined;
+      const proven = stats !== undefined && stats.samples === tc;
+      if (proven) {
+        out.provenByBlockStats++;
+        out.samples += stats.samples;
+        out.blocks += stats.blocks;
+      } else out.notComparable++;
+      windows.push({
+        endMs: s.endMs,
+        source: s.count,
+        target: tc,
+        rule: proven ? "block-stats" : "not comparable",
+        empty: false,
+      });
       continue;
     }
     const both0 = s.count === 0 && tc === 0;
@@ -258,6 +351,21 @@ export function compareCounts(
     ...(empty > 0 ? [`${fmt(empty)} empty on both (not counted)`] : []),
     ...(targetOnly > 0 ? [`${plural(targetOnly, "window")} with target samples only`] : []),
   ].join(", ");
+  const lowest = iso(deletedTo ?? 0);
+  const leftOutNote =
+    out.windows === 0
+      ? ""
+      : `${plural(out.windows, "window")} not compared with the source: its retention deleted ` +
+        `the data after the snapshot (its oldest sample at the install: ${lowest}): ` +
+        [
+          ...(out.provenByBlockStats > 0
+            ? [
+                `${fmt(out.provenByBlockStats)} proven against the snapshot's block stats ` +
+                  `instead (${fmt(out.samples)} samples in ${plural(out.blocks, "block")})`,
+              ]
+            : []),
+          ...(out.notComparable > 0 ? [`${fmt(out.notComparable)} not comparable`] : []),
+        ].join(", ");
   let summary: string;
   if (mismatches.length > 0) {
     summary =
@@ -269,12 +377,26 @@ export function compareCounts(
             `${new Date(m.endMs).toISOString()} source ${m.source} target ${m.target} (${m.rule})`,
         )
         .join("; ");
+  } else if (evidence === 0 && out.windows > 0 && out.windows === source.length) {
+    summary =
+      `nothing was compared with the source: its retention deleted the data of ` +
+      `${out.windows === 1 ? "the only window" : `all ${fmt(out.windows)} windows`} after the ` +
+      `snapshot (its oldest sample at the install: ${lowest})` +
+      (out.provenByBlockStats > 0
+        ? `; ${fmt(out.provenByBlockStats)} proven against the snapshot's block stats ` +
+          `(${fmt(out.samples)} samples in ${plural(out.blocks, "block")}), which is not a ` +
+          `comparison with the source`
+        : "") +
+      `. The copy's samples can't be proven by counts: migrate again from a fresh snapshot ` +
+      `while the source still holds the data (its retention must outlast the copy and the ` +
+      `install), or compare the target with the snapshot's blocks by hand`;
   } else if (evidence === 0) {
     summary =
       source.length === 0
         ? "no window was compared: no window holds source samples, so nothing is proven"
         : `no window holds source samples: ${empty} of ${source.length} windows are empty on both` +
-          `${targetOnly > 0 ? `, ${targetOnly} hold target samples only` : ""}, so nothing is proven`;
+          `${targetOnly > 0 ? `, ${targetOnly} hold target samples only` : ""}, so nothing is proven` +
+          (leftOutNote ? `; ${leftOutNote}` : "");
   } else {
     // Exactly what each kind of window proves: "equal" windows hold the source's samples and
     // nothing else; "at least" windows hold at least as many, some of them the target's own.
@@ -290,7 +412,8 @@ export function compareCounts(
           ]
         : []),
     ];
-    summary = parts.join(", ") + (notes ? `; ${notes}` : "");
+    summary =
+      parts.join(", ") + (notes ? `; ${notes}` : "") + (leftOutNote ? `; ${leftOutNote}` : "");
   }
   return {
     ok: mismatches.length === 0 && evidence > 0,
@@ -300,6 +423,13 @@ export function compareCounts(
     histogramsCompared: histograms,
     equal: { windows: eq.windows, samples: eq.samples },
     atLeast: { windows: al.windows, samples: al.samples },
+    leftOut: {
+      windows: out.windows,
+      provenByBlockStats: out.provenByBlockStats,
+      samples: out.samples,
+      notComparable: out.notComparable,
+      sourceLowestMs: deletedTo ?? 0,
+    },
     windows,
     mismatches,
     summary,
@@ -611,6 +741,12 @@ export interface VerifyInput {
   gapMs?: number | undefined;
   /** The windows' length (counts.sh PTM_WINDOW); default WINDOW_MS. */
   windowMs?: number | undefined;
+  /**
+   * The oldest planned block's minTime (the record's): where the copied data starts. With it
+   * (or the plan's block ranges), windows whose data the source's retention deleted after the
+   * snapshot are left out of the comparison (compareCounts).
+   */
+  loadedDownToMs?: number | undefined;
 }
 
 export interface Verification extends Comparison {
@@ -658,7 +794,19 @@ export function verifyMigration(v: VerifyInput): Verification {
         `(first ${new Date(lacking[0]!).toISOString()}): counts.sh output is incomplete; run again`,
     );
 
-  const cmp = compareCounts(source.windows, target.windows, v.targetEarliestMs);
+  const windowMs = v.windowMs ?? WINDOW_MS;
+  const starts = (v.blocks ?? []).map((b) => b.minTime);
+  const copiedFromMs =
+    v.loadedDownToMs ??
+    (starts.length > 0 && starts.every((t) => t !== undefined)
+      ? Math.min(...(starts as number[]))
+      : undefined);
+  const cmp = compareCounts(source.windows, target.windows, v.targetEarliestMs, {
+    sourceLowestMs: source.health.lowestTimestampMs,
+    copiedFromMs,
+    windowMs,
+    blocks: v.blocks,
+  });
   if (nothing) {
     // No window, no block, no gap: compareCounts' "nothing proven" is expected here.
   } else if (windowEnds.length === 0) {
@@ -676,7 +824,9 @@ export function verifyMigration(v: VerifyInput): Verification {
       cmp.mismatches.length > 0
         ? `${cmp.summary} (see the target's log for reload errors; compare the install step's ` +
             `output with the plan)`
-        : `${cmp.summary} (the window ends or PTM_SELECTOR select no data)`,
+        : cmp.leftOut.windows > 0 && cmp.leftOut.windows === source.windows.length
+          ? cmp.summary // says why and what to do
+          : `${cmp.summary} (the window ends or PTM_SELECTOR select no data)`,
     );
   }
 
@@ -700,10 +850,14 @@ export function verifyMigration(v: VerifyInput): Verification {
       );
     } else {
       // The windows that proved the target's samples: equal before its own first sample.
-      const w = v.windowMs ?? WINDOW_MS;
+      // And those left out but proven against the snapshot's block stats.
       const proven = cmp.windows
-        .filter((x) => x.rule === "equal" && x.source > 0 && x.target === x.source)
-        .map((x) => ({ startMs: x.endMs - w, endMs: x.endMs }));
+        .filter(
+          (x) =>
+            (x.rule === "equal" && x.source > 0 && x.target === x.source) ||
+            x.rule === "block-stats",
+        )
+        .map((x) => ({ startMs: x.endMs - windowMs, endMs: x.endMs }));
       blockCheck = compareBlocks(v.blocks, target.blocks, th.blocksLoaded, proven);
       if (!blockCheck.ok) problems.push(`blocks: ${blockCheck.summary}`);
     }
