@@ -26,17 +26,28 @@ export interface VerificationRecord {
 
 /**
  * The record as one JSON text (the ConfigMap's value). Each block is a row
- * `[ulid, numSamples, numSeries]` (plus its sources when it has others than itself): the
- * record is kept in the state twice (the ConfigMap's inputs and outputs), and at 2,000 blocks
- * objects with key names would take most of the 1 MiB the state may grow to (issue 14).
+ * `[ulid, numSamples, numSeries, fromPrevious, duration]` (plus its sources when it has others
+ * than itself): the record is kept in the state twice (the ConfigMap's inputs and outputs),
+ * and at 2,000 blocks objects with key names would take most of the 1 MiB the state may grow
+ * to (issue 14). The range is written as two short numbers: `fromPrevious` = minTime minus
+ * the previous ranged row's maxTime (0 for contiguous blocks; the first row's is its minTime),
+ * `duration` = maxTime - minTime. A block without a range is a row of earlier versions:
+ * `[ulid, numSamples, numSeries]` (plus its sources).
  */
 export function serializeRecord(r: VerificationRecord): string {
-  const row = (b: ExpectedBlock) => [
-    b.ulid,
-    b.numSamples ?? null,
-    b.numSeries ?? null,
-    ...(b.sources !== undefined && b.sources.length > 0 ? [b.sources] : []),
-  ];
+  let previousMax = 0;
+  const row = (b: ExpectedBlock) => {
+    const ranged = b.minTime !== undefined && b.maxTime !== undefined;
+    const range = ranged ? [b.minTime! - previousMax, b.maxTime! - b.minTime!] : [];
+    if (ranged) previousMax = b.maxTime!;
+    return [
+      b.ulid,
+      b.numSamples ?? null,
+      b.numSeries ?? null,
+      ...range,
+      ...(b.sources !== undefined && b.sources.length > 0 ? [b.sources] : []),
+    ];
+  };
   return JSON.stringify({ ...r, blocks: r.blocks.map(row) });
 }
 
@@ -70,14 +81,40 @@ export function parseRecord(text: string): VerificationRecord {
     windowEnds: (x["windowEnds"] as unknown[]).map((w, i) => num(w, `windowEnds[${i}]`)),
     targetEarliestMs: te === undefined || te === null ? undefined : num(te, "targetEarliestMs"),
     loadedDownToMs: num(x["loadedDownToMs"], "loadedDownToMs"),
-    blocks: (x["blocks"] as unknown[]).map((b, i) => parseExpected(b, `blocks[${i}]`)),
+    blocks: parseBlocks(x["blocks"] as unknown[]),
     gapMs: num(x["gapMs"], "gapMs"),
     source,
   };
 }
 
+/** The rows back into blocks, each range from the previous ranged row's maxTime. */
+function parseBlocks(rows: unknown[]): ExpectedBlock[] {
+  let previousMax = 0;
+  return rows.map((b, i) => {
+    const where = `blocks[${i}]`;
+    if (!Array.isArray(b) || typeof b[3] !== "number") return parseExpected(b, where);
+    // [ulid, numSamples, numSeries, fromPrevious, duration, sources?]
+    const [ulid, numSamples, numSeries, from, duration, sources] = b as unknown[];
+    if (!Number.isSafeInteger(from))
+      return fail(
+        `${where}: the range's start must be a whole number, got ${JSON.stringify(from)}`,
+      );
+    const minTime = previousMax + (from as number);
+    const maxTime = minTime + num(duration, `${where}: the range's duration`);
+    previousMax = maxTime;
+    return {
+      ...parseExpected(
+        { ulid, numSamples: numSamples ?? undefined, numSeries: numSeries ?? undefined, sources },
+        where,
+      ),
+      minTime: num(minTime, `${where}.minTime`),
+      maxTime,
+    };
+  });
+}
+
 function parseExpected(b: unknown, where: string): ExpectedBlock {
-  // A row (serializeRecord), or an object as records taken by earlier versions hold them.
+  // A row of earlier versions (no range), or an object as the first records held them.
   if (Array.isArray(b)) {
     const [ulid, numSamples, numSeries, sources] = b as unknown[];
     return parseExpected(

@@ -9,6 +9,7 @@ import {
   parseLastJsonLine,
 } from "./sidecarOutput";
 import type { Plan } from "./plan";
+import { iso } from "./time";
 import { sourcesOf } from "./tsdb";
 
 /** Samples in [endMs - window, endMs) on one server. */
@@ -52,11 +53,42 @@ export interface Comparison {
   samplesCompared: number;
   /** Of those, native histogram samples (where both servers counted them). */
   histogramsCompared: number;
+  /**
+   * Of the compared windows, those before the target's first own sample: target == source,
+   * so the target holds exactly the source's samples there. With their source samples.
+   */
+  equal: { windows: number; samples: number };
+  /**
+   * Of the compared windows, those after the target's first own sample: target >= source
+   * only, because the target's own scrapes are counted there too. A lost copied sample can
+   * hide behind one the target scraped itself: these windows show no loss larger than the
+   * target's own samples, not that every copied sample is there.
+   */
+  atLeast: { windows: number; samples: number };
+  /**
+   * Windows left out of the comparison because the source's retention deleted their data
+   * after the snapshot (issue 20 row 13); undefined when nothing tells (no retention context).
+   */
+  leftOut: {
+    windows: number;
+    /** Of those, proven instead against the snapshot's block stats (the plan's blocks). */
+    provenByBlockStats: number;
+    /** Samples of the planned blocks in those proven windows (= the target's count there). */
+    samples: number;
+    notComparable: number;
+    /** The source's oldest sample when its counts were taken. */
+    sourceLowestMs: number;
+  };
   windows: {
     endMs: number;
     source: number;
     target: number;
-    rule: "equal" | "at-least";
+    /**
+     * equal / at-least: compared with the source. block-stats: left out (the source's
+     * retention deleted its data after the snapshot), the target's count equals the planned
+     * blocks wholly inside it. not comparable: left out, and the blocks prove nothing there.
+     */
+    rule: "equal" | "at-least" | "block-stats" | "not comparable";
     /** Both servers count 0 here: no evidence. */
     empty: boolean;
   }[];
@@ -187,12 +219,67 @@ const plural = (n: number, one: string, many = `${one}s`): string =>
  * target is a mismatch. A window where both servers count 0 proves nothing:
  * it is reported as empty on both and is not evidence, and without a single
  * window that holds source samples the comparison is not ok.
+ *
+ * With `retention` (the source's oldest sample when it counted, and where the copied data
+ * starts), a window whose copied data the source no longer held when it counted is left out
+ * of the comparison (issue 20 row 13): its retention deleted the oldest blocks after the
+ * snapshot, so its count there is short for reasons that are no fault of the copy, and
+ * comparing it would fail the migration for good (the record keeps those counts). A window
+ * [E - w, E) is left out when it overlaps what was deleted, [copiedFromMs, sourceLowestMs):
+ * not merely because it starts before the source's oldest sample (the oldest block begins
+ * at the first sample, inside its window). A left-out window is never counted as equal nor
+ * as a mismatch. It is proven instead against the snapshot's block stats when that can be
+ * exact: a window before the target's own first sample (so the target holds copied data
+ * only), with at least one planned block wholly inside it and none reaching into it from
+ * outside, and the target counting exactly their numSamples. Otherwise it is "not
+ * comparable": e.g. staleness markers are samples in a block's stats that count_over_time
+ * does not count, so a lower count can't be told from a loss here (the blocks' own IDs and
+ * stats are checked by compareBlocks regardless). If every window is left out, nothing was
+ * compared with the source: not ok. Without `retention`, or without copiedFromMs, no window
+ * is left out (a window before the source's data may be a wiring error, not retention).
  */
+export interface RetentionContext {
+  /** The source's prometheus_tsdb_lowest_timestamp when it counted (health.lowestTimestampMs). */
+  sourceLowestMs: number;
+  /** Where the copied data starts: the oldest planned block's minTime. */
+  copiedFromMs: number | undefined;
+  /** The windows' length; default WINDOW_MS. */
+  windowMs?: number | undefined;
+  /** The plan's blocks, with their ranges: the proof of a left-out window. */
+  blocks?: ExpectedBlock[] | undefined;
+}
+
 export function compareCounts(
   source: WindowCount[],
   target: WindowCount[],
   targetEarliestMs: number | undefined,
+  retention?: RetentionContext,
 ): Comparison {
+  const windowMs = retention?.windowMs ?? WINDOW_MS;
+  const deletedFrom = retention?.copiedFromMs;
+  const deletedTo = retention?.sourceLowestMs;
+  /** Whether the source's retention deleted copied data in [end - windowMs, end). */
+  const leftOut = (end: number): boolean =>
+    deletedFrom !== undefined &&
+    deletedTo !== undefined &&
+    Math.max(end - windowMs, deletedFrom) < Math.min(end, deletedTo);
+  /** The planned blocks' samples in the window, when they alone can be all of its samples. */
+  const blockStats = (end: number): { samples: number; blocks: number } | undefined => {
+    const blocks = retention?.blocks;
+    if (blocks === undefined || blocks.length === 0) return undefined;
+    const start = end - windowMs;
+    let samples = 0;
+    let inside = 0;
+    for (const b of blocks) {
+      if (b.minTime === undefined || b.maxTime === undefined) return undefined;
+      if (b.maxTime <= start || b.minTime >= end) continue;
+      if (b.minTime < start || b.maxTime > end) return undefined; // reaches in from outside
+      inside++;
+      samples += b.numSamples ?? 0;
+    }
+    return inside > 0 ? { samples, blocks: inside } : undefined;
+  };
+  const out = { windows: 0, provenByBlockStats: 0, samples: 0, blocks: 0, notComparable: 0 };
   const t = new Map(target.map((w) => [w.endMs, w.count]));
   const th = new Map(target.map((w) => [w.endMs, w.histograms]));
   const windows: Comparison["windows"] = [];
@@ -202,12 +289,32 @@ export function compareCounts(
   let targetOnly = 0;
   let samples = 0;
   let histograms = 0;
+  const eq = { windows: 0, samples: 0, histograms: 0 };
+  const al = { windows: 0, samples: 0, histograms: 0 };
   for (const s of source) {
     const tc = t.get(s.endMs);
     const rule =
       targetEarliestMs === undefined || s.endMs <= targetEarliestMs ? "equal" : "at-least";
     if (tc === undefined) {
       mismatches.push({ endMs: s.endMs, source: s.count, target: NaN, rule: "missing on target" });
+      continue;
+    }
+    if (leftOut(s.endMs)) {
+      out.windows++;
+      const stats = rule === "equal" ? blockStats(s.endMs) : undefined;
+      const proven = stats !== undefined && stats.samples === tc;
+      if (proven) {
+        out.provenByBlockStats++;
+        out.samples += stats.samples;
+        out.blocks += stats.blocks;
+      } else out.notComparable++;
+      windows.push({
+        endMs: s.endMs,
+        source: s.count,
+        target: tc,
+        rule: proven ? "block-stats" : "not comparable",
+        empty: false,
+      });
       continue;
     }
     const both0 = s.count === 0 && tc === 0;
@@ -234,12 +341,31 @@ export function compareCounts(
       evidence++;
       samples += s.count;
       histograms += sh ?? 0;
+      const k = rule === "equal" ? eq : al;
+      k.windows++;
+      k.samples += s.count;
+      k.histograms += sh ?? 0;
     }
   }
   const notes = [
     ...(empty > 0 ? [`${fmt(empty)} empty on both (not counted)`] : []),
     ...(targetOnly > 0 ? [`${plural(targetOnly, "window")} with target samples only`] : []),
   ].join(", ");
+  const lowest = iso(deletedTo ?? 0);
+  const leftOutNote =
+    out.windows === 0
+      ? ""
+      : `${plural(out.windows, "window")} not compared with the source: its retention deleted ` +
+        `the data after the snapshot (its oldest sample at the install: ${lowest}): ` +
+        [
+          ...(out.provenByBlockStats > 0
+            ? [
+                `${fmt(out.provenByBlockStats)} proven against the snapshot's block stats ` +
+                  `instead (${fmt(out.samples)} samples in ${plural(out.blocks, "block")})`,
+              ]
+            : []),
+          ...(out.notComparable > 0 ? [`${fmt(out.notComparable)} not comparable`] : []),
+        ].join(", ");
   let summary: string;
   if (mismatches.length > 0) {
     summary =
@@ -251,18 +377,43 @@ export function compareCounts(
             `${new Date(m.endMs).toISOString()} source ${m.source} target ${m.target} (${m.rule})`,
         )
         .join("; ");
+  } else if (evidence === 0 && out.windows > 0 && out.windows === source.length) {
+    summary =
+      `nothing was compared with the source: its retention deleted the data of ` +
+      `${out.windows === 1 ? "the only window" : `all ${fmt(out.windows)} windows`} after the ` +
+      `snapshot (its oldest sample at the install: ${lowest})` +
+      (out.provenByBlockStats > 0
+        ? `; ${fmt(out.provenByBlockStats)} proven against the snapshot's block stats ` +
+          `(${fmt(out.samples)} samples in ${plural(out.blocks, "block")}), which is not a ` +
+          `comparison with the source`
+        : "") +
+      `. The copy's samples can't be proven by counts: migrate again from a fresh snapshot ` +
+      `while the source still holds the data (its retention must outlast the copy and the ` +
+      `install), or compare the target with the snapshot's blocks by hand`;
   } else if (evidence === 0) {
     summary =
       source.length === 0
         ? "no window was compared: no window holds source samples, so nothing is proven"
         : `no window holds source samples: ${empty} of ${source.length} windows are empty on both` +
-          `${targetOnly > 0 ? `, ${targetOnly} hold target samples only` : ""}, so nothing is proven`;
+          `${targetOnly > 0 ? `, ${targetOnly} hold target samples only` : ""}, so nothing is proven` +
+          (leftOutNote ? `; ${leftOutNote}` : "");
   } else {
+    // Exactly what each kind of window proves: "equal" windows hold the source's samples and
+    // nothing else; "at least" windows hold at least as many, some of them the target's own.
+    const hist = (n: number) => (n > 0 ? `, ${fmt(n)} of them native histogram samples` : "");
+    const parts = [
+      eq.windows > 0
+        ? `${plural(eq.windows, "window")} equal (${fmt(eq.samples)} samples${hist(eq.histograms)})`
+        : "no window equal",
+      ...(al.windows > 0
+        ? [
+            `${plural(al.windows, "window")} at least the source's (${fmt(al.samples)} source ` +
+              `samples${hist(al.histograms)}; the target also scraped them itself)`,
+          ]
+        : []),
+    ];
     summary =
-      `${plural(evidence, "window")}, ${fmt(samples)} source samples` +
-      (histograms > 0 ? ` (${fmt(histograms)} of them native histogram samples)` : "") +
-      ", all on the target" +
-      (notes ? `; ${notes}` : "");
+      parts.join(", ") + (notes ? `; ${notes}` : "") + (leftOutNote ? `; ${leftOutNote}` : "");
   }
   return {
     ok: mismatches.length === 0 && evidence > 0,
@@ -270,6 +421,15 @@ export function compareCounts(
     windowsEmptyOnBoth: empty,
     samplesCompared: samples,
     histogramsCompared: histograms,
+    equal: { windows: eq.windows, samples: eq.samples },
+    atLeast: { windows: al.windows, samples: al.samples },
+    leftOut: {
+      windows: out.windows,
+      provenByBlockStats: out.provenByBlockStats,
+      samples: out.samples,
+      notComparable: out.notComparable,
+      sourceLowestMs: deletedTo ?? 0,
+    },
     windows,
     mismatches,
     summary,
@@ -284,6 +444,18 @@ export interface ExpectedBlock {
   numSeries?: number | undefined;
   /** meta.json compaction.sources: finds the block after the target compacted it further. */
   sources?: string[] | undefined;
+  /**
+   * The block's [minTime, maxTime) (ms): which compared windows cover it, once the target has
+   * compacted it with its own data. Absent from records taken by earlier versions.
+   */
+  minTime?: number | undefined;
+  maxTime?: number | undefined;
+}
+
+/** A time range [startMs, endMs): a window whose counts proved the target's samples. */
+export interface Span {
+  startMs: number;
+  endMs: number;
 }
 
 /** The plan's blocks as verification expects them on the target. */
@@ -293,6 +465,8 @@ export function expectedBlocks(blocks: BlockMeta[]): ExpectedBlock[] {
       ulid: b.ulid,
       numSamples: b.stats?.numSamples,
       numSeries: b.stats?.numSeries,
+      minTime: b.minTime,
+      maxTime: b.maxTime,
     };
     // A level-1 block is its own only source, which is what no sources means: leave it out
     // (the record is kept in the state, per block).
@@ -314,6 +488,13 @@ export interface BlockCheck {
    * it does not list per block; issue 14).
    */
   compacted: { blocks: number; into: number; intoFirst: string[] };
+  /**
+   * Merged by the target's compaction with its own data: found by lineage only (their sample
+   * counts can't be attributed), each covered by at least one window compared equal.
+   */
+  lineage: { blocks: number; into: number; intoFirst: string[] };
+  /** Merged with the target's own data and covered by no window compared equal: unproven. */
+  unproven: string[];
   missing: string[];
   differ: string[];
   summary: string;
@@ -325,19 +506,40 @@ export interface BlockCheck {
  * prometheus_tsdb_blocks_loaded). Each expected block must be there under its ID with the
  * same numSamples and numSeries (an omitted count is 0, as Prometheus omits zero values), or,
  * when the target has compacted it further (it merges overlapping blocks on 2.39+), inside a
- * block whose compaction.sources include all of its sources; such a block must hold at least
- * the samples of the imported blocks in it. And the listing must hold exactly as many blocks
- * as the server has loaded: a block on disk that failed to load fails the check.
+ * block whose compaction.sources include all of its sources (its lineage). And the listing
+ * must hold exactly as many blocks as the server has loaded: a block on disk that failed to
+ * load fails the check.
+ *
+ * What a merged block can prove depends on what else went into it (issue 20 row 12):
+ * - Only imported blocks (every source of the merged block is a source of a planned block):
+ *   its numSamples is theirs alone, so it must equal their sum (fewer: lost; more: from
+ *   nowhere). This assumes the imported blocks do not share samples, as one source's blocks
+ *   do not; if they did, the merge would hold fewer and the check fails closed.
+ * - The target's own data too (a source that no planned block has): its numSamples mixes
+ *   the import with the target's scrapes and can't be attributed. What is claimed is only
+ *   (1) lineage: Prometheus lists a block in compaction.sources only when it read it as an
+ *   input of that compaction, so the target loaded and merged it; (2) the merged block holds
+ *   at least the planned block's samples (fewer is a loss whatever else is in it; more
+ *   proves nothing); and (3) the planned block's range overlaps at least one window in
+ *   `proven`, where the target's count equalled the source's before its own first sample.
+ *   Samples of its range outside those windows are not proven by any count. A block with no
+ *   such window, or whose range is unknown (a record taken by an earlier version), is
+ *   reported unproven and fails the check: lineage alone does not show that its samples
+ *   survived.
  */
 export function compareBlocks(
   expected: ExpectedBlock[],
   target: BlockMeta[],
   blocksLoaded: number,
+  proven: Span[] = [],
 ): BlockCheck {
   const byId = new Map(target.map((b) => [b.ulid, b]));
   const missing: string[] = [];
   const differ: string[] = [];
   const compacted = new Map<string, ExpectedBlock[]>();
+  const ownSources = (e: ExpectedBlock) =>
+    e.sources !== undefined && e.sources.length > 0 ? e.sources : [e.ulid];
+  const imported = new Set(expected.flatMap(ownSources));
   let equal = 0;
   for (const e of expected) {
     const b = byId.get(e.ulid);
@@ -354,7 +556,7 @@ export function compareBlocks(
       if (same) equal++;
       continue;
     }
-    const own = e.sources !== undefined && e.sources.length > 0 ? e.sources : [e.ulid];
+    const own = ownSources(e);
     const into = target.find((t) => {
       if ((t.compaction.parents ?? []).some((p) => p.ulid === e.ulid)) return true;
       const ts = sourcesOf(t);
@@ -363,52 +565,145 @@ export function compareBlocks(
     if (into === undefined) missing.push(e.ulid);
     else compacted.set(into.ulid, [...(compacted.get(into.ulid) ?? []), e]);
   }
+  const attributed = new Map<string, number>();
+  const lineage = new Map<string, number>();
+  const unproven: string[] = [];
+  const noRange: string[] = [];
+  let fullyCovered = 0;
   for (const [into, parts] of compacted) {
-    const have = byId.get(into)!.stats?.numSamples ?? 0;
+    const m = byId.get(into)!;
+    const have = m.stats?.numSamples ?? 0;
     const want = parts.reduce((n, p) => n + (p.numSamples ?? 0), 0);
+    const withOwnData = [...sourcesOf(m)].some((s) => !imported.has(s));
     if (have < want)
       differ.push(
         `${into} (compacted on the target from ${parts.length} imported) holds ${fmt(have)} ` +
-          `samples, fewer than the ${fmt(want)} of the imported blocks`,
+          `samples, fewer than the ${fmt(want)} of the imported blocks in it`,
       );
+    else if (!withOwnData && have > want)
+      differ.push(
+        `${into} (compacted on the target from ${parts.length} imported blocks only) holds ` +
+          `${fmt(have)} samples, more than the ${fmt(want)} of the imported blocks in it`,
+      );
+    if (!withOwnData) {
+      attributed.set(into, parts.length);
+      continue;
+    }
+    for (const p of parts) {
+      const parent = (m.compaction.parents ?? []).find((x) => x.ulid === p.ulid);
+      const min = p.minTime ?? parent?.minTime;
+      const max = p.maxTime ?? parent?.maxTime;
+      if (min === undefined || max === undefined) {
+        noRange.push(p.ulid);
+        continue;
+      }
+      const over = proven.filter((w) => w.startMs < max && w.endMs > min);
+      if (over.length === 0) {
+        unproven.push(p.ulid);
+        continue;
+      }
+      lineage.set(into, (lineage.get(into) ?? 0) + 1);
+      if (covers(over, min, max)) fullyCovered++;
+    }
   }
+  const first = (ids: string[]) => ids.slice(0, 5).join(", ") + (ids.length > 5 ? ", ..." : "");
   const problems: string[] = [];
   if (missing.length > 0)
     problems.push(
       `${missing.length} of ${plural(expected.length, "block")} not on the target: ` +
-        missing.slice(0, 5).join(", ") +
-        (missing.length > 5 ? ", ..." : ""),
+        first(missing),
     );
   if (differ.length > 0) problems.push(`stats differ: ${differ.slice(0, 5).join("; ")}`);
+  if (unproven.length > 0) {
+    const one = unproven.length === 1;
+    problems.push(
+      `${plural(unproven.length, "block")} compacted with the target's own data not proven: ` +
+        `no window compared equal covers ${one ? "its range" : "their ranges"} ` +
+        `(${first(unproven)}): lineage shows the target read ${one ? "it" : "them"}, not that ` +
+        `it kept ${one ? "its" : "their"} samples; compare the target's counts over ` +
+        `${one ? "that range" : "those ranges"} with the source's`,
+    );
+  }
+  if (noRange.length > 0)
+    problems.push(
+      `${plural(noRange.length, "block")} compacted with the target's own data not proven: ` +
+        `the record (taken by an earlier version) has no time range for ` +
+        `${noRange.length === 1 ? "it" : "them"} (${first(noRange)}); take the record again ` +
+        `(delete the verification ConfigMap from the state, then \`pulumi up\`)`,
+    );
   if (target.length !== blocksLoaded)
     problems.push(
       `${target.length} block dirs on the target's disk but prometheus_tsdb_blocks_loaded is ` +
         `${blocksLoaded}: a block is not loaded`,
     );
-  const merged = [...compacted.values()].reduce((n, p) => n + p.length, 0);
-  const into = [...compacted.keys()];
   const SHOWN = 3;
-  const intoText =
+  const listOf = (into: string[]) =>
     into.length <= SHOWN
       ? into.join(", ")
       : `${fmt(into.length)} blocks (${into.slice(0, SHOWN).join(", ")}, …)`;
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((n, k) => n + k, 0);
+  const merged = sum(attributed);
+  const held = sum(lineage);
+  const heldText = (): string => {
+    const one = held === 1;
+    const cover =
+      fullyCovered === held
+        ? one
+          ? "its range"
+          : "their ranges"
+        : fullyCovered === 0
+          ? one
+            ? "part of its range"
+            : "part of each one's range"
+          : `${fmt(fullyCovered)} of their ranges fully, the others in part`;
+    return (
+      `${fmt(held)} held by lineage in ${listOf([...lineage.keys()])} (compacted with the ` +
+      `target's own data: ${one ? "its sample count" : "their sample counts"} can't be ` +
+      `attributed; windows compared equal cover ${cover})`
+    );
+  };
   const summary =
     problems.length > 0
       ? problems.join("; ")
-      : merged === 0
+      : merged === 0 && held === 0
         ? `${plural(expected.length, "block")}: IDs and sample/series counts equal, all loaded`
         : `${plural(expected.length, "block")}: ${fmt(equal)} with IDs and sample/series counts ` +
-          `equal, ${fmt(merged)} compacted on the target into ${intoText} ` +
-          `(holding at least their samples); all loaded`;
+          `equal, ` +
+          [
+            ...(merged > 0
+              ? [
+                  `${fmt(merged)} compacted on the target with other imported blocks only into ` +
+                    `${listOf([...attributed.keys()])} (exactly their samples)`,
+                ]
+              : []),
+            ...(held > 0 ? [heldText()] : []),
+          ].join(", ") +
+          "; all loaded";
+  const intoIds = [...attributed.keys()];
+  const heldIds = [...lineage.keys()];
   return {
     ok: problems.length === 0,
     expected: expected.length,
     equal,
-    compacted: { blocks: merged, into: into.length, intoFirst: into.slice(0, SHOWN) },
+    compacted: { blocks: merged, into: intoIds.length, intoFirst: intoIds.slice(0, SHOWN) },
+    lineage: { blocks: held, into: heldIds.length, intoFirst: heldIds.slice(0, SHOWN) },
+    unproven: [...unproven, ...noRange].slice(0, 5),
     missing,
     differ,
     summary,
   };
+}
+
+/** Whether the spans together cover all of [min, max). */
+function covers(spans: Span[], min: number, max: number): boolean {
+  let at = min;
+  const sorted = [...spans].sort((a, b) => a.startMs - b.startMs);
+  for (const w of sorted) {
+    if (w.startMs > at) return false;
+    at = Math.max(at, w.endMs);
+    if (at >= max) return true;
+  }
+  return at >= max;
 }
 
 /**
@@ -444,6 +739,14 @@ export interface VerifyInput {
   blocks?: ExpectedBlock[] | undefined;
   /** The plan's gap; undefined when not given. */
   gapMs?: number | undefined;
+  /** The windows' length (counts.sh PTM_WINDOW); default WINDOW_MS. */
+  windowMs?: number | undefined;
+  /**
+   * The oldest planned block's minTime (the record's): where the copied data starts. With it
+   * (or the plan's block ranges), windows whose data the source's retention deleted after the
+   * snapshot are left out of the comparison (compareCounts).
+   */
+  loadedDownToMs?: number | undefined;
 }
 
 export interface Verification extends Comparison {
@@ -491,7 +794,19 @@ export function verifyMigration(v: VerifyInput): Verification {
         `(first ${new Date(lacking[0]!).toISOString()}): counts.sh output is incomplete; run again`,
     );
 
-  const cmp = compareCounts(source.windows, target.windows, v.targetEarliestMs);
+  const windowMs = v.windowMs ?? WINDOW_MS;
+  const starts = (v.blocks ?? []).map((b) => b.minTime);
+  const copiedFromMs =
+    v.loadedDownToMs ??
+    (starts.length > 0 && starts.every((t) => t !== undefined)
+      ? Math.min(...(starts as number[]))
+      : undefined);
+  const cmp = compareCounts(source.windows, target.windows, v.targetEarliestMs, {
+    sourceLowestMs: source.health.lowestTimestampMs,
+    copiedFromMs,
+    windowMs,
+    blocks: v.blocks,
+  });
   if (nothing) {
     // No window, no block, no gap: compareCounts' "nothing proven" is expected here.
   } else if (windowEnds.length === 0) {
@@ -509,7 +824,9 @@ export function verifyMigration(v: VerifyInput): Verification {
       cmp.mismatches.length > 0
         ? `${cmp.summary} (see the target's log for reload errors; compare the install step's ` +
             `output with the plan)`
-        : `${cmp.summary} (the window ends or PTM_SELECTOR select no data)`,
+        : cmp.leftOut.windows > 0 && cmp.leftOut.windows === source.windows.length
+          ? cmp.summary // says why and what to do
+          : `${cmp.summary} (the window ends or PTM_SELECTOR select no data)`,
     );
   }
 
@@ -532,7 +849,16 @@ export function verifyMigration(v: VerifyInput): Verification {
           "script): the plan's blocks were not checked",
       );
     } else {
-      blockCheck = compareBlocks(v.blocks, target.blocks, th.blocksLoaded);
+      // The windows that proved the target's samples: equal before its own first sample.
+      // And those left out but proven against the snapshot's block stats.
+      const proven = cmp.windows
+        .filter(
+          (x) =>
+            (x.rule === "equal" && x.source > 0 && x.target === x.source) ||
+            x.rule === "block-stats",
+        )
+        .map((x) => ({ startMs: x.endMs - windowMs, endMs: x.endMs }));
+      blockCheck = compareBlocks(v.blocks, target.blocks, th.blocksLoaded, proven);
       if (!blockCheck.ok) problems.push(`blocks: ${blockCheck.summary}`);
     }
   }

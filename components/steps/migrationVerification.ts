@@ -164,6 +164,7 @@ export class MigrationVerification extends pulumi.ComponentResource {
         targetEarliestMs: r.targetEarliestMs,
         blocks: r.blocks,
         gapMs: r.gapMs,
+        loadedDownToMs: r.blocks.length > 0 ? r.loadedDownToMs : undefined,
       });
       if (!v.ok) throw new pulumi.ResourceError(`verification failed: ${v.summary}`, this, true);
       return {

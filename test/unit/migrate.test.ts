@@ -14,7 +14,7 @@ import {
 import { sidecarScript } from "../../components/cluster/kubectl";
 import { namesFor } from "../../components/cluster/naming";
 import { TsdbLocation } from "../../components/decisions/workload";
-import { ExpectedBlock } from "../../components/decisions/verify";
+import { ExpectedBlock, expectedBlocks } from "../../components/decisions/verify";
 import { MigrationVerification } from "../../components/steps/migrationVerification";
 import { serializeRecord } from "../../components/decisions/verificationRecord";
 import { parseWait } from "../../components/decisions/sidecarOutput";
@@ -506,7 +506,7 @@ describe("MigrationVerification (issue 9)", () => {
     assert.equal(v.ok, true);
     assert.match(
       String(v.summary),
-      /^4 windows, 8,000 source samples, all on the target; 3 blocks: IDs and sample\/series counts equal, all loaded; against the record taken at the install \(20\d\d-/,
+      /^3 windows equal \(6,000 samples\), 1 window at least the source's \(2,000 source samples; the target also scraped them itself\); 3 blocks: IDs and sample\/series counts equal, all loaded; against the record taken at the install \(20\d\d-/,
     );
   });
   it("a planned block missing on the target fails the up, naming it", async () => {
@@ -579,7 +579,10 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
     const r = await runWith({}, c, verification(liveArgs));
     const v = r.outputs.verification as Record<string, unknown>;
     assert.equal(v.ok, true, String(v.summary));
-    assert.match(String(v.summary), /^4 windows, 8,000 source samples, all on the target; /);
+    assert.match(
+      String(v.summary),
+      /^3 windows equal \(6,000 samples\), 1 window at least the source's \(2,000 source samples; the target also scraped them itself\); /,
+    );
     assert.ok(
       String(v.summary).endsWith(
         `; against the record taken at the install (${new Date(T0 + 8 * H).toISOString()})`,
@@ -588,6 +591,38 @@ describe("MigrationVerification: the record frozen at the install (issue 9 item 
     );
     const cm = one(r, "kubernetes:core/v1:ConfigMap", "verification-record");
     assert.equal((cm.inputs.metadata as Record<string, unknown>).namespace, "kubeprod");
+  });
+});
+
+describe("MigrationVerification: the source's retention between the snapshot and the install (issue 20 row 13)", () => {
+  it("the windows it deleted are left out of the comparison, not a failure for good", async () => {
+    // At the install the source no longer holds [0h, 2h): its oldest sample is at 2h.
+    const c: FakeCluster = {
+      objects: {},
+      exec: {
+        "ptm-rsyncd:counts": line({
+          windows: windows.map((w, i) => (i === 0 ? { ...w, count: 0 } : w)),
+          health: { ...health, lowestTimestampMs: T0 + 2 * H },
+        }),
+        "ptm-rsync:counts": line({ windows, health, blocks: SOURCE_BLOCKS }),
+      },
+    };
+    const r = await runWith(
+      {},
+      c,
+      verification({
+        windowEnds: ENDS,
+        loadedDownToMs: T0,
+        blocks: expectedBlocks(SOURCE_BLOCKS),
+        gapMs: 0,
+      }),
+    );
+    const v = r.outputs.verification as Record<string, unknown>;
+    assert.equal(v.ok, true, String(v.summary));
+    assert.match(
+      String(v.summary),
+      /^2 windows equal \(4,000 samples\), 1 window at least the source's \(2,000 source samples; the target also scraped them itself\); 1 window not compared with the source: its retention deleted the data after the snapshot \(its oldest sample at the install: [^)]+\): 1 proven against the snapshot's block stats instead \(2,000 samples in 1 block\); 3 blocks: /,
+    );
   });
 });
 

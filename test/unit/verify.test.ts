@@ -197,7 +197,10 @@ describe("compareCounts", () => {
       ["equal", "equal", "at-least"],
     );
     assert.equal(c.windowsCompared, 3);
-    assert.match(c.summary, /3 windows, 280 source samples/);
+    assert.match(
+      c.summary,
+      /^2 windows equal \(200 samples\), 1 window at least the source's \(80 source samples;/,
+    );
   });
   it("a window ending exactly at the target's start is compared for equality", () => {
     const c = compareCounts([{ endMs: te, count: 5 }], [{ endMs: te, count: 6 }], te);
@@ -258,10 +261,7 @@ describe("compareCounts", () => {
       c.windows.map((w) => w.empty),
       [true, false, true],
     );
-    assert.match(
-      c.summary,
-      /^1 window, 1,234,567 source samples, all on the target; 2 empty on both/,
-    );
+    assert.match(c.summary, /^1 window equal \(1,234,567 samples\); 2 empty on both/);
   });
   it("every window empty on both sides fails like no windows", () => {
     const src = [
@@ -376,7 +376,7 @@ describe("verifyMigration", () => {
     assert.equal(v.nothingToVerify, false);
     assert.equal(
       v.summary,
-      "2 windows, 150 source samples, all on the target; 2 blocks: IDs and sample/series counts equal, all loaded",
+      "2 windows equal (150 samples); 2 blocks: IDs and sample/series counts equal, all loaded",
     );
   });
 
@@ -546,7 +546,7 @@ describe("compareBlocks", () => {
     assert.equal(c.ok, true, c.summary);
   });
   it("blocks the target compacted further are found by their sources", () => {
-    const merged = meta(U3, 160, 12, [U1, U2]);
+    const merged = meta(U3, 150, 12, [U1, U2]);
     const c = compareBlocks(
       [
         { ulid: U1, numSamples: 100, numSeries: 10, sources: [U1] },
@@ -558,7 +558,9 @@ describe("compareBlocks", () => {
     assert.equal(c.ok, true, c.summary);
     assert.match(
       c.summary,
-      new RegExp(`^2 blocks: 0 with IDs .*, 2 compacted on the target into ${U3}`),
+      new RegExp(
+        `^2 blocks: 0 with IDs .*, 2 compacted on the target with other imported blocks only into ${U3} \\(exactly their samples\\)`,
+      ),
     );
   });
   it("2,048 blocks compacted into 512: the result counts them instead of listing (issue 14)", () => {
@@ -584,7 +586,10 @@ describe("compareBlocks", () => {
       into: 512,
       intoFirst: into.slice(0, 3).map((b) => b.ulid),
     });
-    assert.match(c.summary, /2,048 compacted on the target into 512 blocks \(\S+, \S+, \S+, …\)/);
+    assert.match(
+      c.summary,
+      /2,048 compacted on the target with other imported blocks only into 512 blocks \(\S+, \S+, \S+, …\)/,
+    );
     assert.ok(JSON.stringify(c).length < 1000, `${JSON.stringify(c).length} bytes`);
   });
   it("a compacted block with fewer samples than its imported parts fails", () => {
@@ -610,15 +615,34 @@ describe("compareBlocks", () => {
   });
   it("expectedBlocks takes ID, stats and sources from the plan's meta.json", () => {
     assert.deepEqual(expectedBlocks([meta(U3, 160, 12, [U1, U2])]), [
-      { ulid: U3, numSamples: 160, numSeries: 12, sources: [U1, U2] },
+      {
+        ulid: U3,
+        numSamples: 160,
+        numSeries: 12,
+        minTime: T0,
+        maxTime: T0 + 2 * H,
+        sources: [U1, U2],
+      },
     ]);
   });
   it("expectedBlocks leaves out a level-1 block's own source (no sources means itself)", () => {
     const [e] = expectedBlocks([meta(U1, 100, 10)]);
-    assert.deepEqual(e, { ulid: U1, numSamples: 100, numSeries: 10 });
+    assert.deepEqual(e, {
+      ulid: U1,
+      numSamples: 100,
+      numSeries: 10,
+      minTime: T0,
+      maxTime: T0 + 2 * H,
+    });
     // Found by its ID as before, and by lineage once the target compacted it with another.
     assert.equal(compareBlocks([e!], [meta(U1, 100, 10)], 1).ok, true);
-    assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U1, U2])], 1).ok, true);
+    // Merged with U2, which the plan does not have (the target's own): proven by a window.
+    assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U1, U2])], 1).ok, false);
+    assert.equal(
+      compareBlocks([e!], [meta(U3, 160, 12, [U1, U2])], 1, [{ startMs: T0, endMs: T0 + 2 * H }])
+        .ok,
+      true,
+    );
     assert.equal(compareBlocks([e!], [meta(U3, 160, 12, [U2, U3])], 1).ok, false);
   });
 });
@@ -689,4 +713,240 @@ describe("loadWaitEnv", () => {
   });
   it("without the plan's blocks it still waits, and lists nothing", () =>
     assert.deepEqual(loadWaitEnv(T0, undefined), { PTM_WAIT_LOADED_MS: String(T0) }));
+});
+
+// Issue 20 row 12: the verification's evidence is weaker than its summary. A window after the
+// target's first own sample proves only "at least the source's"; a block the target compacted
+// with its own data holds a sample count that can't be attributed to the import.
+describe("issue 20 row 12: the summary says exactly what was proven", () => {
+  const U4 = "01AAAAAAAAAAAAAAAAAAAAAAA4"; // the target's own block: no plan block's source
+  const ranged = (ulid: string, numSamples: number, fromH: number, toH: number) => ({
+    ulid,
+    numSamples,
+    numSeries: 10,
+    minTime: T0 + fromH * H,
+    maxTime: T0 + toH * H,
+  });
+  const win = (fromH: number, toH: number) => ({ startMs: T0 + fromH * H, endMs: T0 + toH * H });
+
+  it("compareCounts names equal windows and at-least windows apart, never 'all on the target'", () => {
+    const src = [
+      { endMs: T0 - 4 * H, count: 100 },
+      { endMs: T0 - 2 * H, count: 100 },
+      { endMs: T0, count: 80 },
+    ];
+    const tgt = [
+      { endMs: T0 - 4 * H, count: 100 },
+      { endMs: T0 - 2 * H, count: 100 },
+      { endMs: T0, count: 120 },
+    ];
+    const c = compareCounts(src, tgt, T0 - H);
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(
+      c.summary,
+      "2 windows equal (200 samples), 1 window at least the source's (80 source samples; " +
+        "the target also scraped them itself)",
+    );
+    assert.doesNotMatch(c.summary, /all on the target/);
+  });
+
+  it("compareBlocks: a block compacted with the target's own data is held by lineage, its count not attributed", () => {
+    // U2 merged with the target's own U4 into U3: U3's 400 samples are U2's and the target's.
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])],
+      2,
+      [win(0, 2), win(2, 4)],
+    );
+    assert.equal(c.ok, true, c.summary);
+    assert.equal(
+      c.summary,
+      `2 blocks: 1 with IDs and sample/series counts equal, 1 held by lineage in ${U3} ` +
+        "(compacted with the target's own data: its sample count can't be attributed; " +
+        "windows compared equal cover its range); all loaded",
+    );
+    assert.doesNotMatch(c.summary, /at least their samples/);
+  });
+
+  it("compareBlocks: such a block that no window compared equal covers is unproven (fail closed)", () => {
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])],
+      2,
+      [win(0, 2)], // U2's range [2h, 4h) is in no window compared equal
+    );
+    assert.equal(c.ok, false, c.summary);
+    assert.match(
+      c.summary,
+      new RegExp(
+        `1 block compacted with the target's own data not proven: no window compared equal ` +
+          `covers its range \\(${U2}\\)`,
+      ),
+    );
+  });
+
+  it("compareBlocks: still fewer samples than the imported part is a loss, own data or not", () => {
+    const c = compareBlocks([ranged(U2, 50, 2, 4)], [meta(U3, 40, 12, [U2, U4])], 1, [win(2, 4)]);
+    assert.equal(c.ok, false);
+    assert.match(c.summary, /holds 40 samples, fewer than the 50 of the imported blocks/);
+  });
+
+  it("compareBlocks: a merge of imported blocks only is attributed: exactly their samples", () => {
+    const c = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U3, 160, 12, [U1, U2])],
+      1,
+      [],
+    );
+    assert.equal(c.ok, false, c.summary);
+    assert.match(c.summary, /holds 160 samples, more than the 150 of the imported blocks/);
+    const exact = compareBlocks(
+      [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      [meta(U3, 150, 12, [U1, U2])],
+      1,
+      [],
+    );
+    assert.equal(exact.ok, true, exact.summary);
+    assert.match(
+      exact.summary,
+      new RegExp(
+        `2 compacted on the target with other imported blocks only into ${U3} ` +
+          `\\(exactly their samples\\)`,
+      ),
+    );
+  });
+
+  it("verifyMigration: the lineage block is proven only by a window before the target's own start", () => {
+    const input = (te: number) => ({
+      windowEnds: [T0 + 2 * H, T0 + 4 * H],
+      source: counts([100, 50]),
+      target: counts([100, 60], { blocks: [meta(U1, 100, 10), meta(U3, 400, 12, [U2, U4])] }),
+      targetEarliestMs: te,
+      blocks: [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)],
+      gapMs: 0,
+    });
+    // The target's own samples start at 3h: the window [2h, 4h) is at-least, U2 is unproven.
+    const v = verifyMigration(input(T0 + 3 * H));
+    assert.equal(v.ok, false, v.summary);
+    assert.match(v.summary, /not proven: no window compared equal covers its range/);
+    // They start at 4h: both windows are equal (the target counts 50 there too).
+    const w = verifyMigration({
+      ...input(T0 + 4 * H),
+      target: counts([100, 50], { blocks: input(0).target.blocks! }),
+    });
+    assert.equal(w.ok, true, w.summary);
+    assert.equal(
+      w.summary,
+      `2 windows equal (150 samples); 2 blocks: 1 with IDs and sample/series counts equal, ` +
+        `1 held by lineage in ${U3} (compacted with the target's own data: its sample count ` +
+        `can't be attributed; windows compared equal cover its range); all loaded`,
+    );
+  });
+
+  it("the record keeps each block's range, and reads rows of earlier versions without one", () => {
+    const blocks = [{ ...ranged(U1, 100, 0, 2) }, { ...ranged(U3, 160, 2, 8), sources: [U1, U2] }];
+    const text = serializeRecord({
+      frozenAtMs: T0,
+      windowEnds: [T0 + 2 * H],
+      targetEarliestMs: undefined,
+      loadedDownToMs: T0,
+      blocks,
+      gapMs: 0,
+      source: counts([100]),
+    });
+    assert.deepEqual(
+      parseRecord(text).blocks.map((b) => [b.ulid, b.minTime, b.maxTime]),
+      [
+        [U1, T0, T0 + 2 * H],
+        [U3, T0 + 2 * H, T0 + 8 * H],
+      ],
+    );
+    assert.deepEqual(parseRecord(text).blocks[1]!.sources, [U1, U2]);
+  });
+});
+
+// Issue 20 row 13: the source's retention deletes its oldest blocks between the snapshot and
+// the install. The record's source counts, taken at the install, then read 0 (or part) in the
+// first windows while the target holds the copied samples: compared, that fails for good.
+describe("issue 20 row 13: windows the source's retention deleted after the snapshot", () => {
+  const ranged = (ulid: string, numSamples: number, fromH: number, toH: number) => ({
+    ulid,
+    numSamples,
+    numSeries: 10,
+    minTime: T0 + fromH * H,
+    maxTime: T0 + toH * H,
+  });
+  const loadedBlocks = [
+    meta(U1, 100, 10),
+    { ...meta(U2, 50, 10), minTime: T0 + 2 * H, maxTime: T0 + 4 * H },
+  ];
+  const planned = [ranged(U1, 100, 0, 2), ranged(U2, 50, 2, 4)];
+  // At the install the source's oldest sample is at 2h: its block [0h, 2h) was deleted.
+  const input = (targetWindows: number[], lowestH = 2, sourceWindows = [0, 50]) => ({
+    windowEnds: [T0 + 2 * H, T0 + 4 * H],
+    source: counts(sourceWindows, { health: { ...HEALTH, lowestTimestampMs: T0 + lowestH * H } }),
+    target: counts(targetWindows, { blocks: loadedBlocks }),
+    targetEarliestMs: undefined,
+    blocks: planned,
+    gapMs: 0,
+    loadedDownToMs: T0,
+  });
+
+  it("a window the source no longer holds is left out, and proven against the snapshot's block stats", () => {
+    const v = verifyMigration(input([100, 50]));
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.windowsCompared, 1);
+    assert.equal(v.samplesCompared, 50);
+    assert.deepEqual(
+      v.windows.map((w) => w.rule),
+      ["block-stats", "equal"],
+    );
+    assert.equal(
+      v.summary,
+      "1 window equal (50 samples); 1 window not compared with the source: its retention " +
+        "deleted the data after the snapshot (its oldest sample at the install: " +
+        `${new Date(T0 + 2 * H).toISOString()}): 1 proven against the snapshot's block stats ` +
+        "instead (100 samples in 1 block); 2 blocks: IDs and sample/series counts equal, all loaded",
+    );
+  });
+
+  it("a count that differs from the blocks' stats there is not comparable, never a failure", () => {
+    // Staleness markers are samples in a block's stats that count_over_time does not count.
+    const v = verifyMigration(input([97, 50]));
+    assert.equal(v.ok, true, v.summary);
+    assert.equal(v.windows[0]!.rule, "not comparable");
+    assert.match(v.summary, /1 window not compared with the source: .*: 1 not comparable/);
+    assert.doesNotMatch(v.summary, /differ/);
+  });
+
+  it("a block not wholly inside the window proves nothing there: not comparable", () => {
+    const v = verifyMigration({
+      ...input([100, 50]),
+      blocks: [ranged(U1, 100, 0, 2), ranged(U2, 50, 1, 4)], // U2 reaches into [0h, 2h)
+    });
+    assert.equal(v.windows[0]!.rule, "not comparable");
+    assert.doesNotMatch(v.summary, /proven against the snapshot's block stats/);
+  });
+
+  it("every window left out: nothing was compared with the source, not ok, and what to do", () => {
+    const v = verifyMigration(input([100, 50], 4, [0, 0]));
+    assert.equal(v.ok, false, v.summary);
+    assert.equal(v.windowsCompared, 0);
+    assert.match(
+      v.summary,
+      /nothing was compared with the source: its retention deleted the data of all 2 windows after the snapshot/,
+    );
+    assert.match(v.summary, /fresh snapshot/);
+  });
+
+  it("the first block starting inside its window (no retention) is compared as before", () => {
+    // The source's oldest block begins at its first sample, not on a window boundary.
+    const v = verifyMigration({
+      ...input([100, 50], 0.5, [100, 50]),
+      blocks: [ranged(U1, 100, 0.5, 2), ranged(U2, 50, 2, 4)],
+      loadedDownToMs: T0 + 0.5 * H,
+    });
+    assert.equal(v.ok, true, v.summary);
+    assert.match(v.summary, /^2 windows equal \(150 samples\); 2 blocks/);
+  });
 });
