@@ -123,7 +123,7 @@ describe("snapshot.sh: a failed head snapshot request leaves nothing and is neve
     assert.match(r.stderr, /removed .*20\d{6}T\d{6}Z-[0-9a-f]{16}/);
   });
 
-  it("the answer can't be parsed: the snapshot it named is removed", async () => {
+  it("the answer can't be parsed: the snapshot the request made is removed", async () => {
     const realWget = execFileSync("sh", ["-c", "command -v wget"]).toString().trim();
     const c = clients("garbled", {
       wget: `${realWget} "$@" >/dev/null 2>&1; echo '<html>proxy error</html>'`,
@@ -152,6 +152,27 @@ describe("snapshot.sh: a failed head snapshot request leaves nothing and is neve
     const r = await failedRun("curl-times-out", `${c.bin}:${bb}`);
     assert.equal(fs.readFileSync(c.calls, "utf8"), "curl\n");
     assert.match(r.stderr, /removed .*20\d{6}T\d{6}Z-[0-9a-f]{16}/);
+  });
+
+  it("the client gives up before the answer while the server goes on writing: removed once written", async () => {
+    const realWget = execFileSync("sh", ["-c", "command -v wget"]).toString().trim();
+    const c = clients("gives-up", {
+      wget: `${realWget} "$@" >/dev/null 2>&1 & sleep 0.05; echo 'wget: timed out' >&2; exit 1`,
+    });
+    const r = await failedRun("gives-up", `${c.bin}:${process.env["PATH"]}`);
+    assert.equal(fs.readFileSync(c.calls, "utf8"), "wget\n");
+    assert.match(r.stderr, /removed .*20\d{6}T\d{6}Z-[0-9a-f]{16}/);
+  });
+
+  it("busybox sh, server unreachable: fails, removes nothing, leaves no snapshot", async () => {
+    const res = await runScript("snapshot", [], {
+      env: { ...env("unreachable", busyboxPath()), PTM_PROM_URL: "http://127.0.0.1:1" },
+      busybox: true,
+    });
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /snapshot API call failed/);
+    assert.doesNotMatch(res.stderr, /removed/);
+    assert.deepEqual(snapshots(), foreign);
   });
 
   it("a request that succeeds still makes exactly one snapshot, renamed to ours", async () => {
