@@ -19,6 +19,7 @@ import {
   killAll,
   mkTemp,
   runJson,
+  runScript,
   selfMetric,
   startPrometheus,
   waitFor,
@@ -126,7 +127,7 @@ describe("install.sh refuses a block the target already holds by lineage (issue 
       presentByLineage: 1,
       lineage: [{ block: x, heldBy: holder }],
     });
-    assert.match(res.stderr, new RegExp(`${x} .*already in ${holder}`));
+    assert.match(res.stderr, new RegExp(`${x}: already in ${holder}`));
     const parsed: InstallJson = parseInstall(res.stdout, [x]);
     assert.equal(parsed.installed, 0);
     assert.equal(parsed.alreadyPresent, 1);
@@ -139,4 +140,79 @@ describe("install.sh refuses a block the target already holds by lineage (issue 
     const parsedAgain: InstallJson = parseInstall(again.res.stdout, [x]);
     assert.equal(parsedAgain.presentByLineage, 1);
   });
+});
+
+// The same rule on constructed meta.json files (no server): a merged block whose sources are
+// all in the target (spread over two of its blocks) is present; one that shares only some is
+// refused, and nothing is installed.
+describe("install.sh lineage rule on a merged staged block (no server)", function () {
+  let root = "";
+  after(() => {
+    if (root && !process.env["PTM_KEEP"]) fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const u = (c: string, i: number): string => `01${c.repeat(23)}${i}`;
+  // Prometheus writes meta.json indented, sources one per line.
+  const meta = (ulid: string, sources: string[]): string =>
+    JSON.stringify(
+      { ulid, minTime: 0, maxTime: 1, stats: {}, compaction: { level: 2, sources }, version: 1 },
+      null,
+      "\t",
+    );
+  const block = (dir: string, ulid: string, sources: string[]): void => {
+    fs.mkdirSync(path.join(dir, ulid), { recursive: true });
+    fs.writeFileSync(path.join(dir, ulid, "meta.json"), meta(ulid, sources));
+  };
+
+  for (const busybox of [false, true]) {
+    it(`all sources held -> present by lineage; some held -> refused${busybox ? " (busybox)" : ""}`, async () => {
+      root ||= mkTemp("ptm-lineage-rule-");
+      const data = path.join(root, busybox ? "bb" : "sh");
+      const staging = path.join(data, "ptm-staging");
+      const [a, b, c, d] = [1, 2, 3, 4].map((i) => u("A", i)) as [string, string, string, string];
+      const [t1, t2] = [u("T", 1), u("T", 2)];
+      block(data, t1, [a, b]);
+      block(data, t2, [c]);
+      const held = u("M", 1); // sources a, c: in t1 and t2
+      const partial = u("P", 1); // sources c, d: d is nowhere
+      const fresh = u("F", 1); // its own
+      for (const [x, s] of [
+        [held, [a, c]],
+        [partial, [c, d]],
+        [fresh, [fresh]],
+      ] as const) {
+        block(staging, x, [...s]);
+        fs.mkdirSync(path.join(staging, ".complete"), { recursive: true });
+        fs.writeFileSync(path.join(staging, ".complete", x), "");
+      }
+      const env = { PTM_DATA: data };
+      const refused = await runScript("install", [fresh, held, partial], { env, busybox });
+      assert.notEqual(refused.code, 0);
+      assert.match(
+        refused.stderr,
+        new RegExp(`block ${partial} holds data that .* already has in block ${t2}`),
+      );
+      assert.ok(!fs.existsSync(path.join(data, fresh)), "nothing installed");
+      assert.ok(fs.existsSync(path.join(staging, held)), "nothing removed");
+
+      const { json } = await runJson<InstallJson>("install", [fresh, held], { env, busybox });
+      assert.deepEqual(json, {
+        installed: 1,
+        alreadyPresent: 1,
+        presentByLineage: 1,
+        lineage: [{ block: held, heldBy: t1 }],
+      });
+      assert.ok(fs.existsSync(path.join(data, fresh, "meta.json")));
+      assert.ok(!fs.existsSync(path.join(data, held)));
+      assert.ok(!fs.existsSync(path.join(staging, held)));
+      // Run again: `held` is no longer staged; its kept meta.json still gives its sources.
+      const again = await runJson<InstallJson>("install", [fresh, held], { env, busybox });
+      assert.deepEqual(again.json, {
+        installed: 0,
+        alreadyPresent: 2,
+        presentByLineage: 1,
+        lineage: [{ block: held, heldBy: t1 }],
+      });
+    });
+  }
 });
