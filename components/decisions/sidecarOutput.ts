@@ -416,7 +416,16 @@ export function parseCopy(stdout: string, asked: string[]): CopyResult {
 /** What components/sidecar/install.sh prints: counts, as copy.sh. */
 export interface InstallResult {
   installed: number;
+  /** Already in the target: under their own name, or by lineage (`presentByLineage`). */
   alreadyPresent: number;
+  /**
+   * Of `alreadyPresent`, the blocks whose data the target already holds in a block it
+   * compacted (their ULID or all their sources in its compaction.sources): not installed, as
+   * they would overlap it. Absent from an older install.sh.
+   */
+  presentByLineage?: number;
+  /** At most a few of those, each with the target block that holds its data. */
+  lineage?: { block: string; heldBy: string }[];
 }
 
 /**
@@ -426,7 +435,31 @@ export interface InstallResult {
 export function parseInstall(stdout: string, asked: string[]): InstallResult {
   const fail = failNaming("block-install", " (run `pulumi up` again: installed blocks stay)");
   const o = stepObject(stdout, ["installed", "alreadyPresent"], fail);
-  const r = { installed: o.atLeast0("installed"), alreadyPresent: o.atLeast0("alreadyPresent") };
+  const r: InstallResult = {
+    installed: o.atLeast0("installed"),
+    alreadyPresent: o.atLeast0("alreadyPresent"),
+  };
   addsUp(asked.length, r.installed, r.alreadyPresent, "installed or present", "asked for", fail);
+  if (o.get("presentByLineage") === undefined) return r;
+  const byLineage = o.atLeast0("presentByLineage");
+  if (byLineage > r.alreadyPresent)
+    fail(`presentByLineage ${byLineage} is more than alreadyPresent ${r.alreadyPresent}`);
+  const list = o.get("lineage") ?? [];
+  if (!Array.isArray(list)) return fail(`lineage must be a list, got ${JSON.stringify(list)}`);
+  r.presentByLineage = byLineage;
+  r.lineage = list.map((e: unknown) => {
+    const ok =
+      isObject(e) &&
+      typeof e["block"] === "string" &&
+      ULID_RE.test(e["block"]) &&
+      asked.includes(e["block"]) &&
+      typeof e["heldBy"] === "string" &&
+      ULID_RE.test(e["heldBy"]);
+    if (!ok)
+      return fail(`lineage: expected {block, heldBy} of asked block IDs, got ${JSON.stringify(e)}`);
+    return { block: e["block"] as string, heldBy: e["heldBy"] as string };
+  });
+  if (r.lineage.length > byLineage)
+    fail(`lineage names ${r.lineage.length} blocks, presentByLineage is ${byLineage}`);
   return r;
 }

@@ -10,6 +10,10 @@
 #                     no Prometheus flag change, ~0 extra disk)
 #   PTM_PROM_URL      Prometheus base URL (default http://localhost:9090)
 #   PTM_LINK_RETRIES  attempts when a compaction races the linking (default 5)
+#   PTM_SNAPSHOT_SETTLE_SECONDS
+#                     after a failed head snapshot request: how long to wait for
+#                     Prometheus to finish the snapshot dir it was making before it
+#                     is removed (default 300). Only one request is ever sent.
 #   PTM_STACK_ID, PTM_MIGRATION_ID
 #                     this migration (set in the source sidecar): recorded in the
 #                     snapshot's .ptm-owner file with the time. A snapshot of this
@@ -28,15 +32,77 @@ set -eu
 log() { echo "snapshot: $*" >&2; }
 die() { echo "snapshot: ERROR: $*" >&2; exit 1; }
 
-http_post() {
-  if command -v wget >/dev/null 2>&1 && wget -qO- --post-data='' "$1" 2>/dev/null; then
-    return 0
-  fi
-  if command -v curl >/dev/null 2>&1; then
+# POST with ONE client, chosen before anything is sent. A snapshot request is not idempotent
+# (each one writes a new snapshot dir holding a full head block), and a client that fails may
+# have sent it already (a read timeout, a lost answer): trying another client then would ask
+# for a second snapshot. wget where there is one (busybox), else curl.
+http_post_once() {
+  if command -v wget >/dev/null 2>&1; then
+    wget -qO- --post-data='' "$1" 2>/dev/null
+  elif command -v curl >/dev/null 2>&1; then
     curl -fsS --max-time 600 -X POST "$1" 2>/dev/null
-    return
+  else
+    return 1
   fi
-  return 1
+}
+
+# A name as Prometheus gives a snapshot dir (tsdb/db.go: UTC time, "-", 16 hex digits).
+is_prom_snapshot_name() {
+  [ "${#1}" -eq 33 ] || return 1
+  case "$1" in
+  [0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z-*) ;;
+  *) return 1 ;;
+  esac
+  case "${1#*Z-}" in *[!0-9a-f]*) return 1 ;; esac
+}
+
+# Snapshot dirs our request may have made: named as Prometheus names them, absent from the
+# listing taken before the request ($before), and the one the answer named when there was one
+# ($name). Never this migration's snapshot ($PTM_SNAPSHOT: not a Prometheus name).
+request_snapshots() {
+  for d in "$snapdir"/*; do
+    n="${d##*/}"
+    if ! is_prom_snapshot_name "$n" || [ ! -d "$d" ]; then continue; fi
+    [ -z "$name" ] || [ "$n" = "$name" ] || continue
+    printf '%s\n' "$before" | grep -qxF -- "$n" && continue
+    echo "$n"
+  done
+}
+
+# A failed head snapshot request leaves a snapshot dir with a full head block on the source
+# volume; repeated runs would fill it. Remove it, once Prometheus is done with it: a client that
+# gave up does not stop the server, which would otherwise write into (and recreate) a removed
+# dir. Done means no *.tmp-for-creation left (the head block is written under that name, then
+# renamed) and nothing changed for a second; after PTM_SNAPSHOT_SETTLE_SECONDS (default 300)
+# it is removed anyway.
+discard_request_snapshots() {
+  deadline=$(($(date +%s) + ${PTM_SNAPSHOT_SETTLE_SECONDS:-300}))
+  last="-"
+  while :; do
+    # (|| true: this also runs from the EXIT trap under set -e.)
+    new="$(request_snapshots)" || true
+    # shellcheck disable=SC2086 # Prometheus snapshot names: no spaces, no globs
+    state="$new $(cd "$snapdir" && [ -n "$new" ] && find $new -exec stat -c '%s %n' {} + 2>/dev/null)" || true
+    # shellcheck disable=SC2086
+    busy="$(cd "$snapdir" && [ -n "$new" ] && find $new -name '*.tmp-for-creation' 2>/dev/null | head -n 1)" || true
+    if [ "$state" = "$last" ] && [ -z "$busy" ] || [ "$(date +%s)" -ge "$deadline" ]; then
+      [ -n "$new" ] || return 0
+      for n in $new; do
+        rm -rf "${snapdir:?}/$n" && log "removed $snapdir/$n, the snapshot our failed request made"
+      done
+      [ "$(date +%s)" -lt "$deadline" ] || return 0
+      last="-"
+    else
+      last="$state"
+    fi
+    sleep 1
+  done
+}
+
+on_exit() {
+  rc=$?
+  [ "$pending" != true ] || discard_request_snapshots
+  exit "$rc"
 }
 
 # Hard-link every complete block into $tmp. Fails (non-zero) when a block
@@ -90,8 +156,15 @@ if [ -d "$final" ]; then
   log "reusing snapshot $final of this migration"
 elif [ "${PTM_INCLUDE_HEAD:-false}" = true ]; then
   mkdir -p "$snapdir"
+  # From here until the rename, any failure (or signal) removes what the request made.
+  before="$(ls -A "$snapdir")"
+  name=""
+  pending=true
+  trap on_exit EXIT
+  trap 'exit 143' TERM
+  trap 'exit 130' INT
   log "POST $PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false"
-  body="$(http_post "$PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false")" ||
+  body="$(http_post_once "$PROM_URL/api/v1/admin/tsdb/snapshot?skip_head=false")" ||
     die "snapshot API call failed (is --web.enable-admin-api set? is $PROM_URL reachable?)"
   name="$(printf '%s\n' "$body" | sed -n 's/.*"name":"\([^"/]*\)".*/\1/p')"
   [ -n "$name" ] || die "unexpected snapshot API answer: $body"
@@ -100,6 +173,7 @@ elif [ "${PTM_INCLUDE_HEAD:-false}" = true ]; then
   date +%s000 >"$snapdir/$name/.ptm-created-ms"
   echo "$owner created=$(date +%s000)" >"$snapdir/$name/.ptm-owner"
   mv "$snapdir/$name" "$final"
+  pending=false
   log "snapshot $name (with head) renamed to $PTM_SNAPSHOT"
 else
   mkdir -p "$snapdir"

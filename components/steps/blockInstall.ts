@@ -52,7 +52,7 @@ export class BlockInstall extends pulumi.ComponentResource {
       "MigrationInstallDone",
       this.result.apply(
         (r) =>
-          `Install done: ${r.installed} migrated blocks moved into the TSDB (${r.alreadyPresent} already there), no restart`,
+          `Install done: ${r.installed} migrated blocks moved into the TSDB (${r.alreadyPresent} already there${r.presentByLineage ? `, ${r.presentByLineage} of them inside blocks the target compacted` : ""}), no restart`,
       ),
       { parent: this, dependsOn: [this.step] },
     );
