@@ -30,7 +30,7 @@ export function currentCluster(): ClusterChoice {
 }
 
 /** kubectl against the chosen cluster, with its kubeconfig and context both explicit. */
-export function kubectl(args: string[], input?: string): string {
+export function kubectl(args: string[], input?: string | Buffer): string {
   const c = currentCluster();
   return execFileSync("kubectl", ["--context", c.context, ...args], {
     input,

@@ -5,15 +5,21 @@
 // - sidecarImage changed after the install while the target's head is at risk: refused, and
 //   the target's pod keeps its UID;
 // - sidecarMode ephemeral, the target's pod deleted during migrate, then `up`: nothing is
-//   deleted, the sidecar comes back, and the migration completes.
+//   deleted, the sidecar comes back, and the migration completes;
+// - a BKPR-version (2.26) target that has run for hours compacts the imported blocks together
+//   with its own, then `up` twice: no error, no overlapping block, and the verification holds.
 //
 //   source test/engine/env.sh; export KUBECONFIG=/var/lib/ptm-lab/admin.kubeconfig
 //   npx mocha --no-config -r ts-node/register/transpile-only -r test/e2e/guard.ts \
 //     --timeout 2400000 test/e2e/transitions.test.ts
 
 import * as assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import { Stack } from "@pulumi/pulumi/automation";
-import { kubectl, rolloutStatus } from "./cluster";
+import { execIn, kubectl, rolloutStatus, waitFor, Workload } from "./cluster";
 import {
   changes,
   configure,
@@ -224,4 +230,219 @@ describe("end to end: transitions of a later up (issue 20)", function () {
       assert.deepEqual(leftovers(), []);
     });
   });
+
+  describe("a BKPR-version (2.26) target compacts the imported blocks with its own, then up twice", () => {
+    // BKPR pins Prometheus 2.26 (before 2.39: overlapping blocks are rejected, so the plan
+    // copies only the source's blocks that end before the target's own data begins).
+    const PRE239: ScenarioOptions = {
+      ...SCENARIO,
+      targetImage: "docker.io/ptm/bitnami-prometheus:2.26.0",
+    };
+    const DATA = "/opt/bitnami/prometheus/data";
+    let stack: Stack;
+    let ownIds: string[] = [];
+    let recorded: string[] = [];
+
+    before(async () => {
+      await resetCluster(log);
+      await deployFixtures(PRE239);
+      // The source compacts its backfilled blocks within a minute or two: plan after that.
+      await waitForStableBlocks(SOURCE, "/data");
+      stack = await openStack(`e2e-transitions-226-${Date.now()}`, pulumiEnv());
+      await configurePrepare(stack, PRE239);
+      await configure(stack, { acceptGap: "true" });
+      await stack.up({ onOutput: quiet });
+      rolloutStatus(TARGET);
+      ownIds = seedTargetHistory(DATA);
+    });
+
+    after(async () => {
+      if (stack)
+        await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+    });
+
+    it("migrates the blocks that end before the target's own data, and skips the one that overlaps it", async () => {
+      await configure(stack, { phase: "migrate" });
+      const r = await stack.up({ onOutput: quiet });
+      assert.equal(r.outputs.status.value, "verified");
+      const plan = r.outputs.plan.value as { blocks: number; skippedCount: number };
+      assert.ok(plan.blocks >= 1 && plan.skippedCount >= 1, JSON.stringify(plan));
+      recorded = recordedBlocks();
+      log(
+        `plan: ${plan.blocks} blocks copied, ${plan.skippedCount} skipped (they overlap the target's own data)`,
+      );
+    });
+
+    it("the target compacts an imported block together with its own", async () => {
+      const merged = await waitFor("the target merged imported and own blocks", 6 * 60_000, () => {
+        const m = blocksOf(TARGET, DATA).find((b) => {
+          const sources = b.compaction.sources ?? [];
+          return (
+            sources.some((x) => recorded.includes(x)) && sources.some((x) => ownIds.includes(x))
+          );
+        });
+        return m;
+      });
+      log(
+        `target block ${merged.ulid} (level ${merged.compaction.level}) holds ${merged.compaction.sources?.length} sources, imported and its own`,
+      );
+    });
+
+    it("up twice: no error, no overlapping block, the verification holds", async () => {
+      for (const n of [1, 2]) {
+        const r = await stack.up({ onOutput: quiet });
+        assert.equal(r.outputs.status.value, "verified", `up ${n}`);
+        assert.deepEqual(changes(r), {}, `up ${n} changes nothing`);
+        log(`up ${n}: ${String(r.outputs.message.value).slice(0, 300)}`);
+      }
+      const blocks = blocksOf(TARGET, DATA).sort((a, b) => a.minTime - b.minTime);
+      for (let i = 1; i < blocks.length; i++) {
+        assert.ok(
+          blocks[i].minTime >= blocks[i - 1].maxTime,
+          `blocks ${blocks[i - 1].ulid} and ${blocks[i].ulid} overlap`,
+        );
+      }
+      const failures = execIn(
+        TARGET,
+        "wget -qO- http://localhost:9090/metrics | grep '^prometheus_tsdb_reloads_failures_total ' | cut -d' ' -f2",
+      ).trim();
+      assert.equal(Number(failures), 0, "the target's reloads never failed");
+    });
+
+    it("revert and destroy leave nothing behind", async () => {
+      await revertAndDestroy(stack);
+      assert.deepEqual(leftovers(), []);
+    });
+  });
 });
+
+type Meta = {
+  ulid: string;
+  minTime: number;
+  maxTime: number;
+  compaction: { level: number; sources?: string[] };
+};
+
+/** Every block's meta.json in a workload's TSDB, read in its Prometheus container. */
+function blocksOf(w: Workload, data: string): Meta[] {
+  const out = execIn(
+    w,
+    `for f in ${data}/*/meta.json; do [ -f "$f" ] && cat "$f" && echo; done; true`,
+  );
+  const metas: Meta[] = [];
+  let depth = 0;
+  let start = -1;
+  for (let i = 0; i < out.length; i++) {
+    if (out[i] === "{" && depth++ === 0) start = i;
+    else if (out[i] === "}" && --depth === 0)
+      metas.push(JSON.parse(out.slice(start, i + 1)) as Meta);
+  }
+  return metas;
+}
+
+/** Waits until a TSDB's block list has not changed for 70 s (its compactions run every minute). */
+async function waitForStableBlocks(w: Workload, data: string): Promise<void> {
+  let last = "";
+  let since = Date.now();
+  await waitFor(`${w.name}'s blocks stable`, 10 * 60_000, () => {
+    const now = blocksOf(w, data)
+      .map((b) => b.ulid)
+      .sort()
+      .join(",");
+    if (now !== last) {
+      last = now;
+      since = Date.now();
+    }
+    return Date.now() - since >= 70_000 ? true : undefined;
+  });
+}
+
+/** The blocks the recorded decision copies (every replica's; the target has one). */
+function recordedBlocks(): string[] {
+  const list = JSON.parse(
+    kubectl([
+      "get",
+      "configmaps",
+      "-n",
+      TARGET.namespace,
+      "-l",
+      "app.kubernetes.io/component=decision-record",
+      "-o",
+      "json",
+    ]),
+  ) as { items: { data: Record<string, string> }[] };
+  return list.items.flatMap((c) =>
+    (JSON.parse(c.data["decision.json"]) as { replicas: { blocks: string[] }[] }).replicas.flatMap(
+      (r) => r.blocks,
+    ),
+  );
+}
+
+/**
+ * The target as if it had run for hours before the migration: its own history, from 30 min
+ * into one of the source's newest blocks (so that block overlaps it and is skipped) up to a
+ * minute before its head, written as blocks by promtool on this machine and streamed into its
+ * data dir, where it loads them at its next reload. The chosen block must not start on a 54 h
+ * boundary, the largest compaction range: the imported blocks and the target's own then share
+ * a range, and the target's compactor merges them. Returns the ULIDs of the target's own blocks.
+ */
+function seedTargetHistory(data: string): string[] {
+  const H = 3_600_000;
+  const source = blocksOf(SOURCE, "/data").sort((a, b) => b.minTime - a.minTime);
+  const skipped = source.find(
+    (x) => x.minTime % (54 * H) !== 0 && source.some((b) => b.maxTime <= x.minTime),
+  );
+  assert.ok(
+    skipped,
+    `no source block to start the target's own history in: ${JSON.stringify(source)}`,
+  );
+  const head = JSON.parse(execIn(TARGET, "wget -qO- http://localhost:9090/api/v1/status/tsdb")) as {
+    data: { headStats: { minTime: number } };
+  };
+  const fromS = Math.floor((skipped.minTime + 30 * 60_000) / 1000);
+  const toS = Math.floor((head.data.headStats.minTime - 60_000) / 1000);
+  assert.ok(
+    toS > fromS + 3600,
+    `the target's head starts too early: ${head.data.headStats.minTime}`,
+  );
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "ptm-own-history-"));
+  const lines = ["# TYPE demo_target_own gauge"];
+  for (let s = 0; s < 5; s++)
+    for (let t = fromS; t < toS; t += 30)
+      lines.push(`demo_target_own{series="${s}"} ${(t / 30 + s) % 7} ${t}`);
+  lines.push("# EOF");
+  fs.writeFileSync(path.join(dir, "own.om"), lines.join("\n") + "\n");
+  const out = path.join(dir, "blocks");
+  execFileSync(
+    "promtool",
+    ["tsdb", "create-blocks-from", "openmetrics", path.join(dir, "own.om"), out],
+    {
+      stdio: "pipe",
+    },
+  );
+  const ids = fs.readdirSync(out).filter((d) => /^[0-9A-Z]{26}$/.test(d));
+  const tar = execFileSync("tar", ["-C", out, "-cf", "-", ...ids]);
+  kubectl(
+    [
+      "exec",
+      "-i",
+      "-n",
+      TARGET.namespace,
+      `statefulset/${TARGET.name}`,
+      "-c",
+      TARGET.container,
+      "--",
+      "tar",
+      "-xf",
+      "-",
+      "-C",
+      data,
+    ],
+    tar,
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+  log(
+    `the target's own history: ${ids.length} blocks from ${new Date(fromS * 1000).toISOString()} to ${new Date(toS * 1000).toISOString()}`,
+  );
+  return ids;
+}
