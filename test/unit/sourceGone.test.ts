@@ -304,3 +304,41 @@ describe("issue 20 row 8: the source gone or scaled to 0, then revert or destroy
     }
   });
 });
+
+describe("issue 20 row 7: a target replica removed since the decision, then its copy step is deleted", () => {
+  it("no pod to run in (scaled down): says what stays where, exits 0", async () => {
+    const { cmd, env } = await storedDelete("migration-block-copy");
+    const r = runStored(cmd, env, "zero");
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /statefulset kubeprod\/prometheus is scaled to 0 replicas: the staging dir can't be removed, there is no pod to run in/,
+    );
+    assert.match(
+      r.stderr,
+      /LEFT BEHIND: the staging directory \/opt\/bitnami\/prometheus\/data\/ptm-staging .* stays on volume data \(PersistentVolumeClaim kubeprod\/data-prometheus-0\)/,
+    );
+    assert.ok(!r.calls.some((c) => c.startsWith("exec ")), r.calls.join("\n"));
+  });
+
+  it("a pod to run in: the staging dir is removed in the target's sidecar, as before", async () => {
+    const { cmd, env } = await storedDelete("migration-block-copy");
+    const r = runStored(cmd, env, "running");
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(
+      r.calls.some((c) => c.startsWith("exec -n kubeprod statefulset/prometheus -c ptm-rsync -- ")),
+      r.calls.join("\n"),
+    );
+    assert.ok(
+      r.calls.some((c) => c.endsWith(" ptm-cleanup-target")),
+      "cleanup-target.sh ran",
+    );
+  });
+
+  it("a read that is refused (Forbidden) fails the delete (fail closed)", async () => {
+    const { cmd, env } = await storedDelete("migration-block-copy");
+    const r = runStored(cmd, env, "forbidden");
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /whether a pod of it still holds the staging dir can't be told/);
+  });
+});
