@@ -50,3 +50,17 @@ export function snapshotLeftBehind(loc: TsdbLocation, snapshot: string): string 
     `\`rm -rf ${dir}\` in a pod that mounts it`
   );
 }
+
+/**
+ * What stays when a target replica's staging dir can't be removed (the replica was removed
+ * since the decision): the directory, on which volume, and how to get rid of it.
+ */
+export function stagingLeftBehind(loc: TsdbLocation): string {
+  const dir = `${loc.dataPath.replace(/\/+$/, "")}/ptm-staging`;
+  const rel = onVolume(loc, dir);
+  return (
+    `the staging directory ${dir}${rel ? ` (${rel} on the volume)` : ""} stays on ` +
+    `${volumeOf(loc)}, which no pod mounts now; delete it with \`rm -rf ${dir}\` in a pod ` +
+    `that mounts it, or with the volume`
+  );
+}

@@ -1,7 +1,8 @@
 import * as command from "@pulumi/command";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
-import { createAndDelete, execScript } from "../cluster/kubectl";
+import { createAndDelete, execScript, localScript, sidecarScript } from "../cluster/kubectl";
+import { stagingLeftBehind } from "../decisions/leftBehind";
 import { MigrationNames } from "../cluster/naming";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
@@ -43,7 +44,7 @@ export class BlockCopy extends pulumi.ComponentResource {
         // names the planned blocks.
         ...createAndDelete(
           execScript(ref, args.container, "copy", [], {}, "PTM_CREATE_SCRIPT"),
-          execScript(ref, args.container, "cleanup-target", [], {}, "PTM_DELETE_SCRIPT"),
+          stagingCleanup(args.target, args.container),
         ),
         create: pulumi.all([args.snapshotUrl, args.blocks]).apply(
           ([url, blocks]) =>
@@ -83,4 +84,36 @@ export class BlockCopy extends pulumi.ComponentResource {
     );
     this.registerOutputs({ result: this.result });
   }
+}
+
+/**
+ * The copy's delete: removes the staging dir in the target's sidecar, through
+ * snapshot-cleanup.sh, which first looks whether the replica still has a pod: one removed
+ * since the decision (issue 20 row 7) has none, and then the delete says what stays where.
+ */
+function stagingCleanup(
+  target: TsdbLocation,
+  container: string,
+): { command: string; environment: Record<string, string> } {
+  const { ref } = target;
+  const local = localScript(
+    "snapshot-cleanup",
+    [
+      ref.namespace,
+      ref.kind.toLowerCase(),
+      ref.name,
+      ref.pod ?? "",
+      container,
+      "",
+      stagingLeftBehind(target),
+      "cleanup-target",
+      "the staging dir",
+    ],
+    ref.access,
+    "PTM_DELETE_SCRIPT",
+  );
+  return {
+    command: local.command,
+    environment: { ...local.environment, PTM_CLEANUP_SCRIPT: sidecarScript("cleanup-target") },
+  };
 }
