@@ -40,6 +40,8 @@ export interface FixtureOptions {
   toolsImage: string;
   /** Hours of backfilled source history. */
   historyHours: number;
+  /** The backfilled history ends this many hours ago (seed-history.sh TO_HOURS; default 3). */
+  historyEndHours?: number;
   /** The seed's series per metric and sample interval (seed-history.sh: 20 and 30 s). */
   historySeries?: number;
   historyStepSeconds?: number;
@@ -195,6 +197,9 @@ function labSource(o: FixtureOptions): Obj {
       env: [
         { name: "DATA", value: "/data" },
         { name: "FROM_HOURS", value: String(o.historyHours) },
+        ...(o.historyEndHours !== undefined
+          ? [{ name: "TO_HOURS", value: o.historyEndHours.toFixed(4) }]
+          : []),
         ...(o.historySeries ? [{ name: "SERIES", value: String(o.historySeries) }] : []),
         ...(o.historyStepSeconds
           ? [{ name: "STEP_SECONDS", value: String(o.historyStepSeconds) }]

@@ -38,7 +38,11 @@ export interface ScenarioOptions {
   /** Fixture variations (test/e2e/fixtures.ts); the e2e tests use the defaults. */
   fixture?: Pick<
     FixtureOptions,
-    "historySeries" | "historyStepSeconds" | "sourceRetention" | "sourceExtraFlags"
+    | "historySeries"
+    | "historyStepSeconds"
+    | "historyEndHours"
+    | "sourceRetention"
+    | "sourceExtraFlags"
   >;
 }
 

@@ -229,12 +229,23 @@ describe("end to end: transitions of a later up (issue 20)", function () {
     });
   });
 
-  describe("a BKPR-version (2.26) target compacts the imported blocks with its own, then up twice", () => {
+  describe("a BKPR-version (2.26) target compacts an imported block with its own, then up twice", () => {
     // BKPR pins Prometheus 2.26 (before 2.39: overlapping blocks are rejected, so the plan
-    // copies only the source's blocks that end before the target's own data begins).
+    // copies only the source's blocks that end before the target's own data begins). The
+    // shape that makes the target merge imported blocks with its own: a 6h compaction range R,
+    // at least 8h old, in which the source's backfilled history ends half-way (3h in, so the
+    // source keeps R's blocks as they are: its newest block is in R), and in which the
+    // target's own history begins, 30 min into the source's last block (so that block is
+    // skipped). The target's own history runs on to now: R is then not its newest range, and
+    // its compactor merges R's blocks, the imported one and its own.
+    const H = 3_600_000;
+    const startedMs = Date.now();
+    const rangeStart = Math.floor((startedMs - 8 * H - 10 * 60_000) / (6 * H)) * 6 * H;
     const PRE239: ScenarioOptions = {
       ...SCENARIO,
       targetImage: "docker.io/ptm/bitnami-prometheus:2.26.0",
+      historyHours: Math.ceil((startedMs - rangeStart) / H) + 2,
+      fixture: { historyEndHours: (startedMs - (rangeStart + 3 * H)) / H },
     };
     const DATA = "/opt/bitnami/prometheus/data";
     let stack: Stack;
@@ -378,26 +389,22 @@ function recordedBlocks(): string[] {
 
 /**
  * The target as if it had run for hours before the migration: its own history, from 30 min
- * into one of the source's newest blocks (so that block overlaps it and is skipped) up to a
- * minute before its head, written as blocks by promtool on this machine and streamed into its
- * data dir, where it loads them at its next reload. The chosen block must not start on a 54 h
- * boundary, the largest compaction range: the imported blocks and the target's own then share
- * a range, and the target's compactor merges them. Returns the ULIDs of the target's own blocks.
+ * into the source's newest block (so that block overlaps it and is skipped) up to a minute
+ * before its head, written as blocks by promtool on this machine and streamed into its data
+ * dir, where it loads them at its next reload. Returns the ULIDs of the target's own blocks.
  */
 function seedTargetHistory(data: string): string[] {
-  const H = 3_600_000;
-  const source = blocksOf(SOURCE, "/data").sort((a, b) => b.minTime - a.minTime);
-  const skipped = source.find(
-    (x) => x.minTime % (54 * H) !== 0 && source.some((b) => b.maxTime <= x.minTime),
-  );
+  const [newest, ...older] = blocksOf(SOURCE, "/data").sort((a, b) => b.minTime - a.minTime);
+  assert.ok(newest && older.length > 0, "the source has blocks");
+  const skipped = { ...newest, minTime: Math.max(newest.minTime, newest.maxTime - 30 * 60_000) };
   assert.ok(
-    skipped,
-    `no source block to start the target's own history in: ${JSON.stringify(source)}`,
+    older.every((b) => b.maxTime < skipped.minTime),
+    `the source's newest block ${newest.ulid} starts after its others end`,
   );
   const head = JSON.parse(execIn(TARGET, "wget -qO- http://localhost:9090/api/v1/status/tsdb")) as {
     data: { headStats: { minTime: number } };
   };
-  const fromS = Math.floor((skipped.minTime + 30 * 60_000) / 1000);
+  const fromS = Math.floor(skipped.minTime / 1000);
   const toS = Math.floor((head.data.headStats.minTime - 60_000) / 1000);
   assert.ok(
     toS > fromS + 3600,
