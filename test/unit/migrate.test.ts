@@ -102,7 +102,14 @@ describe("program: phase migrate", () => {
     assert.match(copy.create, /'PTM_BWLIMIT=20m'/);
     assert.match(copy.create, /'PTM_STREAMS=2'/, "copyStreams' default");
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
-    assert.match(copy.delete, /-c 'ptm-rsync' [\s\S]* 'ptm-cleanup-target'$/);
+    // Through snapshot-cleanup.sh, which first looks whether the replica still has a pod
+    // (issue 20 row 7), then runs cleanup-target.sh in its sidecar.
+    assert.match(
+      copy.delete,
+      /^sh -c "\$PTM_DELETE_SCRIPT" 'snapshot-cleanup' 'kubeprod' 'statefulset' 'prometheus' '' 'ptm-rsync' '' '.*' 'cleanup-target' 'the staging dir'$/,
+    );
+    const env = copy.environment as unknown as Record<string, string>;
+    assert.equal(env.PTM_CLEANUP_SCRIPT, sidecarScript("cleanup-target"));
     const install = commandNamed(r, "migration-block-install");
     assert.ok(install.create.endsWith(`'ptm-install' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     assert.equal(install.delete, undefined, "installed blocks stay on the target");
