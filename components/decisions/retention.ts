@@ -85,7 +85,15 @@ export function targetRetention(flags: Record<string, string>): TargetRetention 
       from: `--storage.tsdb.retention.size=${sizeText} (no time retention)`,
     };
   }
-  return { timeMs: DEFAULT_RETENTION_MS, sizeBytes: undefined, from: "the default 15d" };
+  // Every server reports the flag ("0s" when unset): without it, the flags were not read.
+  const reported = flags["storage.tsdb.retention.time"] !== undefined;
+  return {
+    timeMs: DEFAULT_RETENTION_MS,
+    sizeBytes: undefined,
+    from: reported
+      ? "the default 15d"
+      : "the default 15d, assumed: the target reported no retention flag",
+  };
 }
 
 export interface RetentionCut {

@@ -83,6 +83,10 @@ describe("retention: the target's, from its server's flags", () => {
       512 * 2 ** 20,
     ],
   ];
+  it("says when the default is assumed because no flag was reported", () => {
+    assert.match(targetRetention({}).from, /assumed: the target reported no retention flag/);
+    assert.equal(targetRetention({ "storage.tsdb.retention.time": "0s" }).from, "the default 15d");
+  });
   for (const [what, flags, time, size] of cases) {
     it(what, () => {
       const r = targetRetention(flags);
