@@ -58,6 +58,7 @@ import {
 } from "./decisions/planInput";
 import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
 import { planWithinRetention } from "./decisions/retention";
+import { decideTargetSpace } from "./decisions/targetSpace";
 import { headRange } from "./decisions/tsdb";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
 import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
@@ -793,6 +794,16 @@ export class PrometheusTsdbMigration
     const refused = retained.find((p) => p.refusal);
     if (refused?.refusal) throw new ConfigError("target", refused.refusal);
     const plans = retained.map((p) => p.plan);
+    // The copy is staged on each target replica's own volume: it must fit there.
+    plans.forEach((p, i) => {
+      const space = decideTargetSpace(
+        p.blocks,
+        targetProbes[i]!.blocks,
+        targetProbes[i]!.dfAvailableBytes,
+        targetsAt[i].ref.pod ? `${target.volume} of pod ${targetsAt[i].ref.pod}` : target.volume,
+      );
+      if (!space.ok) throw new ConfigError("target", space.message);
+    });
     const worst = plans.reduce((w, p, i) => (p.gapMs > plans[w].gapMs ? i : w), 0);
     const [plan, targetProbe] = [plans[worst], targetProbes[worst]!];
     // The version gate: blocks the target can't read would fail its whole reload.
