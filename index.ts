@@ -27,6 +27,7 @@ function readConfig(): PrometheusTsdbMigrationArgs {
     includeHead: c.getBoolean("includeHead"),
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
     acceptGap: c.getBoolean("acceptGap"),
+    trimToTargetRetention: c.getBoolean("trimToTargetRetention"),
     verifyWindows: c.getNumber("verifyWindows"),
     rolloutTimeoutSeconds: c.getNumber("rolloutTimeoutSeconds"),
     forceRevert: c.getBoolean("forceRevert"),

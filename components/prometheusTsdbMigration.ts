@@ -57,6 +57,9 @@ import {
   summarizePlan,
 } from "./decisions/planInput";
 import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
+import { planWithinRetention } from "./decisions/retention";
+import { decideTargetSpace } from "./decisions/targetSpace";
+import { headRange } from "./decisions/tsdb";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
 import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
 import { BlockMeta, CopyResult, InstallResult, ProbeResult } from "./decisions/sidecarOutput";
@@ -769,11 +772,38 @@ export class PrometheusTsdbMigration
     }
     const inputFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
       planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
+    // Only what the target keeps: blocks beyond its retention would be deleted at its next
+    // reload (decisions/retention.ts).
+    const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) => {
+      const input = inputFor(sourceBlocks, targetProbe);
+      return planWithinRetention(
+        planMigration(input),
+        {
+          flags: input.targetFlags,
+          ownBlocks: input.targetBlocks,
+          headMaxMs: headRange(targetProbe.tsdb)?.maxTime,
+        },
+        cfg.trimToTargetRetention,
+      );
+    };
     const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
     // One plan per target replica (each has its own TSDB); the decision follows the one with
     // the largest gap.
     const inputs = targetProbes.map((t) => inputFor(basis, t!));
-    const plans = inputs.map(planMigration);
+    const retained = targetProbes.map((t) => planFor(basis, t!));
+    const refused = retained.find((p) => p.refusal);
+    if (refused?.refusal) throw new ConfigError("target", refused.refusal);
+    const plans = retained.map((p) => p.plan);
+    // The copy is staged on each target replica's own volume: it must fit there.
+    plans.forEach((p, i) => {
+      const space = decideTargetSpace(
+        p.blocks,
+        targetProbes[i]!.blocks,
+        targetProbes[i]!.dfAvailableBytes,
+        targetsAt[i].ref.pod ? `${target.volume} of pod ${targetsAt[i].ref.pod}` : target.volume,
+      );
+      if (!space.ok) throw new ConfigError("target", space.message);
+    });
     const worst = plans.reduce((w, p, i) => (p.gapMs > plans[w].gapMs ? i : w), 0);
     const [plan, targetProbe] = [plans[worst], targetProbes[worst]!];
     // The version gate: blocks the target can't read would fail its whole reload.
@@ -792,7 +822,10 @@ export class PrometheusTsdbMigration
       replica: (snapBlocks, targetAt, i) => {
         // The snapshot's own blocks (and its head block) pass the same gate before any copy.
         const finalPlan = snapBlocks.apply((blocks) => {
-          const p = planMigration(inputFor(blocks, targetProbes[i]!));
+          const { plan: p, refusal } = planFor(blocks, targetProbes[i]!);
+          if (refusal) {
+            throw new pulumi.ResourceError(`plan: ${refusal}; nothing was copied`, this, true);
+          }
           if (!p.formats.ok) {
             throw new pulumi.ResourceError(
               `plan: ${p.formats.message}; nothing was copied`,

@@ -70,6 +70,7 @@ export interface MigrationConfig {
   maxWaitMinutes: number;
   /** Accept a non-zero gap instead of failing with advice. */
   acceptGap: boolean;
+  trimToTargetRetention: boolean;
   /** At most this many time windows counted on both servers by the verification; 0 = all. */
   verifyWindows: number;
   /** Seconds to wait for a patched workload to roll out. */
@@ -185,6 +186,12 @@ export interface MigrationArgs {
   maxWaitMinutes?: number;
   /** Go ahead with a gap that waiting can't close, instead of failing with the numbers. Default: false. */
   acceptGap?: boolean;
+  /**
+   * Copy only the blocks the target keeps under its retention (time and size), and report the
+   * rest as skipped, instead of refusing a plan whose oldest blocks the target would delete at
+   * its next reload. Default: false.
+   */
+  trimToTargetRetention?: boolean;
   /**
    * The verification counts samples in at most this many 2h windows on both servers: the
    * first and last copied, the cutoff, the target's first own sample, and evenly spaced spot
@@ -563,6 +570,7 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
     includeHead: raw.includeHead ?? false,
     maxWaitMinutes: nonNegativeInt("maxWaitMinutes", raw.maxWaitMinutes, 0),
     acceptGap: raw.acceptGap ?? false,
+    trimToTargetRetention: raw.trimToTargetRetention ?? false,
     verifyWindows: nonNegativeInt("verifyWindows", raw.verifyWindows, DEFAULT_VERIFY_WINDOWS),
     rolloutTimeoutSeconds,
     forceRevert: raw.forceRevert ?? false,
