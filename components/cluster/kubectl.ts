@@ -159,15 +159,20 @@ export function getWorkloadCommand(ref: WorkloadRef): string {
   return `${kubectl(ref.access)} get ${resourceName(ref.kind)} ${shQuote(ref.name)} -n ${shQuote(ref.namespace)} -o json --ignore-not-found --show-managed-fields`;
 }
 
+/** `k=v,k2=v2`: a label selector that matches every one of these labels. */
+function labelSelector(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+}
+
 /** A read-only command that lists, as JSON, the pods of a namespace with these labels. */
 export function getPodsCommand(
   namespace: string,
   labels: Record<string, string>,
   access: ClusterAccess | undefined,
 ): string {
-  const selector = Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+  const selector = labelSelector(labels);
   return `${kubectl(access)} get pods -n ${shQuote(namespace)} -l ${shQuote(selector)} -o json`;
 }
 
@@ -184,9 +189,7 @@ export function findLabelledWorkloadsCommand(
   labels: Record<string, string>,
   access: ClusterAccess | undefined,
 ): string {
-  const selector = Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+  const selector = labelSelector(labels);
   return `${kubectl(access)} get deployments,statefulsets -A -l ${shQuote(selector)} -o json`;
 }
 
@@ -204,8 +207,6 @@ export function getConfigMapsCommand(
   labels: Record<string, string>,
   access: ClusterAccess | undefined,
 ): string {
-  const selector = Object.entries(labels)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
+  const selector = labelSelector(labels);
   return `${kubectl(access)} get configmaps -n ${shQuote(namespace)} -l ${shQuote(selector)} -o json`;
 }
