@@ -65,6 +65,15 @@ function record(o: Partial<DecisionRecord> = {}): DecisionRecord {
   };
 }
 
+/** A replica's part that copies all three source blocks, with no gap. */
+const EVERY_BLOCK = {
+  pod: null,
+  blocks: [S1, S2, S3],
+  cutoffMs: T0 + 6 * H,
+  targetEarliestMs: T0 + 5 * H,
+  gapMs: 0,
+};
+
 /** The record's ConfigMap as the first `up` left it in the target's namespace. */
 function withRecord(c: FakeCluster, r: DecisionRecord, namespace = "kubeprod"): FakeCluster {
   const labels = {
@@ -142,15 +151,7 @@ describe("transitions (issue 20): a later up resumes, re-decides or refuses", ()
       migratingCluster(),
       record({
         acceptGap: false,
-        replicas: [
-          {
-            pod: null,
-            blocks: [S1, S2, S3],
-            cutoffMs: T0 + 6 * H,
-            targetEarliestMs: T0 + 5 * H,
-            gapMs: 0,
-          },
-        ],
+        replicas: [EVERY_BLOCK],
       }),
     );
     // The target holds what the first snapshot brought.
@@ -220,15 +221,7 @@ describe("transitions (issue 20): a later up resumes, re-decides or refuses", ()
       record({
         acceptGap: false,
         sidecarMode: "ephemeral",
-        replicas: [
-          {
-            pod: null,
-            blocks: [S1, S2, S3],
-            cutoffMs: T0 + 6 * H,
-            targetEarliestMs: T0 + 5 * H,
-            gapMs: 0,
-          },
-        ],
+        replicas: [EVERY_BLOCK],
       }),
     );
     // The replaced pods run no sidecar yet: the probes can't answer (the up adds it again).
