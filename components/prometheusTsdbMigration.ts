@@ -45,21 +45,11 @@ import {
   ReplicaDecision,
   serializeDecision,
 } from "./decisions/decisionRecord";
-import { decideGap } from "./decisions/gap";
 import { snapshotUse } from "./decisions/snapshotUse";
-import { decideHeadSnapshotSpace } from "./decisions/headSnapshotSpace";
-import { Plan, planMigration } from "./decisions/plan";
-import {
-  describePlan,
-  headAsBlock,
-  planInput,
-  PlanSummary,
-  summarizePlan,
-} from "./decisions/planInput";
+import { Plan } from "./decisions/plan";
+import { describePlan, headAsBlock, PlanSummary, summarizePlan } from "./decisions/planInput";
+import { planEveryReplica, planForReplica, PlanSettings } from "./decisions/replicaPlans";
 import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
-import { planWithinRetention } from "./decisions/retention";
-import { decideTargetSpace } from "./decisions/targetSpace";
-import { headRange } from "./decisions/tsdb";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
 import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
 import { BlockMeta, CopyResult, InstallResult, ProbeResult } from "./decisions/sidecarOutput";
@@ -756,62 +746,22 @@ export class PrometheusTsdbMigration
     // A snapshot of ours without a record: made by a version before the record existed. Its
     // plan passed the gate then; it is recorded now, from the snapshot and the target as is.
     const snapshotTaken = use.action === "resume";
-    if (cfg.includeHead && !snapshotTaken) {
-      // The head block is written onto the source's own volume: a full volume stops Prometheus.
-      const space = decideHeadSnapshotSpace(
-        sourceProbe.tsdb,
-        sourceProbe.blocks,
-        sourceProbe.dfAvailableBytes,
-      );
-      if (!space.ok) {
-        throw new ConfigError(
-          "includeHead",
-          `${space.message}. Free space on the source volume, or set includeHead to false`,
-        );
-      }
-    }
-    const inputFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
-      planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
-    // Only what the target keeps: blocks beyond its retention would be deleted at its next
-    // reload (decisions/retention.ts).
-    const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) => {
-      const input = inputFor(sourceBlocks, targetProbe);
-      return planWithinRetention(
-        planMigration(input),
-        {
-          flags: input.targetFlags,
-          ownBlocks: input.targetBlocks,
-          headMaxMs: headRange(targetProbe.tsdb)?.maxTime,
-        },
-        cfg.trimToTargetRetention,
-      );
-    };
+    const settings = planSettings(cfg);
+    const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
+      planForReplica(settings, sourceProbe, sourceBlocks, targetProbe);
     const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
-    // One plan per target replica (each has its own TSDB); the decision follows the one with
-    // the largest gap.
-    const inputs = targetProbes.map((t) => inputFor(basis, t!));
-    const retained = targetProbes.map((t) => planFor(basis, t!));
-    const refused = retained.find((p) => p.refusal);
-    if (refused?.refusal) throw new ConfigError("target", refused.refusal);
-    const plans = retained.map((p) => p.plan);
-    // The copy is staged on each target replica's own volume: it must fit there.
-    plans.forEach((p, i) => {
-      const space = decideTargetSpace(
-        p.blocks,
-        targetProbes[i]!.blocks,
-        targetProbes[i]!.dfAvailableBytes,
-        targetsAt[i].ref.pod ? `${target.volume} of pod ${targetsAt[i].ref.pod}` : target.volume,
-      );
-      if (!space.ok) throw new ConfigError("target", space.message);
-    });
-    const worst = plans.reduce((w, p, i) => (p.gapMs > plans[w].gapMs ? i : w), 0);
-    const [plan, targetProbe] = [plans[worst], targetProbes[worst]!];
-    // The version gate: blocks the target can't read would fail its whole reload.
-    if (!plan.formats.ok) throw new ConfigError("target", plan.formats.message);
-    const gate = snapshotTaken
-      ? ({ action: "go", message: "snapshot already taken" } as const)
-      : decideGap(plan, cfg, targetProbe.nowMs);
-    if (gate.action === "fail") throw new ConfigError(gate.key, gate.message);
+    // One plan per target replica (each has its own TSDB), through every gate; the decision
+    // follows the one with the largest gap (decisions/replicaPlans.ts, as the preview does).
+    const planned = planEveryReplica(
+      settings,
+      sourceProbe,
+      basis,
+      targetProbes.map((t, i) => ({ probe: t!, volume: replicaVolume(target, targetsAt[i]) })),
+      snapshotTaken,
+    );
+    if (!planned.ok) throw new ConfigError(planned.key, planned.message);
+    const { inputs, gate } = planned;
+    const plan = planned.plans[planned.worst];
     void pulumi.log.info(`plan: ${describePlan(plan)}; ${gate.message}`, this); // void: as above
     const finalPlans: pulumi.Output<Plan>[] = [];
     return {
@@ -1046,6 +996,21 @@ function describeEphemeral(sides: {
       "no pod restarts; the revert stops the sidecars' processes, and their stopped entries stay " +
       "in the pods' status until the pods are replaced",
   };
+}
+
+/** The config keys the plan depends on. */
+function planSettings(cfg: MigrationConfig): PlanSettings {
+  return {
+    includeHead: cfg.includeHead,
+    acceptGap: cfg.acceptGap,
+    maxWaitMinutes: cfg.maxWaitMinutes,
+    trimToTargetRetention: cfg.trimToTargetRetention,
+  };
+}
+
+/** A target replica's volume, as messages name it. */
+function replicaVolume(target: TsdbLocation, at: TsdbLocation): string {
+  return at.ref.pod ? `${target.volume} of pod ${at.ref.pod}` : target.volume;
 }
 
 /** Before the snapshot exists: the blocks it will hold (with the head when includeHead). */
