@@ -1,0 +1,243 @@
+// Issue 21 item 1: the plan and every preflight at preview, before `prepare` restarts a pod.
+
+import * as assert from "node:assert/strict";
+import {
+  describePreview,
+  PreviewInput,
+  previewReport,
+  restartsOf,
+} from "../../components/decisions/preview";
+import { ProbeResult } from "../../components/decisions/sidecarOutput";
+import { block, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+
+const H = 3_600_000;
+const SETTINGS = {
+  includeHead: false,
+  acceptGap: false,
+  maxWaitMinutes: 0,
+  trimToTargetRetention: false,
+};
+const source = (p: Partial<ProbeResult> = {}): ProbeResult => ({ ...sourceProbe(), ...p });
+const target = (p: Partial<ProbeResult> = {}): ProbeResult => ({ ...targetProbe(), ...p });
+
+function input(o: {
+  source?: ProbeResult | { why: string };
+  targets?: (ProbeResult | { why: string })[];
+  settings?: Partial<typeof SETTINGS>;
+  mode?: "patch" | "ephemeral";
+  adminApi?: boolean;
+  prepared?: boolean;
+}): PreviewInput {
+  const looked = (x: ProbeResult | { why: string }) => ("why" in x ? x : { probe: x });
+  const targets = o.targets ?? [target()];
+  return {
+    settings: { ...SETTINGS, ...o.settings },
+    sidecarMode: o.mode ?? "patch",
+    source: {
+      workload: "Deployment monitoring/prometheus-server",
+      looked: looked(o.source ?? source()),
+      adminApi: o.adminApi ?? false,
+      prepared: o.prepared ?? false,
+    },
+    target: {
+      workload: "StatefulSet kubeprod/prometheus",
+      prepared: o.prepared ?? false,
+      replicas: targets.map((t, i) => ({
+        pod: targets.length > 1 ? `prometheus-${i}` : null,
+        volume: targets.length > 1 ? `data of pod prometheus-${i}` : "data",
+        looked: looked(t),
+      })),
+    },
+  };
+}
+
+describe("preview: the plan and every preflight before prepare (issue 21 item 1)", () => {
+  it("both TSDBs read: the plan migrate will act on, each check with what it compared", () => {
+    // The target started at 5h, inside the newest block: no gap on 2.42.
+    const r = previewReport(input({}));
+    assert.equal(r.verdict, "ready");
+    assert.equal(r.refusal, null);
+    assert.equal(r.plan?.blocks, 3);
+    assert.equal(r.plan?.samples, 6000);
+    assert.equal(r.plan?.gapSeconds, 0);
+    assert.deepEqual(
+      r.checked.map((c) => [c.check, c.ok]),
+      [
+        ["target retention", true],
+        ["target free space", true],
+        ["version gate", true],
+        ["gap", true],
+      ],
+    );
+    assert.match(
+      r.checked[0].detail,
+      /3 planned blocks are within the retention of data \(the default 15d, assumed: the target reported no retention flag\)/,
+    );
+    assert.match(
+      r.checked[1].detail,
+      /needs 5\.7 MiB \(plus a margin\) on data, which has 9536\.7 MiB free/,
+    );
+    assert.match(r.checked[2].detail, /readable by data's Prometheus 2\.42\.0/);
+    assert.equal(r.gate, "no gap: every sample is kept");
+    assert.deepEqual(r.freeBytes, { source: 10e9, target: [10e9] });
+    assert.deepEqual(r.notChecked, []);
+  });
+
+  const refusals: [string, Parameters<typeof input>[0], string, RegExp][] = [
+    [
+      "a target retention shorter than the history: refused naming the flag",
+      { targets: [target({ flags: { "storage.tsdb.retention.time": "2h" } })] },
+      "target",
+      /beyond its retention \(--storage\.tsdb\.retention\.time=2h\).*at least 1d/,
+    ],
+    [
+      "a target volume too small for the copy",
+      { targets: [target({ dfAvailableBytes: 50 * 2 ** 20 })] },
+      "target",
+      /the copy needs 5\.7 MiB plus a margin of 64\.6 MiB on the target's volume data, which has 50\.0 MiB free/,
+    ],
+    [
+      "blocks the target's version can't read: the version gate",
+      {
+        source: source({
+          blocks: [{ ...block("01AAAAAAAAAAAAAAAAAAAAAAA1", 0, 2), indexFormat: 3 }],
+        }),
+        targets: [target({ tsdb: { minTime: T0 + 1 * H, maxTime: T0 + 7.5 * H, numSeries: 1 } })],
+      },
+      "target",
+      /index format/,
+    ],
+    [
+      "a gap the next compaction closes, but later than maxWaitMinutes",
+      { targets: [target({ tsdb: { minTime: T0 + 7 * H, maxTime: T0 + 7.5 * H, numSeries: 1 } })] },
+      "maxWaitMinutes",
+      /gap of 60 min.*set maxWaitMinutes to at least/,
+    ],
+    [
+      "includeHead with no room for the head block on the source",
+      { settings: { includeHead: true }, source: source({ dfAvailableBytes: 1000 }) },
+      "includeHead",
+      /head snapshot writes about/,
+    ],
+  ];
+  for (const [what, o, key, message] of refusals) {
+    it(what, () => {
+      const r = previewReport(input(o));
+      assert.equal(r.verdict, "refused");
+      assert.equal(r.refusal?.key, key);
+      assert.match(r.refusal!.message, message);
+      // The plan is still shown: a change review sees what was refused and why.
+      assert.ok(r.plan);
+      assert.ok(r.checked.some((c) => !c.ok && c.detail === r.refusal!.message));
+    });
+  }
+
+  it("every replica is planned; the refusal names the replica's volume", () => {
+    const r = previewReport(input({ targets: [target(), target({ dfAvailableBytes: 1 })] }));
+    assert.equal(r.verdict, "refused");
+    assert.match(r.refusal!.message, /volume data of pod prometheus-1, which has 0\.0 MiB free/);
+    assert.deepEqual(r.freeBytes.target, [10e9, 1]);
+  });
+
+  it("a TSDB that could not be read: incomplete, saying what and why, never ready", () => {
+    const r = previewReport(input({ source: { why: "the container has no shell" } }));
+    assert.equal(r.verdict, "incomplete");
+    assert.equal(r.plan, null);
+    assert.deepEqual(r.checked, []);
+    assert.match(
+      r.notChecked[0],
+      /source Deployment monitoring\/prometheus-server: its TSDB could not be read \(the container has no shell\)/,
+    );
+    assert.match(r.notChecked[1], /the plan, target retention, free space, version gate and gap/);
+    assert.equal(r.freeBytes.source, null);
+  });
+
+  it("a target replica that could not be read: no plan for any", () => {
+    const r = previewReport(input({ targets: [target(), { why: "exec forbidden" }] }));
+    assert.equal(r.verdict, "incomplete");
+    assert.equal(r.plan, null);
+    assert.match(
+      r.notChecked.join("\n"),
+      /target data of pod prometheus-1: its TSDB could not be read \(exec forbidden\)/,
+    );
+  });
+
+  it("an API that did not answer the probe: planned, but incomplete, naming what was not read", () => {
+    const r = previewReport(input({ targets: [target({ flags: null, tsdb: null })] }));
+    assert.equal(r.verdict, "incomplete");
+    assert.ok(r.plan);
+    assert.match(
+      r.notChecked[0],
+      /target data: its Prometheus API did not answer the probe \(flags, head stats\)/,
+    );
+  });
+
+  it("a target whose version is unknown: no plan (the version gate can't look)", () => {
+    const r = previewReport(input({ targets: [target({ buildinfo: null })] }));
+    assert.equal(r.verdict, "incomplete");
+    assert.equal(r.plan, null);
+    assert.match(r.notChecked.join("\n"), /target data: its version is unknown/);
+  });
+
+  const restarts: [string, Parameters<typeof input>[0], RegExp[]][] = [
+    [
+      "patch mode, nothing in place: both restart at prepare, none at migrate, both at revert",
+      {},
+      [
+        /^prepare: Deployment monitoring\/prometheus-server restarts its pod to add the rsync daemon/,
+        /^prepare: StatefulSet kubeprod\/prometheus restarts its pod to add the rsync client/,
+        /^migrate: none/,
+        /^revert: .* restart once more/,
+      ],
+    ],
+    [
+      "includeHead with the admin API off: one more source restart",
+      { settings: { includeHead: true } },
+      [
+        /^prepare: .*daemon/,
+        /^prepare: .*admin API on/,
+        /^prepare: .*client/,
+        /^migrate/,
+        /^revert/,
+      ],
+    ],
+    [
+      "includeHead with the admin API on already: none more",
+      { settings: { includeHead: true }, adminApi: true },
+      [/^prepare: .*daemon/, /^prepare: .*client/, /^migrate/, /^revert/],
+    ],
+    [
+      "prepared already: no restart at prepare",
+      { prepared: true },
+      [/^prepare: none for Deployment/, /^prepare: none for StatefulSet/, /^migrate/, /^revert/],
+    ],
+    [
+      "ephemeral: none",
+      { mode: "ephemeral" },
+      [/^none: the sidecars are added to the running pods/],
+    ],
+    [
+      "two target replicas: both restart",
+      { targets: [target(), target()] },
+      [/daemon/, /restarts its 2 pods/, /^migrate/, /^revert/],
+    ],
+  ];
+  for (const [what, o, expected] of restarts) {
+    it(`restarts: ${what}`, () => {
+      const got = restartsOf(input(o));
+      assert.equal(got.length, expected.length, got.join("\n"));
+      expected.forEach((re, i) => assert.match(got[i], re));
+    });
+  }
+
+  it("the log lines say the verdict, the plan, each check and each restart", () => {
+    const lines = describePreview(previewReport(input({})));
+    assert.equal(lines[0], "preflight: ready");
+    assert.match(
+      lines[1],
+      /^preflight plan: 3 blocks, 5\.7 MiB, 6000 samples, from .* up to .*, gap 0s; no gap/,
+    );
+    assert.ok(lines.some((l) => /^preflight ok: version gate: /.test(l)));
+    assert.ok(lines.some((l) => /^restarts: prepare: /.test(l)));
+  });
+});
