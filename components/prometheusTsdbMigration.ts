@@ -6,6 +6,7 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import {
   findPatched,
+  lookIntoTsdb,
   probe,
   readDecision,
   readNetworkPolicies,
@@ -47,8 +48,14 @@ import {
 } from "./decisions/decisionRecord";
 import { snapshotUse } from "./decisions/snapshotUse";
 import { Plan } from "./decisions/plan";
-import { describePlan, headAsBlock, PlanSummary, summarizePlan } from "./decisions/planInput";
+import { describePlan, PlanSummary, summarizePlan } from "./decisions/planInput";
 import { planEveryReplica, planForReplica, PlanSettings } from "./decisions/replicaPlans";
+import {
+  blocksToSnapshot,
+  describePreview,
+  PreviewReport,
+  previewReport,
+} from "./decisions/preview";
 import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
 import { checkSidecarChangeIsSafe } from "./cluster/sidecarChangeGuard";
@@ -170,6 +177,12 @@ export interface MigrationOutputs {
    * run.
    */
   plan: PlanSummary | null;
+  /**
+   * Phase prepare (and a fresh stack's run without a phase): the preview's report, read
+   * through each Prometheus container before any pod restarts: the plan, every gate with what
+   * it compared, free space, the pod restarts of this mode, and what could not be checked.
+   */
+  preflight: PreviewReport | null;
   /** Snapshot, copy, install and verification; null before phase migrate has copied. */
   migration: MigrationResult | null;
 }
@@ -192,6 +205,7 @@ const NONE = {
   sidecarMode: null,
   ephemeral: null,
   plan: null,
+  preflight: null,
   migration: null,
 } as const;
 
@@ -222,6 +236,7 @@ export class PrometheusTsdbMigration
   public readonly sidecarMode: pulumi.Output<SidecarMode | null>;
   public readonly ephemeral: pulumi.Output<EphemeralSummary | null>;
   public readonly plan: pulumi.Output<PlanSummary | null>;
+  public readonly preflight: pulumi.Output<PreviewReport | null>;
   public readonly migration: pulumi.Output<MigrationResult | null>;
   /**
    * Resolves once every child is declared; rejects with the one line that names the key or
@@ -255,6 +270,7 @@ export class PrometheusTsdbMigration
     this.sidecarMode = out("sidecarMode");
     this.ephemeral = out("ephemeral");
     this.plan = out("plan");
+    this.preflight = out("preflight");
     this.migration = out("migration");
     this.ready = declared.then(() => undefined);
     // Nothing to register when the declaration failed: `ready` carries the error.
@@ -381,6 +397,12 @@ export class PrometheusTsdbMigration
       }
     }
 
+    // Phase prepare: the plan and every preflight, read through each Prometheus container
+    // before anything is declared, so that a refusal comes before any pod restarts.
+    const preflight =
+      cfg.phase === "migrate" ? null : await previewBeforePrepare(cfg, located, names, this);
+    if (preflight?.refusal) throw new ConfigError(preflight.refusal.key, preflight.refusal.message);
+
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(
       childName("rsync-credentials"),
@@ -475,6 +497,8 @@ export class PrometheusTsdbMigration
       sidecars: { source: daemon.container, target: client.container },
       sidecarMode: cfg.sidecarMode,
       ephemeral: sides ? describeEphemeral(sides) : null,
+      plan: preflight?.plan ?? null,
+      preflight,
     } as const;
     // Step 6 (seed), at `pulumi destroy`: before any sidecar goes, check the target's restart.
     const guardTargetRestart = (guards: pulumi.Resource[]) =>
@@ -749,7 +773,9 @@ export class PrometheusTsdbMigration
     const settings = planSettings(cfg);
     const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
       planForReplica(settings, sourceProbe, sourceBlocks, targetProbe);
-    const basis = snapshotTaken ? sourceProbe.snapshotBlocks : blocksToSnapshot(sourceProbe, cfg);
+    const basis = snapshotTaken
+      ? sourceProbe.snapshotBlocks
+      : blocksToSnapshot(sourceProbe, cfg.includeHead);
     // One plan per target replica (each has its own TSDB), through every gate; the decision
     // follows the one with the largest gap (decisions/replicaPlans.ts, as the preview does).
     const planned = planEveryReplica(
@@ -887,6 +913,7 @@ export function outputsOf(m: PrometheusTsdbMigration): MigrationOutputProperties
     sidecarMode: m.sidecarMode,
     ephemeral: m.ephemeral,
     plan: m.plan,
+    preflight: m.preflight,
     migration: m.migration,
   };
 }
@@ -998,6 +1025,48 @@ function describeEphemeral(sides: {
   };
 }
 
+/**
+ * The preview's report before `prepare` (decisions/preview.ts): both TSDBs read through their
+ * own Prometheus containers, every gate of the plan, and the restarts this mode causes. Logged
+ * line by line, so that `pulumi preview` shows it in a change review.
+ */
+async function previewBeforePrepare(
+  cfg: MigrationConfig,
+  located: { source: TsdbLocation; target: TsdbLocation },
+  names: MigrationNames,
+  migration: pulumi.Resource,
+): Promise<PreviewReport> {
+  const { source, target } = located;
+  const sourceAt = podLocations(source)[0];
+  const targetsAt = podLocations(target);
+  const [sourceLooked, ...targetsLooked] = await Promise.all([
+    lookIntoTsdb(sourceAt, names.snapshot),
+    ...targetsAt.map((t) => lookIntoTsdb(t, names.snapshot)),
+  ]);
+  const report = previewReport({
+    settings: planSettings(cfg),
+    sidecarMode: cfg.sidecarMode,
+    source: {
+      workload: describeRef(source.ref),
+      looked: sourceLooked,
+      adminApi: source.adminApi,
+      prepared: source.containers.includes(SOURCE_SIDECAR),
+    },
+    target: {
+      workload: describeRef(target.ref),
+      prepared: target.containers.includes(TARGET_SIDECAR),
+      replicas: targetsAt.map((t, i) => ({
+        pod: t.ref.pod ?? null,
+        volume: replicaVolume(target, t),
+        looked: targetsLooked[i],
+      })),
+    },
+  });
+  // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+  for (const line of describePreview(report)) void pulumi.log.info(line, migration);
+  return report;
+}
+
 /** The config keys the plan depends on. */
 function planSettings(cfg: MigrationConfig): PlanSettings {
   return {
@@ -1011,11 +1080,6 @@ function planSettings(cfg: MigrationConfig): PlanSettings {
 /** A target replica's volume, as messages name it. */
 function replicaVolume(target: TsdbLocation, at: TsdbLocation): string {
   return at.ref.pod ? `${target.volume} of pod ${at.ref.pod}` : target.volume;
-}
-
-/** Before the snapshot exists: the blocks it will hold (with the head when includeHead). */
-function blocksToSnapshot(source: ProbeResult, cfg: MigrationConfig): BlockMeta[] {
-  return [...source.blocks, ...(cfg.includeHead ? headAsBlock(source) : [])];
 }
 
 const describeRef = (ref: WorkloadRef) => `${ref.kind} ${ref.namespace}/${ref.name}`;

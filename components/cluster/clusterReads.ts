@@ -14,6 +14,7 @@ import {
   getPodsCommand,
   getRawCommand,
   getWorkloadCommand,
+  workloadArg,
 } from "./kubectl";
 import { MigrationNames, recognisedPatchedLabels } from "./naming";
 import {
@@ -23,7 +24,8 @@ import {
   ProbeResult,
   SnapshotResult,
 } from "../decisions/sidecarOutput";
-import { WorkloadObject } from "../decisions/workload";
+import { TsdbLocation, WorkloadObject } from "../decisions/workload";
+import type { Looked } from "../decisions/preview";
 import {
   DECISION_RECORD_COMPONENT,
   DECISION_RECORD_KEY,
@@ -253,6 +255,31 @@ export async function probe(
     return parseProbe(r.stdout);
   } catch (e) {
     throw new StepError(step, `its output does not parse: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * probe.sh run in a workload's own Prometheus container (no sidecar needed: the official and
+ * Bitnami images have a shell), told where its TSDB and API are. Never throws for a container
+ * that can't run it: the answer says why (a shell-less image, no right to exec).
+ */
+export async function lookIntoTsdb(loc: TsdbLocation, snapshot: string): Promise<Looked> {
+  const { command: cmd, environment } = execScript(
+    loc.ref,
+    loc.ref.container,
+    "probe",
+    [],
+    { PTM_SNAPSHOT: snapshot, PTM_DATA: loc.dataPath, PTM_PROM_URL: loc.url },
+    "PTM_SCRIPT",
+    { exec: false },
+  );
+  const r = await run(cmd, environment);
+  const where = `kubectl exec into container ${loc.ref.container} of ${workloadArg(loc.ref)}`;
+  if (r.code !== 0) return { why: `${where} failed (${said(r)})` };
+  try {
+    return { probe: parseProbe(r.stdout) };
+  } catch (e) {
+    return { why: `${where}: probe.sh's output does not parse: ${(e as Error).message}` };
   }
 }
 

@@ -4,11 +4,15 @@ import * as assert from "node:assert/strict";
 import {
   describePreview,
   PreviewInput,
+  PreviewReport,
   previewReport,
   restartsOf,
 } from "../../components/decisions/preview";
+import { PlanSummary } from "../../components/decisions/planInput";
 import { ProbeResult } from "../../components/decisions/sidecarOutput";
-import { block, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { block, line, migratingCluster, sourceProbe, T0, targetProbe } from "../fixtures/probes";
+import { SOURCE_CONFIG } from "../fixtures/workloads";
+import { runProgram } from "./harness";
 
 const H = 3_600_000;
 const SETTINGS = {
@@ -17,7 +21,8 @@ const SETTINGS = {
   maxWaitMinutes: 0,
   trimToTargetRetention: false,
 };
-const source = (p: Partial<ProbeResult> = {}): ProbeResult => ({ ...sourceProbe(), ...p });
+const source = (p: Partial<ProbeResult> = {}): ProbeResult =>
+  ({ ...sourceProbe(), ...p }) as ProbeResult;
 const target = (p: Partial<ProbeResult> = {}): ProbeResult => ({ ...targetProbe(), ...p });
 
 function input(o: {
@@ -239,5 +244,65 @@ describe("preview: the plan and every preflight before prepare (issue 21 item 1)
     );
     assert.ok(lines.some((l) => /^preflight ok: version gate: /.test(l)));
     assert.ok(lines.some((l) => /^restarts: prepare: /.test(l)));
+  });
+});
+
+describe("program: the preview before prepare (issue 21 item 1)", () => {
+  // Both Prometheus containers answer probe.sh (the official and Bitnami images have a shell).
+  const readable = (targetOverrides: Partial<ProbeResult> = {}) => {
+    const c = migratingCluster();
+    c.exec = {
+      ...c.exec,
+      "prometheus-server:probe": line(sourceProbe()),
+      "prometheus:probe": line({ ...targetProbe(), ...targetOverrides }),
+    };
+    return c;
+  };
+  const config = { phase: "prepare", source: SOURCE_CONFIG };
+
+  it("the plan and every check are stack outputs before any sidecar exists", async () => {
+    const r = await runProgram(config, readable(), { preview: true });
+    const preflight = r.outputs.preflight as PreviewReport;
+    assert.equal(preflight.verdict, "ready");
+    assert.equal((r.outputs.plan as PlanSummary).blocks, 3);
+    assert.equal(preflight.plan?.samples, 6000);
+    assert.deepEqual(
+      preflight.checked.map((c) => c.check),
+      ["target retention", "target free space", "version gate", "gap"],
+    );
+    assert.equal(preflight.restarts.length, 4);
+    // Read through the Prometheus containers, never a sidecar (none exists yet).
+    assert.ok(r.commands.some((c) => /-c 'prometheus-server' .*ptm-probe/.test(c)));
+    assert.ok(r.commands.some((c) => /-c 'prometheus' .*ptm-probe/.test(c)));
+  });
+
+  it("a target retention too short: refused at preview, naming the flag", async () => {
+    const err = await runProgram(
+      config,
+      readable({
+        flags: {
+          "storage.tsdb.path": "/opt/bitnami/prometheus/data",
+          "storage.tsdb.retention.time": "4h",
+        },
+      }),
+      { preview: true },
+    ).catch((e: Error) => e);
+    assert.ok(err instanceof Error);
+    assert.match(
+      err.message,
+      /:target: the target would delete 1 of the 3 planned blocks .*--storage\.tsdb\.retention\.time of at least 1d/,
+    );
+  });
+
+  it("a container without a shell: prepare goes on, the report says what it could not check", async () => {
+    const r = await runProgram(config, migratingCluster());
+    const preflight = r.outputs.preflight as PreviewReport;
+    assert.equal(preflight.verdict, "incomplete");
+    assert.equal(r.outputs.plan, null);
+    assert.match(
+      preflight.notChecked[0],
+      /^source Deployment monitoring\/prometheus-server: its TSDB could not be read \(kubectl exec into container prometheus-server of deployment\/prometheus-server failed \(exit/,
+    );
+    assert.ok(r.resources.some((x) => x.type === "kubernetes:apps/v1:DeploymentPatch"));
   });
 });
