@@ -48,6 +48,8 @@ export interface FixtureOptions {
   /** Chart values of the source: `server.retention`, `server.extraFlags`. */
   sourceRetention?: string;
   sourceExtraFlags?: string[];
+  /** The BKPR target's `retention_days` (default 183). */
+  targetRetentionDays?: number;
   /** The exporter's address as host:port: its Service's ClusterIP, allocated by the cluster. */
   exporterAddress: string;
 }
@@ -162,7 +164,11 @@ export function fixtures(o: FixtureOptions): Obj[] {
       metadata: { name: "prometheus", namespace: TARGET.namespace },
     },
     inNamespace(
-      bkprStatefulSet({ image: o.targetImage, reloadImage: o.reloaderImage }),
+      bkprStatefulSet({
+        image: o.targetImage,
+        reloadImage: o.reloaderImage,
+        retentionDays: o.targetRetentionDays,
+      }),
       TARGET.namespace,
     ),
   ];

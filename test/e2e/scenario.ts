@@ -43,6 +43,7 @@ export interface ScenarioOptions {
     | "historyEndHours"
     | "sourceRetention"
     | "sourceExtraFlags"
+    | "targetRetentionDays"
   >;
 }
 
