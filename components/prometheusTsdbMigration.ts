@@ -317,13 +317,24 @@ export class PrometheusTsdbMigration
         },
         guardOpts,
       );
+      // `pulumi preview` of a stack that has patched nothing yet, with a source set: the
+      // preview's report, so that a change review sees the plan before phase prepare. It
+      // never refuses a revert, and an `up` (a revert) does not read the TSDBs.
+      const fresh =
+        args.source === undefined || !pulumi.runtime.isDryRun()
+          ? null
+          : await previewIfNothingPatched(cfg, names, this);
       return {
         ...NONE,
         status: "reverted",
         phase: "reverted",
-        message:
-          "reverted: the migration's Secrets, Service, NetworkPolicy and sidecars are removed, " +
-          "and the pod templates are as they were",
+        message: fresh
+          ? "nothing to revert (no workload carries this stack's patches); the preflight output " +
+            "says what phase prepare would do"
+          : "reverted: the migration's Secrets, Service, NetworkPolicy and sidecars are removed, " +
+            "and the pod templates are as they were",
+        plan: fresh?.plan ?? null,
+        preflight: fresh,
       };
     }
     // One cluster for the patches and for every kubectl: the provider gets the same
@@ -1065,6 +1076,29 @@ async function previewBeforePrepare(
   // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
   for (const line of describePreview(report)) void pulumi.log.info(line, migration);
   return report;
+}
+
+/**
+ * Without a phase, on a stack whose patches are on no workload: the preview's report, or null
+ * (something is patched, or it could not be made: then a warning says why). Never throws.
+ */
+async function previewIfNothingPatched(
+  cfg: MigrationConfig,
+  names: MigrationNames,
+  migration: pulumi.Resource,
+): Promise<PreviewReport | null> {
+  try {
+    const patched = await Promise.all([
+      findPatched(names, "source", cfg.cluster),
+      findPatched(names, "target", cfg.cluster),
+    ]);
+    if (patched.some((p) => p.length > 0)) return null;
+    return await previewBeforePrepare(cfg, await locateWorkloads(cfg, migration), names, migration);
+  } catch (e) {
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    void pulumi.log.warn(`preflight not made: ${(e as Error).message}`, migration);
+    return null;
+  }
 }
 
 /** The config keys the plan depends on. */

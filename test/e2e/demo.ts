@@ -57,8 +57,14 @@ async function main(): Promise<void> {
   const stack = await openStack(`demo-${Date.now()}`, pulumiEnv());
   await configurePrepare(stack, options);
 
-  step("pulumi preview (phase prepare): what would change");
-  const p = await stack.preview({ onOutput: () => undefined });
+  step("pulumi preview (phase prepare): the plan and every check, before any pod restarts");
+  const previewed: string[] = [];
+  const p = await stack.preview({ onOutput: (o) => previewed.push(o) });
+  // The preview's report (issue 21): read through both Prometheus containers, no sidecar yet.
+  for (const l of previewed.join("").split("\n")) {
+    const m = /(preflight.*|restarts: .*)$/.exec(l.trim());
+    if (m) say(`    ${m[1]}`);
+  }
   say(
     `would create ${p.changeSummary.create ?? 0} resources: sidecars, Service, NetworkPolicy, Secrets`,
   );

@@ -2,7 +2,9 @@
 // both TSDBs through their own Prometheus containers (no sidecar exists yet) and shows the
 // plan with every gate; a gate that fails refuses there, before any pod restarts.
 // The target is BKPR's StatefulSet with a user's `retention_days` of 1: shorter than the
-// source's 30 h of history.
+// source's 62 h of history. Prometheus deletes only whole blocks whose end is beyond the
+// retention, and the source compacts into 18 h ranges aligned to the epoch: 62 h make sure
+// that at least one whole block ends more than a day before the target's newest sample.
 //
 //   source test/engine/env.sh; export KUBECONFIG=/var/lib/ptm-lab/admin.kubeconfig
 //   npx mocha --no-config -r ts-node/register/transpile-only -r test/e2e/guard.ts \
@@ -27,10 +29,10 @@ import {
 } from "./scenario";
 
 const log = (l: string) => process.stdout.write(`      ${l}\n`);
-// 30 h of history, a few series (quick to seed), a target that keeps 1 day.
+// 62 h of history, a few series (quick to seed), a target that keeps 1 day.
 const SCENARIO: ScenarioOptions = {
   ...DEFAULTS,
-  historyHours: 30,
+  historyHours: 62,
   log,
   fixture: { historySeries: 4, historyStepSeconds: 60, targetRetentionDays: 1 },
 };
@@ -62,7 +64,7 @@ describe("end to end: the plan and every preflight at preview, before prepare (i
     const t0 = Date.now();
     await assert.rejects(
       stack.preview({ onOutput: (o) => out.push(o) }),
-      /target: the target would delete \d+ of the \d+ planned blocks .*beyond its retention \(--storage\.tsdb\.retention\.time=1d\)\. Raise it \(--storage\.tsdb\.retention\.time of at least 2d/,
+      /target: the target would delete \d+ of the \d+ planned blocks .*beyond its retention \(--storage\.tsdb\.retention\.time=1d\)\. Raise it \(--storage\.tsdb\.retention\.time of at least \dd/,
     );
     const text = out.join("");
     log(`refused in ${Math.round((Date.now() - t0) / 1000)} s`);

@@ -305,4 +305,39 @@ describe("program: the preview before prepare (issue 21 item 1)", () => {
     );
     assert.ok(r.resources.some((x) => x.type === "kubernetes:apps/v1:DeploymentPatch"));
   });
+
+  it("no phase on a fresh stack: the same report, and a refusal is only reported", async () => {
+    const r = await runProgram(
+      { source: SOURCE_CONFIG },
+      readable({
+        flags: {
+          "storage.tsdb.path": "/opt/bitnami/prometheus/data",
+          "storage.tsdb.retention.time": "4h",
+        },
+      }),
+      { preview: true },
+    );
+    const preflight = r.outputs.preflight as PreviewReport;
+    assert.equal(r.outputs.status, "reverted");
+    assert.equal(preflight.verdict, "refused");
+    assert.equal(preflight.refusal?.key, "target");
+    assert.match(String(r.outputs.message), /^nothing to revert/);
+    assert.ok(!r.resources.some((x) => /Patch$/.test(x.type)));
+  });
+
+  it("no phase on a stack that patched a workload: a revert, no report", async () => {
+    const c = readable();
+    // What a prepare of this stack leaves on the target (naming.ts): its patched-by label.
+    const sts = c.objects["statefulset/kubeprod/prometheus"] as {
+      metadata: { labels: Record<string, string> };
+    };
+    sts.metadata.labels = {
+      ...sts.metadata.labels,
+      "prometheus-tsdb-migration.github.io/patched-by": "test",
+      "prometheus-tsdb-migration.github.io/role": "target",
+    };
+    const r = await runProgram({ source: SOURCE_CONFIG }, c, { preview: true });
+    assert.equal(r.outputs.preflight, null);
+    assert.match(String(r.outputs.message), /^reverted/);
+  });
 });
