@@ -210,7 +210,9 @@ export function describePreview(r: PreviewReport): string[] {
     lines.push(
       `preflight plan: ${r.plan.blocks} blocks, ${(r.plan.bytes / 2 ** 20).toFixed(1)} MiB, ` +
         `${r.plan.samples} samples, from ${r.plan.from ?? "-"} up to ${r.plan.cutoff ?? "-"}, ` +
-        `gap ${r.plan.gapSeconds}s; ${r.gate ?? ""}`,
+        `gap ${r.plan.gapSeconds}s` +
+        // A refused gate has its own FAILED line below.
+        (r.gate && r.refusal === null ? `; ${r.gate}` : ""),
     );
   }
   for (const c of r.checked)

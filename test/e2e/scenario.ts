@@ -2,6 +2,7 @@
 // Shared by the demo (which prints what happens) and the end-to-end test (which asserts it).
 
 import { LocalWorkspace, Stack, UpResult } from "@pulumi/pulumi/automation";
+import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -79,6 +80,11 @@ export function scenarioFor(c: ClusterChoice, env = process.env): ScenarioOption
 export async function resetCluster(log: (l: string) => void): Promise<void> {
   deleteOwnNamespaces([SOURCE.namespace, TARGET.namespace], { wait: true });
   log(`namespaces ${SOURCE.namespace} and ${TARGET.namespace} deleted (if they were there)`);
+  // The lab's PVs are Retain: those the deleted claims released are wiped and offered again,
+  // or a run of many scenarios would use up the lab's twelve.
+  if (currentCluster().lab) {
+    execFileSync("bash", [path.join(REPO, "test/lab/recycle-pvs.sh")], { stdio: "ignore" });
+  }
 }
 
 type Obj = Record<string, unknown>;
@@ -248,16 +254,20 @@ export function leftovers(): string[] {
   rolloutStatus(SOURCE);
   rolloutStatus(TARGET);
   const found: string[] = [];
-  const objs = kubectl([
-    "get",
-    "services,networkpolicies,secrets",
-    "-A",
-    "-l",
-    `app.kubernetes.io/name=${PROJECT}`,
-    "-o",
-    "name",
-  ]).trim();
-  if (objs) found.push(...objs.split("\n"));
+  // In the scenario's own namespaces: another run in the same cluster is not this one's.
+  for (const ns of new Set([SOURCE.namespace, TARGET.namespace])) {
+    const objs = kubectl([
+      "get",
+      "services,networkpolicies,secrets",
+      "-n",
+      ns,
+      "-l",
+      `app.kubernetes.io/name=${PROJECT}`,
+      "-o",
+      "name",
+    ]).trim();
+    if (objs) found.push(...objs.split("\n"));
+  }
   for (const w of [SOURCE, TARGET]) {
     const names = (
       JSON.parse(kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]))
