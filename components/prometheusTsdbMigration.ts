@@ -87,6 +87,7 @@ import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
 import { SourceSnapshot } from "./steps/sourceSnapshot";
 import { TargetRestartGuard } from "./steps/targetRestartGuard";
 import { workloadArg } from "./cluster/kubectl";
+import { checkAdmission } from "./cluster/admission";
 import { TargetRsyncClient } from "./steps/targetRsyncClient";
 
 /** Arguments of {@link PrometheusTsdbMigration}: the stack config's keys, typed and documented. */
@@ -390,6 +391,10 @@ export class PrometheusTsdbMigration
         void pulumi.log.warn(checked, this); // void: as above
       }
     }
+
+    // Admission before the rollout (issue 21 item 4): the pod each patch would make is
+    // dry-run through the API server's admission, before any patch is declared.
+    if (!sides) await checkAdmission(cfg, names, { source, target }, resourcesConfigured, this);
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(

@@ -82,10 +82,9 @@ describe("admission: the pod a sidecar patch would make", () => {
       pod.spec.volumes!.map((v) => v.name),
       ["config", "data", "ptm-scratch"],
     );
-    assert.deepEqual(
-      pod.spec.volumes!.find((v) => v.name === "data")!.persistentVolumeClaim,
-      { claimName: "data-prometheus-0" },
-    );
+    assert.deepEqual(pod.spec.volumes!.find((v) => v.name === "data")!.persistentVolumeClaim, {
+      claimName: "data-prometheus-0",
+    });
     assert.equal(pod.metadata.labels!["statefulset.kubernetes.io/pod-name"], "prometheus-0");
     assert.deepEqual(pod.metadata.annotations, w.spec!.template!.metadata!.annotations);
   });
@@ -194,7 +193,9 @@ describe("admission: what the dry-run said", () => {
       what: "admitted",
       answer: { code: 0, stdout: '{"kind":"Pod"}', stderr: "" },
       action: "admitted",
-      message: [/StatefulSet adm\/dst with the sidecar ptm-rsync: admitted by a server-side dry-run/],
+      message: [
+        /StatefulSet adm\/dst with the sidecar ptm-rsync: admitted by a server-side dry-run/,
+      ],
     },
     {
       what: "admitted with a warning (PodSecurity warn mode): warned, with it",

@@ -56,7 +56,9 @@ describe("program: admission before the rollout (issue 21 item 4)", () => {
       }
       // The dry-runs come before any patch is declared.
       const firstPatch = r.events.findIndex((e) => PATCH_TYPES.some((t) => e.startsWith(t)));
-      const lastDryRun = r.events.findLastIndex((e) => e.includes("create --dry-run=server"));
+      const lastDryRun = r.events
+        .map((e, i) => (e.includes("create --dry-run=server") ? i : -1))
+        .reduce((a, b) => Math.max(a, b), -1);
       assert.ok(lastDryRun >= 0 && lastDryRun < firstPatch, r.events.join("\n"));
     });
   }
@@ -111,7 +113,7 @@ describe("program: admission before the rollout (issue 21 item 4)", () => {
     assert.equal(result.outputs.status, "prepared");
     assert.ok(
       warnings.some((w) =>
-        /admission NOT checked for Deployment monitoring\/prometheus-server .*cannot create resource "pods"/.test(
+        /admission NOT checked for Deployment monitoring\/prometheus-server: .*cannot create resource "pods"/.test(
           w,
         ),
       ),
