@@ -121,6 +121,14 @@ export async function checkAdmission(
     ),
     checkSide("target", located.target, rsyncClientSpec(common), cfg, resourcesConfigured),
   ]);
+  // What passed is said first, so that a refusal of one side still shows the other's answer.
+  for (const v of verdicts) {
+    if (!v || v.action === "refuse") continue;
+    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+    if (v.action === "admitted") void pulumi.log.info(`admission: ${v.message}`, migration);
+    else if (v.action === "warn") void pulumi.log.warn(`admission: ${v.message}`, migration);
+    else void pulumi.log.warn(v.message, migration); // "admission NOT checked for ...: why"
+  }
   const refused = verdicts.filter(
     (v): v is Extract<AdmissionVerdict, { action: "refuse" }> => v?.action === "refuse",
   );
@@ -130,12 +138,5 @@ export async function checkAdmission(
       first.key,
       first.message + more.map((v) => ` (also ${v.key}: ${v.message})`).join(""),
     );
-  }
-  for (const v of verdicts) {
-    if (!v) continue;
-    // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
-    if (v.action === "admitted") void pulumi.log.info(`admission: ${v.message}`, migration);
-    else if (v.action === "warn") void pulumi.log.warn(`admission: ${v.message}`, migration);
-    else void pulumi.log.warn(v.message, migration); // "admission NOT checked for ...: why"
   }
 }

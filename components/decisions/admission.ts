@@ -291,7 +291,7 @@ export function admissionVerdict(s: AdmissionSubject, a: DryRunAnswer): Admissio
       return refuse(
         "sidecarResources",
         `${quota} requires ${resources} of every container, and the sidecar ${s.sidecar} sets ` +
-          `none; set sidecarResources.limits (and requests) for them, e.g. ` +
+          `none; set them in sidecarResources.limits, e.g. ` +
           `{limits: {cpu: "1", memory: 256Mi}}, or change the quota`,
       );
     }

@@ -218,7 +218,7 @@ describe("admission: what the dry-run said", () => {
       message: [
         /StatefulSet adm\/dst with the sidecar ptm-rsync would not be admitted/,
         /ResourceQuota adm\/compute requires limits\.cpu, limits\.memory of every container, and the sidecar ptm-rsync sets none/,
-        /set sidecarResources\.limits/,
+        /set them in sidecarResources\.limits/,
         /nothing was changed/,
       ],
     },
