@@ -84,6 +84,7 @@ import { SourceRsyncDaemon } from "./steps/sourceRsyncDaemon";
 import { SourceSnapshot } from "./steps/sourceSnapshot";
 import { TargetRestartGuard } from "./steps/targetRestartGuard";
 import { workloadArg } from "./cluster/kubectl";
+import { checkAdmission } from "./cluster/admission";
 import { TargetRsyncClient } from "./steps/targetRsyncClient";
 
 /** Arguments of {@link PrometheusTsdbMigration}: the stack config's keys, typed and documented. */
@@ -413,6 +414,9 @@ export class PrometheusTsdbMigration
     const preflight =
       cfg.phase === "migrate" ? null : await previewBeforePrepare(cfg, located, names, this);
     if (preflight?.refusal) throw new ConfigError(preflight.refusal.key, preflight.refusal.message);
+    // Admission before the rollout (issue 21 item 4): the pod each patch would make is
+    // dry-run through the API server's admission, before any patch is declared.
+    if (!sides) await checkAdmission(cfg, names, { source, target }, resourcesConfigured, this);
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(

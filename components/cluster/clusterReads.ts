@@ -54,11 +54,16 @@ export interface Ran {
   stderr: string;
 }
 
-export async function run(cmd: string, environment: Record<string, string> = {}): Promise<Ran> {
+export async function run(
+  cmd: string,
+  environment: Record<string, string> = {},
+  stdin?: string,
+): Promise<Ran> {
   const res = await command.local.run({
     command: `${cmd}; echo "${EXIT_MARK}$?" >&2`,
     environment,
     logging: "none",
+    ...(stdin !== undefined ? { stdin } : {}),
   });
   const lines = (res.stderr ?? "").trimEnd().split("\n");
   const last = lines[lines.length - 1] ?? "";

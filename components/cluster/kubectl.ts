@@ -210,3 +210,11 @@ export function getConfigMapsCommand(
   const selector = labelSelector(labels);
   return `${kubectl(access)} get configmaps -n ${shQuote(namespace)} -l ${shQuote(selector)} -o json`;
 }
+
+/**
+ * A server-side dry-run of creating the object read from stdin (JSON): the API server runs
+ * admission (ResourceQuota, LimitRange, PodSecurity, webhooks) and persists nothing.
+ */
+export function dryRunCreateCommand(namespace: string, access: ClusterAccess | undefined): string {
+  return `${kubectl(access)} create --dry-run=server -o json -n ${shQuote(namespace)} -f -`;
+}

@@ -26,6 +26,11 @@ import { FIELD_MANAGER, MigrationNames, PASSWORD_KEY, patchedLabels } from "./na
 export const SCRATCH_VOLUME = "ptm-scratch";
 export const SCRATCH_PATH = "/ptm-scratch";
 
+/** The scratch volume as each patch adds it (and the admission dry-run tries it). */
+export function scratchVolume(): { name: string; emptyDir: { sizeLimit: string } } {
+  return { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
+}
+
 /** Builds the volume mount that gives a sidecar the same view of the TSDB as Prometheus. */
 export function tsdbMount(loc: TsdbLocation): k8s.types.input.core.v1.VolumeMount {
   return {
@@ -126,7 +131,7 @@ export function patchWithSidecar(
   // The same holds for the pod's volumes, where the patch adds the sidecar's scratch space.
   const others = loc.containers.filter((c) => c !== container.name).map((c) => ({ name: c }));
   const otherVolumes = loc.volumes.filter((v) => v !== SCRATCH_VOLUME).map((v) => ({ name: v }));
-  const scratch = { name: SCRATCH_VOLUME, emptyDir: { sizeLimit: "256Mi" } };
+  const scratch = scratchVolume();
   // The operator's StatefulSet is changed through its `Prometheus` resource (prometheusPatch.ts).
   if (loc.ref.kind === "Prometheus") {
     checkPullSecretsListed(

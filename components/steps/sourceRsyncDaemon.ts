@@ -42,6 +42,32 @@ export interface SourceRsyncDaemonArgs {
   ephemeral?: EphemeralSide;
 }
 
+/** The daemon sidecar's spec: what the patch applies, and what the admission dry-run tries. */
+export function rsyncDaemonSpec(
+  args: Pick<SourceRsyncDaemonArgs, "names" | "image" | "imagePullPolicy" | "resources"> & {
+    secretName: pulumi.Input<string>;
+    migrationId: pulumi.Input<string>;
+  },
+): SidecarSpec {
+  return {
+    name: SOURCE_SIDECAR,
+    image: args.image,
+    imagePullPolicy: args.imagePullPolicy,
+    script: "rsyncd",
+    env: [
+      { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
+      { name: "PTM_RSYNC_USER", value: RSYNC_USER },
+      // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
+      { name: "PTM_STACK_ID", value: args.names.stackId },
+      { name: "PTM_MIGRATION_ID", value: args.migrationId },
+    ],
+    resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
+    passwordEnv: "PTM_RSYNC_PASSWORD",
+    secretName: args.secretName,
+    ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
+  };
+}
+
 /**
  * Seed step 1: an rsync daemon next to the old Prometheus, serving its TSDB volume as a
  * read-only module. It mounts the volume read-write only so that the snapshot step can
@@ -59,23 +85,7 @@ export class SourceRsyncDaemon extends pulumi.ComponentResource {
     super("ptm:index:SourceRsyncDaemon", name, {}, opts);
     const src = args.source;
 
-    const spec: SidecarSpec = {
-      name: SOURCE_SIDECAR,
-      image: args.image,
-      imagePullPolicy: args.imagePullPolicy,
-      script: "rsyncd",
-      env: [
-        { name: "PTM_RSYNC_PORT", value: String(RSYNC_CONTAINER_PORT) },
-        { name: "PTM_RSYNC_USER", value: RSYNC_USER },
-        // Who makes the snapshots (sidecar/snapshot.sh, lib.sh snapshot_owner_state).
-        { name: "PTM_STACK_ID", value: args.names.stackId },
-        { name: "PTM_MIGRATION_ID", value: args.migrationId },
-      ],
-      resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
-      passwordEnv: "PTM_RSYNC_PASSWORD",
-      secretName: args.secretName,
-      ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
-    };
+    const spec = rsyncDaemonSpec(args);
     const pullSecrets = args.imagePullSecrets ?? [];
     // Declared before the sidecar, so deleted after it: the revert is recorded once done.
     const reverted = recordRevertEvent(

@@ -40,6 +40,24 @@ export interface TargetRsyncClientArgs {
   ephemeral?: EphemeralSide;
 }
 
+/** The client sidecar's spec: what the patch applies, and what the admission dry-run tries. */
+export function rsyncClientSpec(
+  args: Pick<TargetRsyncClientArgs, "image" | "imagePullPolicy" | "resources"> & {
+    secretName: pulumi.Input<string>;
+  },
+): SidecarSpec {
+  // Runs idle: the copy and install steps exec their scripts in it.
+  return {
+    name: TARGET_SIDECAR,
+    image: args.image,
+    imagePullPolicy: args.imagePullPolicy,
+    script: "idle",
+    resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
+    passwordEnv: "RSYNC_PASSWORD",
+    secretName: args.secretName,
+  };
+}
+
 /**
  * Seed step 2: an idle rsync client next to the new Prometheus, mounting its TSDB volume.
  * The copy, install and verify steps run inside it with `kubectl exec`.
@@ -56,16 +74,7 @@ export class TargetRsyncClient extends pulumi.ComponentResource {
     super("ptm:index:TargetRsyncClient", name, {}, opts);
     const tgt = args.target;
 
-    // Runs idle: the copy and install steps exec their scripts in it.
-    const spec: SidecarSpec = {
-      name: TARGET_SIDECAR,
-      image: args.image,
-      imagePullPolicy: args.imagePullPolicy,
-      script: "idle",
-      resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
-      passwordEnv: "RSYNC_PASSWORD",
-      secretName: args.secretName,
-    };
+    const spec = rsyncClientSpec(args);
     const pullSecrets = args.imagePullSecrets ?? [];
     // Declared before the sidecar, so deleted after it: the revert is recorded once done.
     const reverted = recordRevertEvent(

@@ -51,6 +51,12 @@ export interface FakeCluster {
   configMaps?: Record<string, { metadata: { labels: Record<string, string> }; data: Obj }[]>;
   /** A pod's UID (default `uid-<name>`): another UID is the pod replaced under the same name. */
   podUids?: Record<string, string>;
+  /**
+   * What `kubectl create --dry-run=server -f -` of a pod says, per namespace: kubectl's stderr
+   * when the API server refuses it (exit 1), or a function of the pod that returns it
+   * (undefined: admitted). Absent: admitted, and the pod printed back as JSON.
+   */
+  dryRun?: Record<string, string | ((pod: Obj) => string | undefined)>;
 }
 
 /** A registration as the engine would see it: its URN and the aliases (URNs) it brings. */
@@ -67,6 +73,8 @@ export interface RunResult {
   registrations: Registration[];
   outputs: Record<string, unknown>;
   commands: string[];
+  /** The pods given to `kubectl create --dry-run=server` (on its stdin), in order. */
+  dryRuns: { namespace: string; pod: Obj }[];
   /** Resource registrations (`<type> <name>`) and commands (`run <cmd>`), in the order seen. */
   events: string[];
 }
@@ -77,9 +85,24 @@ const EXIT_SUFFIX = '; echo "ptm-exit=$?" >&2';
 // The cluster flags every kubectl carries when the stack names a cluster (kubectl.ts).
 const CLUSTER_FLAGS = / --kubeconfig '[^']*'| --context '[^']*'/g;
 
-function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: string } {
+function answer(
+  cluster: FakeCluster,
+  full: string,
+  stdin = "",
+  seen?: Seen,
+): { stdout: string; stderr: string } {
   const cmd = full.replace(CLUSTER_FLAGS, "");
   const ok = (stdout: string) => ({ stdout, stderr: "ptm-exit=0\n" });
+  const dry = /^kubectl create --dry-run=server -o json -n '([^']+)' -f -$/.exec(cmd);
+  if (dry) {
+    const pod = JSON.parse(stdin) as Obj;
+    seen?.dryRuns.push({ namespace: dry[1], pod });
+    const fake = cluster.dryRun?.[dry[1]];
+    const err = typeof fake === "function" ? fake(pod) : fake;
+    if (err !== undefined) return { stdout: "", stderr: `${err}\nptm-exit=1\n` };
+    const meta = pod.metadata as Obj;
+    return ok(JSON.stringify({ ...pod, metadata: { ...meta, name: `${meta.generateName}x2x7q` } }));
+  }
   // A `Prometheus` resource is keyed `prometheus/<namespace>/<name>`.
   let m =
     /^kubectl get (deployment|statefulset|prometheus)(?:es\.monitoring\.coreos\.com)? '([^']+)' -n '([^']+)' -o json/.exec(
@@ -276,6 +299,7 @@ export interface Seen {
   /** Every registration with its URN and aliases (runWith's recordAliases fills it). */
   registrations: Registration[];
   commands: string[];
+  dryRuns: { namespace: string; pod: Obj }[];
   events: string[];
   seq: number;
   lastActivity: number;
@@ -286,6 +310,7 @@ export function newSeen(): Seen {
     resources: [],
     registrations: [],
     commands: [],
+    dryRuns: [],
     events: [],
     seq: 0,
     lastActivity: Date.now(),
@@ -330,7 +355,7 @@ export function fakeMocks(cluster: FakeCluster, opts: RunOpts, seen: Seen): pulu
         if (full.endsWith(EXIT_SUFFIX)) {
           const cmd = full.slice(0, -EXIT_SUFFIX.length);
           seen.commands.push(cmd);
-          const a = answer(cluster, cmd);
+          const a = answer(cluster, cmd, String(args.inputs.stdin ?? ""), seen);
           if (!opts.slowRuns?.test(cmd)) return a;
           return new Promise((resolve) =>
             setTimeout(() => {
@@ -389,6 +414,7 @@ export async function runWith(
     registrations: seen.registrations,
     outputs,
     commands: seen.commands,
+    dryRuns: seen.dryRuns,
     events: seen.events,
   };
 }

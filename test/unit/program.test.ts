@@ -740,7 +740,8 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
 
   it("without them: plain kubectl and the default provider, as before", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
-    assert.ok(r.commands.every((c) => /^kubectl (get|exec) /.test(c)));
+    // Reads, execs, and the admission dry-run (which persists nothing).
+    assert.ok(r.commands.every((c) => /^kubectl (get|exec|create --dry-run=server) /.test(c)));
     assert.equal(byType(r, "pulumi:providers:kubernetes").length, 0);
   });
 });
