@@ -247,10 +247,14 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     const r = await runProgram(prepare, cluster(), { preview: true });
     assert.ok(r.commands.includes("kubectl version -o json"));
     for (const ns of ["monitoring", "kubeprod"]) {
-      assert.ok(
-        r.commands.includes(`kubectl auth can-i update pods/ephemeralcontainers -n '${ns}'`),
-        ns,
-      );
+      for (const verb of ["get", "patch"]) {
+        assert.ok(
+          r.commands.includes(
+            `kubectl auth can-i ${verb} pods --subresource=ephemeralcontainers -n '${ns}'`,
+          ),
+          `${verb} in ${ns}`,
+        );
+      }
     }
   });
 
@@ -418,16 +422,18 @@ describe("program: sidecarMode ephemeral, preflight refusals at preview", () => 
   it("a server whose version can't be read", () =>
     refuses({ ...cluster(), serverVersion: null }, /:sidecarMode: .*version could not be read/));
 
-  it("no right to update pods/ephemeralcontainers in the target's namespace", () =>
+  // `kubectl patch --subresource=ephemeralcontainers` is a patch of the subresource, checked
+  // with --subresource (`can-i update pods/ephemeralcontainers` asked about a pod named so).
+  it("no right to patch pods/ephemeralcontainers in the target's namespace", () =>
     refuses(
-      { ...cluster(), canUpdateEphemeral: { kubeprod: "no" } },
-      /:sidecarMode: ephemeral needs the right to update pods\/ephemeralcontainers in namespace kubeprod.*set sidecarMode to patch/,
+      { ...cluster(), canI: { "patch pods/ephemeralcontainers -n kubeprod": "no" } },
+      /kubernetes:kubeconfig.*lacks 1 permission.*patch pods\/ephemeralcontainers in namespace kubeprod \(sidecarMode ephemeral.*or set sidecarMode to patch/,
     ));
 
   it("a right that can't be checked", () =>
     refuses(
-      { ...cluster(), canUpdateEphemeral: { monitoring: "error" } },
-      /namespace monitoring, and that could not be checked .*You must be logged in/,
+      { ...cluster(), canI: { "get pods/ephemeralcontainers -n monitoring": "error" } },
+      /could not check 1: get pods\/ephemeralcontainers in namespace monitoring .*You must be logged in/,
     ));
 
   it("a TSDB mounted with subPathExpr", () => {
