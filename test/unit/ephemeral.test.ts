@@ -5,7 +5,6 @@ import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
 import { migratingCluster } from "../fixtures/probes";
 import {
-  checkCanI,
   checkServerVersion,
   ephemeralDataPath,
   ephemeralSecurityContext,
@@ -40,18 +39,6 @@ describe("ephemeral sidecars: the rules", () => {
       /:sidecarMode: .*could not be read.*sidecarMode to patch/,
     );
     assert.throws(() => checkServerVersion(""), /could not be read/);
-  });
-
-  it("needs the right to update pods/ephemeralcontainers; a check that can't look refuses", () => {
-    checkCanI("monitoring", { code: 0, stdout: "yes", said: "" });
-    assert.throws(
-      () => checkCanI("kubeprod", { code: 1, stdout: "no", said: "exit 1" }),
-      /:sidecarMode: ephemeral needs the right to update pods\/ephemeralcontainers in namespace kubeprod.*says no.*set sidecarMode to patch/,
-    );
-    assert.throws(
-      () => checkCanI("kubeprod", { code: 1, stdout: "", said: "exit 1: error: Unauthorized" }),
-      /could not be checked .*error: Unauthorized.*sidecarMode to patch/,
-    );
   });
 
   it("mounts the volume root and goes down the subPath as a directory; subPathExpr is refused", () => {
@@ -195,7 +182,8 @@ describe("program: sidecarMode", () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
-    assert.ok(!r.commands.some((c) => /version|auth can-i/.test(c)));
+    // No version preflight, and no question about the ephemeralcontainers subresource.
+    assert.ok(!r.commands.some((c) => /version|ephemeralcontainers/.test(c)));
     assert.equal(r.outputs.sidecarMode, "patch");
   });
 

@@ -172,7 +172,7 @@ function answer(cluster: FakeCluster, full: string): { stdout: string; stderr: s
     return ok(JSON.stringify({ ...client, serverVersion: v }));
   }
   m =
-    /^kubectl auth can-i ([a-z]+) ([a-z.]+)(?: --subresource=([a-z]+))? (?:-n '([^']+)'|--all-namespaces)$/.exec(
+    /^kubectl auth can-i ([a-z]+) ([a-z0-9.]+)(?: --subresource=([a-z]+))? (?:-n '([^']+)'|--all-namespaces)$/.exec(
       cmd,
     );
   if (m) {
