@@ -226,7 +226,8 @@ function managed(what: Resource, name: string): Need[] {
   return [
     {
       what,
-      verbs: ["patch"],
+      // An apply to an object that doesn't exist yet is a create: the API server asks both.
+      verbs: ["create", "patch"],
       usedBy: `${name}: created and updated by Server-Side Apply (a dry run at preview)`,
       revert: false,
     },

@@ -67,6 +67,11 @@ describe("rbac: the permissions a run needs", () => {
         "get core/pods/proxy @kubeprod",
         "patch core/secrets @monitoring",
         "patch core/secrets @kubeprod",
+        // Server-Side Apply of an object that doesn't exist yet is a create as well
+        "create core/secrets @kubeprod",
+        "create core/services @monitoring",
+        "create networking.k8s.io/networkpolicies @monitoring",
+        "create core/configmaps @kubeprod",
         "delete core/secrets @kubeprod",
         "watch core/secrets @kubeprod",
         "patch core/services @monitoring",
@@ -90,7 +95,7 @@ describe("rbac: the permissions a run needs", () => {
         "patch core/pods/ephemeralcontainers @monitoring",
         "get monitoring.coreos.com/prometheuses @kubeprod",
         "update apps/deployments @monitoring",
-        "create core/secrets @monitoring",
+        "create apps/deployments @monitoring",
       ],
     },
     {
@@ -151,6 +156,7 @@ describe("rbac: the permissions a run needs", () => {
       ],
       lacks: [
         "patch core/secrets @monitoring",
+        "create core/secrets @monitoring",
         "patch core/services @monitoring",
         "patch core/configmaps @kubeprod",
         "get core/pods/log @kubeprod",
