@@ -14,6 +14,7 @@ import {
   readWorkload,
 } from "./cluster/clusterReads";
 import { readPodsWorkload } from "./cluster/prometheusReads";
+import { checkPermissions } from "./cluster/permissions";
 import { EphemeralSide, ephemeralSide, preflightEphemeral } from "./cluster/ephemeralSidecar";
 import { checkEphemeralImage, headInEphemeral } from "./decisions/ephemeralSidecar";
 import { podLocations, rsyncSelector } from "./decisions/prometheusResource";
@@ -299,6 +300,9 @@ export class PrometheusTsdbMigration
 
     // Configuration, validated before anything changes.
     let cfg = parseConfig({ ...args, phase: args.phase ?? "" });
+    // RBAC (issue 21 item 5): every permission this run needs, asked before anything is read
+    // or declared, so that a refusal lists them all instead of the first read that fails.
+    await checkPermissions(cfg, this);
     if (cfg.phase === "revert") {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
@@ -996,10 +1000,7 @@ async function ephemeralSides(
       );
     }
   }
-  const version = await preflightEphemeral(cfg.cluster, [
-    located.source.ref.namespace,
-    located.target.ref.namespace,
-  ]);
+  const version = await preflightEphemeral(cfg.cluster);
   const [source, target] = await Promise.all([
     ephemeralSide("source", located.source, SOURCE_SIDECAR),
     ephemeralSide("target", located.target, TARGET_SIDECAR),

@@ -10,7 +10,6 @@ import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { ClusterAccess } from "../decisions/config";
 import {
-  checkCanI,
   checkServerVersion,
   EPHEMERAL_RUN,
   EPHEMERAL_TMP,
@@ -24,15 +23,8 @@ import {
 } from "../decisions/ephemeralSidecar";
 import { podsWorkload } from "../decisions/prometheusResource";
 import { TsdbLocation } from "../decisions/workload";
-import { readPods, run, said } from "./clusterReads";
-import {
-  createAndDelete,
-  kubectl,
-  localScript,
-  readScript,
-  shQuote,
-  sidecarScript,
-} from "./kubectl";
+import { readPods, run } from "./clusterReads";
+import { createAndDelete, kubectl, localScript, readScript, sidecarScript } from "./kubectl";
 import { PASSWORD_KEY } from "./naming";
 import { SidecarSpec } from "./sidecarPatch";
 
@@ -49,23 +41,13 @@ export interface EphemeralSide {
 }
 
 /**
- * Preflight at preview: Kubernetes 1.25 or newer, and the right to update
- * pods/ephemeralcontainers in each namespace. Each failure is a ConfigError naming sidecarMode.
- * Returns the server's version.
+ * Preflight at preview: Kubernetes 1.25 or newer, else a ConfigError naming sidecarMode.
+ * Returns the server's version. The right to patch pods/ephemeralcontainers is checked with
+ * every other permission, before anything is read (cluster/permissions.ts).
  */
-export async function preflightEphemeral(
-  access: ClusterAccess | undefined,
-  namespaces: string[],
-): Promise<string> {
+export async function preflightEphemeral(access: ClusterAccess | undefined): Promise<string> {
   const version = await run(`${kubectl(access)} version -o json`);
-  const name = checkServerVersion(version.stdout);
-  for (const ns of [...new Set(namespaces)]) {
-    const r = await run(
-      `${kubectl(access)} auth can-i update pods/ephemeralcontainers -n ${shQuote(ns)}`,
-    );
-    checkCanI(ns, { code: r.code, stdout: r.stdout, said: said(r) });
-  }
-  return name;
+  return checkServerVersion(version.stdout);
 }
 
 /**

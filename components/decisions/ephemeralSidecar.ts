@@ -54,33 +54,6 @@ export function checkServerVersion(json: string): string {
   return name;
 }
 
-/**
- * `kubectl auth can-i update pods/ephemeralcontainers -n NS`: "yes" passes; "no" and anything
- * that could not be checked are refused (a check that could not look has not passed).
- */
-export function checkCanI(
-  namespace: string,
-  answer: { code: number; stdout: string; said: string },
-): void {
-  const out = answer.stdout.trim();
-  if (answer.code === 0 && out === "yes") return;
-  if (out.startsWith("no")) {
-    throw new ConfigError(
-      "sidecarMode",
-      `ephemeral needs the right to update pods/ephemeralcontainers in namespace ${namespace}, ` +
-        `which kubectl's user does not have (\`kubectl auth can-i update pods/ephemeralcontainers ` +
-        `-n ${namespace}\` says no). Grant it (a Role with resource pods/ephemeralcontainers, verb ` +
-        `update), ${USE_PATCH}`,
-    );
-  }
-  throw new ConfigError(
-    "sidecarMode",
-    `ephemeral needs the right to update pods/ephemeralcontainers in namespace ${namespace}, and ` +
-      `that could not be checked (\`kubectl auth can-i update pods/ephemeralcontainers -n ` +
-      `${namespace}\`: ${answer.said}); fix the cluster access, ${USE_PATCH}`,
-  );
-}
-
 /** The subset of a pod this mode reads. */
 export interface EphemeralPodObject {
   metadata?: { name?: string; uid?: string; deletionTimestamp?: string };

@@ -14,15 +14,17 @@ import { namespace } from "./cluster";
 
 // The demo's own namespaces (the chart's "monitoring" and BKPR's "kubeprod" with a prefix):
 // a user's cluster may hold the real ones, and only namespaces the demo labelled are deleted.
+// PTM_E2E_NAMESPACE_PREFIX gives one run its own namespaces (e.g. on a lab other runs share).
+const PREFIX = process.env.PTM_E2E_NAMESPACE_PREFIX || "ptm-demo";
 /** Only the source's namespace, name and container: everything else is discovered. */
 export const SOURCE = {
-  namespace: "ptm-demo-monitoring",
+  namespace: `${PREFIX}-monitoring`,
   kind: "Deployment",
   name: "prometheus-server",
   container: "prometheus-server",
 };
 export const TARGET = {
-  namespace: "ptm-demo-kubeprod",
+  namespace: `${PREFIX}-kubeprod`,
   kind: "StatefulSet",
   name: "prometheus",
   container: "prometheus",

@@ -5,6 +5,7 @@
 import * as assert from "node:assert/strict";
 import { Stack } from "@pulumi/pulumi/automation";
 import { kubectl } from "./cluster";
+import { bind, Binding, kubeconfigAs, unbind } from "./rbac";
 import {
   changes,
   configure,
@@ -52,13 +53,55 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     sourceHistory = historyCounts(SOURCE, DEFAULTS.historyHours);
     assert.ok(sourceHistory.counts.length >= 20 && sourceHistory.counts.every((c) => c > 0));
     templates = { source: podTemplate(SOURCE), target: podTemplate(TARGET) };
-    stack = await openStack(`e2e-${Date.now()}`, pulumiEnv());
+    // The program runs as a ServiceAccount bound to exactly docs/rbac.yaml (issue 21 item 5);
+    // the fixtures above and every check below use the admin's kubeconfig.
+    bind(asMigrator);
+    const kubeconfig = kubeconfigAs(asMigrator);
+    stack = await openStack(`e2e-${Date.now()}`, pulumiEnv(kubeconfig));
+    await stack.setConfig("kubernetes:kubeconfig", { value: kubeconfig });
   });
 
   after(async function () {
     log(`phase times (s): ${JSON.stringify(times)}`);
     if (stack)
       await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
+    for (const b of [asMigrator, lessOneVerb]) unbind(b);
+  });
+
+  // Each run its own cluster-scoped names: the ClusterRole and its binding.
+  const run = Date.now().toString(36);
+  const asMigrator: Binding = {
+    name: `ptm-migration-${run}`,
+    namespace: SOURCE.namespace,
+    source: SOURCE.namespace,
+    target: TARGET.namespace,
+  };
+  const lessOneVerb: Binding = {
+    ...asMigrator,
+    name: `ptm-migration-less-${run}`,
+    drop: { role: "source", resource: "deployments", verb: "patch" },
+  };
+
+  it("as a user bound to docs/rbac.yaml less one verb, the preview refuses and names it", async () => {
+    bind(lessOneVerb);
+    const kubeconfig = kubeconfigAs(lessOneVerb);
+    const less = await openStack(`e2e-rbac-${run}`, pulumiEnv(kubeconfig));
+    try {
+      await less.setConfig("kubernetes:kubeconfig", { value: kubeconfig });
+      await configurePrepare(less);
+      let out = "";
+      await assert.rejects(
+        timed("preview less one verb", () => less.preview({ onOutput: (o) => (out += o) })),
+        (e: Error) =>
+          new RegExp(
+            `kubernetes:kubeconfig: the user "system:serviceaccount:${SOURCE.namespace}:${lessOneVerb.name}" .*lacks 1 permission this migration needs: patch deployments\\.apps in namespace ${SOURCE.namespace} \\(`,
+          ).test(e.message + out),
+      );
+      log(`refused: ${(/lacks 1 permission[^(]*/.exec(out) ?? [""])[0]}`);
+      assert.deepEqual(podTemplate(SOURCE), templates.source);
+    } finally {
+      await less.workspace.removeStack(less.name, { force: true }).catch(() => undefined);
+    }
   });
 
   it("previews without changing anything", async () => {
@@ -72,11 +115,15 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     const text = out.join("");
     assert.match(
       text,
-      /source: Deployment ptm-demo-monitoring\/prometheus-server: TSDB \/data \[server prometheus-server-[a-z0-9-]+: flag storage\.tsdb\.path\] on volume storage-volume subPath prometheus-db/,
+      new RegExp(
+        `source: Deployment ${SOURCE.namespace}/prometheus-server: TSDB /data \\[server prometheus-server-[a-z0-9-]+: flag storage\\.tsdb\\.path\\] on volume storage-volume subPath prometheus-db`,
+      ),
     );
     assert.match(
       text,
-      /target: StatefulSet ptm-demo-kubeprod\/prometheus: TSDB \/opt\/bitnami\/prometheus\/data \[server prometheus-0: flag storage\.tsdb\.path "data\/" in runtimeinfo CWD \/opt\/bitnami\/prometheus\] on volume data/,
+      new RegExp(
+        `target: StatefulSet ${TARGET.namespace}/prometheus: TSDB /opt/bitnami/prometheus/data \\[server prometheus-0: flag storage\\.tsdb\\.path "data/" in runtimeinfo CWD /opt/bitnami/prometheus\\] on volume data`,
+      ),
     );
     const targetVersion = DEFAULTS.targetImage.slice(DEFAULTS.targetImage.lastIndexOf(":") + 1);
     assert.ok(

@@ -5,7 +5,6 @@ import * as assert from "node:assert/strict";
 import { bkprStatefulSet, cluster, helmServer, SOURCE_CONFIG } from "../fixtures/workloads";
 import { migratingCluster } from "../fixtures/probes";
 import {
-  checkCanI,
   checkServerVersion,
   ephemeralDataPath,
   ephemeralSecurityContext,
@@ -40,18 +39,6 @@ describe("ephemeral sidecars: the rules", () => {
       /:sidecarMode: .*could not be read.*sidecarMode to patch/,
     );
     assert.throws(() => checkServerVersion(""), /could not be read/);
-  });
-
-  it("needs the right to update pods/ephemeralcontainers; a check that can't look refuses", () => {
-    checkCanI("monitoring", { code: 0, stdout: "yes", said: "" });
-    assert.throws(
-      () => checkCanI("kubeprod", { code: 1, stdout: "no", said: "exit 1" }),
-      /:sidecarMode: ephemeral needs the right to update pods\/ephemeralcontainers in namespace kubeprod.*says no.*set sidecarMode to patch/,
-    );
-    assert.throws(
-      () => checkCanI("kubeprod", { code: 1, stdout: "", said: "exit 1: error: Unauthorized" }),
-      /could not be checked .*error: Unauthorized.*sidecarMode to patch/,
-    );
   });
 
   it("mounts the volume root and goes down the subPath as a directory; subPathExpr is refused", () => {
@@ -195,7 +182,8 @@ describe("program: sidecarMode", () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     assert.equal(byType(r, "kubernetes:apps/v1:DeploymentPatch").length, 1);
     assert.equal(byType(r, "kubernetes:apps/v1:StatefulSetPatch").length, 1);
-    assert.ok(!r.commands.some((c) => /version|auth can-i/.test(c)));
+    // No version preflight, and no question about the ephemeralcontainers subresource.
+    assert.ok(!r.commands.some((c) => /version|ephemeralcontainers/.test(c)));
     assert.equal(r.outputs.sidecarMode, "patch");
   });
 
@@ -247,10 +235,14 @@ describe("program: sidecarMode ephemeral, phase prepare", () => {
     const r = await runProgram(prepare, cluster(), { preview: true });
     assert.ok(r.commands.includes("kubectl version -o json"));
     for (const ns of ["monitoring", "kubeprod"]) {
-      assert.ok(
-        r.commands.includes(`kubectl auth can-i update pods/ephemeralcontainers -n '${ns}'`),
-        ns,
-      );
+      for (const verb of ["get", "patch"]) {
+        assert.ok(
+          r.commands.includes(
+            `kubectl auth can-i ${verb} pods --subresource=ephemeralcontainers -n '${ns}'`,
+          ),
+          `${verb} in ${ns}`,
+        );
+      }
     }
   });
 
@@ -418,16 +410,18 @@ describe("program: sidecarMode ephemeral, preflight refusals at preview", () => 
   it("a server whose version can't be read", () =>
     refuses({ ...cluster(), serverVersion: null }, /:sidecarMode: .*version could not be read/));
 
-  it("no right to update pods/ephemeralcontainers in the target's namespace", () =>
+  // `kubectl patch --subresource=ephemeralcontainers` is a patch of the subresource, checked
+  // with --subresource (`can-i update pods/ephemeralcontainers` asked about a pod named so).
+  it("no right to patch pods/ephemeralcontainers in the target's namespace", () =>
     refuses(
-      { ...cluster(), canUpdateEphemeral: { kubeprod: "no" } },
-      /:sidecarMode: ephemeral needs the right to update pods\/ephemeralcontainers in namespace kubeprod.*set sidecarMode to patch/,
+      { ...cluster(), canI: { "patch pods/ephemeralcontainers -n kubeprod": "no" } },
+      /kubernetes:kubeconfig.*lacks 1 permission.*patch pods\/ephemeralcontainers in namespace kubeprod \(sidecarMode ephemeral.*or set sidecarMode to patch/,
     ));
 
   it("a right that can't be checked", () =>
     refuses(
-      { ...cluster(), canUpdateEphemeral: { monitoring: "error" } },
-      /namespace monitoring, and that could not be checked .*You must be logged in/,
+      { ...cluster(), canI: { "get pods/ephemeralcontainers -n monitoring": "error" } },
+      /could not check 1: get pods\/ephemeralcontainers in namespace monitoring .*You must be logged in/,
     ));
 
   it("a TSDB mounted with subPathExpr", () => {

@@ -40,8 +40,15 @@ export interface FakeCluster {
   notReady?: string[];
   /** `kubectl version -o json`'s serverVersion; default 1.34. `null`: kubectl can't reach it. */
   serverVersion?: { major: string; minor: string; gitVersion: string } | null;
-  /** `kubectl auth can-i update pods/ephemeralcontainers` per namespace; default "yes". */
-  canUpdateEphemeral?: Record<string, "yes" | "no" | "error">;
+  /**
+   * `kubectl auth can-i` per permission, keyed `VERB RESOURCE[/SUB] -n NS` (cluster-wide:
+   * `VERB RESOURCE -A`), e.g. `patch deployments.apps -n monitoring`,
+   * `create pods/exec -n kubeprod`, `list statefulsets.apps -A`; default "yes". "error": kubectl
+   * fails as it does without a usable login (exit 1, nothing on stdout).
+   */
+  canI?: Record<string, "yes" | "no" | "error">;
+  /** `kubectl auth whoami`'s user; default "ci". */
+  user?: string;
   /** Ephemeral container statuses per pod name (sidecarMode ephemeral). */
   ephemeral?: Record<string, { name: string; state: Record<string, unknown>; image?: string }[]>;
   /**
@@ -187,12 +194,19 @@ function answer(
     }
     return ok(JSON.stringify({ ...client, serverVersion: v }));
   }
-  m = /^kubectl auth can-i update pods\/ephemeralcontainers -n '([^']+)'$/.exec(cmd);
+  m =
+    /^kubectl auth can-i ([a-z]+) ([a-z0-9.]+)(?: --subresource=([a-z]+))? (?:-n '([^']+)'|--all-namespaces)$/.exec(
+      cmd,
+    );
   if (m) {
-    const a = cluster.canUpdateEphemeral?.[m[1]] ?? "yes";
+    const key = `${m[1]} ${m[2]}${m[3] ? `/${m[3]}` : ""} ${m[4] ? `-n ${m[4]}` : "-A"}`;
+    const a = cluster.canI?.[key] ?? "yes";
     if (a === "yes") return ok("yes");
     if (a === "no") return { stdout: "no", stderr: "ptm-exit=1\n" };
     return { stdout: "", stderr: "error: You must be logged in to the server\nptm-exit=1\n" };
+  }
+  if (cmd === "kubectl auth whoami -o 'jsonpath={.status.userInfo.username}'") {
+    return ok(cluster.user ?? "ci");
   }
   m = /^kubectl get configmaps -n '([^']+)' -l '([^']*)' -o json$/.exec(cmd);
   if (m) {

@@ -50,11 +50,15 @@ describe("program: phase unset (revert)", () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
     onlyTheGuard(r);
     assert.equal(r.outputs.phase, "reverted");
-    assert.deepEqual(r.commands, [
-      "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.github.io/patched-by=test,prometheus-tsdb-migration.github.io/role=target' -o json",
-      "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
-      "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields",
-    ]);
+    // After the RBAC check (test/unit/rbacProgram.test.ts), these reads only.
+    assert.deepEqual(
+      r.commands.filter((c) => !/^kubectl auth /.test(c)),
+      [
+        "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.github.io/patched-by=test,prometheus-tsdb-migration.github.io/role=target' -o json",
+        "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
+        "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields",
+      ],
+    );
   });
 
   it("guards the target the stack patched (its label), not the target config (issue 9 item 11)", async () => {
@@ -740,8 +744,8 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
 
   it("without them: plain kubectl and the default provider, as before", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
-    // Reads, execs, and the admission dry-run (which persists nothing).
-    assert.ok(r.commands.every((c) => /^kubectl (get|exec|create --dry-run=server) /.test(c)));
+    // Reads, execs, permission questions, and the admission dry-run (which persists nothing).
+    assert.ok(r.commands.every((c) => /^kubectl (get|exec|auth|create --dry-run=server) /.test(c)));
     assert.equal(byType(r, "pulumi:providers:kubernetes").length, 0);
   });
 });
