@@ -65,7 +65,8 @@ describe("apiFailureCause: what the probe's HTTP client said, as a cause", () =>
     ["neither wget nor curl in this container", "no-client"],
     ["wget: bad address 'prometheus:9090'", "other"],
   ];
-  for (const [why, want] of cases) it(`${want}: ${why}`, () => assert.equal(apiFailureCause(why), want));
+  for (const [why, want] of cases)
+    it(`${want}: ${why}`, () => assert.equal(apiFailureCause(why), want));
 });
 
 describe("requireServerAnswers: a null answer is refused, naming the key and what to set", () => {
@@ -155,7 +156,8 @@ describe("parseProbe reads what probe.sh says about the API", () => {
   });
   it("rejects a server count that is not a number", () => {
     assert.throws(
-      () => parseProbe(JSON.stringify({ ...probe(), server: { blocksLoaded: "x", headSeries: 0 } })),
+      () =>
+        parseProbe(JSON.stringify({ ...probe(), server: { blocksLoaded: "x", headSeries: 0 } })),
       /blocksLoaded/,
     );
   });
