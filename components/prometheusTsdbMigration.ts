@@ -771,7 +771,10 @@ export class PrometheusTsdbMigration
       }
     }
     const inputFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
-      planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead);
+      planInput(sourceBlocks, sourceProbe, targetProbe, cfg.includeHead, {
+        source: source.flags,
+        target: target.flags,
+      });
     // Only what the target keeps: blocks beyond its retention would be deleted at its next
     // reload (decisions/retention.ts).
     const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) => {
