@@ -9,7 +9,7 @@
 // Pure functions over what kubectl printed, so that each rule has a table test.
 
 import { ConfigError, WorkloadRef } from "./config";
-import { apiAdvice, apiFailureCause } from "./serverAnswers";
+import { apiAdvice, apiFailureCause, capital } from "./serverAnswers";
 
 /** The subset of a container that discovery reads (see workload.ts for the whole). */
 export interface DiscoveryContainer {
@@ -360,7 +360,7 @@ export function resolveUrl(
     throw new ConfigError(
       `${key}.url`,
       `${ref.kind} ${ref.namespace}/${ref.name}'s API, asked through the pod proxy: ` +
-        `${server!.why}. ${apiAdvice(cause, `${key}.url`, undefined)}`,
+        `${server!.why}. ${capital(apiAdvice(cause, `${key}.url`, undefined))}`,
     );
   }
   const listen = flagValue(argvOf(c), "web.listen-address");

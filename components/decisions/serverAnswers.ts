@@ -70,6 +70,8 @@ export function apiAdvice(cause: ApiFailureCause, key: string, url: string | und
   }
 }
 
+export const capital = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
 /** The API path of each read probe.sh makes, by its name in `apiErrors`. */
 const PATHS: Record<string, string> = {
   buildinfo: "/api/v1/status/buildinfo",
@@ -87,12 +89,16 @@ export function unreadable(
 ): ConfigError {
   const key = `${side}.url`;
   const said = (r: string) => probe.apiErrors?.[r];
-  const gets = reads
-    .map((r) => `GET ${PATHS[r] ?? r} (${said(r) ?? "did not answer; the probe said no more"})`)
-    .join("; ");
+  // One line per reason: the reads usually fail alike.
+  const byWhy = new Map<string, string[]>();
+  for (const r of reads) {
+    const why = said(r) ?? "did not answer; the probe said no more";
+    byWhy.set(why, [...(byWhy.get(why) ?? []), PATHS[r] ?? r]);
+  }
+  const gets = [...byWhy].map(([why, paths]) => `GET ${paths.join(", ")}: ${why}`).join("; ");
   const first = reads.map(said).find((s) => s !== undefined);
   const advice =
-    first === undefined ? "" : ` ${apiAdvice(apiFailureCause(first), key, probe.apiUrl)}.`;
+    first === undefined ? "" : ` ${capital(apiAdvice(apiFailureCause(first), key, probe.apiUrl))}.`;
   return new ConfigError(
     key,
     `the ${side}'s Prometheus API at ${probe.apiUrl ?? "its URL"} could not be read from where ` +
