@@ -790,8 +790,10 @@ export class PrometheusTsdbMigration
     // plan passed the gate then; it is recorded now, from the snapshot and the target as is.
     const snapshotTaken = use.action === "resume";
     const settings = planSettings(cfg);
+    // What discovery read of each server's flags: what the plan uses when a probe has none.
+    const discovered = { source: source.flags, target: target.flags };
     const planFor = (sourceBlocks: BlockMeta[], targetProbe: ProbeResult) =>
-      planForReplica(settings, sourceProbe, sourceBlocks, targetProbe);
+      planForReplica(settings, sourceProbe, sourceBlocks, targetProbe, discovered);
     const basis = snapshotTaken
       ? sourceProbe.snapshotBlocks
       : blocksToSnapshot(sourceProbe, cfg.includeHead);
@@ -803,6 +805,7 @@ export class PrometheusTsdbMigration
       basis,
       targetProbes.map((t, i) => ({ probe: t!, volume: replicaVolume(target, targetsAt[i]) })),
       snapshotTaken,
+      discovered,
     );
     if (!planned.ok) throw new ConfigError(planned.key, planned.message);
     const { inputs, gate } = planned;
@@ -1061,6 +1064,7 @@ async function previewBeforePrepare(
   ]);
   const report = previewReport({
     settings: planSettings(cfg),
+    discovered: { source: source.flags, target: target.flags },
     sidecarMode: cfg.sidecarMode,
     source: {
       workload: describeRef(source.ref),

@@ -78,8 +78,14 @@ export function histogramsIn(b: BlockMeta, writer: BlockWriter): { has: Presence
     };
   if (!atLeast(v, 2, 40))
     return { has: "no", why: `written by ${writer.version} (no native histograms before 2.40)` };
-  const features = (writer.flags?.["enable-feature"] ?? "").split(",").map((f) => f.trim());
-  if (v.major === 2 && !features.includes("native-histograms")) {
+  const features = featuresOf(writer);
+  if (v.major === 2 && features === undefined) {
+    return {
+      has: "unknown",
+      why: `source ${writer.version}'s flags could not be read: whether it runs with --enable-feature=native-histograms is unknown`,
+    };
+  }
+  if (v.major === 2 && !features!.includes("native-histograms")) {
     return {
       has: "no",
       why: `source ${writer.version} runs without --enable-feature=native-histograms`,
@@ -96,10 +102,29 @@ function safeVersion(s: string): Version | undefined {
   }
 }
 
-/** The experimental chunk-encoding features the source runs with (EXPERIMENTAL_CHUNK_FEATURES). */
-function experimentalChunks(writer: BlockWriter): string[] {
-  const features = (writer.flags?.["enable-feature"] ?? "").split(",").map((f) => f.trim());
-  return EXPERIMENTAL_CHUNK_FEATURES.filter((f) => features.includes(f));
+/**
+ * The source's --enable-feature list; undefined when its flags could not be read (null: the
+ * probe and discovery both failed; undefined: nobody said), which is never "none".
+ */
+function featuresOf(writer: BlockWriter): string[] | undefined {
+  if (!writer.flags) return undefined;
+  return (writer.flags["enable-feature"] ?? "").split(",").map((f) => f.trim());
+}
+
+/** The first release with an experimental chunk encoding (xor2-encoding, CHANGELOG 3.11.0). */
+const EXPERIMENTAL_CHUNKS_FROM = "3.11.0";
+
+/**
+ * The experimental chunk-encoding features the source runs with (EXPERIMENTAL_CHUNK_FEATURES),
+ * or undefined when its flags are unknown and its release could write them.
+ */
+function experimentalChunks(writer: BlockWriter): string[] | undefined {
+  const features = featuresOf(writer);
+  if (features !== undefined)
+    return EXPERIMENTAL_CHUNK_FEATURES.filter((f) => features.includes(f));
+  // A writer of unknown version is judged by the other rules (planInput always knows it).
+  const w = writer.version === undefined ? undefined : safeVersion(writer.version);
+  return w !== undefined && atLeast(w, 3, 11) ? undefined : [];
 }
 
 /** Why the target can't read this block, or undefined when it can. */
@@ -138,7 +163,17 @@ export function unreadableBecause(
     );
   }
   const experimental = experimentalChunks(writer);
-  if (experimental.length > 0 && (!atLeast(t, 3, 11) || writer.version !== target)) {
+  const sameRelease = atLeast(t, 3, 11) && writer.version === target;
+  if (experimental === undefined && !sameRelease) {
+    return (
+      `the source's flags could not be read (its flags API, and its container spec): a ` +
+      `${writer.version} from ${EXPERIMENTAL_CHUNKS_FROM} on may write experimental chunk ` +
+      `encodings (--enable-feature=${EXPERIMENTAL_CHUNK_FEATURES.join("|")}) that only the same ` +
+      `release reads. Make /api/v1/status/flags answer from inside the source pod, or give the ` +
+      `flags in the container's args`
+    );
+  }
+  if (experimental !== undefined && experimental.length > 0 && !sameRelease) {
     return (
       `the source writes experimental chunk encodings (--enable-feature=${experimental.join(",")}; ` +
       `they may change in any version), read only by the same release (${writer.version ?? "unknown"})`

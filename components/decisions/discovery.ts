@@ -9,6 +9,7 @@
 // Pure functions over what kubectl printed, so that each rule has a table test.
 
 import { ConfigError, WorkloadRef } from "./config";
+import { apiAdvice, apiFailureCause, capital } from "./serverAnswers";
 
 /** The subset of a container that discovery reads (see workload.ts for the whole). */
 export interface DiscoveryContainer {
@@ -225,7 +226,7 @@ export function resolveDataPath(
   c: DiscoveryContainer,
   server: ServerReport | undefined,
 ): Sourced<string> {
-  if (ref.dataPath) return { value: normalize(ref.dataPath), from: `config ${key}.dataPath` };
+  if (ref.dataPath) return checkedDataPath(key, ref, c, server);
   let why = notReached(server);
   if (server?.reached) {
     const p = server.flags["storage.tsdb.path"];
@@ -257,6 +258,82 @@ export function resolveDataPath(
   );
 }
 
+/**
+ * Where the server itself says its TSDB is, for checking an explicit dataPath: its flag
+ * (absolute, or relative to its CWD or the container's workingDir), else the container spec's.
+ * Undefined with the reason when neither can tell.
+ */
+function serverDataPath(
+  c: DiscoveryContainer,
+  server: ServerReport | undefined,
+): Sourced<string> | { why: string } {
+  if (server?.reached) {
+    const p = server.flags["storage.tsdb.path"];
+    const at = p.startsWith("/") ? "/" : (server.cwd ?? c.workingDir);
+    if (at !== undefined) {
+      return {
+        value: normalize(`${at}/${p}`),
+        from: `server ${server.pod}: flag storage.tsdb.path "${p}"${p.startsWith("/") ? "" : ` in ${at}`}`,
+      };
+    }
+    return { why: `the server's storage.tsdb.path "${p}" is relative and its CWD unknown` };
+  }
+  return specDataPath(c) ?? { why: `${notReached(server)} and the container spec does not say` };
+}
+
+/** An explicit dataPath, refused when the server (or the spec) says its TSDB is elsewhere. */
+function checkedDataPath(
+  key: "source" | "target",
+  ref: WorkloadRef,
+  c: DiscoveryContainer,
+  server: ServerReport | undefined,
+): Sourced<string> {
+  const value = normalize(ref.dataPath!);
+  const own = serverDataPath(c, server);
+  if ("why" in own) return { value, from: `config ${key}.dataPath (not checked: ${own.why})` };
+  if (own.value !== value) {
+    throw new ConfigError(
+      `${key}.dataPath`,
+      `${value} is not where ${ref.kind} ${ref.namespace}/${ref.name} keeps its TSDB: its ` +
+        `--storage.tsdb.path is ${own.value} (${own.from}). Set ${key}.dataPath to ${own.value}, or remove it to use ` +
+        `the server's`,
+    );
+  }
+  return { value, from: `config ${key}.dataPath` };
+}
+
+/** Hosts of a listen address that the pod's own containers reach at localhost. */
+const LOCAL_HOSTS = ["", "0.0.0.0", "::", "[::]", "localhost", "127.0.0.1", "[::1]", "::1"];
+
+/**
+ * The port to ask at localhost from a --web.listen-address (3.x repeats it, comma-separated
+ * in the flags API): the first address bound to every interface or to loopback. Undefined
+ * when every one is bound to another address (the pod IP): localhost is refused there.
+ */
+function localPort(listen: string): number | undefined {
+  for (const a of listen.split(",").map((x) => x.trim())) {
+    const i = a.lastIndexOf(":");
+    if (i >= 0 && LOCAL_HOSTS.includes(a.slice(0, i))) return portOf(a);
+  }
+  return undefined;
+}
+
+function listenRefused(
+  key: "source" | "target",
+  ref: WorkloadRef,
+  listen: string,
+  from: string,
+): ConfigError {
+  const port = portOf(listen.split(",")[0]);
+  return new ConfigError(
+    `${key}.url`,
+    `${ref.kind} ${ref.namespace}/${ref.name} listens only on ${listen} (${from}), which is not ` +
+      `reachable at localhost from inside its pod, where the migration reads its API. Set ` +
+      `--web.listen-address=0.0.0.0:${port} (or :${port}), or set ${key}.url to an address that ` +
+      `reaches the server from inside its pod`,
+  );
+}
+
 /** The Prometheus API from inside the pod: the `url` key, else the server's flags, else the spec. */
 export function resolveUrl(
   key: "source" | "target",
@@ -267,11 +344,28 @@ export function resolveUrl(
   if (ref.url) return { value: ref.url.replace(/\/+$/, ""), from: `config ${key}.url` };
   if (server?.reached) {
     const flag = (f: string) => server.flags[f] || undefined;
+    const listen = flag("web.listen-address") ?? ":9090";
+    const port = localPort(listen);
+    if (port === undefined)
+      throw listenRefused(key, ref, listen, `server ${server.pod}: flag web.listen-address`);
     return {
-      value: `http://localhost:${portOf(flag("web.listen-address"))}${prefixOf(flag)}`,
+      value: `http://localhost:${port}${prefixOf(flag)}`,
       from: `server ${server.pod}: flags web.listen-address, web.route-prefix`,
     };
   }
+  // The server answered, but not to a plain request without credentials: the sidecars'
+  // scripts would meet the same (TLS or basic auth in its --web.config.file).
+  const cause = server ? apiFailureCause(server.why) : "other";
+  if (cause === "tls" || cause === "basic-auth") {
+    throw new ConfigError(
+      `${key}.url`,
+      `${ref.kind} ${ref.namespace}/${ref.name}'s API, asked through the pod proxy: ` +
+        `${server!.why}. ${capital(apiAdvice(cause, `${key}.url`, undefined))}`,
+    );
+  }
+  const listen = flagValue(argvOf(c), "web.listen-address");
+  if (listen !== undefined && localPort(listen) === undefined)
+    throw listenRefused(key, ref, listen, "container spec: --web.listen-address");
   const { port, prefix } = proxyTarget({}, c);
   return {
     value: `http://localhost:${port}${prefix}`,
@@ -331,4 +425,37 @@ export function resolveStorageFlags(
     if (v !== undefined) out[n] = v;
   }
   return { value: out, from: "container spec (flags not set there use Prometheus's defaults)" };
+}
+
+/**
+ * Every flag a container's command line sets (`--name=value`, `--name value`, `--name` for
+ * true), repeated ones joined with commas as the flags API joins them (`--enable-feature`).
+ * Undefined when the spec can't tell: no command line (the image's default) or one that a
+ * shell or an env expansion hides.
+ */
+export function specFlags(c: DiscoveryContainer): Sourced<Record<string, string>> | undefined {
+  const argv = argvOf(c);
+  if (argv.length === 0 || specHidesFlags(argv)) return undefined;
+  const out: Record<string, string> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--?([a-z0-9][a-z0-9.-]*)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) continue;
+    let v = m[2];
+    if (v === undefined)
+      v = argv[i + 1] !== undefined && !argv[i + 1].startsWith("-") ? argv[++i] : "true";
+    out[m[1]] = out[m[1]] !== undefined && m[1] === "enable-feature" ? `${out[m[1]]},${v}` : v;
+  }
+  return { value: out, from: "container spec: its args (unset flags take Prometheus's defaults)" };
+}
+
+/**
+ * The server's flags as discovery read them: the running server's (pod proxy), else the
+ * container spec's, else undefined. The plan uses them where its probe read none.
+ */
+export function resolveFlags(
+  c: DiscoveryContainer,
+  server: ServerReport | undefined,
+): Sourced<Record<string, string>> | undefined {
+  if (server?.reached) return { value: server.flags, from: `server ${server.pod}: flags` };
+  return specFlags(c);
 }

@@ -1,7 +1,9 @@
 // Glue between the probes and the planner: the planner's input from what the probes saw, and
 // how the plan is shown to the user. Pure.
 
+import type { Sourced } from "./discovery";
 import { OverlapRule, Plan, PlanInput } from "./plan";
+import { confirmSourceEmpty, requireServerAnswers, unreadable } from "./serverAnswers";
 import { BlockMeta, ProbeResult } from "./sidecarOutput";
 import { iso } from "./time";
 import { headRange, lineageIds, ownTargetBlocks, targetOwnEarliestMs } from "./tsdb";
@@ -27,23 +29,51 @@ export function headAsBlock(source: ProbeResult): BlockMeta[] {
   ];
 }
 
+/** The flags discovery read (workload.ts `flags`): the server through the pod proxy, else the spec. */
+export interface DiscoveredFlags {
+  source?: Sourced<Record<string, string>> | undefined;
+  target?: Sourced<Record<string, string>> | undefined;
+}
+
+/**
+ * The planner's input. Fails closed (a ConfigError naming the key to set) when a server did
+ * not give what the plan needs (serverAnswers.ts): its version and head; the target's flags
+ * (retention, overlaps), from its probe or else from discovery; and, for a source that looks
+ * empty, the server's agreement. The source's flags may be unknown: the version gate then
+ * assumes the worst (blockFormat.ts).
+ */
 export function planInput(
   sourceBlocks: BlockMeta[],
   source: ProbeResult,
   target: ProbeResult,
   includeHead: boolean,
+  discovered: DiscoveredFlags = {},
 ): PlanInput {
+  const src = requireServerAnswers("source", source);
+  const tgt = requireServerAnswers("target", target);
+  const empty = confirmSourceEmpty(sourceBlocks, source);
+  if (empty) throw empty;
+  const targetFlags = target.flags ?? discovered.target?.value;
+  if (targetFlags === undefined) {
+    throw unreadable(
+      "target",
+      target,
+      ["flags"],
+      `Its flags (retention, overlapping blocks) were not in its container spec either: they ` +
+        `decide which blocks it keeps`,
+    );
+  }
   const all = [...source.blocks, ...sourceBlocks];
   return {
     sourceBlocks,
-    sourceHead: headRange(source.tsdb),
-    targetVersion: target.buildinfo?.version ?? "",
-    targetFlags: target.flags ?? {},
+    sourceHead: headRange(src.head),
+    targetVersion: tgt.version,
+    targetFlags,
     targetBlocks: ownTargetBlocks(target.blocks, all),
     targetEarliestMs: targetOwnEarliestMs(target, lineageIds(all)),
     includeHead,
     nowMs: target.nowMs,
-    writer: { version: source.buildinfo?.version, flags: source.flags },
+    writer: { version: src.version, flags: source.flags ?? discovered.source?.value ?? null },
   };
 }
 

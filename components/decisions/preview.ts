@@ -3,8 +3,8 @@
 // restarts the chosen mode causes, and what could not be checked and why. Read from both
 // TSDBs without a sidecar (probe.sh through each Prometheus container). Pure.
 
-import type { SidecarMode } from "./config";
-import { PlanSummary, summarizePlan, headAsBlock } from "./planInput";
+import { ConfigError, PROJECT, SidecarMode } from "./config";
+import { DiscoveredFlags, PlanSummary, summarizePlan, headAsBlock } from "./planInput";
 import { GateCheck, planEveryReplica, PlanSettings } from "./replicaPlans";
 import { BlockMeta, ProbeResult } from "./sidecarOutput";
 
@@ -13,6 +13,8 @@ export type Looked = { probe: ProbeResult } | { why: string };
 
 export interface PreviewInput {
   settings: PlanSettings;
+  /** What discovery read of each server's flags: used where a probe has none. */
+  discovered?: DiscoveredFlags;
   sidecarMode: SidecarMode;
   source: {
     /** "Deployment ns/name", as messages name it. */
@@ -99,17 +101,11 @@ export function restartsOf(input: PreviewInput): string[] {
 
 const probeOf = (l: Looked) => ("probe" in l ? l.probe : undefined);
 
-/** What a probe could read of the server's API, when it could not read all of it. */
-function unreadApi(what: string, p: ProbeResult): string | undefined {
-  const missing = [
-    p.buildinfo === null ? "build info" : "",
-    p.flags === null ? "flags" : "",
-    p.tsdb === null ? "head stats" : "",
-  ].filter((x) => x);
-  return missing.length === 0
-    ? undefined
-    : `${what}: its Prometheus API did not answer the probe (${missing.join(", ")}), so what ` +
-        `depends on them (version gate, retention, head and gap) was planned without them`;
+/** A probe without the server's flags, where discovery read none either. */
+function unreadFlags(what: string, p: ProbeResult, discovered: unknown): string | undefined {
+  return p.flags === null && discovered === undefined
+    ? `${what}: its flags were read neither by the probe nor by discovery`
+    : undefined;
 }
 
 /** The preview's report: every check that could look, and why the others could not. */
@@ -122,14 +118,14 @@ export function previewReport(input: PreviewInput): PreviewReport {
       `source ${source.workload}: its TSDB could not be read (${whyOf(source.looked)})`,
     );
   } else {
-    const api = unreadApi(`source ${source.workload}`, sourceProbe);
+    const api = unreadFlags(`source ${source.workload}`, sourceProbe, input.discovered?.source);
     if (api) notChecked.push(api);
   }
   for (const r of target.replicas) {
     const p = probeOf(r.looked);
     if (!p) notChecked.push(`target ${r.volume}: its TSDB could not be read (${whyOf(r.looked)})`);
     else {
-      const api = unreadApi(`target ${r.volume}`, p);
+      const api = unreadFlags(`target ${r.volume}`, p, input.discovered?.target);
       if (api) notChecked.push(api);
     }
   }
@@ -139,13 +135,21 @@ export function previewReport(input: PreviewInput): PreviewReport {
   };
   const restarts = restartsOf(input);
   const targetProbes = target.replicas.map((r) => probeOf(r.looked));
-  // The version gate and the overlap rules need the target's version: no plan without it.
+  // The version gate and the overlap rules need each server's version, the gap its head:
+  // no plan without them (a Prometheus container without wget or curl can't ask its API;
+  // migrate asks through the sidecar, which has one).
+  const unanswered = (p: ProbeResult) => !p.buildinfo?.version || p.tsdb === null;
+  if (sourceProbe && unanswered(sourceProbe)) {
+    notChecked.push(`source ${source.workload}: its version or head is unknown (API not read)`);
+  }
   target.replicas.forEach((r, i) => {
-    if (targetProbes[i] && !targetProbes[i]!.buildinfo?.version) {
-      notChecked.push(`target ${r.volume}: its version is unknown (no build info)`);
+    if (targetProbes[i] && unanswered(targetProbes[i]!)) {
+      notChecked.push(`target ${r.volume}: its version or head is unknown (API not read)`);
     }
   });
-  const unplannable = targetProbes.some((p) => !p || !p.buildinfo?.version);
+  const unplannable =
+    (sourceProbe !== undefined && unanswered(sourceProbe)) ||
+    targetProbes.some((p) => !p || unanswered(p));
   if (!sourceProbe || unplannable || target.replicas.length === 0) {
     notChecked.push(
       "the plan, target retention, free space, version gate and gap: they need both TSDBs; " +
@@ -162,13 +166,30 @@ export function previewReport(input: PreviewInput): PreviewReport {
       restarts,
     };
   }
-  const planned = planEveryReplica(
-    input.settings,
-    sourceProbe,
-    blocksToSnapshot(sourceProbe, input.settings.includeHead),
-    target.replicas.map((r, i) => ({ probe: targetProbes[i]!, volume: r.volume })),
-    false,
-  );
+  let planned: ReturnType<typeof planEveryReplica>;
+  try {
+    planned = planEveryReplica(
+      input.settings,
+      sourceProbe,
+      blocksToSnapshot(sourceProbe, input.settings.includeHead),
+      target.replicas.map((r, i) => ({ probe: targetProbes[i]!, volume: r.volume })),
+      false,
+      input.discovered,
+    );
+  } catch (e) {
+    // The planner fails closed on what it can't trust (planInput.ts): a refusal, unplanned.
+    if (!(e instanceof ConfigError)) throw e;
+    return {
+      verdict: "refused",
+      refusal: { key: e.key, message: e.message.slice(`${PROJECT}:${e.key}: `.length) },
+      plan: null,
+      gate: null,
+      freeBytes,
+      checked: [],
+      notChecked,
+      restarts,
+    };
+  }
   const checked = planned.checks.map((c: GateCheck) => ({
     check: c.check,
     ok: c.ok,

@@ -5,7 +5,7 @@
 import { decideGap, GateDecision } from "./gap";
 import { decideHeadSnapshotSpace } from "./headSnapshotSpace";
 import { Plan, PlanInput, planMigration } from "./plan";
-import { planInput } from "./planInput";
+import { DiscoveredFlags, planInput } from "./planInput";
 import { planWithinRetention, targetRetention } from "./retention";
 import { BlockMeta, ProbeResult } from "./sidecarOutput";
 import { decideTargetSpace } from "./targetSpace";
@@ -63,8 +63,9 @@ export function planForReplica(
   source: ProbeResult,
   sourceBlocks: BlockMeta[],
   target: ProbeResult,
+  discovered: DiscoveredFlags = {},
 ): { plan: Plan; input: PlanInput; refusal?: string } {
-  const input = planInput(sourceBlocks, source, target, s.includeHead);
+  const input = planInput(sourceBlocks, source, target, s.includeHead, discovered);
   const { plan, refusal } = planWithinRetention(
     planMigration(input),
     {
@@ -91,6 +92,7 @@ export function planEveryReplica(
   basis: BlockMeta[],
   targets: ReplicaFacts[],
   snapshotTaken: boolean,
+  discovered: DiscoveredFlags = {},
 ): ReplicaPlans {
   const checks: GateCheck[] = [];
   if (s.includeHead && !snapshotTaken) {
@@ -107,7 +109,7 @@ export function planEveryReplica(
           },
     );
   }
-  const made = targets.map((t) => planForReplica(s, source, basis, t.probe));
+  const made = targets.map((t) => planForReplica(s, source, basis, t.probe, discovered));
   const plans = made.map((m) => m.plan);
   const worst = plans.reduce((w, p, i) => (p.gapMs > plans[w].gapMs ? i : w), 0);
   made.forEach((m, i) => {

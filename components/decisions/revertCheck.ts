@@ -10,6 +10,7 @@ import { ProbeResult } from "./sidecarOutput";
 import { iso } from "./time";
 import { headRange } from "./tsdb";
 import { WorkloadObject } from "./workload";
+import { apiAdvice, apiFailureCause } from "./serverAnswers";
 
 /**
  * The workload whose template carries the target's sidecar: a `Prometheus` resource's is the
@@ -54,6 +55,12 @@ type Refusal =
  * Go only when every replica was probed and none would drop samples by restarting; else refuse,
  * naming the pod: one at risk first (its message says from when it is safe), the others listed.
  */
+/** What the probe's HTTP client said, and what to set (serverAnswers.ts); "" when it said nothing. */
+function unanswered(why: string | undefined): string {
+  if (why === undefined) return "";
+  return `: ${why}; ${apiAdvice(apiFailureCause(why), "target.url", undefined)}`;
+}
+
 export function revertVerdict(target: WorkloadRef, replicas: ReplicaProbe[]): RevertVerdict {
   const refusals: Refusal[] = replicas.flatMap((r): Refusal[] => {
     if (!r.probe) {
@@ -67,7 +74,9 @@ export function revertVerdict(target: WorkloadRef, replicas: ReplicaProbe[]): Re
       return [
         {
           ref: r.ref,
-          why: `the target's Prometheus did not answer /api/v1/status/tsdb (${where(r.ref)})`,
+          why:
+            `the target's Prometheus did not answer /api/v1/status/tsdb (${where(r.ref)})` +
+            unanswered(r.probe.apiErrors?.["tsdb"]),
         },
       ];
     }

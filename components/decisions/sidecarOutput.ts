@@ -65,6 +65,20 @@ export interface ProbeResult {
   tsdb: HeadStats | null;
   dfAvailableBytes: number;
   nowMs: number;
+  /** The TSDB directory the probe listed (PTM_DATA); absent from an older probe.sh. */
+  dataDir?: string;
+  /** The API base URL the probe asked (PTM_PROM_URL); absent from an older probe.sh. */
+  apiUrl?: string;
+  /**
+   * Why each API read failed (buildinfo, flags, tsdb, metrics -> what the HTTP client said:
+   * its error, the HTTP status, the start of the body); empty when every read answered.
+   */
+  apiErrors?: Record<string, string>;
+  /**
+   * What the server itself has loaded, from its own /metrics (prometheus_tsdb_blocks_loaded,
+   * prometheus_tsdb_head_series); null when /metrics did not answer, absent from an older probe.
+   */
+  server?: { blocksLoaded: number; headSeries: number } | null;
 }
 
 /** A ULID as Prometheus names block dirs (Crockford base32, 26 chars). */
@@ -205,7 +219,7 @@ export function parseProbe(stdout: string): ProbeResult {
     flags = {};
     for (const [k, v] of Object.entries(fl)) flags[k] = String(v);
   }
-  return {
+  const result: ProbeResult = {
     blocks: parseBlockList(x["blocks"], "blocks"),
     snapshotBlocks,
     snapshotOwner,
@@ -215,6 +229,24 @@ export function parseProbe(stdout: string): ProbeResult {
     dfAvailableBytes: num(x, "dfAvailableBytes", "probe"),
     nowMs: num(x, "nowMs", "probe"),
   };
+  if (typeof x["dataDir"] === "string") result.dataDir = x["dataDir"];
+  if (typeof x["apiUrl"] === "string") result.apiUrl = x["apiUrl"];
+  const errors = x["apiErrors"];
+  if (errors !== undefined) {
+    if (!isObject(errors)) throw new Error("probe: apiErrors must be an object");
+    result.apiErrors = {};
+    for (const [k, v] of Object.entries(errors)) result.apiErrors[k] = String(v);
+  }
+  const server = x["server"];
+  if (server === null) result.server = null;
+  else if (server !== undefined) {
+    if (!isObject(server)) throw new Error("probe: server must be an object or null");
+    result.server = {
+      blocksLoaded: num(server, "blocksLoaded", "probe server"),
+      headSeries: num(server, "headSeries", "probe server"),
+    };
+  }
+  return result;
 }
 
 // ---- The steps' results ----

@@ -8,10 +8,12 @@ import {
   normalize,
   resolveAdminApi,
   resolveDataPath,
+  resolveFlags,
   resolveStorageFlags,
   resolveUrl,
   resolveVersion,
   ServerReport,
+  Sourced,
 } from "./discovery";
 
 export { flagValue } from "./discovery";
@@ -141,6 +143,11 @@ export interface TsdbLocation {
   version?: string;
   /** Retention and block-duration flags, as the server (or the spec) gives them. */
   storage: Record<string, string>;
+  /**
+   * Every flag, as the server (pod proxy) or else the container spec gives them; unset when
+   * neither can tell. The plan falls back on them where its probe read none (planInput.ts).
+   */
+  flags?: Sourced<Record<string, string>>;
   /** Whether the running server answered, and which pod; or why not. */
   server: { reached: true; pod: string } | { reached: false; why: string };
   /** Where each value came from: a config key, the server, or the container spec. */
@@ -260,6 +267,7 @@ export function locateTsdb(
   const adminApi = resolveAdminApi(c, server);
   const version = resolveVersion(server);
   const storage = resolveStorageFlags(c, server);
+  const flags = resolveFlags(c, server);
   return {
     ref,
     podLabels: { ...(w.spec.template?.metadata?.labels ?? {}) },
@@ -281,6 +289,7 @@ export function locateTsdb(
     securityContext: c.securityContext,
     ...(version.value ? { version: version.value } : {}),
     storage: storage.value,
+    ...(flags ? { flags } : {}),
     server: server?.reached
       ? { reached: true, pod: server.pod }
       : { reached: false, why: server ? server.why : "not asked" },

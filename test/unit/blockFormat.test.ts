@@ -58,7 +58,8 @@ describe("version gate: can the target read the blocks?", () => {
       "3.16 -> 3.13 (downgrade, formats unchanged)",
       { stats: hist3x },
       "3.13.5",
-      { version: "3.16.0" },
+      // Its flags read: no experimental encoding (unread flags refuse it: gateFlags.test.ts).
+      { version: "3.16.0", flags: {} },
       undefined,
     ],
     [

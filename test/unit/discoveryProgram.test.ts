@@ -138,7 +138,8 @@ describe("program: discovery from the running servers (issue 10)", () => {
     );
     const target = r.outputs.target as Described;
     assert.equal(target.volume, "data");
-    assert.equal(target.sources.dataPath, "config target.dataPath");
+    // Nothing to check it against (no server, no path in the spec): taken, and said so.
+    assert.match(target.sources.dataPath, /^config target\.dataPath \(not checked: .*\)$/);
   });
 
   it("honours a route prefix: the proxy path and the sidecars' API URL carry it", async () => {

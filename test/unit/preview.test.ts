@@ -167,13 +167,28 @@ describe("preview: the plan and every preflight before prepare (issue 21 item 1)
     );
   });
 
-  it("an API that did not answer the probe: planned, but incomplete, naming what was not read", () => {
+  it("flags the probe did not read: discovery's are used", () => {
+    const r = previewReport({
+      ...input({ targets: [target({ flags: null })] }),
+      discovered: {
+        target: {
+          value: { "storage.tsdb.retention.time": "4h" },
+          from: "server prometheus-0: flags",
+        },
+      },
+    });
+    assert.equal(r.verdict, "refused");
+    assert.match(r.refusal!.message, /retention \(--storage\.tsdb\.retention\.time=4h\)/);
+  });
+
+  it("flags read by neither: refused naming target.url, never planned with defaults", () => {
     const r = previewReport(input({ targets: [target({ flags: null })] }));
-    assert.equal(r.verdict, "incomplete");
-    assert.ok(r.plan);
+    assert.equal(r.verdict, "refused");
+    assert.equal(r.refusal?.key, "target.url");
+    assert.equal(r.plan, null);
     assert.match(
       r.notChecked[0],
-      /target data: its Prometheus API did not answer the probe \(flags\)/,
+      /target data: its flags were read neither by the probe nor by discovery/,
     );
   });
 
@@ -181,7 +196,10 @@ describe("preview: the plan and every preflight before prepare (issue 21 item 1)
     const r = previewReport(input({ targets: [target({ buildinfo: null })] }));
     assert.equal(r.verdict, "incomplete");
     assert.equal(r.plan, null);
-    assert.match(r.notChecked.join("\n"), /target data: its version is unknown/);
+    assert.match(
+      r.notChecked.join("\n"),
+      /target data: its version or head is unknown \(API not read\)/,
+    );
   });
 
   const restarts: [string, Parameters<typeof input>[0], RegExp[]][] = [

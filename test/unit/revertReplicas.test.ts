@@ -218,6 +218,17 @@ describe("the revert's verdict over every replica (decisions/revertCheck.ts reve
     );
   });
 
+  it("a head that wasn't reported says why, as the probe heard it (issue 21 item 6)", async () => {
+    const why = "wget: server returned error: HTTP/1.1 401 Unauthorized";
+    const v = await verdict([
+      { ref: at("p-0"), probe: { ...probe(SAFE), tsdb: null, apiErrors: { tsdb: why } } },
+    ]);
+    assert.match(
+      v.action === "refuse" ? v.message : "",
+      /did not answer \/api\/v1\/status\/tsdb \(StatefulSet ns\/p, pod p-0\): wget: server returned error: HTTP\/1\.1 401 Unauthorized; it asks for credentials/,
+    );
+  });
+
   it("at risk and unchecked replicas: the risk first, the others named too", async () => {
     const v = await verdict([
       { ref: at("p-0"), why: "kubectl exec failed" },
