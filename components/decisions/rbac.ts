@@ -343,31 +343,57 @@ export function describePermission(p: Permission): string {
   return `${p.verb} ${what} ${p.namespace === undefined ? "in all namespaces" : `in namespace ${p.namespace}`}`;
 }
 
-/**
- * The arguments of `kubectl auth can-i` for a permission. A subresource goes in
- * --subresource: `pods/exec` would ask about a pod named "exec".
- */
-export function canIArgs(p: Permission): string[] {
-  return [
-    p.verb,
-    qualified(p),
-    ...(p.subresource ? [`--subresource=${p.subresource}`] : []),
-    ...(p.namespace === undefined ? ["--all-namespaces"] : ["-n", p.namespace]),
-  ];
-}
-
 export type CanIAnswer = { kind: "yes" } | { kind: "no" } | { kind: "unknown"; said: string };
 
 /**
- * kubectl auth can-i's answer. It exits 0 and prints "yes", or exits 1 and prints "no"; it
- * exits 1 for its own errors too (no such context, Unauthorized), then with nothing on
- * stdout: anything but the two clear answers could not be checked, and is never a yes.
+ * One SelfSubjectAccessReview per permission, in a List: what `kubectl auth can-i` asks,
+ * asked in one `kubectl create` (one process for the whole check, not one per permission).
  */
-export function readCanI(code: number, stdout: string, said: string): CanIAnswer {
-  const out = stdout.trim();
-  if (code === 0 && out === "yes") return { kind: "yes" };
-  if (code === 1 && /^no\b/.test(out)) return { kind: "no" };
-  return { kind: "unknown", said };
+export function accessReviews(perms: Permission[]): object {
+  return {
+    apiVersion: "v1",
+    kind: "List",
+    items: perms.map((p) => ({
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SelfSubjectAccessReview",
+      spec: {
+        resourceAttributes: {
+          verb: p.verb,
+          group: p.apiGroup,
+          resource: p.resource,
+          ...(p.subresource ? { subresource: p.subresource } : {}),
+          ...(p.namespace === undefined ? {} : { namespace: p.namespace }),
+        },
+      },
+    })),
+  };
+}
+
+/** What kubectl prints per review: its question and its answer, one line each. */
+export const ACCESS_REVIEW_LINE =
+  '{.spec.resourceAttributes.verb} {.spec.resourceAttributes.resource} {.status.allowed}{"\\n"}';
+
+/**
+ * The answers to {@link accessReviews}, in its order. Each line must echo its own question:
+ * a failed kubectl, a missing or a foreign line is "could not check", never a yes.
+ */
+export function readAccessReviews(
+  perms: Permission[],
+  code: number,
+  stdout: string,
+  said: string,
+): CanIAnswer[] {
+  const lines = stdout.split("\n").filter((l) => l.trim() !== "");
+  return perms.map((p, i) => {
+    const [verb, resource, allowed] = (lines[i] ?? "").trim().split(/\s+/);
+    if (code !== 0 || lines.length !== perms.length || verb !== p.verb || resource !== p.resource) {
+      return { kind: "unknown", said };
+    }
+    if (allowed === "true") return { kind: "yes" };
+    // A denied review has no "allowed" (false is omitted from the JSON).
+    if (allowed === undefined || allowed === "false") return { kind: "no" };
+    return { kind: "unknown", said };
+  });
 }
 
 /** Where the rules are written down, for the user to bind. */
@@ -383,7 +409,7 @@ export function rbacVerdict(
 ): { refusal?: string; warnings: string[] } {
   const line = (x: { p: Permission; answer: CanIAnswer }) =>
     `${describePermission(x.p)} (${x.p.usedBy.join("; ")}` +
-    (x.answer.kind === "unknown" ? `; kubectl auth can-i: ${x.answer.said}` : "") +
+    (x.answer.kind === "unknown" ? `; the access review: ${x.answer.said}` : "") +
     ")";
   const bad = checked.filter((x) => x.answer.kind !== "yes");
   const required = bad.filter((x) => !x.p.optional);
@@ -405,9 +431,21 @@ export function rbacVerdict(
             missing.map(line).join("; "),
         ]
       : []),
-    ...(unknown.length
-      ? [`could not check ${unknown.length}: ${unknown.map(line).join("; ")}`]
-      : []),
+    ...(unknown.length === checked.filter((x) => !x.p.optional).length &&
+    unknown.length > 1 &&
+    unknown.every(
+      (x) =>
+        x.answer.kind === "unknown" &&
+        x.answer.said === (unknown[0].answer as { said: string }).said,
+    )
+      ? // One kubectl asks them all: when it fails, it failed for every one alike.
+        [
+          `could not check any of the ${unknown.length} permissions this migration needs ` +
+            `(the access review: ${(unknown[0].answer as { said: string }).said})`,
+        ]
+      : unknown.length
+        ? [`could not check ${unknown.length}: ${unknown.map(line).join("; ")}`]
+        : []),
   ];
   return {
     warnings,

@@ -178,9 +178,13 @@ describe("program: discovery from the running servers (issue 10)", () => {
     for (const x of reads)
       assert.match(x, /^kubectl --kubeconfig '\/tmp\/kc' --context 'lab' get /);
     // The RBAC check asks about the same user in the same cluster.
-    const asked = r.commands.filter((x) => / auth /.test(x));
-    assert.ok(asked.length > 20);
+    const asked = r.commands.filter((x) => / (auth |create -f - )/.test(x));
+    assert.equal(asked.length, 2, asked.join("\n"));
+    assert.ok(r.accessReviews.length > 20);
     for (const x of asked)
-      assert.match(x, /^kubectl --kubeconfig '\/tmp\/kc' --context 'lab' auth /);
+      assert.match(
+        x,
+        /^kubectl --kubeconfig '\/tmp\/kc' --context 'lab' (auth whoami|create -f -) /,
+      );
   });
 });

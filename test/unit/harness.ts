@@ -82,6 +82,8 @@ export interface RunResult {
   commands: string[];
   /** The pods given to `kubectl create --dry-run=server` (on its stdin), in order. */
   dryRuns: { namespace: string; pod: Obj }[];
+  /** The permissions asked in the RBAC check's access reviews, keyed as `canI` is. */
+  accessReviews: string[];
   /** Resource registrations (`<type> <name>`) and commands (`run <cmd>`), in the order seen. */
   events: string[];
 }
@@ -205,6 +207,32 @@ function answer(
     if (a === "no") return { stdout: "no", stderr: "ptm-exit=1\n" };
     return { stdout: "", stderr: "error: You must be logged in to the server\nptm-exit=1\n" };
   }
+  if (cmd.startsWith("kubectl create -f - -o 'jsonpath={.spec.resourceAttributes.verb}")) {
+    // The RBAC check's SelfSubjectAccessReviews (permissions.ts), answered from `canI`.
+    const list = JSON.parse(stdin) as {
+      items: {
+        spec: {
+          resourceAttributes: {
+            verb: string;
+            group: string;
+            resource: string;
+            subresource?: string;
+            namespace?: string;
+          };
+        };
+      }[];
+    };
+    const answers = list.items.map(({ spec: { resourceAttributes: r } }) => {
+      const res = `${r.resource}${r.group ? `.${r.group}` : ""}`;
+      const key = `${r.verb} ${res}${r.subresource ? `/${r.subresource}` : ""} ${r.namespace ? `-n ${r.namespace}` : "-A"}`;
+      seen?.accessReviews.push(key);
+      return { r, a: cluster.canI?.[key] ?? "yes" };
+    });
+    if (answers.some((x) => x.a === "error")) {
+      return { stdout: "", stderr: "error: You must be logged in to the server\nptm-exit=1\n" };
+    }
+    return ok(answers.map((x) => `${x.r.verb} ${x.r.resource} ${x.a === "yes"}`).join("\n"));
+  }
   if (cmd === "kubectl auth whoami -o 'jsonpath={.status.userInfo.username}'") {
     return ok(cluster.user ?? "ci");
   }
@@ -314,6 +342,8 @@ export interface Seen {
   registrations: Registration[];
   commands: string[];
   dryRuns: { namespace: string; pod: Obj }[];
+  /** The permissions asked in the RBAC check's access reviews, keyed as `canI` is. */
+  accessReviews: string[];
   events: string[];
   seq: number;
   lastActivity: number;
@@ -325,6 +355,7 @@ export function newSeen(): Seen {
     registrations: [],
     commands: [],
     dryRuns: [],
+    accessReviews: [],
     events: [],
     seq: 0,
     lastActivity: Date.now(),
@@ -429,6 +460,7 @@ export async function runWith(
     outputs,
     commands: seen.commands,
     dryRuns: seen.dryRuns,
+    accessReviews: seen.accessReviews,
     events: seen.events,
   };
 }

@@ -52,7 +52,7 @@ describe("program: phase unset (revert)", () => {
     assert.equal(r.outputs.phase, "reverted");
     // After the RBAC check (test/unit/rbacProgram.test.ts), these reads only.
     assert.deepEqual(
-      r.commands.filter((c) => !/^kubectl auth /.test(c)),
+      r.commands.filter((c) => !/^kubectl (auth |create -f - -o 'jsonpath=\{\.spec)/.test(c)),
       [
         "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.github.io/patched-by=test,prometheus-tsdb-migration.github.io/role=target' -o json",
         "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
@@ -745,7 +745,13 @@ describe("program: one cluster for the patches and every kubectl (issue 9 item 1
   it("without them: plain kubectl and the default provider, as before", async () => {
     const r = await runProgram({ phase: "prepare", source: SOURCE_CONFIG }, cluster());
     // Reads, execs, permission questions, and the admission dry-run (which persists nothing).
-    assert.ok(r.commands.every((c) => /^kubectl (get|exec|auth|create --dry-run=server) /.test(c)));
+    assert.ok(
+      r.commands.every((c) =>
+        /^kubectl (get |exec |auth |create --dry-run=server |create -f - -o 'jsonpath=\{\.spec\.resourceAttributes)/.test(
+          c,
+        ),
+      ),
+    );
     assert.equal(byType(r, "pulumi:providers:kubernetes").length, 0);
   });
 });

@@ -7,14 +7,14 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { load, loadAll } from "js-yaml";
 import {
-  canIArgs,
+  accessReviews,
   CanIAnswer,
   describePermission,
   Permission,
   RbacInput,
   rbacInputOf,
   rbacVerdict,
-  readCanI,
+  readAccessReviews,
   requiredPermissions,
   roleRules,
   RbacScope,
@@ -250,34 +250,6 @@ describe("rbac: asking kubectl auth can-i", () => {
     ...over,
   });
 
-  it("a subresource goes in --subresource (pods/exec would name a pod called exec)", () => {
-    assert.deepEqual(canIArgs(perm({ verb: "create", subresource: "exec" })), [
-      "create",
-      "pods",
-      "--subresource=exec",
-      "-n",
-      "monitoring",
-    ]);
-    assert.deepEqual(canIArgs(perm({ apiGroup: "apps", resource: "deployments", verb: "patch" })), [
-      "patch",
-      "deployments.apps",
-      "-n",
-      "monitoring",
-    ]);
-    assert.deepEqual(
-      canIArgs(
-        perm({
-          scope: "cluster",
-          namespace: undefined,
-          apiGroup: "apps",
-          resource: "statefulsets",
-          verb: "list",
-        }),
-      ),
-      ["list", "statefulsets.apps", "--all-namespaces"],
-    );
-  });
-
   it("says each permission as a user reads it", () => {
     assert.equal(
       describePermission(perm({ verb: "create", subresource: "exec" })),
@@ -296,23 +268,6 @@ describe("rbac: asking kubectl auth can-i", () => {
       "list deployments.apps in all namespaces",
     );
   });
-
-  const table: { code: number; stdout: string; want: CanIAnswer["kind"] }[] = [
-    { code: 0, stdout: "yes", want: "yes" },
-    { code: 1, stdout: "no", want: "no" },
-    { code: 1, stdout: "no - RBAC: not allowed", want: "no" },
-    // kubectl exits 1 for its own errors too (a missing context, Unauthorized): never a "no"
-    { code: 1, stdout: "", want: "unknown" },
-    { code: 0, stdout: "", want: "unknown" },
-    { code: 0, stdout: "no", want: "unknown" },
-    { code: 2, stdout: "no", want: "unknown" },
-    { code: -1, stdout: "yes", want: "unknown" },
-  ];
-  for (const t of table) {
-    it(`exit ${t.code}, stdout ${JSON.stringify(t.stdout)}: ${t.want}`, () => {
-      assert.equal(readCanI(t.code, t.stdout, `exit ${t.code}`).kind, t.want);
-    });
-  }
 });
 
 describe("rbac: the verdict", () => {
@@ -467,5 +422,53 @@ describe("docs/rbac.yaml: exactly the rules the program needs", () => {
   it("is valid YAML throughout (js-yaml load of each document)", () => {
     for (const part of text.split(/^---$/m).filter((p) => p.trim()))
       assert.ok(load(part) !== undefined);
+  });
+});
+
+describe("rbac: the access reviews, all in one kubectl", () => {
+  const perms = requiredPermissions(input()).slice(0, 3);
+  const lines = (allowed: string[]) =>
+    perms.map((p, i) => `${p.verb} ${p.resource} ${allowed[i]}`).join("\n");
+  const cases: [string, number, string, string[]][] = [
+    ["each answered", 0, lines(["true", "false", "true"]), ["yes", "no", "yes"]],
+    [
+      "kubectl failed: none is a yes",
+      1,
+      lines(["true", "true", "true"]),
+      ["unknown", "unknown", "unknown"],
+    ],
+    [
+      "a line missing",
+      0,
+      lines(["true", "true", "true"]).split("\n").slice(0, 2).join("\n"),
+      ["unknown", "unknown", "unknown"],
+    ],
+    [
+      "a line about another question",
+      0,
+      `nope nothing true\n${lines(["true", "true", "true"]).split("\n").slice(1).join("\n")}`,
+      ["unknown", "yes", "yes"],
+    ],
+    ["an answer that is neither", 0, lines(["true", "maybe", "true"]), ["yes", "unknown", "yes"]],
+  ];
+  for (const [what, code, stdout, want] of cases) {
+    it(what, () => {
+      assert.deepEqual(
+        readAccessReviews(perms, code, stdout, "said").map((a) => a.kind),
+        want,
+      );
+    });
+  }
+  it("one review per permission, with its subresource and namespace", () => {
+    const all = requiredPermissions(input());
+    const list = accessReviews(all) as {
+      items: { spec: { resourceAttributes: Record<string, string> } }[];
+    };
+    assert.equal(list.items.length, all.length);
+    const exec = list.items.find((x) => x.spec.resourceAttributes.subresource === "exec");
+    assert.ok(exec);
+    assert.equal(exec.spec.resourceAttributes.resource, "pods");
+    assert.equal(exec.spec.resourceAttributes.verb, "create");
+    assert.ok(list.items.some((x) => x.spec.resourceAttributes.namespace === undefined));
   });
 });
