@@ -56,6 +56,7 @@ import {
   describePreview,
   PreviewReport,
   previewReport,
+  withAdmission,
 } from "./decisions/preview";
 import { ReplicaProbe, replicaRefs, revertVerdict, revertWorkload } from "./decisions/revertCheck";
 import { keepRunningSidecar } from "./decisions/sidecarChange";
@@ -415,12 +416,15 @@ export class PrometheusTsdbMigration
 
     // Phase prepare: the plan and every preflight, read through each Prometheus container
     // before anything is declared, so that a refusal comes before any pod restarts.
-    const preflight =
+    const planned =
       cfg.phase === "migrate" ? null : await previewBeforePrepare(cfg, located, names, this);
-    if (preflight?.refusal) throw new ConfigError(preflight.refusal.key, preflight.refusal.message);
+    if (planned?.refusal) throw new ConfigError(planned.refusal.key, planned.refusal.message);
     // Admission before the rollout (issue 21 item 4): the pod each patch would make is
     // dry-run through the API server's admission, before any patch is declared.
-    if (!sides) await checkAdmission(cfg, names, { source, target }, resourcesConfigured, this);
+    const admission = sides
+      ? []
+      : await checkAdmission(cfg, names, { source, target }, resourcesConfigured, this);
+    const preflight = planned && withAdmission(planned, admission);
 
     // Step 1 (seed): the source's rsync daemon, reachable only by the target, with a fresh password.
     const credentials = new RsyncCredentials(

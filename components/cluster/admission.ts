@@ -94,6 +94,7 @@ async function checkSide(
  * Dry-runs the pod each sidecar patch would make (sidecarMode patch), and refuses, with a
  * ConfigError naming the key, when the cluster would reject one; a dry-run that could not be
  * made is warned as "not checked". Side that already runs its sidecar unchanged: skipped.
+ * Resolves to the answers of the sides asked.
  */
 export async function checkAdmission(
   cfg: MigrationConfig,
@@ -101,7 +102,7 @@ export async function checkAdmission(
   located: { source: TsdbLocation; target: TsdbLocation },
   resourcesConfigured: boolean,
   migration: pulumi.Resource,
-): Promise<void> {
+): Promise<AdmissionVerdict[]> {
   const common = {
     names,
     image: cfg.sidecarImage,
@@ -139,4 +140,6 @@ export async function checkAdmission(
       first.message + more.map((v) => ` (also ${v.key}: ${v.message})`).join(""),
     );
   }
+  // Each side's answer, for the preflight output; a side skipped (sidecar in place) has none.
+  return verdicts.filter((v): v is AdmissionVerdict => v !== undefined);
 }

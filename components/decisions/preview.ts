@@ -242,3 +242,22 @@ export function describePreview(r: PreviewReport): string[] {
   for (const x of r.restarts) lines.push(`restarts: ${x}`);
   return lines;
 }
+
+/**
+ * The report with each side's admission answer (decisions/admission.ts): an admitted pod is a
+ * check that passed; a warning or a dry-run that could not be made is not a pass, and makes
+ * a ready report incomplete. (A refusal never gets here: it stops the run first.)
+ */
+export function withAdmission(
+  r: PreviewReport,
+  verdicts: { action: "admitted" | "warn" | "refuse" | "unchecked"; message: string }[],
+): PreviewReport {
+  const checked = [...r.checked];
+  const notChecked = [...r.notChecked];
+  for (const v of verdicts) {
+    if (v.action === "admitted") checked.push({ check: "admission", ok: true, detail: v.message });
+    else notChecked.push(`admission: ${v.message}`);
+  }
+  const verdict = r.verdict === "ready" && notChecked.length > 0 ? "incomplete" : r.verdict;
+  return { ...r, verdict, checked, notChecked };
+}

@@ -7,6 +7,7 @@ import {
   PreviewReport,
   previewReport,
   restartsOf,
+  withAdmission,
 } from "../../components/decisions/preview";
 import { PlanSummary } from "../../components/decisions/planInput";
 import { ProbeResult } from "../../components/decisions/sidecarOutput";
@@ -286,8 +287,9 @@ describe("program: the preview before prepare (issue 21 item 1)", () => {
     assert.equal(preflight.plan?.samples, 6000);
     assert.deepEqual(
       preflight.checked.map((c) => c.check),
-      ["target retention", "target free space", "version gate", "gap"],
+      ["target retention", "target free space", "version gate", "gap", "admission", "admission"],
     );
+    assert.match(preflight.checked[4].detail, /admitted by a server-side dry-run/);
     assert.equal(preflight.restarts.length, 4);
     // Read through the Prometheus containers, never a sidecar (none exists yet).
     assert.ok(r.commands.some((c) => /-c 'prometheus-server' .*ptm-probe/.test(c)));
@@ -357,5 +359,32 @@ describe("program: the preview before prepare (issue 21 item 1)", () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, c, { preview: true });
     assert.equal(r.outputs.preflight, null);
     assert.match(String(r.outputs.message), /^reverted/);
+  });
+});
+
+describe("preview: admission's answers in the report (issue 21 item 4)", () => {
+  const ready = previewReport(input({}));
+  it("an admitted pod is a check that passed", () => {
+    const r = withAdmission(ready, [{ action: "admitted", message: "source: admitted" }]);
+    assert.equal(r.verdict, "ready");
+    assert.deepEqual(r.checked.at(-1), {
+      check: "admission",
+      ok: true,
+      detail: "source: admitted",
+    });
+  });
+  it("a dry-run that could not be made is not a pass: incomplete", () => {
+    const r = withAdmission(ready, [
+      { action: "admitted", message: "source: admitted" },
+      { action: "unchecked", message: "admission NOT checked for target: forbidden" },
+    ]);
+    assert.equal(r.verdict, "incomplete");
+    assert.deepEqual(r.notChecked, ["admission: admission NOT checked for target: forbidden"]);
+  });
+  it("a warning (a quota counted with the old pod) is not a pass either", () => {
+    assert.equal(
+      withAdmission(ready, [{ action: "warn", message: "exceeded" }]).verdict,
+      "incomplete",
+    );
   });
 });
