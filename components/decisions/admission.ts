@@ -7,7 +7,7 @@
 // rejected it and what to set), or "not checked" with the reason (never taken for admitted).
 // Pure functions, each with table tests (test/unit/admission.test.ts).
 
-import { WorkloadKind } from "./config";
+import { quantityValue, WorkloadKind } from "./config";
 import { patchPullSecrets } from "./conventions";
 import { Container, PodTemplate, Volume, WorkloadObject } from "./workload";
 
@@ -111,29 +111,9 @@ export function replacesInPlace(
   return kind === "StatefulSet" || w.spec?.strategy?.type === "Recreate";
 }
 
-const SUFFIX: Record<string, number> = {
-  "": 1,
-  m: 1e-3,
-  k: 1e3,
-  M: 1e6,
-  G: 1e9,
-  T: 1e12,
-  P: 1e15,
-  E: 1e18,
-  Ki: 2 ** 10,
-  Mi: 2 ** 20,
-  Gi: 2 ** 30,
-  Ti: 2 ** 40,
-  Pi: 2 ** 50,
-  Ei: 2 ** 60,
-};
-
-/** A Kubernetes quantity ("100m", "256Mi", "1e3") as a number; undefined when it isn't one. */
+/** A quantity's value (config.ts, the one parser of Kubernetes quantities). */
 export function parseQuantity(q: string): number | undefined {
-  const m = /^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)([a-zA-Z]*)$/.exec(q.trim());
-  if (!m || !(m[2] in SUFFIX)) return undefined;
-  // "1e3" is read whole by the number part; a suffix "e"/"E" alone is not a quantity.
-  return Number(m[1]) * SUFFIX[m[2]];
+  return quantityValue(q.trim());
 }
 
 interface Resources {

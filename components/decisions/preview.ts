@@ -150,21 +150,14 @@ export function previewReport(input: PreviewInput): PreviewReport {
   const unplannable =
     (sourceProbe !== undefined && unanswered(sourceProbe)) ||
     targetProbes.some((p) => !p || unanswered(p));
+  // A report without a plan: what was looked at, and nothing planned.
+  const unplanned = { plan: null, gate: null, freeBytes, checked: [], notChecked, restarts };
   if (!sourceProbe || unplannable || target.replicas.length === 0) {
     notChecked.push(
       "the plan, target retention, free space, version gate and gap: they need both TSDBs; " +
         "migrate checks them before the snapshot",
     );
-    return {
-      verdict: "incomplete",
-      refusal: null,
-      plan: null,
-      gate: null,
-      freeBytes,
-      checked: [],
-      notChecked,
-      restarts,
-    };
+    return { ...unplanned, verdict: "incomplete", refusal: null };
   }
   let planned: ReturnType<typeof planEveryReplica>;
   try {
@@ -179,16 +172,8 @@ export function previewReport(input: PreviewInput): PreviewReport {
   } catch (e) {
     // The planner fails closed on what it can't trust (planInput.ts): a refusal, unplanned.
     if (!(e instanceof ConfigError)) throw e;
-    return {
-      verdict: "refused",
-      refusal: { key: e.key, message: e.message.slice(`${PROJECT}:${e.key}: `.length) },
-      plan: null,
-      gate: null,
-      freeBytes,
-      checked: [],
-      notChecked,
-      restarts,
-    };
+    const message = e.message.slice(`${PROJECT}:${e.key}: `.length);
+    return { ...unplanned, verdict: "refused", refusal: { key: e.key, message } };
   }
   const checked = planned.checks.map((c: GateCheck) => ({
     check: c.check,
