@@ -55,6 +55,11 @@ export interface PreviewReport {
   freeBytes: { source: number | null; target: (number | null)[] };
   checked: PreviewCheck[];
   notChecked: string[];
+  /**
+   * What migrate would refuse with the config as it is now, but which depends on keys usually
+   * set then (the gap gate: includeHead, acceptGap, maxWaitMinutes): not a refusal at prepare.
+   */
+  attention: string[];
   /** The pod restarts this mode causes, phase by phase. */
   restarts: string[];
 }
@@ -151,7 +156,15 @@ export function previewReport(input: PreviewInput): PreviewReport {
     (sourceProbe !== undefined && unanswered(sourceProbe)) ||
     targetProbes.some((p) => !p || unanswered(p));
   // A report without a plan: what was looked at, and nothing planned.
-  const unplanned = { plan: null, gate: null, freeBytes, checked: [], notChecked, restarts };
+  const unplanned = {
+    plan: null,
+    gate: null,
+    freeBytes,
+    checked: [],
+    notChecked,
+    attention: [],
+    restarts,
+  };
   if (!sourceProbe || unplannable || target.replicas.length === 0) {
     notChecked.push(
       "the plan, target retention, free space, version gate and gap: they need both TSDBs; " +
@@ -175,21 +188,34 @@ export function previewReport(input: PreviewInput): PreviewReport {
     const message = e.message.slice(`${PROJECT}:${e.key}: `.length);
     return { ...unplanned, verdict: "refused", refusal: { key: e.key, message } };
   }
-  const checked = planned.checks.map((c: GateCheck) => ({
+  // The gap gate depends on keys usually set at migrate (includeHead, acceptGap,
+  // maxWaitMinutes) and on the source's next compaction: at prepare, its "no" is for the
+  // user's attention, not a refusal. Every other gate is structural and refuses here.
+  const gapNow = planned.checks.find((c) => c.check === "gap");
+  const structural = planned.checks.filter((c) => c.check !== "gap" || c.ok);
+  const attention =
+    gapNow && !gapNow.ok
+      ? [
+          `gap: ${gapNow.detail} (checked again at migrate, with includeHead, acceptGap and ` +
+            `maxWaitMinutes as they are then)`,
+        ]
+      : [];
+  const checked = structural.map((c: GateCheck) => ({
     check: c.check,
     ok: c.ok,
     detail: c.detail,
   }));
   const plan = summarizePlan(planned.plans[planned.worst]);
-  if (!planned.ok) {
+  if (!planned.ok && structural.some((c) => !c.ok)) {
     return {
       verdict: "refused",
       refusal: { key: planned.key, message: planned.message },
       plan,
-      gate: planned.checks.find((c) => c.check === "gap")?.detail ?? null,
+      gate: gapNow?.detail ?? null,
       freeBytes,
       checked,
       notChecked,
+      attention,
       restarts,
     };
   }
@@ -197,10 +223,11 @@ export function previewReport(input: PreviewInput): PreviewReport {
     verdict: notChecked.length > 0 ? "incomplete" : "ready",
     refusal: null,
     plan,
-    gate: planned.gate.message,
+    gate: gapNow?.detail ?? null,
     freeBytes,
     checked,
     notChecked,
+    attention,
     restarts,
   };
 }
@@ -217,12 +244,13 @@ export function describePreview(r: PreviewReport): string[] {
       `preflight plan: ${r.plan.blocks} blocks, ${(r.plan.bytes / 2 ** 20).toFixed(1)} MiB, ` +
         `${r.plan.samples} samples, from ${r.plan.from ?? "-"} up to ${r.plan.cutoff ?? "-"}, ` +
         `gap ${r.plan.gapSeconds}s` +
-        // A refused gate has its own FAILED line below.
-        (r.gate && r.refusal === null ? `; ${r.gate}` : ""),
+        // A gate that said no has its own line below.
+        (r.gate && r.refusal === null && r.attention.length === 0 ? `; ${r.gate}` : ""),
     );
   }
   for (const c of r.checked)
     lines.push(`preflight ${c.ok ? "ok" : "FAILED"}: ${c.check}: ${c.detail}`);
+  for (const a of r.attention) lines.push(`preflight attention: ${a}`);
   for (const n of r.notChecked) lines.push(`preflight not checked: ${n}`);
   for (const x of r.restarts) lines.push(`restarts: ${x}`);
   return lines;

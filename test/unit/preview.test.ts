@@ -114,12 +114,6 @@ describe("preview: the plan and every preflight before prepare (issue 21 item 1)
       /index format/,
     ],
     [
-      "a gap the next compaction closes, but later than maxWaitMinutes",
-      { targets: [target({ tsdb: { minTime: T0 + 7 * H, maxTime: T0 + 7.5 * H, numSeries: 1 } })] },
-      "maxWaitMinutes",
-      /gap of 60 min.*set maxWaitMinutes to at least/,
-    ],
-    [
       "includeHead with no room for the head block on the source",
       { settings: { includeHead: true }, source: source({ dfAvailableBytes: 1000 }) },
       "includeHead",
@@ -137,6 +131,42 @@ describe("preview: the plan and every preflight before prepare (issue 21 item 1)
       assert.ok(r.checked.some((c) => !c.ok && c.detail === r.refusal!.message));
     });
   }
+
+  it("a gap migrate would refuse as configured now: for attention, not refused at prepare", () => {
+    // includeHead, acceptGap and maxWaitMinutes are usually set at migrate, and the gap
+    // changes with the source's next compaction.
+    const r = previewReport(
+      input({
+        targets: [target({ tsdb: { minTime: T0 + 7 * H, maxTime: T0 + 7.5 * H, numSeries: 1 } })],
+      }),
+    );
+    assert.equal(r.verdict, "ready");
+    assert.equal(r.refusal, null);
+    assert.equal(r.attention.length, 1);
+    assert.match(
+      r.attention[0],
+      /^gap: the plan leaves a gap of 60 min.*set maxWaitMinutes to at least.*\(checked again at migrate, with includeHead, acceptGap and maxWaitMinutes as they are then\)$/,
+    );
+    assert.ok(!r.checked.some((c) => c.check === "gap"), "not reported as a check that passed");
+    assert.ok(describePreview(r).some((l) => l.startsWith("preflight attention: gap: ")));
+  });
+
+  it("a structural refusal with a gap: refused by the structural gate, the gap for attention", () => {
+    const r = previewReport(
+      input({
+        targets: [
+          target({
+            tsdb: { minTime: T0 + 7 * H, maxTime: T0 + 7.5 * H, numSeries: 1 },
+            dfAvailableBytes: 1,
+          }),
+        ],
+      }),
+    );
+    assert.equal(r.verdict, "refused");
+    assert.equal(r.refusal?.key, "target");
+    assert.match(r.refusal!.message, /the copy needs/);
+    assert.equal(r.attention.length, 1);
+  });
 
   it("every replica is planned; the refusal names the replica's volume", () => {
     const r = previewReport(input({ targets: [target(), target({ dfAvailableBytes: 1 })] }));
