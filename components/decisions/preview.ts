@@ -206,22 +206,11 @@ export function previewReport(input: PreviewInput): PreviewReport {
     detail: c.detail,
   }));
   const plan = summarizePlan(planned.plans[planned.worst]);
-  if (!planned.ok && structural.some((c) => !c.ok)) {
-    return {
-      verdict: "refused",
-      refusal: { key: planned.key, message: planned.message },
-      plan,
-      gate: gapNow?.detail ?? null,
-      freeBytes,
-      checked,
-      notChecked,
-      attention,
-      restarts,
-    };
-  }
+  // A structural gate said no: refused, with the first refusal in migrate's order.
+  const refused = !planned.ok && structural.some((c) => !c.ok);
   return {
-    verdict: notChecked.length > 0 ? "incomplete" : "ready",
-    refusal: null,
+    verdict: refused ? "refused" : notChecked.length > 0 ? "incomplete" : "ready",
+    refusal: refused && !planned.ok ? { key: planned.key, message: planned.message } : null,
     plan,
     gate: gapNow?.detail ?? null,
     freeBytes,
