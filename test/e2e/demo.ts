@@ -61,9 +61,16 @@ async function main(): Promise<void> {
   const previewed: string[] = [];
   const p = await stack.preview({ onOutput: (o) => previewed.push(o) });
   // The preview's report (issue 21): read through both Prometheus containers, no sidecar yet.
+  // Each line once: pulumi repeats the log lines in its closing diagnostics.
+  const shown = new Set<string>();
   for (const l of previewed.join("").split("\n")) {
-    const m = /(preflight.*|restarts: .*)$/.exec(l.trim());
-    if (m) say(`    ${m[1]}`);
+    const m = /(preflight(?: plan| ok| FAILED| attention| not checked)?: .*|restarts: .*)$/.exec(
+      l.trim(),
+    );
+    if (m && !shown.has(m[1])) {
+      shown.add(m[1]);
+      say(`    ${m[1]}`);
+    }
   }
   say(
     `would create ${p.changeSummary.create ?? 0} resources: sidecars, Service, NetworkPolicy, Secrets`,
