@@ -1159,7 +1159,7 @@ function discoveryLine(loc: TsdbLocation): string {
   );
 }
 
-/** probe.sh run in the target's Prometheus container, told where the TSDB and the API are. */
+/** probe.sh run in the target's Prometheus container, told where the TSDB and the API are; undefined when it can't run there. */
 async function probeThroughPrometheus(
   target: WorkloadRef,
   live: WorkloadObject,
@@ -1174,10 +1174,9 @@ async function probeThroughPrometheus(
   if (!container) return undefined;
   const ref = { ...cfg.target, ...target, container };
   const loc = locateTsdb("target", ref, live, await readServer(ref, live));
-  return probe(target, container, snapshot, true, {
-    PTM_DATA: loc.dataPath,
-    PTM_PROM_URL: loc.url,
-  });
+  // The same read as the preview's before prepare (clusterReads.ts lookIntoTsdb).
+  const looked = await lookIntoTsdb({ ...loc, ref }, snapshot);
+  return "probe" in looked ? looked.probe : undefined;
 }
 
 /**
