@@ -179,7 +179,7 @@ rsync_todo() {
     END {
       t = now_s(); b = bytes_done() - base
       printf "copy: %s ended after %d s: %s transferred in this run (%s/s)\n", nstreams, t - start, human(b), human(t > start ? b / (t - start) : b)
-    }' "$work/plan" - >&2
+    }' "$work/plan" - >&2 || true # (killed too when the pod stops: rc says what happened)
   rc=0
   s=1
   while [ "$s" -le "$streams" ]; do
@@ -260,6 +260,14 @@ mkdir -p "$STAGING/.complete"
 # (PTM_LOCK_WAIT_SECONDS, default 1800) and then skips what it finished.
 # The lock must die with its holder: after a pod restart the PID a dead copy
 # recorded may belong to another process.
+# The pod is stopping (deleted, evicted, restarted): idle.sh passes its SIGTERM on to this
+# script and its rsyncs. Keep what is complete, then say why the copy stopped.
+pod_stopping=""
+trap 'pod_stopping=1' TERM
+stopping_error() {
+  die "stopped because the target's pod is shutting down (SIGTERM: deleted, evicted or restarted)$1. Run pulumi up again once the pod runs: the copy resumes"
+}
+
 lock_wait=${PTM_LOCK_WAIT_SECONDS:-1800}
 lock_dir=""
 holder=""
@@ -288,6 +296,7 @@ else
 fi
 waited=0
 until try_lock; do
+  [ -z "$pod_stopping" ] || stopping_error ""
   [ "$waited" -lt "$lock_wait" ] ||
     die "another copy still holds $lock after ${waited}s${holder:+ (pid ${holder%% *})}; wait for it or kill it"
   [ $((waited % 30)) -ne 0 ] || log "waiting for the earlier copy to finish (${waited}s)"
@@ -387,6 +396,7 @@ if [ -s "$work/todo" ]; then
   while read -r u; do : >"$STAGING/.complete/$u"; done <"$work/ok"
   good="$(wc -l <"$work/ok" | tr -d ' ')"
   todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
+  [ -z "$pod_stopping" ] || stopping_error "; $good of $todo_n blocks complete and kept"
   if [ "$rc" -ne 0 ]; then
     die "rsync failed with exit code $rc; $good of $todo_n blocks complete and kept; rerun to resume"
   fi

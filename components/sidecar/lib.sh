@@ -3,6 +3,11 @@
 # in one `sh -c` (components/cluster/kubectl.ts sidecarScript), so every script can use them.
 # shellcheck disable=SC2034 # sourced: the functions are used by the scripts that follow
 
+# The pod is stopping (deleted, evicted, restarted): its main process (idle.sh) passes the
+# SIGTERM on to the step running in the container. Without a word the step's end would show
+# only as kubectl's "exit status 137". A script with more to say sets its own trap.
+trap 'echo "${0#ptm-}: ERROR: stopped because the pod is shutting down (SIGTERM: deleted, evicted or restarted). What this step finished is kept; run pulumi up again once the pod runs" >&2; exit 143' TERM
+
 # A block dir is named by a ULID (26 chars, Crockford base32); Prometheus ignores
 # everything else, and so do we (.tmp dirs, wal, chunks_head, snapshots, staging).
 is_ulid() {

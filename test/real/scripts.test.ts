@@ -20,8 +20,10 @@ import {
   runScript,
   startRsyncd,
   takeSnapshot,
+  track,
   waitFor,
 } from "../support/real";
+import { sidecarScript } from "../../components/cluster/kubectl";
 import { restartRisk } from "../../components/decisions/restartRisk";
 import { headRange } from "../../components/decisions/tsdb";
 
@@ -489,6 +491,64 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
     );
     assert.equal(fs.readdirSync(path.join(t.staging, ".complete")).length, big.length);
   });
+
+  for (const shell of ["sh", "busybox"] as const)
+    it(`the pod's SIGTERM, passed on by idle.sh: the copy stops, says why and what it kept (issue 23, ${shell})`, async () => {
+      // A pod of its own: a PID namespace whose /proc shows only these processes, as in the
+      // target sidecar. idle.sh is the container's main process, the copy a `kubectl exec`'d
+      // step, and the SIGTERM goes to idle.sh only, as the kubelet sends it.
+      const t = target(`pod-stops-${shell}`);
+      const trigger = path.join(root, `pod-stops-${shell}.now`);
+      const pod = [
+        'sh -c "$PTM_IDLE" ptm-rsync &',
+        "idle=$!",
+        '( while [ ! -e "$TRIGGER" ]; do sleep 0.1; done; kill -TERM "$idle" ) &',
+        'sh -c "$PTM_SCRIPT" ptm-copy "$@"',
+        'echo "copy exit $?" >&2',
+        'wait "$idle"',
+        'echo "idle exit $?" >&2',
+      ].join("\n");
+      const child = track(
+        spawn("unshare", ["--fork", "--pid", "--mount-proc", "sh", "-c", pod, "pod", ...big], {
+          env: {
+            // The sidecar image's busybox, or the host's sh and tools.
+            PATH: shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
+            ...env(t.data, { PTM_STREAMS: "2", PTM_BWLIMIT: "1536k" }),
+            PTM_SCRIPT: sidecarScript("copy"),
+            PTM_IDLE: sidecarScript("idle"),
+            TRIGGER: trigger,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        }),
+      );
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+      const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+      await waitFor(
+        "a third of the bytes staged",
+        60_000,
+        async () => (dirBytes(t.staging) > bigBytes / 3 ? true : undefined),
+        50,
+      );
+      const stoppedAt = Date.now();
+      fs.writeFileSync(trigger, "");
+      await closed;
+      const seconds = (Date.now() - stoppedAt) / 1000;
+      assert.match(
+        stderr,
+        /copy: ERROR: stopped because the target's pod is shutting down \(SIGTERM: deleted, evicted or restarted\); \d+ of 9 blocks complete and kept\. Run pulumi up again once the pod runs: the copy resumes/,
+        stderr,
+      );
+      assert.match(stderr, /copy exit 1\n/);
+      assert.match(stderr, /idle exit 0\n/);
+      assert.ok(seconds < 20, `the pod's main process ended ${seconds} s after its SIGTERM`);
+      // What it kept is not fetched again.
+      const { json } = await runJson<CopyOut>("copy", big, {
+        env: env(t.data, { PTM_STREAMS: "2" }),
+      });
+      assert.equal(json.copied + json.skipped, big.length);
+      assert.ok(json.bytesReceived < bigBytes, JSON.stringify(json));
+    });
 
   for (const bad of ["0", "x", "17", "1.5", "-2", " 3"]) {
     it(`PTM_STREAMS=${JSON.stringify(bad)} is refused before anything is staged`, async () => {
