@@ -102,6 +102,9 @@ export function exporterFixtures(o: Pick<FixtureOptions, "toolsImage">): Obj[] {
         template: {
           metadata: { labels: { app: "exporter" } },
           spec: {
+            // busybox httpd as PID 1 ignores SIGTERM: without this every reset of the
+            // namespaces waited out the default 30 s grace period.
+            terminationGracePeriodSeconds: 1,
             containers: [
               {
                 name: "httpd",
