@@ -17,6 +17,10 @@
 #   PTM_FREE_MARGIN_BYTES  free space to keep besides the blocks
 #                          (default 64 MiB + 10% of the bytes to copy; the
 #                          target keeps writing WAL and compacting)
+#   PTM_FREE_RESERVE_BYTES free space the copy never takes from the target
+#                          (default 64 MiB): checked every second while it runs,
+#                          as another writer may fill the volume meanwhile;
+#                          below it the copy stops, keeping what is complete
 #   PTM_PROGRESS_SECONDS   min seconds between progress lines (default 10)
 #
 # Layout: $PTM_STAGING/<ULID>/ is a block being (or done being) copied;
@@ -102,6 +106,45 @@ plan_streams() {
   done
 }
 
+# Beside the rsyncs: every second, the free space of the staging filesystem. Another
+# writer (the target's own WAL and compactions, anything else on the volume) may take what
+# the start's check counted on. When the free space would be below $reserve by the next
+# look (what it fell by in the last second, again), the rsyncs are stopped: the target keeps
+# room for its own samples. $work/low then holds the free bytes seen.
+# (The start's margin leaves a tenth of the copy above the reserve: a copy of 10 s or more
+# never stops itself here; a shorter one on a volume that tight may, and resumes.)
+watch_space() {
+  last=""
+  while [ ! -e "$work/done" ]; do
+    a="$(free_bytes)"
+    if [ -n "$a" ]; then
+      fell=0
+      [ -z "$last" ] || [ "$last" -le "$a" ] || fell=$((last - a))
+      if [ $((a - fell)) -lt "$reserve" ]; then
+        echo "$a" >"$work/low"
+        # shellcheck disable=SC2046 # PIDs
+        kill -TERM $(cat "$work"/pid.* 2>/dev/null) 2>/dev/null || true
+        return 0
+      fi
+      last=$a
+    fi
+    sleep 1
+  done
+}
+
+# What an rsync exit code says went wrong, as " (...)" (rsync(1) EXIT VALUES).
+rsync_cause() {
+  case $1 in
+  10 | 12 | 35) echo " (the connection to the source's rsync daemon broke: its pod restarted or was deleted, its sidecar or daemon was killed, or the network failed)" ;;
+  11) echo " (a file could not be written on the target: is its volume full or read-only?)" ;;
+  20) echo " (rsync was stopped by a signal)" ;;
+  30) echo " (no data from the source's rsync daemon for 600 s)" ;;
+  5) echo " (the source's rsync daemon refused: password or module)" ;;
+  esac
+}
+
+free_bytes() { df -Pk "$STAGING" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }'; }
+
 # Run $streams rsync processes at once, one connection each, each over its own
 # blocks (plan_streams). rsync is CPU-bound on both sides here (one process
 # sends, two receive): one stream leaves cores idle.
@@ -125,7 +168,9 @@ rsync_todo() {
   ! stdbuf -o0 tr a a </dev/null >/dev/null 2>&1 || unbuf="stdbuf -o0"
   lines=""
   case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
-  rm -f "$work"/out.* "$work"/rc.*
+  rm -f "$work"/out.* "$work"/rc.* "$work"/pid.* "$work/low" "$work/done"
+  watch_space &
+  watcher=$!
   {
     s=1
     while [ "$s" -le "$streams" ]; do
@@ -133,9 +178,11 @@ rsync_todo() {
         # --delete only removes files the filter includes, i.e. inside the
         # blocks being copied: the temp files a killed rsync left behind. The
         # partial dir is protected by rsync, the rest of staging is excluded.
-        if rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
+        rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
           --info=progress2,name1 --stats --include-from="$work/filter.$s" --exclude='*' \
-          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/"; then
+          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/" &
+        echo "$!" >"$work/pid.$s"
+        if wait "$!"; then
           echo 0 >"$work/rc.$s"
         else
           echo "$?" >"$work/rc.$s"
@@ -180,6 +227,9 @@ rsync_todo() {
       t = now_s(); b = bytes_done() - base
       printf "copy: %s ended after %d s: %s transferred in this run (%s/s)\n", nstreams, t - start, human(b), human(t > start ? b / (t - start) : b)
     }' "$work/plan" - >&2 || true # (killed too when the pod stops: rc says what happened)
+  : >"$work/done"
+  kill "$watcher" 2>/dev/null || true
+  wait "$watcher" 2>/dev/null || true
   rc=0
   s=1
   while [ "$s" -le "$streams" ]; do
@@ -371,8 +421,10 @@ if [ -s "$work/todo" ]; then
   [ "$need" -ge 0 ] || need=0
 fi
 
-avail="$(df -Pk "$STAGING" | awk 'NR == 2 { printf "%.0f", $4 * 1024 }')"
-margin="${PTM_FREE_MARGIN_BYTES:-$((67108864 + need / 10))}"
+avail="$(free_bytes)"
+reserve="${PTM_FREE_RESERVE_BYTES:-67108864}"
+case "$reserve" in '' | *[!0-9]*) die "PTM_FREE_RESERVE_BYTES must be a number of bytes (got \"$reserve\")" ;; esac
+margin="${PTM_FREE_MARGIN_BYTES:-$((reserve + need / 10))}"
 log "$n blocks, $(human "$total") in total, $(human "$need") to copy; $(human "$avail") free on the staging filesystem (margin $(human "$margin"))"
 if [ "$need" -gt 0 ] && [ $((need + margin)) -gt "$avail" ]; then
   echo "copy: ERROR: not enough space on the target volume: need $need bytes ($(human "$need")) + margin $margin bytes ($(human "$margin")), available $avail bytes ($(human "$avail")). Nothing was copied." >&2
@@ -397,8 +449,11 @@ if [ -s "$work/todo" ]; then
   good="$(wc -l <"$work/ok" | tr -d ' ')"
   todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
   [ -z "$pod_stopping" ] || stopping_error "; $good of $todo_n blocks complete and kept"
+  if [ -s "$work/low" ]; then
+    die "stopped: the free space on the target volume fell to $(human "$(cat "$work/low")") while copying, below the $(human "$reserve") the copy leaves the target for its own writes (something else is filling the volume); $good of $todo_n blocks complete and kept. Free space on the volume or grow it, then run pulumi up again: the copy resumes"
+  fi
   if [ "$rc" -ne 0 ]; then
-    die "rsync failed with exit code $rc; $good of $todo_n blocks complete and kept; rerun to resume"
+    die "rsync failed with exit code $rc$(rsync_cause "$rc"); $good of $todo_n blocks complete and kept; rerun (pulumi up) to resume"
   fi
   if [ "$good" -ne "$todo_n" ]; then
     bad="$(grep -vxF -f "$work/ok" "$work/todo" | tr '\n' ' ')"

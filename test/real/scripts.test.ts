@@ -550,6 +550,60 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
       assert.ok(json.bytesReceived < bigBytes, JSON.stringify(json));
     });
 
+  it("the target volume filling up mid-copy: the copy stops above the reserve, says why, and resumes (issue 23)", async () => {
+    // A small filesystem of its own (tmpfs: root, as CI and the lab run), filled by another
+    // writer while the copy runs, as the target's own growth or a neighbour would.
+    assert.equal(process.getuid?.(), 0, "this test mounts a tmpfs: run the real level as root");
+    const t = target("fills-up");
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=32m", "tmpfs", t.data]);
+    try {
+      const MiB = 1024 * 1024;
+      const spaceEnv = {
+        PTM_STREAMS: "2",
+        PTM_FREE_MARGIN_BYTES: String(1 * MiB),
+        PTM_FREE_RESERVE_BYTES: String(8 * MiB),
+      };
+      const run = runScript("copy", big, {
+        env: env(t.data, { ...spaceEnv, PTM_BWLIMIT: "1536k" }),
+      });
+      await waitFor(
+        "a quarter of the bytes staged",
+        60_000,
+        async () => (dirBytes(t.staging) > bigBytes / 4 ? true : undefined),
+        50,
+      );
+      const free = () =>
+        Number(
+          execFileSync("df", ["-Pk", t.data], { encoding: "utf8" }).split("\n")[1].split(/\s+/)[3],
+        ) * 1024;
+      const filler = path.join(t.data, "filler");
+      fs.writeFileSync(filler, Buffer.alloc(Math.max(0, free() - 6 * MiB)));
+      const filledAt = Date.now();
+      const res = await run;
+      const seconds = (Date.now() - filledAt) / 1000;
+      assert.notEqual(res.code, 0);
+      assert.match(
+        res.stderr,
+        /copy: ERROR: stopped: the free space on the target volume fell to [\d.]+ MiB while copying, below the 8\.0 MiB the copy leaves the target for its own writes \(something else is filling the volume\); \d+ of 9 blocks complete and kept\. Free space on the volume or grow it, then run pulumi up again: the copy resumes/,
+        res.stderr,
+      );
+      assert.ok(seconds < 10, `stopped ${seconds} s after the volume filled`);
+      assert.ok(free() > 4 * MiB, `the copy left the target room: ${free()} bytes free`);
+      // The user frees the space: the rerun fetches only what was not complete.
+      fs.rmSync(filler);
+      const { json } = await runJson<CopyOut>("copy", big, { env: env(t.data, spaceEnv) });
+      assert.equal(json.copied + json.skipped, big.length);
+      assert.ok(json.bytesReceived < bigBytes, JSON.stringify(json));
+      const want = blockChecksums(snapDir()).files;
+      assert.deepEqual(
+        blockChecksums(t.staging).files,
+        Object.fromEntries(Object.entries(want).filter(([k]) => big.includes(k.slice(0, 26)))),
+      );
+    } finally {
+      execFileSync("umount", [t.data]);
+    }
+  });
+
   for (const bad of ["0", "x", "17", "1.5", "-2", " 3"]) {
     it(`PTM_STREAMS=${JSON.stringify(bad)} is refused before anything is staged`, async () => {
       const t = target(`bad-${bad.trim().replace(/\W/g, "_")}-${bad.length}`);
