@@ -151,8 +151,10 @@ export function proxyPath(
 }
 
 /**
- * The pod to ask: running, not being deleted, with the Prometheus container running; a
- * ready one first. Undefined with the reason when there is none.
+ * The pod to ask: not being deleted, with the Prometheus container running; a ready one
+ * first. Not by the pod's phase: a pod whose sidecar image can't be pulled stays Pending
+ * while its Prometheus runs (a failed prepare, then `up` with the image fixed: issue 23).
+ * Undefined with the reason when there is none.
  */
 export function pickPod(
   pods: PodObject[],
@@ -162,7 +164,8 @@ export function pickPod(
     (p) =>
       p.metadata?.name &&
       !p.metadata.deletionTimestamp &&
-      p.status?.phase === "Running" &&
+      p.status?.phase !== "Succeeded" &&
+      p.status?.phase !== "Failed" &&
       (p.spec?.containers ?? []).some((c) => c.name === container),
   );
   const status = (p: PodObject) =>

@@ -126,13 +126,22 @@ describe("proxyTarget and proxyPath: where to ask before the flags are known", (
 });
 
 describe("pickPod", () => {
-  const pod = (name: string, o: { phase?: string; ready?: boolean; deleting?: boolean } = {}) =>
+  const pod = (
+    name: string,
+    o: { phase?: string; ready?: boolean; deleting?: boolean; waiting?: boolean } = {},
+  ) =>
     ({
       metadata: { name, ...(o.deleting ? { deletionTimestamp: "2026-01-01T00:00:00Z" } : {}) },
       spec: { containers: [{ name: "prometheus" }] },
       status: {
         phase: o.phase ?? "Running",
-        containerStatuses: [{ name: "prometheus", ready: o.ready ?? true, state: { running: {} } }],
+        containerStatuses: [
+          {
+            name: "prometheus",
+            ready: o.waiting ? false : (o.ready ?? true),
+            state: o.waiting ? { waiting: { reason: "ContainerCreating" } } : { running: {} },
+          },
+        ],
       },
     }) as PodObject;
   const cases: { name: string; pods: PodObject[]; want: string }[] = [
@@ -141,9 +150,15 @@ describe("pickPod", () => {
     { name: "ready first", pods: [pod("a", { ready: false }), pod("b")], want: "b" },
     { name: "running but not ready", pods: [pod("a", { ready: false })], want: "a" },
     {
-      name: "pending or deleting pods are not asked",
-      pods: [pod("a", { phase: "Pending" }), pod("b", { deleting: true })],
+      name: "a pending pod whose Prometheus waits, or a deleting pod, is not asked",
+      pods: [pod("a", { phase: "Pending", waiting: true }), pod("b", { deleting: true })],
       want: 'why:none of its 2 pod(s) runs container "prometheus"',
+    },
+    {
+      // Issue 23: a sidecar image no node can pull keeps the pod Pending, its Prometheus runs.
+      name: "a pending pod whose Prometheus runs (another container can't start) is asked",
+      pods: [pod("a", { phase: "Pending", ready: false })],
+      want: "a",
     },
   ];
   for (const tc of cases)
