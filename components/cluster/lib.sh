@@ -31,6 +31,24 @@ selector_of() { # NAMESPACE KIND NAME
 # patch, so a step that fails or is killed after the patch still leaves the record, and the
 # revert removes the flag by it (admin-api.sh restore, rollout-settle.sh).
 ADMIN_FLAG=--web.enable-admin-api
+# A StatefulSet never replaces a pod of an older revision that isn't Ready (Kubernetes'
+# "forced rollback" limitation, which its documentation says to fix by deleting the pod by
+# hand): such pods are deleted, each named on stderr with PREFIX. A failed prepare leaves one
+# (a sidecar image that can't be pulled); the revert, or an `up` with the cause fixed, rolls
+# the StatefulSet to a new revision that would otherwise wait for it forever.
+unstick_statefulset() { # NAMESPACE NAME SELECTOR PREFIX
+  current=$(kc get statefulset "$2" -n "$1" -o jsonpath='{.status.updateRevision}') || return 0
+  [ -n "$current" ] || return 0
+  kc get pods -n "$1" -l "$3" -o go-template='{{range .items}}{{.metadata.name}} {{index .metadata.labels "controller-revision-hash"}} {{range .status.conditions}}{{if eq .type "Ready"}}{{.status}}{{end}}{{end}}{{"\n"}}{{end}}' |
+    while read -r pod revision ready; do
+      [ -n "$pod" ] || continue
+      if [ "$revision" != "$current" ] && [ "$ready" != True ]; then
+        echo "$4: deleting pod $1/$pod: it is stuck on revision $revision, not Ready, and the StatefulSet would never replace it" >&2
+        kc delete pod "$pod" -n "$1" --wait=false >&2
+      fi
+    done
+}
+
 admin_record_key() { printf 'admin-api.prometheus-tsdb-migration.io/%s' "$1"; } # STACK
 
 # The container named by this stack's record on the workload (empty: no record).

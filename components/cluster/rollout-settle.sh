@@ -12,7 +12,7 @@
 # First, an admin-API flag that this stack appended and whose step never finished (a failed
 # or killed `enable`, so nothing in the state would remove it) is removed by the record that
 # admin-api.sh put on the workload, in the same rollout.
-# Uses lib.sh (kc, selector_of), which the program sends ahead of this script.
+# Uses lib.sh (kc, selector_of, unstick_statefulset), which the program sends ahead of this script.
 set -eu
 
 ns=$1 kind=$2 name=$3 timeout=$4
@@ -39,18 +39,8 @@ while :; do
     log "$kind $ns/$name runs its restored template ($(($(date +%s) - start))s)"
     exit 0
   fi
-  if [ "$kind" = statefulset ]; then
-    # Pods of an older revision that are not Ready: the controller waits for them forever.
-    current=$(kc get statefulset "$name" -n "$ns" -o jsonpath='{.status.updateRevision}')
-    kc get pods -n "$ns" -l "$selector" -o go-template='{{range .items}}{{.metadata.name}} {{index .metadata.labels "controller-revision-hash"}} {{range .status.conditions}}{{if eq .type "Ready"}}{{.status}}{{end}}{{end}}{{"\n"}}{{end}}' |
-      while read -r pod revision ready; do
-        [ -n "$pod" ] || continue
-        if [ "$revision" != "$current" ] && [ "$ready" != True ]; then
-          log "deleting pod $ns/$pod: it is stuck on revision $revision, not Ready, and the StatefulSet would never replace it"
-          kc delete pod "$pod" -n "$ns" --wait=false >&2
-        fi
-      done
-  fi
+  # Pods of an older revision that are not Ready: the controller waits for them forever.
+  [ "$kind" != statefulset ] || unstick_statefulset "$ns" "$name" "$selector" rollout-settle
   elapsed=$(($(date +%s) - start))
   [ "$elapsed" -lt "$timeout" ] ||
     die "$kind $ns/$name has not rolled out its restored template after ${elapsed}s; see kubectl -n $ns get pods -l $selector"

@@ -15,7 +15,7 @@
 #    PTM_BAD_LOOKS: how many looks, 10 s apart, a failure must persist, default 3)
 #
 # Stdout: one JSON line {"rolledOut":true,"seconds":N}
-# Uses lib.sh (kc, selector_of), which the program sends ahead of this script.
+# Uses lib.sh (kc, selector_of, unstick_statefulset), which the program sends ahead of this script.
 set -eu
 
 ns=$1 kind=$2 name=$3 container=$4 timeout=$5
@@ -108,6 +108,10 @@ while :; do
     echo "{\"rolledOut\":true,\"seconds\":$(($(date +%s) - start))}"
     exit 0
   fi
+  # A pod left on an older, broken revision (a failed prepare, then this `up` with the cause
+  # fixed): the StatefulSet would wait for it forever, and its sidecar's old state is not
+  # this rollout's.
+  [ "$kind" != statefulset ] || unstick_statefulset "$ns" "$name" "$selector" rollout-watch
   cause=$(refused)
   if [ -n "$cause" ]; then
     echo "rollout-watch: $kind $ns/$name can't create its pod: $cause" >&2

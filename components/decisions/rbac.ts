@@ -207,8 +207,8 @@ function sideNeeds(side: Side, kind: WorkloadKind, c: RbacInput): Need[] {
         what: core("pods"),
         verbs: ["delete"],
         usedBy:
-          "the revert deletes a StatefulSet pod stuck on the migration's broken revision, which " +
-          "the StatefulSet would never replace (rollout-settle)",
+          "the revert, and an up after a failed prepare, delete a StatefulSet pod stuck on a " +
+          "broken revision, which the StatefulSet would never replace (rollout-settle, rollout-watch)",
         revert: true,
       });
     }
@@ -237,12 +237,23 @@ function sideNeeds(side: Side, kind: WorkloadKind, c: RbacInput): Need[] {
       },
     );
   } else {
-    needs.push(...managed(core("configmaps"), "the decision and verification record ConfigMaps"), {
-      what: core("configmaps"),
-      verbs: ["list"],
-      usedBy: "read at migrate: the recorded decision",
-      revert: false,
-    });
+    needs.push(
+      ...managed(core("configmaps"), "the decision and verification record ConfigMaps"),
+      {
+        what: core("configmaps"),
+        verbs: ["list"],
+        usedBy: "read at migrate: the recorded decision",
+        revert: false,
+      },
+      {
+        what: { apiGroup: "networking.k8s.io", resource: "networkpolicies" },
+        verbs: ["list"],
+        usedBy:
+          "read at preview: whether a NetworkPolicy keeps the target's pods from reaching " +
+          "the source's rsync daemon",
+        revert: false,
+      },
+    );
   }
   return needs;
 }
