@@ -22,11 +22,18 @@ import {
   migrationLabels,
   MigrationNames,
   namesFor,
+  RSYNC_CONTAINER_PORT,
   RSYNC_MODULE,
+  RSYNC_PORT_NAME,
   RSYNC_SERVICE_PORT,
   RSYNC_USER,
 } from "./cluster/naming";
-import { isolatedForIngress, rsyncIngressRules } from "./decisions/access";
+import {
+  egressToRsync,
+  isolatedForIngress,
+  rsyncEgressRuleText,
+  rsyncIngressRules,
+} from "./decisions/access";
 import {
   ConfigError,
   MigrationArgs,
@@ -394,6 +401,7 @@ export class PrometheusTsdbMigration
     if (next?.action === "redecide") void pulumi.log.warn(next.reason, this);
     if (next?.action === "resume") for (const n of next.notes) void pulumi.log.info(n, this);
     const policies = await readNetworkPolicies(source.ref.namespace, cfg.cluster);
+    await checkTargetEgress(cfg, source, target, this);
     // A config key that changes the running target sidecar rolls the target's pods: checked
     // first, as the revert is. What the program sets by itself is kept (no roll on upgrade).
     const resourcesConfigured = args.sidecarResources !== undefined;
@@ -1115,6 +1123,48 @@ async function previewIfNothingPatched(
 }
 
 /** The config keys the plan depends on. */
+/**
+ * The target's NetworkPolicies, before anything moves: a policy that isolates the target
+ * pods' egress and admits nothing to the source's rsync daemon would fail the copy (issue 23).
+ * Refused with the rule to add; what can't be judged from the policies alone is said.
+ */
+async function checkTargetEgress(
+  cfg: MigrationConfig,
+  source: TsdbLocation,
+  target: TsdbLocation,
+  parent: pulumi.Resource,
+): Promise<void> {
+  const ns = target.ref.namespace;
+  const dest = {
+    namespace: source.ref.namespace,
+    podLabels: source.podLabels,
+    port: RSYNC_CONTAINER_PORT,
+    portName: RSYNC_PORT_NAME,
+  };
+  const v = egressToRsync(await readNetworkPolicies(ns, cfg.cluster), ns, target.podLabels, dest);
+  const daemon = `the source's rsync daemon (pods of ${source.ref.kind} ${source.ref.namespace}/${source.ref.name}, TCP ${RSYNC_CONTAINER_PORT})`;
+  if (v.verdict === "denied") {
+    throw new ConfigError(
+      "target",
+      `NetworkPolicy ${v.isolatedBy.join(", ")} isolates the egress of the target's pods (${target.ref.kind} ${ns}/${target.ref.name}) and no policy admits them to ${daemon}: the copy could not connect. Add the egress rule ${rsyncEgressRuleText(dest)} to a NetworkPolicy that selects the target's pods, or remove the isolation, then run pulumi up again`,
+    );
+  }
+  // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+  if (v.verdict === "unknown") {
+    void pulumi.log.warn(
+      `network: NOT checked whether the target's pods may reach ${daemon}: NetworkPolicy ${v.isolatedBy.join(", ")} isolates their egress, and ${v.why}. If the copy can't connect, add the egress rule ${rsyncEgressRuleText(dest)}`,
+      parent,
+    );
+  } else {
+    void pulumi.log.info(
+      v.verdict === "open"
+        ? `network: ok: no NetworkPolicy in ${ns} limits the target pods' egress to ${daemon}`
+        : `network: ok: NetworkPolicy ${v.by} admits the target's pods to ${daemon}`,
+      parent,
+    );
+  }
+}
+
 function planSettings(cfg: MigrationConfig): PlanSettings {
   return {
     includeHead: cfg.includeHead,

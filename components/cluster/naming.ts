@@ -9,6 +9,8 @@ import { PatchedRole, patchedLabelKeys, patchedLabelsIn } from "../decisions/con
 
 /** Port the rsync daemon listens on inside the pod: above 1024, so it needs no root. */
 export const RSYNC_CONTAINER_PORT = 8873;
+/** The daemon port's name on the source sidecar (a NetworkPolicy may name it). */
+export const RSYNC_PORT_NAME = "ptm-rsync";
 /** Port of the Service, the standard rsync port (the seed's). */
 export const RSYNC_SERVICE_PORT = 873;
 /** The rsync module name and user. */

@@ -1,5 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import { MigrationNames, RSYNC_CONTAINER_PORT, RSYNC_USER } from "../cluster/naming";
+import {
+  MigrationNames,
+  RSYNC_CONTAINER_PORT,
+  RSYNC_PORT_NAME,
+  RSYNC_USER,
+} from "../cluster/naming";
 import {
   addEphemeralSidecars,
   EphemeralSide,
@@ -64,7 +69,7 @@ export function rsyncDaemonSpec(
     resources: args.resources ?? DEFAULT_SIDECAR_RESOURCES,
     passwordEnv: "PTM_RSYNC_PASSWORD",
     secretName: args.secretName,
-    ports: [{ name: "ptm-rsync", containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
+    ports: [{ name: RSYNC_PORT_NAME, containerPort: RSYNC_CONTAINER_PORT, protocol: "TCP" }],
   };
 }
 
