@@ -1,8 +1,10 @@
 // The check before a config change rolls the target's pods (issue 20): a new sidecarImage,
 // sidecarImagePullPolicy or sidecarResources changes the pod template, and restarting the
 // target after the install drops its own samples older than the newest imported block.
-// Every replica is probed through its sidecar; one at risk, or one that can't be checked,
-// refuses the change, naming the key and what to do.
+// Every replica is probed through its sidecar, or, when the sidecar can't be reached (it
+// never started: an image no node can pull), through its Prometheus container, as the
+// revert's check does; one at risk, or one that can't be checked, refuses the change, naming
+// the key and what to do.
 
 import { ConfigError } from "../decisions/config";
 import { restartRisk } from "../decisions/restartRisk";
@@ -10,7 +12,7 @@ import { RestartingChange } from "../decisions/sidecarChange";
 import { iso } from "../decisions/time";
 import { headRange } from "../decisions/tsdb";
 import { TARGET_SIDECAR, TsdbLocation } from "../decisions/workload";
-import { probe } from "./clusterReads";
+import { lookIntoTsdb, probe } from "./clusterReads";
 import { podLocations } from "../decisions/prometheusResource";
 
 export async function checkSidecarChangeIsSafe(
@@ -20,15 +22,19 @@ export async function checkSidecarChangeIsSafe(
 ): Promise<string> {
   const [first] = changes;
   const what = changes.map((c) => `${c.key} ${c.running} -> ${c.wanted}`).join(", ");
-  const pods = podLocations(target).map((t) => t.ref);
-  for (const ref of pods) {
+  const pods = podLocations(target);
+  for (const at of pods) {
+    const ref = at.ref;
     const pod = ref.pod ?? `${ref.kind} ${ref.namespace}/${ref.name}`;
-    const state = await probe(ref, TARGET_SIDECAR, snapshot, true).catch((e: unknown) => {
+    const state = await probe(ref, TARGET_SIDECAR, snapshot, true).catch(async (e: unknown) => {
+      const looked = await lookIntoTsdb(at, snapshot);
+      if ("probe" in looked) return looked.probe;
       throw new ConfigError(
         first.key,
         `changing ${what} rolls the target's pods, and whether that drops any of their own ` +
-          `samples can't be checked in ${pod}: ${(e as Error).message}. Set ${first.key} back to ` +
-          `${first.running}, or fix that and run again`,
+          `samples can't be checked in ${pod}: ${(e as Error).message}; nor through its ` +
+          `Prometheus container: ${looked.why}. Set ${first.key} back to ${first.running}, or ` +
+          `fix that and run again`,
       );
     });
     const head = state?.tsdb ? headRange(state.tsdb) : undefined;

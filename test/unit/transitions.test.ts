@@ -448,6 +448,25 @@ describe("transitions (issue 20): changes that roll the target after the install
     assert.equal(patchedSidecar(r).image, "registry.example/rsync:2.0");
   });
 
+  it("row 3 (issue 23): the sidecar can't run (a prepare whose image no node pulls), sidecarImage fixed: checked through the target's Prometheus container", async () => {
+    const c = prepared({ minH: 6 }, "docker.io/ptm/no-such-image:1");
+    // The sidecar never started: kubectl exec into it fails. Its Prometheus container runs.
+    c.exec = { ...c.exec, "prometheus:probe": c.exec!["ptm-rsync:probe"] };
+    delete c.exec["ptm-rsync:probe"];
+    const r = await runProgram({ ...config, sidecarImage: "registry.example/rsync:2.0" }, c);
+    assert.equal(patchedSidecar(r).image, "registry.example/rsync:2.0");
+  });
+
+  it("row 3 (issue 23): through the Prometheus container too, a target at risk refuses the change", async () => {
+    const c = prepared({ minH: 5 }, "docker.io/ptm/no-such-image:1");
+    c.exec = { ...c.exec, "prometheus:probe": c.exec!["ptm-rsync:probe"] };
+    delete c.exec["ptm-rsync:probe"];
+    await assert.rejects(
+      runProgram({ ...config, sidecarImage: "registry.example/rsync:2.0" }, c),
+      /:sidecarImage: changing sidecarImage "docker\.io\/ptm\/no-such-image:1" -> "registry\.example\/rsync:2\.0" rolls the target's pods, which would drop/,
+    );
+  });
+
   it("row 3: the program upgraded (its scripts changed): the running sidecar's command is kept, nothing rolls", async () => {
     const r = await runProgram({ ...config, sidecarImage: RUNNING_IMAGE }, prepared({ minH: 5 }));
     const c = patchedSidecar(r);
