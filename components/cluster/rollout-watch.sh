@@ -21,7 +21,15 @@ set -eu
 ns=$1 kind=$2 name=$3 container=$4 timeout=$5
 die() { echo "rollout-watch: ERROR: $*" >&2; exit 1; }
 
-selector=$(selector_of "$ns" "$kind" "$name") || die "can't read $kind $ns/$name"
+# The API server may not answer for a while (restarted, overloaded, a network blip): the
+# watch keeps asking until its timeout, as `kubectl rollout status` below does.
+began=$(date +%s)
+until selector=$(selector_of "$ns" "$kind" "$name"); do
+  [ $(($(date +%s) - began)) -lt "$timeout" ] ||
+    die "can't read $kind $ns/$name for ${timeout}s (see kubectl's error above); run pulumi up again once the API server answers"
+  echo "rollout-watch: can't read $kind $ns/$name (see kubectl's error above); asking again in 5 s" >&2
+  sleep 5
+done
 [ -n "$selector" ] || die "$kind $ns/$name has no matchLabels selector"
 
 # "<pod> <reason> <message>" per pod whose CONTAINER waits for a reason that won't pass by itself.
