@@ -3,6 +3,7 @@
 #
 #   bash test/e2e/run.sh demo   # npm run demo
 #   bash test/e2e/run.sh test   # npm run test:e2e
+#   bash test/e2e/run.sh faults # npm run test:faults (test/faults/: faults injected on purpose)
 #
 # Which cluster: test/e2e/clusterChoice.ts decides, before anything is built or started. The
 # local lab (test/lab/up.sh) when KUBECONFIG is unset or is the lab's own; for the demo only,
@@ -34,10 +35,10 @@ fail() {
 }
 
 case $mode in
-  demo | test) ;;
+  demo | test | faults) ;;
   *)
-    echo "usage: test/e2e/run.sh demo|test" >&2
-    why="unknown mode '$mode' (demo|test)"
+    echo "usage: test/e2e/run.sh demo|test|faults" >&2
+    why="unknown mode '$mode' (demo|test|faults)"
     exit 2
     ;;
 esac
@@ -144,5 +145,23 @@ case $mode in
   test)
     stage="e2e test (npx mocha --config test/e2e/.mocharc.json)"
     npx mocha --config test/e2e/.mocharc.json
+    ;;
+  faults)
+    # Its own namespaces, and one results file for the run, rendered as docs/reliability.md's
+    # table (test/faults/report.ts) whether or not every fault passed.
+    export PTM_E2E_NAMESPACE_PREFIX=${PTM_E2E_NAMESPACE_PREFIX:-ptm-fault}
+    if [[ -z ${PTM_FAULTS_RESULTS:-} ]]; then
+      PTM_FAULTS_RESULTS=$(mktemp -d "${TMPDIR:-/tmp}/ptm-faults.XXXXXX")/faults.json
+      export PTM_FAULTS_RESULTS
+    fi
+    stage="fault test (npx mocha --config test/faults/.mocharc.json)"
+    rc=0
+    npx mocha --config test/faults/.mocharc.json || rc=$?
+    if [[ -s $PTM_FAULTS_RESULTS ]]; then
+      table=${PTM_FAULTS_RESULTS%.json}.md
+      npx ts-node --transpile-only test/faults/report.ts "$PTM_FAULTS_RESULTS" >"$table"
+      echo "run.sh: the faults table (docs/reliability.md): $table" >&2
+    fi
+    exit "$rc"
     ;;
 esac
