@@ -110,7 +110,7 @@ plan_streams() {
 # writer (the target's own WAL and compactions, anything else on the volume) may take what
 # the start's check counted on. When the free space would be below $reserve by the next
 # look (what it fell by in the last second, again), the rsyncs are stopped: the target keeps
-# room for its own samples. $work/low then holds the free bytes seen.
+# room for its own samples. $work/low then holds the free bytes seen and the last fall.
 # (The start's margin leaves a tenth of the copy above the reserve: a copy of 10 s or more
 # never stops itself here; a shorter one on a volume that tight may, and resumes.)
 watch_space() {
@@ -121,7 +121,7 @@ watch_space() {
       fell=0
       [ -z "$last" ] || [ "$last" -le "$a" ] || fell=$((last - a))
       if [ $((a - fell)) -lt "$reserve" ]; then
-        echo "$a" >"$work/low"
+        echo "$a $fell" >"$work/low"
         # shellcheck disable=SC2046 # PIDs
         kill -TERM $(cat "$work"/pid.* 2>/dev/null) 2>/dev/null || true
         return 0
@@ -450,7 +450,8 @@ if [ -s "$work/todo" ]; then
   todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
   [ -z "$pod_stopping" ] || stopping_error "; $good of $todo_n blocks complete and kept"
   if [ -s "$work/low" ]; then
-    die "stopped: the free space on the target volume fell to $(human "$(cat "$work/low")") while copying, below the $(human "$reserve") the copy leaves the target for its own writes (something else is filling the volume); $good of $todo_n blocks complete and kept. Free space on the volume or grow it, then run pulumi up again: the copy resumes"
+    read -r low fell <"$work/low"
+    die "stopped: the free space on the target volume was falling below the $(human "$reserve") the copy leaves the target for its own writes: $(human "$low") free, $(human "$fell") less than a second before (something else is filling the volume); $good of $todo_n blocks complete and kept. Free space on the volume or grow it, then run pulumi up again: the copy resumes"
   fi
   if [ "$rc" -ne 0 ]; then
     die "rsync failed with exit code $rc$(rsync_cause "$rc"); $good of $todo_n blocks complete and kept; rerun (pulumi up) to resume"

@@ -344,7 +344,7 @@ describe("faults at prepare, install and revert: one migration, each fault strik
     assert.equal(s.ok, false, "the copy stopped");
     const line = errorLine(s);
     log(`volume full: ${line}`);
-    assert.match(line, /copy: ERROR: stopped: the free space on the target volume fell to/);
+    assert.match(line, /copy: ERROR: stopped: the free space on the target volume was falling below/);
     assertNoStackTrace(s);
     assertNamesNextStep(line);
     const free = Number(

@@ -584,7 +584,7 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
       assert.notEqual(res.code, 0);
       assert.match(
         res.stderr,
-        /copy: ERROR: stopped: the free space on the target volume fell to [\d.]+ MiB while copying, below the 8\.0 MiB the copy leaves the target for its own writes \(something else is filling the volume\); \d+ of 9 blocks complete and kept\. Free space on the volume or grow it, then run pulumi up again: the copy resumes/,
+        /copy: ERROR: stopped: the free space on the target volume was falling below the 8\.0 MiB the copy leaves the target for its own writes: [\d.]+ MiB free, [\d.]+ [KM]iB less than a second before \(something else is filling the volume\); \d+ of 9 blocks complete and kept\. Free space on the volume or grow it, then run pulumi up again: the copy resumes/,
         res.stderr,
       );
       assert.ok(seconds < 10, `stopped ${seconds} s after the volume filled`);
