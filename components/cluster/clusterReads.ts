@@ -75,6 +75,27 @@ export async function run(
   };
 }
 
+/**
+ * For a command run as an invoke whose stderr is the user's progress (logging "stderr"): its
+ * exit code on stdout's last line instead, read back by {@link ranFromStdout}. A failed
+ * kubectl exec (the pod went away) is then an answer, not a rejected invoke, which the
+ * program would report as an unhandled exception with a stack.
+ */
+export function exitOnStdout(cmd: string): string {
+  return `${cmd}; echo; echo "${EXIT_MARK}$?"`;
+}
+
+export function ranFromStdout(stdout: string, stderr: string): Ran {
+  const lines = stdout.trimEnd().split("\n");
+  const last = lines[lines.length - 1] ?? "";
+  const code = last.startsWith(EXIT_MARK) ? Number(last.slice(EXIT_MARK.length)) : NaN;
+  return {
+    code: Number.isInteger(code) ? code : -1,
+    stdout: lines.slice(0, -1).join("\n").trim(),
+    stderr: stderr.trim(),
+  };
+}
+
 /** The last lines of what a failed command said, for an error message. */
 export function said(r: Ran): string {
   const tail = r.stderr.split("\n").slice(-3).join(" | ").trim();

@@ -2,6 +2,7 @@ import * as command from "@pulumi/command";
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import { recordEvent } from "../cluster/events";
+import { exitOnStdout, ranFromStdout, said } from "../cluster/clusterReads";
 import { execScript } from "../cluster/kubectl";
 import { migrationLabels, MigrationNames } from "../cluster/naming";
 import { iso } from "../decisions/time";
@@ -80,20 +81,43 @@ export class MigrationVerification extends pulumi.ComponentResource {
       windows: pulumi.Input<number[]> = args.windowEnds,
       after: pulumi.Resource[] = args.after,
     ): pulumi.Output<CountsResult> =>
-      pulumi.output(windows).apply((ends) =>
-        command.local
+      pulumi.output(windows).apply((ends) => {
+        const script = execScript(
+          loc.ref,
+          container,
+          "counts",
+          ends.map(String),
+          env,
+          "PTM_SCRIPT",
+          {
+            exec: false,
+          },
+        );
+        return command.local
           .runOutput(
             {
-              ...execScript(loc.ref, container, "counts", ends.map(String), env),
+              command: exitOnStdout(script.command),
+              environment: script.environment,
               logging: "stderr",
             },
             { parent: this, dependsOn: after },
           )
-          .apply((r) => {
+          .apply((res) => {
+            const r = ranFromStdout(res.stdout, res.stderr);
+            const { kind, namespace, name: n } = loc.ref;
+            if (r.code !== 0) {
+              // The pod restarted or went away (kubectl exec failed), or counts.sh failed: said.
+              throw new pulumi.ResourceError(
+                `verification: counts.sh on the ${side} ${kind} ${namespace}/${n} did not finish ` +
+                  `(${said(r)}). If its pod is restarting or was replaced, run \`pulumi up\` ` +
+                  `again once it runs: what was installed is kept, and the verification runs again`,
+                this,
+                true,
+              );
+            }
             try {
               return parseCounts(r.stdout);
             } catch (e) {
-              const { kind, namespace, name: n } = loc.ref;
               throw new pulumi.ResourceError(
                 `verification: counts.sh on the ${side} ${kind} ${namespace}/${n}: ` +
                   `${(e as Error).message} (run \`pulumi up\` again; if it persists, the ` +
@@ -102,8 +126,8 @@ export class MigrationVerification extends pulumi.ComponentResource {
                 true,
               );
             }
-          }),
-      );
+          });
+      });
     // The record, taken once at the install and kept in the state (ignoreChanges): later
     // runs verify against it, not against live servers whose data has moved on since.
     const source = counts("source", args.source, args.sourceContainer, {});

@@ -366,6 +366,18 @@ describe("a step that fails inside an apply names its resource, without a stack 
     );
   });
 
+  it("counts.sh that can't run: the target's pod went away after the install (issue 23)", async () => {
+    const c = migratingCluster([{ component: "migration", snapshot: "ptm-test" }]);
+    // kubectl exec fails: the sidecar's container is not there (the pod was replaced).
+    delete c.exec!["ptm-rsync:counts"];
+    await assert.rejects(
+      runProgram(config, c),
+      failsWith(
+        / verification: counts\.sh on the target StatefulSet kubeprod\/prometheus did not finish \(exit 1: error: container ptm-rsync not found\)\. If its pod is restarting or was replaced, run `pulumi up` again once it runs/,
+      ),
+    );
+  });
+
   it("the version gate on the snapshot's own blocks", async () => {
     // The probe saw blocks in index format 2; the snapshot holds one in format 3 (a
     // compaction in between), which the 2.54 target can't read.

@@ -90,6 +90,8 @@ export interface RunResult {
 
 // Read-only commands report kubectl's exit code on stderr's last line (clusterReads.ts).
 const EXIT_SUFFIX = '; echo "ptm-exit=$?" >&2';
+/** clusterReads.ts exitOnStdout: the exit code on stdout's last line. */
+const EXIT_ON_STDOUT = '; echo; echo "ptm-exit=$?"';
 
 // The cluster flags every kubectl carries when the stack names a cluster (kubectl.ts).
 const CLUSTER_FLAGS = / --kubeconfig '[^']*'| --context '[^']*'/g;
@@ -409,6 +411,16 @@ export function fakeMocks(cluster: FakeCluster, opts: RunOpts, seen: Seen): pulu
               resolve(a);
             }, 300),
           );
+        }
+        if (full.endsWith(EXIT_ON_STDOUT)) {
+          const cmd = full.slice(0, -EXIT_ON_STDOUT.length);
+          seen.commands.push(cmd);
+          const a = answer(cluster, cmd, String(args.inputs.stdin ?? ""), seen);
+          const m = /ptm-exit=(\d+)\n$/.exec(a.stderr);
+          return {
+            stdout: `${a.stdout}\n\nptm-exit=${m ? m[1] : "1"}`,
+            stderr: a.stderr.replace(/ptm-exit=\d+\n$/, ""),
+          };
         }
         // Without the exit report, a failing command fails the invoke, as local.run does.
         seen.commands.push(full);
