@@ -314,6 +314,7 @@ export class PrometheusTsdbMigration
     if (cfg.phase === "revert") {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
+      await refuseRevertOfGoneSource(cfg, names);
       // Removing the target's sidecar restarts it, so first make sure that loses nothing.
       const guarded = await checkTargetRestartIsSafe(cfg, names);
       // The destroy guard stays, told that this check was made: its delete won't repeat it.
@@ -1123,6 +1124,33 @@ async function previewIfNothingPatched(
 }
 
 /** The config keys the plan depends on. */
+/**
+ * A revert after the source workload was deleted (the old server decommissioned before the
+ * revert; issue 23): the Kubernetes provider refuses to delete a Server-Side Apply patch of an
+ * object that is gone ("currently managing a required field"), and the revert would stop
+ * half-way. Refused before anything is deleted, with the command that drops the patch from
+ * the stack's state; the next `up` then finishes the revert. Only when this stack prepared
+ * (its label is on the target): otherwise no patch of the source is in the state.
+ */
+async function refuseRevertOfGoneSource(
+  cfg: MigrationConfig,
+  names: MigrationNames,
+): Promise<void> {
+  const source = cfg.source;
+  if (!source || cfg.sidecarMode === "ephemeral" || source.kind === "Prometheus") return;
+  if ((await readWorkload(source)) !== undefined) return;
+  if ((await findPatched(names, "target", cfg.cluster)).length === 0) return;
+  const patch = source.kind === "StatefulSet" ? "StatefulSetPatch" : "DeploymentPatch";
+  throw new ConfigError(
+    "source",
+    `${source.kind} ${source.namespace}/${source.name} does not exist any more. The Kubernetes ` +
+      `provider can't delete this stack's sidecar patch of an object that is gone, so the revert ` +
+      `would stop half-way; nothing was changed. Drop that patch from the stack's state, then ` +
+      `run pulumi up again to finish the revert: pulumi state delete --yes ` +
+      `"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*${patch}::[^ ]*source-rsync-daemon')"`,
+  );
+}
+
 /**
  * The target's NetworkPolicies, before anything moves: a policy that isolates the target
  * pods' egress and admits nothing to the source's rsync daemon would fail the copy (issue 23).

@@ -25,6 +25,7 @@ import {
   podOf,
   podTemplate,
   pulumiEnv,
+  REPO,
   resetCluster,
   ScenarioOptions,
   SOURCE,
@@ -344,7 +345,10 @@ describe("faults at prepare, install and revert: one migration, each fault strik
     assert.equal(s.ok, false, "the copy stopped");
     const line = errorLine(s);
     log(`volume full: ${line}`);
-    assert.match(line, /copy: ERROR: stopped: the free space on the target volume was falling below/);
+    assert.match(
+      line,
+      /copy: ERROR: stopped: the free space on the target volume was falling below/,
+    );
     assertNoStackTrace(s);
     assertNamesNextStep(line);
     const free = Number(
@@ -446,6 +450,30 @@ describe("faults at prepare, install and revert: one migration, each fault strik
     // No forceRevert: nothing was imported from the source's head (includeHead is off), so
     // the guard lets the target restart; its own samples are counted again after it.
     await stack.removeConfig(`${PROJECT}:phase`);
+    const refused = await upStruck(
+      stack,
+      () => false,
+      () => undefined,
+    );
+    // The provider can't delete a patch of an object that is gone: refused before anything
+    // is deleted, naming the command that drops the patch from the state.
+    assert.equal(refused.ok, false, "the first revert is refused");
+    const refusal = (refused.output + "\n" + refused.error)
+      .split("\n")
+      .find((l) => /:source: .* does not exist any more/.test(l))
+      ?.replace(/^.*?error: /, "")
+      .trim();
+    assert.ok(refusal, errorLine(refused));
+    log(`revert refused: ${refusal}`);
+    assertNoStackTrace(refused);
+    const cmd = /pulumi state delete --yes "\$\(.*\)"/.exec(refusal)?.[0];
+    assert.ok(cmd, `the refusal names the command: ${refusal}`);
+    // The user's next step, as written, in the project directory with this stack selected.
+    execFileSync("sh", ["-c", cmd], {
+      cwd: REPO,
+      env: { ...process.env, ...stack.workspace.envVars },
+      stdio: "ignore",
+    });
     const s = await upStruck(
       stack,
       () => false,
@@ -455,7 +483,7 @@ describe("faults at prepare, install and revert: one migration, each fault strik
       .split("\n")
       .filter((l) => /snapshot-cleanup: |does not exist any more/.test(l))
       .map((l) => l.replace(/^.*?(snapshot-cleanup|admin-api|rollout-settle): /, "$1: ").trim());
-    log(`revert without the source: ${s.ok ? "completed" : errorLine(s)}`);
+    log(`revert without the source, after the state delete: ${s.ok ? "completed" : errorLine(s)}`);
     for (const l of left) log(`  ${l}`);
     assertNoStackTrace(s);
     await stack.destroy({ onOutput: quiet });
@@ -494,12 +522,12 @@ describe("faults at prepare, install and revert: one migration, each fault strik
       fault: "the source workload deleted",
       when: "after the install; then revert and destroy",
       test: `${FILE}: ${this.test!.title}`,
-      outcome: s.ok
-        ? `completed; the revert said: ${left.find((l) => /snapshot-cleanup/.test(l)) ?? left[0] ?? "nothing"}`
-        : `stopped: ${errorLine(s)}`,
+      outcome: `refused before anything was deleted: ${refusal}; after that command, the revert completed${s.ok ? `, saying: ${left.find((l) => /LEFT BEHIND/.test(l)) ?? left[0] ?? "nothing"}` : ` NOT: ${errorLine(s)}`}`,
       samplesLost: `imported ${lost} (${sourceHistory.counts.length} windows); ${ownText}`,
-      recovered: s.ok ? "yes: the revert and destroy completed" : "no",
-      detectSeconds: secondsSince(t0, s.endedAt),
+      recovered: s.ok
+        ? "yes: `pulumi state delete` as the error says, then the revert and destroy completed"
+        : "no",
+      detectSeconds: secondsSince(t0, refused.endedAt),
     });
     assert.equal(s.ok, true);
     assert.equal(lost, 0);

@@ -261,3 +261,26 @@ describe("which workload the revert checks (decisions/revertCheck.ts revertWorkl
     await assert.rejects(runProgram(config, c), new RegExp(`pod ${STS}-1\\)`));
   });
 });
+
+describe("issue 23: the revert after the source workload was deleted", () => {
+  it("refused before anything is deleted, naming the command that drops the source's patch", async () => {
+    const c = patchedTarget(2, { [probeKey(0)]: SAFE, [probeKey(1)]: SAFE });
+    delete c.objects["deployment/monitoring/prometheus-server"];
+    await assert.rejects(
+      runProgram(config, c),
+      /:source: Deployment monitoring\/prometheus-server does not exist any more\. .* nothing was changed\. .*pulumi state delete --yes "\$\(pulumi stack --show-urns \| grep -o 'urn:pulumi:\[\^ \]\*DeploymentPatch::\[\^ \]\*source-rsync-daemon'\)"/,
+    );
+  });
+
+  it("a source that is there, or a stack that never prepared: the revert goes on", async () => {
+    const r = await runProgram(
+      config,
+      patchedTarget(2, { [probeKey(0)]: SAFE, [probeKey(1)]: SAFE }),
+    );
+    assert.equal(r.outputs.phase, "reverted");
+    const c = cluster();
+    delete c.objects["deployment/monitoring/prometheus-server"];
+    const never = await runProgram(config, c);
+    assert.equal(never.outputs.phase, "reverted");
+  });
+});
