@@ -1137,7 +1137,8 @@ async function refuseRevertOfGoneSource(
   names: MigrationNames,
 ): Promise<void> {
   const source = cfg.source;
-  if (!source || cfg.sidecarMode === "ephemeral" || source.kind === "Prometheus") return;
+  // A revert needs no source name (none configured: nothing to look for).
+  if (!source?.name || cfg.sidecarMode === "ephemeral" || source.kind === "Prometheus") return;
   if ((await readWorkload(source)) !== undefined) return;
   if ((await findPatched(names, "target", cfg.cluster)).length === 0) return;
   const patch = source.kind === "StatefulSet" ? "StatefulSetPatch" : "DeploymentPatch";

@@ -50,10 +50,12 @@ describe("program: phase unset (revert)", () => {
     const r = await runProgram({ source: SOURCE_CONFIG }, cluster());
     onlyTheGuard(r);
     assert.equal(r.outputs.phase, "reverted");
-    // After the RBAC check (test/unit/rbacProgram.test.ts), these reads only.
+    // After the RBAC check (test/unit/rbacProgram.test.ts), these reads only: whether the
+    // source still exists (issue 23), the target by this stack's labels, and that target.
     assert.deepEqual(
       r.commands.filter((c) => !/^kubectl (auth |create -f - -o 'jsonpath=\{\.spec)/.test(c)),
       [
+        "kubectl get deployment 'prometheus-server' -n 'monitoring' -o json --ignore-not-found --show-managed-fields",
         "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.github.io/patched-by=test,prometheus-tsdb-migration.github.io/role=target' -o json",
         "kubectl get deployments,statefulsets -A -l 'prometheus-tsdb-migration.io/patched-by=test,prometheus-tsdb-migration.io/role=target' -o json",
         "kubectl get statefulset 'prometheus' -n 'kubeprod' -o json --ignore-not-found --show-managed-fields",
