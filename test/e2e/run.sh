@@ -155,6 +155,10 @@ case $mode in
       export PTM_FAULTS_RESULTS
     fi
     stage="fault test (npx mocha --config test/faults/.mocharc.json)"
+    # The commit the run tested, for the table's first line (taken now: later commits during
+    # a long run are not what ran).
+    PTM_FAULTS_COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    export PTM_FAULTS_COMMIT
     rc=0
     npx mocha --config test/faults/.mocharc.json || rc=$?
     if [[ -s $PTM_FAULTS_RESULTS ]]; then
