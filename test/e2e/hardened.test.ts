@@ -26,7 +26,9 @@ import {
 import { LABEL_DOMAINS, ROLE_LABEL } from "../../components/cluster/naming";
 import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
 
-const NS = "ptm-hardened";
+// Its own namespace: ptm-hardened, or <PTM_E2E_NAMESPACE_PREFIX>-hardened for a run that must
+// not meet another one on a shared lab (test/e2e/fixtures.ts reads the same variable).
+const NS = `${process.env.PTM_E2E_NAMESPACE_PREFIX || "ptm"}-hardened`;
 /** The lab's one node (test/lab). */
 const NODE = "vm";
 const SRC: Workload = { namespace: NS, kind: "Deployment", name: "src", container: "prometheus" };
