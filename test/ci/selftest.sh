@@ -28,6 +28,10 @@ log mixed '  x\n  3 passing (1ms)\n\n  40 passing (2m)\n  2 pending\n  1 failing
 eq "mocha: the last passing line, with pending and failing" "$(ci_mocha_counts "$dir/mixed.log")" "40 1 2"
 log color '\e[32m  7 passing\e[0m\e[90m (2s)\e[0m\n\e[36m  1 pending\e[0m\n\e[31m  3 failing\e[0m\n'
 eq "mocha: colours stripped" "$(ci_mocha_counts "$dir/color.log")" "7 3 1"
+# mocha --parallel (the real level): each file's results once it is done, its tests' own
+# output before them, then the same closing lines as a serial run.
+log parallel '\n      3 passing windows, logged by a test\n\n  b\n    1) fails\n    \xe2\x9c\x94 passes\n\n      log from a\n\n  a\n    \xe2\x9c\x94 passes\n    - pending\n\n\n  2 passing (2s)\n  1 pending\n  1 failing\n\n  1) b\n       fails:\n\n      AssertionError [ERR_ASSERTION]: 1 == 2\n'
+eq "mocha --parallel: the closing lines, not a test's output" "$(ci_mocha_counts "$dir/parallel.log")" "2 1 1"
 log zero '\n  0 passing (1ms)\n\n'
 eq "mocha: 0 passing" "$(ci_mocha_counts "$dir/zero.log")" "0 0 0"
 log crash 'TSError: Unable to compile TypeScript\n'

@@ -26,7 +26,9 @@ import {
 import { LABEL_DOMAINS, ROLE_LABEL } from "../../components/cluster/naming";
 import { configure, DEFAULTS, openStack, pulumiEnv } from "./scenario";
 
-const NS = "ptm-hardened";
+// Its own namespace: ptm-hardened, or <PTM_E2E_NAMESPACE_PREFIX>-hardened for a run that must
+// not meet another one on a shared lab (test/e2e/fixtures.ts reads the same variable).
+const NS = `${process.env.PTM_E2E_NAMESPACE_PREFIX || "ptm"}-hardened`;
 /** The lab's one node (test/lab). */
 const NODE = "vm";
 const SRC: Workload = { namespace: NS, kind: "Deployment", name: "src", container: "prometheus" };
@@ -52,6 +54,24 @@ function prometheus(dataPath: string, volume: string) {
       { name: volume, mountPath: dataPath },
     ],
   };
+}
+
+/**
+ * Uncordons the lab's node, retrying while the API server does not answer (on a shared lab it
+ * may be stopped for a minute): a node left cordoned stops every later rollout, this file's
+ * and those of any other run on the lab.
+ */
+async function uncordon(): Promise<void> {
+  const end = Date.now() + 5 * 60_000;
+  for (;;) {
+    try {
+      kubectl(["uncordon", NODE]);
+      return;
+    } catch (e) {
+      if (Date.now() > end) throw e;
+      await new Promise((r) => setTimeout(r, 5_000));
+    }
+  }
 }
 
 const podSecurity = { runAsUser: 65534, runAsGroup: 65534, fsGroup: 65534 };
@@ -317,7 +337,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
         ),
       );
     } finally {
-      kubectl(["uncordon", NODE]);
+      await uncordon();
     }
     assert.doesNotMatch(sourceArgs(), /enable-admin-api/, "the flag is gone at once");
     assert.deepEqual(records(), [], "and so is its record");
@@ -352,7 +372,7 @@ describe("end to end: sidecars on a read-only root filesystem", function () {
         () => "finished",
         (e: unknown) => `failed: ${String(e).slice(0, 300)}`,
       )
-      .finally(() => kubectl(["uncordon", NODE]));
+      .finally(uncordon);
     stop = true;
     assert.equal(await watcher, true, `the flag never appeared; the up ${result}`);
     assert.match(result, /^failed/, "the up was stopped before the switch finished");

@@ -28,8 +28,8 @@ export function mkTemp(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** A free TCP port on loopback (bind 0, read, close). */
-export function freePort(): Promise<number> {
+/** A port the kernel says is free on loopback (bind 0, read, close). */
+function unboundPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.on("error", reject);
@@ -39,6 +39,67 @@ export function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Ports handed out by freePort, one file each, shared by every process of this machine: the
+ * real level runs its files in parallel mocha workers, and a port is free only until the
+ * server it is for binds it. A reservation older than PORT_HOLD_MS is stale (the server has
+ * bound the port by then, or never will).
+ */
+const PORTS_DIR = path.join(os.tmpdir(), "ptm-ports");
+const PORT_HOLD_MS = 10 * 60_000;
+
+/** Reserves `port` for this process: false when another one holds it. */
+function reservePort(port: number): boolean {
+  fs.mkdirSync(PORTS_DIR, { recursive: true });
+  const file = path.join(PORTS_DIR, String(port));
+  try {
+    fs.writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+  }
+  try {
+    if (Date.now() - fs.statSync(file).mtimeMs < PORT_HOLD_MS) return false;
+    fs.writeFileSync(file, `${process.pid}\n`); // stale: taken over
+    return true;
+  } catch {
+    return false; // removed or replaced meanwhile: ask for another port
+  }
+}
+
+/** Drops stale reservations, so that the directory does not grow from run to run. */
+function dropStaleReservations(): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(PORTS_DIR);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const file = path.join(PORTS_DIR, n);
+    try {
+      if (Date.now() - fs.statSync(file).mtimeMs >= PORT_HOLD_MS) fs.rmSync(file);
+    } catch {
+      /* another process dropped or renewed it */
+    }
+  }
+}
+
+/**
+ * A free TCP port on loopback that no other process got from this function in the last
+ * PORT_HOLD_MS: the kernel's answer for bind 0, reserved in PORTS_DIR. Without the
+ * reservation two test processes could be given the same port between one's check and its
+ * server's bind, and a test could then talk to the other's server.
+ */
+export async function freePort(): Promise<number> {
+  dropStaleReservations();
+  for (let i = 0; i < 100; i++) {
+    const port = await unboundPort();
+    if (reservePort(port)) return port;
+  }
+  throw new Error(`no free port after 100 tries (reservations in ${PORTS_DIR})`);
 }
 
 export async function waitFor<T>(
@@ -275,12 +336,20 @@ export function busyboxPath(): string {
   const dir = path.join(os.tmpdir(), "ptm-busybox-bin");
   fs.mkdirSync(dir, { recursive: true });
   const bb = execFileSync("sh", ["-c", "command -v busybox"]).toString().trim();
+  // Kept from run to run, and filled by parallel test processes at once: a link that is
+  // there already (made earlier, or by another process a moment ago) is kept.
+  const link = (to: string, p: string): void => {
+    try {
+      fs.symlinkSync(to, p);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
+  };
   for (const applet of execFileSync(bb, ["--list"]).toString().split("\n").filter(Boolean)) {
-    const p = path.join(dir, applet);
-    if (!fs.existsSync(p)) fs.symlinkSync(bb, p);
+    link(bb, path.join(dir, applet));
   }
   const rsync = execFileSync("sh", ["-c", "command -v rsync"]).toString().trim();
-  if (!fs.existsSync(path.join(dir, "rsync"))) fs.symlinkSync(rsync, path.join(dir, "rsync"));
+  link(rsync, path.join(dir, "rsync"));
   busyboxBin = dir;
   return dir;
 }
