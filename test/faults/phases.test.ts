@@ -466,13 +466,13 @@ describe("faults at prepare, install and revert: one migration, each fault strik
     assert.ok(refusal, errorLine(refused));
     log(`revert refused: ${refusal}`);
     assertNoStackTrace(refused);
-    const cmd = /pulumi state delete --yes "\$\(.*\)"/.exec(refusal)?.[0];
+    const cmd = /pulumi stack export \| jq '.*' \| pulumi stack import/.exec(refusal)?.[0];
     assert.ok(cmd, `the refusal names the command: ${refusal}`);
     // The user's next step, as written, in the project directory with this stack selected.
     execFileSync("sh", ["-c", cmd], {
       cwd: REPO,
       env: { ...process.env, ...stack.workspace.envVars },
-      stdio: "ignore",
+      stdio: ["ignore", "ignore", "pipe"],
     });
     const s = await upStruck(
       stack,
@@ -525,7 +525,7 @@ describe("faults at prepare, install and revert: one migration, each fault strik
       outcome: `refused before anything was deleted: ${refusal}; after that command, the revert completed${s.ok ? `, saying: ${left.find((l) => /LEFT BEHIND/.test(l)) ?? left[0] ?? "nothing"}` : ` NOT: ${errorLine(s)}`}`,
       samplesLost: `imported ${lost} (${sourceHistory.counts.length} windows); ${ownText}`,
       recovered: s.ok
-        ? "yes: `pulumi state delete` as the error says, then the revert and destroy completed"
+        ? "yes: the command the error names (retainOnDelete on that patch in the state), then the revert and destroy completed"
         : "no",
       detectSeconds: secondsSince(t0, refused.endedAt),
     });

@@ -564,7 +564,7 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
         PTM_FREE_RESERVE_BYTES: String(8 * MiB),
       };
       const run = runScript("copy", big, {
-        env: env(t.data, { ...spaceEnv, PTM_BWLIMIT: "1536k" }),
+        env: env(t.data, { ...spaceEnv, PTM_BWLIMIT: "1024k" }),
       });
       await waitFor(
         "a quarter of the bytes staged",
@@ -588,7 +588,10 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
         res.stderr,
       );
       assert.ok(seconds < 10, `stopped ${seconds} s after the volume filled`);
-      assert.ok(free() > 4 * MiB, `the copy left the target room: ${free()} bytes free`);
+      // It looks every second (a busy machine: later): at 1 MiB/s it wrote at most a few MiB
+      // of the 6 left, and never met a full volume (rsync's "No space left on device").
+      assert.ok(free() > 1 * MiB, `the copy left the target room: ${free()} bytes free`);
+      assert.doesNotMatch(res.stderr, /No space left on device/);
       // The user frees the space: the rerun fetches only what was not complete.
       fs.rmSync(filler);
       const { json } = await runJson<CopyOut>("copy", big, { env: env(t.data, spaceEnv) });

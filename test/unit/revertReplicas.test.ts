@@ -268,7 +268,7 @@ describe("issue 23: the revert after the source workload was deleted", () => {
     delete c.objects["deployment/monitoring/prometheus-server"];
     await assert.rejects(
       runProgram(config, c),
-      /:source: Deployment monitoring\/prometheus-server does not exist any more\. .* nothing was changed\. .*pulumi state delete --yes "\$\(pulumi stack --show-urns \| grep -o 'urn:pulumi:\[\^ \]\*DeploymentPatch::\[\^ \]\*source-rsync-daemon'\)"/,
+      /:source: Deployment monitoring\/prometheus-server does not exist any more\. .* nothing was changed\. .*pulumi stack export \| jq '\(\.deployment\.resources\[\] \| select\(\.type == "kubernetes:apps\/v1:DeploymentPatch" and \(\.urn \| endswith\("::[a-z-]*source-rsync-daemon"\)\)\)\)\.retainOnDelete = true' \| pulumi stack import/,
     );
   });
 
