@@ -314,7 +314,7 @@ export class PrometheusTsdbMigration
     if (cfg.phase === "revert") {
       // Nothing declared: every Secret, Service, policy, patch and step of earlier phases is
       // deleted, and deleting the patches hands the pod templates back exactly as they were.
-      await refuseRevertOfGoneSource(cfg, names, childName("source-rsync-daemon"));
+      await warnRevertOfGoneSource(cfg, names, childName("source-rsync-daemon"), this);
       // Removing the target's sidecar restarts it, so first make sure that loses nothing.
       const guarded = await checkTargetRestartIsSafe(cfg, names);
       // The destroy guard stays, told that this check was made: its delete won't repeat it.
@@ -1127,33 +1127,38 @@ async function previewIfNothingPatched(
 /**
  * A revert after the source workload was deleted (the old server decommissioned before the
  * revert; issue 23): the Kubernetes provider refuses to delete a Server-Side Apply patch of an
- * object that is gone ("currently managing a required field"), and the revert would stop
- * half-way. Refused before anything is deleted, with the command that marks the patch in the
- * stack's state to be dropped without a delete; the next `up` then finishes the revert. Only when this stack prepared
- * (its label is on the target): otherwise no patch of the source is in the state.
+ * object that is gone ("currently managing a required field"), and the revert stops at that
+ * patch. Said before anything is deleted, with the command that marks the patch in the
+ * stack's state to be dropped without a delete (retainOnDelete); the next `up` finishes the
+ * revert. Only when this stack prepared (its label is on the target).
  */
-async function refuseRevertOfGoneSource(
+async function warnRevertOfGoneSource(
   cfg: MigrationConfig,
   names: MigrationNames,
   patchName: string,
+  parent: pulumi.Resource,
 ): Promise<void> {
   const source = cfg.source;
   // A revert needs no source name (none configured: nothing to look for).
   if (!source?.name || cfg.sidecarMode === "ephemeral" || source.kind === "Prometheus") return;
   if ((await readWorkload(source)) !== undefined) return;
   if ((await findPatched(names, "target", cfg.cluster)).length === 0) return;
+  // void: pulumi.log never rejects, and the SDK delivers it before the program exits.
+  void pulumi.log.warn(goneSourceAdvice(source, patchName), parent);
+}
+
+/** What to do when the revert meets a source workload that is gone (a pure text). */
+export function goneSourceAdvice(source: WorkloadRef, patchName: string): string {
   const type = `kubernetes:apps/v1:${source.kind === "StatefulSet" ? "StatefulSetPatch" : "DeploymentPatch"}`;
   // `pulumi state delete` refuses a resource that others depend on; retainOnDelete in the
-  // state makes the engine drop the patch without asking the provider, and the revert deletes
-  // everything else as usual.
+  // state makes the engine drop the patch without asking the provider.
   const jq = `(.deployment.resources[] | select(.type == "${type}" and (.urn | endswith("::${patchName}")))).retainOnDelete = true`;
-  throw new ConfigError(
-    "source",
+  return (
     `${source.kind} ${source.namespace}/${source.name} does not exist any more. The Kubernetes ` +
-      `provider can't delete this stack's sidecar patch of an object that is gone, so the revert ` +
-      `would stop half-way; nothing was changed. Mark that patch to be dropped from the state ` +
-      `without a delete, then run pulumi up again to finish the revert: ` +
-      `pulumi stack export | jq '${jq}' | pulumi stack import`,
+    `provider can't delete this stack's sidecar patch of an object that is gone: if this revert ` +
+    `stops at that patch ("currently managing a required field"), mark it to be dropped from ` +
+    `the state without a delete, then run pulumi up again to finish the revert: ` +
+    `pulumi stack export | jq '${jq}' | pulumi stack import`
   );
 }
 

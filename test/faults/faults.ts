@@ -314,10 +314,13 @@ export class OwnSamples {
     this.taken.push({ w, server, witness: ownSamplesWitness(w, server, this.fromMs) });
   }
 
-  /** Every count again: what each server lost, and of how many counted (the largest count). */
-  lost(): { server: string; lost: number; of: number; counts: number }[] {
+  /**
+   * Every count again (of `server` only, when named): what each server lost, and of how many
+   * counted (the largest count).
+   */
+  lost(server?: string): { server: string; lost: number; of: number; counts: number }[] {
     const by = new Map<string, { server: string; lost: number; of: number; counts: number }>();
-    for (const t of this.taken) {
+    for (const t of this.taken.filter((x) => server === undefined || x.server === server)) {
       const b = by.get(t.server) ?? { server: t.server, lost: 0, of: 0, counts: 0 };
       b.lost += t.witness.lost();
       b.of = Math.max(b.of, t.witness.count);
