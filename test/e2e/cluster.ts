@@ -3,7 +3,8 @@
 // the cluster chosen once by clusterChoice.ts (kubeconfig and context both explicit), and
 // only namespaces these tests created and labelled are ever deleted.
 
-import { execFileSync } from "node:child_process";
+import * as assert from "node:assert/strict";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { ClusterChoice } from "./clusterChoice";
 
 export interface Workload {
@@ -192,4 +193,54 @@ export async function waitFor<T>(
     await new Promise((r) => setTimeout(r, 2000));
   }
   throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+/**
+ * Every pod of a workload that exists while it watches (a rollout's pods included, however
+ * briefly they live): `kubectl get pods --watch` prints each pod's UID at every change.
+ */
+export function watchPods(w: Workload): { stop(): Set<string> } {
+  const sel = JSON.parse(
+    kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]),
+  ).spec.selector.matchLabels as Record<string, string>;
+  const selector = Object.entries(sel)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(",");
+  const uids = new Set<string>();
+  const c = currentCluster();
+  const child: ChildProcess = spawn(
+    "kubectl",
+    [
+      "--context",
+      c.context,
+      "get",
+      "pods",
+      "-n",
+      w.namespace,
+      "-l",
+      selector,
+      "--watch",
+      "-o",
+      "custom-columns=UID:.metadata.uid",
+      "--no-headers",
+    ],
+    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KUBECONFIG: c.kubeconfig } },
+  );
+  let err = "";
+  child.on("error", (e) => (err += String(e)));
+  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  let rest = "";
+  child.stdout!.on("data", (d: Buffer) => {
+    const lines = (rest + d.toString()).split("\n");
+    rest = lines.pop() ?? "";
+    for (const l of lines) if (l.trim()) uids.add(l.trim());
+  });
+  return {
+    stop() {
+      child.kill();
+      // A watch that saw nothing has not looked: not "no pods".
+      assert.ok(uids.size > 0, `kubectl get pods --watch saw no pod of ${w.name}: ${err}`);
+      return uids;
+    },
+  };
 }

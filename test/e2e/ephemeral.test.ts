@@ -2,17 +2,16 @@
 // revert, destroy) with the rsync sidecars as ephemeral containers, against the lab cluster
 // with the real engine. Both pods keep their UIDs and restart counts from before `prepare` to
 // after `destroy`, both pod templates stay byte-identical throughout, and the verification is
-// the patch mode's. Then the same migration in patch mode, only to count its pod restarts for
-// the README's table. Every claim is checked with our own kubectl and PromQL.
+// the patch mode's (the patch mode's pod restarts, for the README's table, are counted in
+// test/e2e/migration.test.ts). Every claim is checked with our own kubectl and PromQL.
 //
 //   source test/engine/env.sh; export KUBECONFIG=/var/lib/ptm-lab/admin.kubeconfig
 //   flock /var/cache/ptm/lab.lock npx mocha --no-config -r ts-node/register/transpile-only \
 //     --extension ts --timeout 2400000 test/e2e/ephemeral.test.ts
 
 import * as assert from "node:assert/strict";
-import { ChildProcess, spawn } from "node:child_process";
 import { Stack } from "@pulumi/pulumi/automation";
-import { currentCluster, kubectl, rolloutStatus, Workload } from "./cluster";
+import { kubectl, rolloutStatus, watchPods, Workload } from "./cluster";
 import {
   changes,
   configure,
@@ -88,56 +87,6 @@ function enableAdminApi(w: Workload): void {
     ]),
   ]);
   rolloutStatus(w);
-}
-
-/**
- * Every pod of a workload that exists while it watches (a rollout's pods included, however
- * briefly they live): `kubectl get pods --watch` prints each pod's UID at every change.
- */
-function watchPods(w: Workload): { stop(): Set<string> } {
-  const sel = JSON.parse(
-    kubectl(["get", w.kind.toLowerCase(), w.name, "-n", w.namespace, "-o", "json"]),
-  ).spec.selector.matchLabels as Record<string, string>;
-  const selector = Object.entries(sel)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(",");
-  const uids = new Set<string>();
-  const c = currentCluster();
-  const child: ChildProcess = spawn(
-    "kubectl",
-    [
-      "--context",
-      c.context,
-      "get",
-      "pods",
-      "-n",
-      w.namespace,
-      "-l",
-      selector,
-      "--watch",
-      "-o",
-      "custom-columns=UID:.metadata.uid",
-      "--no-headers",
-    ],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, KUBECONFIG: c.kubeconfig } },
-  );
-  let err = "";
-  child.on("error", (e) => (err += String(e)));
-  child.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  let rest = "";
-  child.stdout!.on("data", (d: Buffer) => {
-    const lines = (rest + d.toString()).split("\n");
-    rest = lines.pop() ?? "";
-    for (const l of lines) if (l.trim()) uids.add(l.trim());
-  });
-  return {
-    stop() {
-      child.kill();
-      // A watch that saw nothing has not looked: not "no pods".
-      assert.ok(uids.size > 0, `kubectl get pods --watch saw no pod of ${w.name}: ${err}`);
-      return uids;
-    },
-  };
 }
 
 describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
@@ -276,71 +225,5 @@ describe("end to end: sidecarMode ephemeral, no pod restarts", function () {
     );
     assert.deepEqual([...seen.source], [pods.source.uid]);
     assert.deepEqual([...seen.target], [pods.target.uid]);
-  });
-});
-
-// The README's restart table: the same migration in patch mode (includeHead, so the admin API
-// is switched too), counting every pod each workload ran from before prepare to after destroy.
-describe("end to end: pod restarts of the same migration in patch mode (for the README)", function () {
-  this.timeout(40 * 60_000);
-  let stack: Stack;
-  let pods: { source: ReturnType<typeof podOf>; target: ReturnType<typeof podOf> };
-  let watches: { source: { stop(): Set<string> }; target: { stop(): Set<string> } };
-  const counted: Record<string, number> = {};
-  const seen = { source: new Set<string>(), target: new Set<string>() };
-  /** New pods of each workload so far: each one is a restart of Prometheus. */
-  const count = (phase: string) => {
-    const s = watches.source.stop();
-    const t = watches.target.stop();
-    s.forEach((u) => seen.source.add(u));
-    t.forEach((u) => seen.target.add(u));
-    counted[`${phase}: source`] = seen.source.size - 1;
-    counted[`${phase}: target`] = seen.target.size - 1;
-    log(`${phase}: source pods so far ${seen.source.size}, target ${seen.target.size}`);
-    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
-  };
-
-  before(async function () {
-    await resetCluster(log);
-    await deployFixtures({ ...DEFAULTS, log });
-    pods = { source: podOf(SOURCE), target: podOf(TARGET) };
-    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
-    stack = await openStack(`e2e-patch-count-${Date.now()}`, pulumiEnv());
-  });
-
-  after(async function () {
-    log(`patch mode, pods replaced (cumulative): ${JSON.stringify(counted)}`);
-    if (watches) {
-      watches.source.stop();
-      watches.target.stop();
-    }
-    if (stack)
-      await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
-  });
-
-  it("prepare, migrate (includeHead), revert and destroy in patch mode, counting pods", async () => {
-    await configurePrepare(stack);
-    await configure(stack, { includeHead: "true" });
-    await stack.up({ onOutput: quiet });
-    count("prepare");
-    await configure(stack, { phase: "migrate" });
-    const r = await stack.up({ onOutput: quiet });
-    const out = r.outputs.migration.value as Record<string, { ok?: boolean }>;
-    assert.equal(out.verification.ok, true);
-    count("migrate");
-    // The imported blocks are newer than the target's head start: forceRevert, as the
-    // patch-mode e2e does, so that the revert does not wait for the target's compaction.
-    await configure(stack, { forceRevert: "true" });
-    await stack.removeConfig("prometheus-tsdb-migration:phase");
-    await stack.up({ onOutput: quiet });
-    count("revert");
-    await stack.destroy({ onOutput: quiet });
-    count("destroy");
-    const restarts = {
-      source: podOf(SOURCE).restarts - pods.source.restarts,
-      target: podOf(TARGET).restarts - pods.target.restarts,
-    };
-    log(`patch mode: container restarts besides the replaced pods: ${JSON.stringify(restarts)}`);
-    assert.ok(counted["destroy: source"] >= 2 && counted["destroy: target"] >= 2);
   });
 });

@@ -1,10 +1,12 @@
 // End to end: the real Pulumi engine runs the program against the lab cluster, phase by
 // phase, and every claim is checked with our own kubectl and PromQL, not the program's outputs.
+// It also counts every pod each workload runs from before prepare to after destroy, phase by
+// phase: the patch mode's row of the README's restart table.
 // Run with `npm run test:e2e` (test/e2e/run.sh brings up the lab and the engine first).
 
 import * as assert from "node:assert/strict";
 import { Stack } from "@pulumi/pulumi/automation";
-import { kubectl } from "./cluster";
+import { kubectl, watchPods } from "./cluster";
 import { bind, Binding, kubeconfigAs, unbind } from "./rbac";
 import {
   changes,
@@ -35,6 +37,24 @@ describe("end to end: a migration in a real cluster with the real engine", funct
   let targetPod: ReturnType<typeof podOf>;
   let plan: Record<string, unknown>;
   const times: Record<string, number> = {};
+  // The pods of each workload, for the README's restart table (patch mode, includeHead set
+  // at migrate, reverted by destroy after forceRevert).
+  let pods: { source: ReturnType<typeof podOf>; target: ReturnType<typeof podOf> };
+  let watches: { source: { stop(): Set<string> }; target: { stop(): Set<string> } } | undefined;
+  const counted: Record<string, number> = {};
+  const seen = { source: new Set<string>(), target: new Set<string>() };
+  /** New pods of each workload so far: each one is a restart of Prometheus. */
+  const count = (phase: string) => {
+    if (!watches) return;
+    const s = watches.source.stop();
+    const t = watches.target.stop();
+    s.forEach((u) => seen.source.add(u));
+    t.forEach((u) => seen.target.add(u));
+    counted[`${phase}: source`] = seen.source.size - 1;
+    counted[`${phase}: target`] = seen.target.size - 1;
+    log(`${phase}: source pods so far ${seen.source.size}, target ${seen.target.size}`);
+    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
+  };
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
     try {
@@ -53,6 +73,8 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     sourceHistory = historyCounts(SOURCE, DEFAULTS.historyHours);
     assert.ok(sourceHistory.counts.length >= 20 && sourceHistory.counts.every((c) => c > 0));
     templates = { source: podTemplate(SOURCE), target: podTemplate(TARGET) };
+    pods = { source: podOf(SOURCE), target: podOf(TARGET) };
+    watches = { source: watchPods(SOURCE), target: watchPods(TARGET) };
     // The program runs as a ServiceAccount bound to exactly docs/rbac.yaml (issue 21 item 5);
     // the fixtures above and every check below use the admin's kubeconfig.
     bind(asMigrator);
@@ -63,6 +85,11 @@ describe("end to end: a migration in a real cluster with the real engine", funct
 
   after(async function () {
     log(`phase times (s): ${JSON.stringify(times)}`);
+    log(`patch mode, pods replaced (cumulative): ${JSON.stringify(counted)}`);
+    if (watches) {
+      watches.source.stop();
+      watches.target.stop();
+    }
     if (stack)
       await stack.workspace.removeStack(stack.name, { force: true }).catch(() => undefined);
     for (const b of [asMigrator, lessOneVerb]) unbind(b);
@@ -147,6 +174,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
       "ptm-rsyncd",
     ]);
     assert.deepEqual(names(TARGET), [TARGET.container, "configmap-reload", "ptm-rsync"]);
+    count("prepare");
   });
 
   it("migrates; a copy killed mid-way completes on the next up without recopying", async () => {
@@ -229,6 +257,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
       lines.some((l) => /copy: \d+ blocks copied and verified/.test(l)),
       "the copy reports in the up's output",
     );
+    count("migrate");
   });
 
   it("a second up changes nothing", async () => {
@@ -276,6 +305,7 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     await stack.removeConfig("prometheus-tsdb-migration:phase");
     await assert.rejects(stack.up({ onOutput: quiet }), /forceRevert/);
     await configure(stack, { phase: "migrate" });
+    count("revert and destroy refused");
   });
 
   it("with forceRevert set, destroy proceeds and returns the templates exactly", async () => {
@@ -286,6 +316,13 @@ describe("end to end: a migration in a real cluster with the real engine", funct
     await timed("destroy", () => stack.destroy({ onOutput: quiet }));
     assert.deepEqual(podTemplate(SOURCE), templates.source);
     assert.deepEqual(podTemplate(TARGET), templates.target);
+    count("destroy");
+    const restarts = {
+      source: podOf(SOURCE).restarts - pods.source.restarts,
+      target: podOf(TARGET).restarts - pods.target.restarts,
+    };
+    log(`patch mode: container restarts besides the replaced pods: ${JSON.stringify(restarts)}`);
+    assert.ok(counted["destroy: source"] >= 2 && counted["destroy: target"] >= 2);
   });
 
   it("destroy left nothing, and the source lost nothing", async () => {
