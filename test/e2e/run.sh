@@ -165,6 +165,7 @@ case $mode in
       table=${PTM_FAULTS_RESULTS%.json}.md
       npx ts-node --transpile-only test/faults/report.ts "$PTM_FAULTS_RESULTS" >"$table"
       echo "run.sh: the faults table (docs/reliability.md): $table" >&2
+      cat "$table"
     fi
     exit "$rc"
     ;;
