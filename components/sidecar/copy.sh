@@ -12,8 +12,15 @@
 #                          (default $PTM_DATA/ptm-staging; must not be a ULID)
 #   PTM_BWLIMIT            limit of the whole copy as rsync --bwlimit takes it,
 #                          e.g. 50m (default: none); each stream gets its share
-#   PTM_STREAMS            parallel rsync streams over disjoint blocks, 1..16
-#                          (default 1; fewer when fewer blocks are missing)
+#   PTM_STREAMS            parallel rsync streams over disjoint blocks, 1..16, or
+#                          auto (default 1; fewer when fewer blocks are missing)
+#   PTM_STREAMS_MAX        the most streams auto may use, 1..16 (default 16); the
+#                          program passes the CPU limit of the source's sidecar
+#   PTM_AUTO_MIN_BYTES     auto tries more than one stream only when at least this
+#                          much is to copy (default 1 GiB: a shorter copy is over
+#                          before a second stream could be measured)
+#   PTM_STAT_FILE          the node's CPU ticks for auto (default /proc/stat)
+#   PTM_CGROUP_DIR         this container's cgroup for auto (default /sys/fs/cgroup)
 #   PTM_FREE_MARGIN_BYTES  free space to keep besides the blocks
 #                          (default 64 MiB + 10% of the bytes to copy; the
 #                          target keeps writing WAL and compacting)
@@ -36,8 +43,16 @@
 # it transfers) and gets its marker. A killed run keeps finished files:
 # the rerun skips marked blocks, and rsync's quick check skips finished files.
 #
-# Stdout: one JSON line (counts of blocks)
-#   {"copied":N,"skipped":N,"bytesCopied":N,"bytesReceived":N,"bytesTotal":N}
+# PTM_STREAMS=auto starts one stream and adds one while the copy's throughput grows by
+# at least 10%: every few seconds it measures the bytes staged (du), and to change the
+# number of streams it stops the rsyncs (SIGTERM: rsync keeps the partial file), keeps
+# the blocks that are complete and shares the rest among the new number of streams. A
+# stream that did not add 10% is taken back. It never goes beyond PTM_STREAMS_MAX, this
+# container's CPU limit, or its node's idle cores (all three as whole cores, the ones
+# that can be read). With PTM_BWLIMIT set, auto is one stream: the limit is the speed.
+#
+# Stdout: one JSON line (counts of blocks; streams: how many the copy ended with)
+#   {"copied":N,"skipped":N,"bytesCopied":N,"bytesReceived":N,"bytesTotal":N,"streams":N}
 # or, when refused for lack of space (exit 3):
 #   {"error":"insufficient-space","needBytes":N,"marginBytes":N,"availableBytes":N}
 # Uses lib.sh, which the program sends ahead of this script.
@@ -54,25 +69,29 @@ human() {
   }'
 }
 
-stat_of() { # key -> sum over the streams' rsync output $work/out.* (0 when rsync printed none)
-  v="$(cat "$work"/out.* 2>/dev/null | tr '\r' '\n' | awk -v k="$1" '
-    /^Total bytes received:/ { n = $4 } /^Total transferred file size:/ { n = $5 }
-    (k == "received" && /^Total bytes received:/) || (k == "transferred" && /^Total transferred file size:/) {
-      gsub(/,/, "", n); s += n
+stat_of() { # key -> sum over the rsync runs' output $work/out.* (0 when rsync printed none)
+  # A run auto stopped printed no stats: its last progress line says what it had received.
+  v="$(for f in "$work"/out.*; do [ -f "$f" ] && tr '\r' '\n' <"$f" && echo "ptm-end-of-run"; done | awk -v k="$1" '
+    /^Total bytes received:/ { n = $4; gsub(/,/, "", n); got = n; stats = 1 }
+    /^Total transferred file size:/ { n = $5; gsub(/,/, "", n); moved = n; stats = 1 }
+    !stats && $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ { n = $1; gsub(/,/, "", n); last = n }
+    $0 == "ptm-end-of-run" {
+      if (stats) s += (k == "received" ? got : moved); else if (k == "received") s += last
+      got = moved = last = stats = 0
     }
     END { printf "%.0f", s }')"
   case "$v" in '' | *[!0-9]*) v=0 ;; esac
   echo "$v"
 }
 
-# Split the blocks of $work/todo into $streams disjoint lists balanced by bytes
+# Split the blocks of $work/run into $streams disjoint lists balanced by bytes
 # (greedy: biggest block first, onto the least-loaded stream). Writes
 # $work/plan ("ULID size stream", each stream's blocks in name order, the
 # order rsync transfers them in) and one rsync filter per stream.
 plan_streams() {
-  todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
-  streams=$PTM_STREAMS
-  [ "$streams" -le "$todo_n" ] || streams=$todo_n
+  run_blocks="$(wc -l <"$work/run" | tr -d ' ')"
+  streams=$run_streams
+  [ "$streams" -le "$run_blocks" ] || streams=$run_blocks
   # rsync applies --bwlimit per connection: each stream gets its share of
   # PTM_BWLIMIT, in bytes/s, and no less than rsync's minimum of 512 (fewer
   # streams when the limit is that low).
@@ -91,7 +110,7 @@ plan_streams() {
     streams="${bwlimit%% *}"
     bwlimit="${bwlimit#* }"
   fi
-  awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { print $2, $1 }' "$work/todo" "$work/sizes" |
+  awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { print $2, $1 }' "$work/run" "$work/sizes" |
     LC_ALL=C sort -k1,1nr -k2,2 |
     awk -v n="$streams" '{
       best = 1
@@ -99,6 +118,7 @@ plan_streams() {
       load[best] += $1
       print $2, $1, best
     }' | LC_ALL=C sort -k3,3n -k1,1 >"$work/plan"
+  rm -f "$work"/filter.*
   s=1
   while [ "$s" -le "$streams" ]; do
     awk -v s="$s" '$3 == s { print "/" $1 "/***" }' "$work/plan" >"$work/filter.$s"
@@ -168,7 +188,8 @@ rsync_todo() {
   ! stdbuf -o0 tr a a </dev/null >/dev/null 2>&1 || unbuf="stdbuf -o0"
   lines=""
   case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
-  rm -f "$work"/out.* "$work"/rc.* "$work"/pid.* "$work/low" "$work/done"
+  # (out.<run>.<stream>: the stats of every run are summed at the end.)
+  rm -f "$work"/rc.* "$work"/pid.* "$work/low" "$work/done"
   watch_space &
   watcher=$!
   {
@@ -180,19 +201,19 @@ rsync_todo() {
         # partial dir is protected by rsync, the rest of staging is excluded.
         rsync -a --delete --no-h --partial-dir=.rsync-partial --timeout=600 \
           --info=progress2,name1 --stats --include-from="$work/filter.$s" --exclude='*' \
-          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/" &
+          ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/" 2>"$work/err.$run_id.$s" &
         echo "$!" >"$work/pid.$s"
         if wait "$!"; then
           echo 0 >"$work/rc.$s"
         else
           echo "$?" >"$work/rc.$s"
         fi
-      } | tee "$work/out.$s" | $unbuf tr '\r' '\n' | awk $lines -v s="$s" '$0 != "" { print s, $0; fflush() }' &
+      } | tee "$work/out.$run_id.$s" | $unbuf tr '\r' '\n' | awk $lines -v s="$s" '$0 != "" { print s, $0; fflush() }' &
       s=$((s + 1))
     done
     wait
   } | awk $lines -v every="$PTM_PROGRESS_SECONDS" -v streams="$streams" \
-    -v total="$total" -v base="$((skipped_bytes + ${have:-0}))" -v i="$skipped_n" -v n="$n" '
+    -v total="$total" -v base="$run_base" -v i="$run_done" -v n="$n" '
     function human(b, k, u) {
       split("B KiB MiB GiB TiB", u, " "); k = 1
       while (b >= 1024 && k < 5) { b /= 1024; k++ }
@@ -228,6 +249,8 @@ rsync_todo() {
       printf "copy: %s ended after %d s: %s transferred in this run (%s/s)\n", nstreams, t - start, human(b), human(t > start ? b / (t - start) : b)
     }' "$work/plan" - >&2 || true # (killed too when the pod stops: rc says what happened)
   : >"$work/done"
+  # rsync's own errors, unless auto stopped the run on purpose (its "received SIGTERM").
+  [ -e "$work/stopping" ] || cat "$work"/err."$run_id".* >&2 2>/dev/null || true
   kill "$watcher" 2>/dev/null || true
   wait "$watcher" 2>/dev/null || true
   rc=0
@@ -239,11 +262,209 @@ rsync_todo() {
   done
 }
 
-# Verify the blocks of $work/todo; the good ones are written to $work/ok.
+# Bytes already staged of the blocks listed in $1 (files of earlier or killed runs).
+staged_bytes() {
+  [ -s "$1" ] || { echo 0; return 0; }
+  # shellcheck disable=SC2046 # ULIDs have no spaces
+  (cd "$STAGING" && find $(cat "$1") -type f -exec stat -c %s {} + 2>/dev/null) |
+    awk '{ s += $1 } END { printf "%.0f", s }'
+}
+
+# The progress lines' starting point for the blocks of $work/run: the blocks and bytes
+# already done (skipped, done by earlier runs, staged files of the run's blocks).
+run_counts() {
+  run_n="$(wc -l <"$work/run" | tr -d ' ')"
+  run_done=$((skipped_n + todo_n - run_n))
+  run_base="$(awk 'FNR == NR { r[$1] = 1; next } !($1 in r) { s += $2 } END { printf "%.0f", s }' \
+    "$work/run" "$work/todo_sizes")"
+  run_base=$((skipped_bytes + run_base + $(staged_bytes "$work/run")))
+}
+
+# This container's CPU limit in whole cores (rounded up); nothing when it has none or it
+# can't be read (cgroup v2, then v1).
+cpu_limit() {
+  g=${PTM_CGROUP_DIR:-/sys/fs/cgroup}
+  if [ -r "$g/cpu.max" ]; then
+    read -r q p <"$g/cpu.max" || return 0
+  elif [ -r "$g/cpu/cpu.cfs_quota_us" ] && [ -r "$g/cpu/cpu.cfs_period_us" ]; then
+    q="$(cat "$g/cpu/cpu.cfs_quota_us")"
+    p="$(cat "$g/cpu/cpu.cfs_period_us")"
+  else
+    return 0
+  fi
+  case "$q$p" in *[!0-9]*) return 0 ;; esac # "max", "-1": no limit
+  [ "$p" -gt 0 ] && [ "$q" -gt 0 ] || return 0
+  echo $(((q + p - 1) / p))
+}
+
+# "cpus busy total" from /proc/stat (the node's, in clock ticks).
+cpu_ticks() {
+  awk '/^cpu[0-9]/ { n++ } /^cpu / { t = 0; for (k = 2; k <= NF; k++) t += $k; b = t - $5 - $6 }
+    END { if (n > 0) printf "%d %.0f %.0f\n", n, b, t }' "${PTM_STAT_FILE:-/proc/stat}" 2>/dev/null || true
+}
+
+# Idle cores of this node between the ticks $1 and now, rounded; nothing when unreadable.
+idle_cores() {
+  # shellcheck disable=SC2046,SC2086 # numbers
+  set -- $1 $(cpu_ticks)
+  [ $# -eq 6 ] || return 0
+  awk -v n="$4" -v b="$5" -v t="$6" -v b0="$2" -v t0="$3" 'BEGIN {
+    if (t - t0 < 20) exit
+    i = n * (1 - (b - b0) / (t - t0)); printf "%d\n", i + 0.5 }'
+}
+
+# How far auto may go: PTM_STREAMS_MAX, this container's CPU limit, this node's idle
+# cores, the blocks. Sets $cap and $cap_why.
+auto_cap() {
+  cap=${PTM_STREAMS_MAX:-16}
+  cap_why="PTM_STREAMS_MAX=$cap"
+  [ -n "${PTM_STREAMS_MAX:-}" ] || cap_why="at most 16"
+  c="$(cpu_limit)"
+  if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then cap=$c; cap_why="this container's CPU limit"; fi
+  # Idle cores over the listing (at least 0.2 s of the node's ticks, else a second more).
+  [ -n "$(idle_cores "$ticks0")" ] || sleep 1
+  c="$(idle_cores "$ticks0")"
+  if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then
+    [ "$c" -ge 1 ] || c=1
+    cap=$c
+    cap_why="this node's idle cores"
+  fi
+  if [ "$todo_n" -lt "$cap" ]; then cap=$todo_n; cap_why="$todo_n blocks"; fi
+}
+
+# Bytes under the staging dir now (what the rsyncs have written: du counts the files
+# being written too).
+staged_now() { du -sk "$STAGING" 2>/dev/null | awk '{ printf "%.0f", $1 * 1024 }'; }
+
+# The bytes per second the running copy moves, measured over $auto_window seconds after
+# $auto_settle (a new rsync first connects and lists). Nothing when the run ends first.
+measure_rate() {
+  k=0
+  while [ "$k" -lt "$auto_settle" ]; do
+    [ ! -e "$work/rc.run" ] && [ -z "$pod_stopping" ] || return 0
+    sleep 1
+    k=$((k + 1))
+  done
+  b0="$(staged_now)"
+  k=0
+  while [ "$k" -lt "$auto_window" ]; do
+    [ ! -e "$work/rc.run" ] && [ -z "$pod_stopping" ] || return 0
+    sleep 1
+    k=$((k + 1))
+  done
+  [ ! -e "$work/rc.run" ] || return 0
+  echo $((($(staged_now) - b0) / auto_window))
+}
+
+# Runs rsync_todo over $work/run in $run_streams streams in the background.
+start_run() {
+  run_id=$((run_id + 1))
+  run_counts
+  rm -f "$work/rc.run"
+  (
+    rc=1
+    rsync_todo
+    echo "$rc" >"$work/rc.run"
+  ) &
+  runner=$!
+}
+
+# Stops the running rsyncs (SIGTERM: rsync keeps the partial file), or only stream $1,
+# and waits for the run. A stopped rsync prints no stats: the bytes the run staged stand in.
+stop_run() {
+  : >"$work/stopping"
+  if [ -n "${1:-}" ]; then
+    kill -TERM "$(cat "$work/pid.$1")" 2>/dev/null || true
+  else
+    # shellcheck disable=SC2046 # PIDs
+    kill -TERM $(cat "$work"/pid.* 2>/dev/null) 2>/dev/null || true
+  fi
+  wait "$runner" 2>/dev/null || true
+  rm -f "$work/stopping"
+  stopped_runs=$((stopped_runs + 1))
+}
+
+# The blocks of $work/run that are not complete yet become the next run's.
+rest_of_run() {
+  verify_todo "$work/run"
+  grep -vxF -f "$work/ok" "$work/run" >"$work/run.next" || true
+  mv "$work/run.next" "$work/run"
+}
+
+# PTM_STREAMS=auto (see the top). Sets $streams_final and $rc.
+# k streams against k-1: at least +10%, one more is tried (all stop, the rest is shared
+# anew); within 10% either way, the k go on to the end; slower by more, the newest stream
+# alone stops and its rest is copied once the others are done.
+copy_auto() {
+  cp "$work/todo" "$work/run"
+  if [ -n "${PTM_BWLIMIT:-}" ]; then
+    log "streams: auto is 1 stream under PTM_BWLIMIT=$PTM_BWLIMIT (the limit is the speed)"
+    cap=1
+  elif [ "$need" -lt "$auto_min" ]; then
+    log "streams: auto is 1 stream: $(human "$need") to copy is under the $(human "$auto_min") a second stream is tried at"
+    cap=1
+  else
+    auto_cap
+    log "streams: auto starts 1 stream and adds one while the copy gets 10% faster, up to $cap ($cap_why)"
+  fi
+  k=1
+  prev=0
+  while :; do
+    run_streams=$k
+    start_run
+    [ "$k" -lt "$cap" ] || [ "$k" -gt 1 ] || break # 1 stream, no other: to the end
+    rate="$(measure_rate)"
+    [ -n "$rate" ] || break # the run ended, or the pod is stopping
+    gain="$(awk -v a="$rate" -v b="$prev" 'BEGIN { printf "%+.0f%%", (b > 0 ? a / b - 1 : 0) * 100 }')"
+    if [ "$k" -eq 1 ]; then
+      log "streams: 1 stream moves $(human "$rate")/s"
+    elif [ $((rate * 10)) -ge $((prev * 11)) ]; then
+      log "streams: $k streams move $(human "$rate")/s, $gain on $((k - 1))"
+    elif [ $((rate * 10)) -ge $((prev * 9)) ]; then
+      log "streams: $k streams move $(human "$rate")/s, $gain on $((k - 1)) (within 10%): no more streams, these $k go on"
+      break
+    else
+      log "streams: $k streams move $(human "$rate")/s, $gain on $((k - 1)): stream $k stops, the rest of its blocks follow in $((k - 1))"
+      stop_run "$k"
+      k=$((k - 1))
+      if [ -n "$pod_stopping" ] || [ -s "$work/low" ]; then break; fi
+      rest_of_run
+      [ -s "$work/run" ] || { rm -f "$work/rc.run"; break; }
+      run_streams=$k
+      start_run
+      break
+    fi
+    if [ "$k" -ge "$cap" ]; then
+      log "streams: keeping $k ($cap_why)"
+      break
+    fi
+    # A change costs a few seconds (the rsyncs connect and list again): not worth it when
+    # the rest takes less than two more measurements at this rate.
+    left=$((todo_bytes - $(staged_bytes "$work/todo")))
+    if [ "$left" -lt $((rate * 2 * (auto_settle + auto_window))) ]; then
+      log "streams: keeping $k: the rest ($(human "$left")) takes less than $((2 * (auto_settle + auto_window))) s at this rate"
+      break
+    fi
+    prev=$rate
+    stop_run
+    # The pod stopping or the volume filling up: stop here (the main part says so).
+    if [ -n "$pod_stopping" ] || [ -s "$work/low" ]; then break; fi
+    rest_of_run
+    [ -s "$work/run" ] || { rm -f "$work/rc.run"; break; }
+    k=$((k + 1))
+  done
+  wait "$runner" 2>/dev/null || true
+  streams_final=$k
+  rc="$(cat "$work/rc.run" 2>/dev/null || echo 1)"
+  # Stopped on purpose with every block complete: nothing failed.
+  [ -e "$work/rc.run" ] || [ -s "$work/run" ] || rc=0
+}
+
+# Verify the blocks of $1 (default $work/todo); the good ones are written to $work/ok.
 verify_todo() {
   : >"$work/ok"
   : >"$work/present"
-  while read -r u; do [ -d "$STAGING/$u" ] && echo "$u" >>"$work/present"; done <"$work/todo"
+  while read -r u; do [ -d "$STAGING/$u" ] && echo "$u" >>"$work/present"; done <"${1:-$work/todo}"
   [ -s "$work/present" ] || return 0
   # Expected and actual "ULID/path size" lines, sorted the same way.
   awk 'FNR == NR { want[$1] = 1; next } (substr($2, 1, 26) in want) { print $2, $1 }' \
@@ -274,10 +495,11 @@ verify_todo() {
     END { for (u in e) if (e[u] == a[u] && (u in m)) print u }
   ' "$work/expected" "$work/actual" >"$work/ok"
   # rsync removes its partial dirs when a file completes; empty ones may stay
-  # after an interrupted run.
-  while read -r u; do
-    find "$STAGING/$u" -depth -type d -name .rsync-partial -exec rmdir {} + 2>/dev/null || true
-  done <"$work/ok"
+  # after an interrupted run. (One find for all the blocks.)
+  if [ -s "$work/ok" ]; then
+    # shellcheck disable=SC2046 # ULIDs have no spaces
+    (cd "$STAGING" && find $(cat "$work/ok") -depth -type d -name .rsync-partial -exec rmdir {} + 2>/dev/null) || true
+  fi
 }
 
 [ -n "${PTM_DATA:-}" ] || die "PTM_DATA is not set"
@@ -291,9 +513,18 @@ if is_ulid "${STAGING##*/}"; then die "PTM_STAGING must not be named like a bloc
 for u in "$@"; do is_ulid "$u" || die "not a block ULID: $u"; done
 PTM_STREAMS="${PTM_STREAMS:-1}"
 case "$PTM_STREAMS" in
-  [1-9] | 1[0-6]) ;;
-  *) die "PTM_STREAMS must be a whole number from 1 to 16 (got \"$PTM_STREAMS\")" ;;
+  [1-9] | 1[0-6] | auto) ;;
+  *) die "PTM_STREAMS must be a whole number from 1 to 16 or auto (got \"$PTM_STREAMS\")" ;;
 esac
+case "${PTM_STREAMS_MAX:-16}" in
+  [1-9] | 1[0-6]) ;;
+  *) die "PTM_STREAMS_MAX must be a whole number from 1 to 16 (got \"$PTM_STREAMS_MAX\")" ;;
+esac
+auto_min="${PTM_AUTO_MIN_BYTES:-1073741824}"
+case "$auto_min" in '' | *[!0-9]*) die "PTM_AUTO_MIN_BYTES must be a number of bytes (got \"$auto_min\")" ;; esac
+# Seconds auto lets a new number of streams settle (connect, list), then measures.
+auto_settle=1
+auto_window=3
 PTM_PROGRESS_SECONDS="${PTM_PROGRESS_SECONDS:-10}"
 case "$PTM_PROGRESS_SECONDS" in
   '' | *[!0-9]*) die "PTM_PROGRESS_SECONDS must be a whole number of seconds (got \"$PTM_PROGRESS_SECONDS\")" ;;
@@ -362,6 +593,7 @@ trap 'rm -rf "$work" ${lock_dir:+"$lock_dir"}' EXIT
 # The daemon may be unreachable for a moment right after a rollout of the source (the
 # Service's endpoints follow the new pod): retry for PTM_CONNECT_SECONDS (default 90).
 # rsync exits 5 when the daemon answers and refuses (wrong password, no such module): no retry.
+ticks0="$(cpu_ticks)" # (auto: the node's idle cores over the listing)
 log "listing $PTM_RSYNC_URL"
 tries=0
 while :; do
@@ -415,8 +647,9 @@ done <"$work/sizes"
 need=0
 if [ -s "$work/todo" ]; then
   # shellcheck disable=SC2046 # ULIDs have no spaces
-  have="$(cd "$STAGING" && find $(cat "$work/todo") -type f -exec stat -c %s {} + 2>/dev/null | awk '{ s += $1 } END { printf "%.0f", s }')" || have=0
-  todo_bytes="$(awk 'FNR == NR { t[$1] = 1; next } ($1 in t) { s += $2 } END { printf "%.0f", s }' "$work/todo" "$work/sizes")"
+  have="$(staged_bytes "$work/todo")" || have=0
+  awk 'FNR == NR { t[$1] = 1; next } ($1 in t)' "$work/todo" "$work/sizes" >"$work/todo_sizes"
+  todo_bytes="$(awk '{ s += $2 } END { printf "%.0f", s }' "$work/todo_sizes")"
   need=$((todo_bytes - ${have:-0}))
   [ "$need" -ge 0 ] || need=0
 fi
@@ -436,12 +669,30 @@ copied=""
 bytes_copied=0
 bytes_received=0
 if [ -s "$work/todo" ]; then
-  # A marker that survived its block dir is stale.
-  while read -r u; do rm -f "$STAGING/.complete/$u"; done <"$work/todo"
+  # A marker that survived its block dir is stale. (One rm for all: a fork per block costs
+  # seconds at thousands of blocks on a busy node.)
+  (cd "$STAGING/.complete" && xargs rm -f <"$work/todo")
   rc=1
-  rsync_todo
+  todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
+  stopped_runs=0
+  run_id=0
+  if [ "$PTM_STREAMS" = auto ]; then
+    copy_auto
+  else
+    cp "$work/todo" "$work/run"
+    run_streams=$PTM_STREAMS
+    run_id=1
+    run_counts
+    rsync_todo
+    streams_final=$streams
+  fi
   bytes_copied="$(stat_of transferred)"
   bytes_received="$(stat_of received)"
+  if [ "$stopped_runs" -gt 0 ]; then
+    # A file a stopped run left partial counts again in the run that finished it: what
+    # was copied is what is staged now and was not before.
+    bytes_copied=$(($(staged_bytes "$work/todo") - ${have:-0}))
+  fi
   verify_todo
   # Mark every verified block, even when rsync failed half-way: those are
   # complete and the rerun skips them.
@@ -466,5 +717,5 @@ fi
 
 # Counts, not lists: this line is kept in the Pulumi state (issue 14).
 # shellcheck disable=SC2086 # word splitting of the ULID lists is intended
-printf '{"copied":%s,"skipped":%s,"bytesCopied":%s,"bytesReceived":%s,"bytesTotal":%s}\n' \
-  "$(set -- $copied; echo $#)" "$(set -- $skipped; echo $#)" "$bytes_copied" "$bytes_received" "$total"
+printf '{"copied":%s,"skipped":%s,"bytesCopied":%s,"bytesReceived":%s,"bytesTotal":%s,"streams":%s}\n' \
+  "$(set -- $copied; echo $#)" "$(set -- $skipped; echo $#)" "$bytes_copied" "$bytes_received" "$total" "${streams_final:-0}"
