@@ -23,7 +23,8 @@ function readConfig(): PrometheusTsdbMigrationArgs {
       c.getObject<PrometheusTsdbMigrationArgs["sidecarResources"]>("sidecarResources"),
     imagePullSecrets: c.getObject<string[]>("imagePullSecrets"),
     bandwidthLimit: c.get("bandwidthLimit"),
-    copyStreams: c.getNumber("copyStreams"),
+    // "auto" or a number; checked by the component.
+    copyStreams: c.get("copyStreams"),
     includeHead: c.getBoolean("includeHead"),
     maxWaitMinutes: c.getNumber("maxWaitMinutes"),
     acceptGap: c.getBoolean("acceptGap"),

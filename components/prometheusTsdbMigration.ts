@@ -35,6 +35,7 @@ import {
   rsyncIngressRules,
 } from "./decisions/access";
 import {
+  autoStreamsMax,
   ConfigError,
   MigrationArgs,
   MigrationConfig,
@@ -668,6 +669,7 @@ export class PrometheusTsdbMigration
           blocks: planned,
           bandwidthLimit: cfg.bandwidthLimit,
           streams: cfg.copyStreams,
+          streamsMax: autoStreamsMax(cfg.sidecarResources, cfg.sidecarMode),
         },
         child(`block-copy${suffix}${gen}`, {
           dependsOn: [client.ready, service, accessPolicy, decisionRecord],

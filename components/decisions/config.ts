@@ -62,8 +62,11 @@ export interface MigrationConfig {
   imagePullSecrets: string[];
   /** Passed to `rsync --bwlimit` (e.g. "20m"); empty means unlimited. */
   bandwidthLimit: string;
-  /** Parallel rsync streams of the copy, over disjoint blocks (1..16). */
-  copyStreams: number;
+  /**
+   * Parallel rsync streams of the copy, over disjoint blocks (1..16), or "auto": one, and
+   * one more while the copy gets 10% faster (copy.sh), up to {@link autoStreamsMax}.
+   */
+  copyStreams: number | "auto";
   /** Snapshot the source head too (needs the admin API), which closes the gap on 2.39+. */
   includeHead: boolean;
   /** How long `migrate` may wait for the next source compaction to shrink the gap. 0 = fail. */
@@ -173,10 +176,13 @@ export interface MigrationArgs {
   bandwidthLimit?: string;
   /**
    * Parallel rsync streams of the copy, each over its share of the blocks (balanced by
-   * bytes), 1 to 16: one rsync stream is CPU-bound on each side, so a second one uses the
-   * cores it leaves idle. bandwidthLimit is the limit of all of them together. Default: 2.
+   * bytes), 1 to 16, or "auto": the copy starts one stream and adds one while the copy gets
+   * at least 10% faster, up to the source sidecar's CPU limit (sidecarResources.limits.cpu,
+   * rounded up), the target sidecar's, and its node's idle cores. One rsync stream is
+   * CPU-bound on each side; more streams only help where cores are free. bandwidthLimit is
+   * the limit of all of them together (auto is then one stream). Default: "auto".
    */
-  copyStreams?: number;
+  copyStreams?: number | string;
   /**
    * Snapshot the source's in-memory head too (needs its admin API, which is switched on for
    * the snapshot and restored at the revert). Closes the gap on targets >= 2.39. Default: false.
@@ -243,8 +249,11 @@ export const DEFAULT_SIDECAR_RESOURCES: SidecarResources = {
   limits: { cpu: "1", memory: "256Mi" },
 };
 
-/** Parallel rsync streams of the copy: one stream is CPU-bound on each side (BENCHMARKS.md). */
-export const DEFAULT_COPY_STREAMS = 2;
+/**
+ * Parallel rsync streams of the copy: auto, since more streams help only where cores are
+ * idle, which a busy Prometheus's node rarely has (BENCHMARKS.md, issue 25).
+ */
+export const DEFAULT_COPY_STREAMS = "auto";
 
 /** The BKPR destination, the seed's target. */
 export const BKPR_TARGET: WorkloadRef = {
@@ -403,6 +412,40 @@ const QUANTITY_FACTOR: Record<string, number> = {
 };
 const RESOURCE_NAMES = ["cpu", "memory", "ephemeral-storage"];
 
+/**
+ * copyStreams: "auto" (any case), or a whole number from 1 to 16, as a number or as the
+ * string Pulumi config hands over.
+ */
+function parseCopyStreams(raw: number | string | undefined): number | "auto" {
+  if (raw === undefined) return DEFAULT_COPY_STREAMS;
+  const text = String(raw).trim();
+  if (text.toLowerCase() === "auto") return "auto";
+  const n = typeof raw === "number" ? raw : /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > 16) {
+    throw new ConfigError(
+      "copyStreams",
+      `must be auto or a whole number from 1 to 16 (parallel rsync streams), got ${JSON.stringify(raw)}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * The most streams copyStreams auto may use, as far as the source's side goes: its sidecar's
+ * CPU limit in whole cores, rounded up (one rsync stream sends with about one core). Nothing
+ * when the sidecar has no CPU limit (sidecarMode ephemeral: an ephemeral container has no
+ * resources of its own): copy.sh then caps by what it reads on the target's side.
+ */
+export function autoStreamsMax(
+  resources: SidecarResources,
+  sidecarMode: SidecarMode,
+): number | undefined {
+  const cpu = sidecarMode === "patch" ? resources.limits["cpu"] : undefined;
+  const cores = cpu === undefined ? undefined : quantityValue(cpu);
+  if (cores === undefined || !(cores > 0)) return undefined;
+  return Math.min(16, Math.max(1, Math.ceil(cores - 1e-9)));
+}
+
 /** The value of a quantity, to compare a request with its limit; undefined: not a quantity. */
 export function quantityValue(q: string): number | undefined {
   const m = QUANTITY.exec(q);
@@ -515,13 +558,7 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
       `"${bandwidthLimit}" is not an rsync --bwlimit value such as 500k or 20m`,
     );
   }
-  const copyStreams = raw.copyStreams ?? DEFAULT_COPY_STREAMS;
-  if (!Number.isInteger(copyStreams) || copyStreams < 1 || copyStreams > 16) {
-    throw new ConfigError(
-      "copyStreams",
-      `must be a whole number from 1 to 16 (parallel rsync streams), got ${copyStreams}`,
-    );
-  }
+  const copyStreams = parseCopyStreams(raw.copyStreams);
   const sidecarImage = (raw.sidecarImage ?? DEFAULT_SIDECAR_IMAGE).trim();
   if (!sidecarImage || /\s/.test(sidecarImage)) {
     throw new ConfigError("sidecarImage", `"${raw.sidecarImage}" is not an image reference`);

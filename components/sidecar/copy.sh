@@ -70,14 +70,14 @@ human() {
 }
 
 stat_of() { # key -> sum over the rsync runs' output $work/out.* (0 when rsync printed none)
-  # A run auto stopped printed no stats: its last progress line says what it had received.
-  v="$(for f in "$work"/out.*; do [ -f "$f" ] && tr '\r' '\n' <"$f" && echo "ptm-end-of-run"; done | awk -v k="$1" '
-    /^Total bytes received:/ { n = $4; gsub(/,/, "", n); got = n; stats = 1 }
-    /^Total transferred file size:/ { n = $5; gsub(/,/, "", n); moved = n; stats = 1 }
-    !stats && $1 ~ /^[0-9,]+$/ && $2 ~ /%$/ { n = $1; gsub(/,/, "", n); last = n }
-    $0 == "ptm-end-of-run" {
-      if (stats) s += (k == "received" ? got : moved); else if (k == "received") s += last
-      got = moved = last = stats = 0
+  # Not the runs auto stopped ($work/stopped.<run>): stop_run counts what they staged.
+  v="$(for f in "$work"/out.*; do
+    r="${f#"$work"/out.}"
+    [ ! -f "$f" ] || [ -e "$work/stopped.${r%%.*}" ] || tr '\r' '\n' <"$f"
+  done | awk -v k="$1" '
+    /^Total bytes received:/ { n = $4 } /^Total transferred file size:/ { n = $5 }
+    (k == "received" && /^Total bytes received:/) || (k == "transferred" && /^Total transferred file size:/) {
+      gsub(/,/, "", n); s += n
     }
     END { printf "%.0f", s }')"
   case "$v" in '' | *[!0-9]*) v=0 ;; esac
@@ -367,10 +367,12 @@ start_run() {
     echo "$rc" >"$work/rc.run"
   ) &
   runner=$!
+  run_start_bytes="$(staged_now)"
 }
 
 # Stops the running rsyncs (SIGTERM: rsync keeps the partial file), or only stream $1,
-# and waits for the run. A stopped rsync prints no stats: the bytes the run staged stand in.
+# and waits for the run. A stopped rsync prints no stats: what the run staged (du) stands in
+# for all of the run's streams.
 stop_run() {
   : >"$work/stopping"
   if [ -n "${1:-}" ]; then
@@ -381,7 +383,9 @@ stop_run() {
   fi
   wait "$runner" 2>/dev/null || true
   rm -f "$work/stopping"
+  : >"$work/stopped.$run_id"
   stopped_runs=$((stopped_runs + 1))
+  stopped_bytes=$((stopped_bytes + $(staged_now) - run_start_bytes))
 }
 
 # The blocks of $work/run that are not complete yet become the next run's.
@@ -675,6 +679,7 @@ if [ -s "$work/todo" ]; then
   rc=1
   todo_n="$(wc -l <"$work/todo" | tr -d ' ')"
   stopped_runs=0
+  stopped_bytes=0
   run_id=0
   if [ "$PTM_STREAMS" = auto ]; then
     copy_auto
@@ -692,6 +697,7 @@ if [ -s "$work/todo" ]; then
     # A file a stopped run left partial counts again in the run that finished it: what
     # was copied is what is staged now and was not before.
     bytes_copied=$(($(staged_bytes "$work/todo") - ${have:-0}))
+    bytes_received=$((bytes_received + stopped_bytes))
   fi
   verify_todo
   # Mark every verified block, even when rsync failed half-way: those are

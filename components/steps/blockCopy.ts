@@ -21,8 +21,10 @@ export interface BlockCopyArgs {
   blocks: pulumi.Input<string[]>;
   /** rsync --bwlimit value for the whole copy (shared by the streams); empty = unlimited. */
   bandwidthLimit: string;
-  /** Parallel rsync streams over disjoint blocks (1..16). */
-  streams: number;
+  /** Parallel rsync streams over disjoint blocks (1..16), or auto (copy.sh). */
+  streams: number | "auto";
+  /** auto's most streams as far as the source's side goes; undefined: no limit known. */
+  streamsMax?: number;
 }
 
 /**
@@ -57,6 +59,9 @@ export class BlockCopy extends pulumi.ComponentResource {
                 PTM_RSYNC_URL: url,
                 PTM_BWLIMIT: args.bandwidthLimit,
                 PTM_STREAMS: String(args.streams),
+                ...(args.streams === "auto" && args.streamsMax !== undefined
+                  ? { PTM_STREAMS_MAX: String(args.streamsMax) }
+                  : {}),
               },
               "PTM_CREATE_SCRIPT",
             ).command,

@@ -178,9 +178,10 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
       assert.deepEqual([...new Set(runsOf(name))], [1, 2, 3]);
       assertAllStaged(t.staging, blocks);
       assert.equal(json.bytesCopied, json.bytesTotal, JSON.stringify(json));
-      // The runs auto stopped print no stats: their last progress line stands in, which lags
-      // by at most a file per stream (here 1 MiB, 2 stops of 1 and 2 streams).
-      assert.ok(json.bytesReceived >= json.bytesCopied - 3 * 1024 * 1024, JSON.stringify(json));
+      // The runs auto stopped print no stats: the bytes they staged (du) stand in, partial
+      // files too, which the next run's rsync then receives only the rest of.
+      assert.ok(json.bytesReceived >= json.bytesCopied * 0.99, JSON.stringify(json));
+      assert.ok(json.bytesReceived <= json.bytesCopied * 1.2, JSON.stringify(json));
     });
   }
 
@@ -280,7 +281,10 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
       env: env(tiny.data, { PTM_AUTO_MIN_BYTES: "1073741824" }),
     });
     assert.equal(b.json.streams, 1);
-    assert.match(b.res.stderr, /streams: auto is 1 stream: [\d.]+ KiB to copy is under the 1\.0 GiB/);
+    assert.match(
+      b.res.stderr,
+      /streams: auto is 1 stream: [\d.]+ KiB to copy is under the 1\.0 GiB/,
+    );
     assertAllStaged(tiny.staging, small);
   });
 

@@ -2,10 +2,13 @@ import * as assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
+  autoStreamsMax,
+  DEFAULT_SIDECAR_RESOURCES,
   BKPR_TARGET,
   ConfigError,
   parseConfig,
   RawConfig,
+  SidecarResources,
 } from "../../components/decisions/config";
 
 describe("parseConfig", () => {
@@ -76,13 +79,24 @@ describe("parseConfig", () => {
           assert.equal(c.rolloutTimeoutSeconds, 600);
           assert.equal(c.bandwidthLimit, "");
           assert.equal(c.verifyWindows, 24);
-          assert.equal(c.copyStreams, 2);
+          assert.equal(c.copyStreams, "auto");
         },
       },
       {
         name: "verifyWindows 0 (every window)",
         raw: { phase: "prepare", source: src, verifyWindows: 0 },
         check: (c) => assert.equal(c.verifyWindows, 0),
+      },
+      {
+        // Pulumi config hands a number over as a string when the schema's type is string.
+        name: "copyStreams auto, and a number as a string (issue 25)",
+        raw: { phase: "prepare", source: src, copyStreams: "auto" },
+        check: (c) => {
+          assert.equal(c.copyStreams, "auto");
+          const four = { phase: "prepare", source: src, copyStreams: "4" } as const;
+          assert.equal(parseConfig(four).copyStreams, 4);
+          assert.equal(parseConfig({ ...four, copyStreams: " Auto " }).copyStreams, "auto");
+        },
       },
       {
         name: "copyStreams 1 and 16",
@@ -185,6 +199,9 @@ describe("parseConfig", () => {
     { raw: { phase: "prepare", source: src, copyStreams: 17 }, key: "copyStreams" },
     { raw: { phase: "prepare", source: src, copyStreams: 2.5 }, key: "copyStreams" },
     { raw: { phase: "prepare", source: src, copyStreams: Number.NaN }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: "fast" }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: "0" }, key: "copyStreams" },
+    { raw: { phase: "prepare", source: src, copyStreams: "" }, key: "copyStreams" },
     {
       raw: { phase: "prepare", source: src, rolloutTimeoutSeconds: 0 },
       key: "rolloutTimeoutSeconds",
@@ -247,6 +264,26 @@ describe("parseConfig", () => {
 
 // A stack named dev (`pulumi stack init dev`) takes its config from Pulumi.dev.yaml: an example
 // that set a phase would patch workloads at its first `pulumi up`.
+describe("autoStreamsMax: how far copyStreams auto may go on the source's side (issue 25)", () => {
+  const withCpu = (cpu?: string): SidecarResources => ({
+    requests: {},
+    limits: cpu === undefined ? { memory: "256Mi" } : { cpu, memory: "256Mi" },
+  });
+  const rows: { name: string; cpu?: string; mode?: "patch" | "ephemeral"; want?: number }[] = [
+    { name: "the default sidecar limit, 1 CPU", cpu: "1", want: 1 },
+    { name: "2500m, rounded up", cpu: "2500m", want: 3 },
+    { name: "100m: still one stream", cpu: "100m", want: 1 },
+    { name: "2", cpu: "2", want: 2 },
+    { name: "64: at most 16", cpu: "64", want: 16 },
+    { name: "no CPU limit: nothing known", cpu: undefined, want: undefined },
+    { name: "ephemeral: no resources of its own", cpu: "2", mode: "ephemeral", want: undefined },
+  ];
+  for (const r of rows)
+    it(r.name, () => assert.equal(autoStreamsMax(withCpu(r.cpu), r.mode ?? "patch"), r.want));
+  it("the default resources give 1", () =>
+    assert.equal(autoStreamsMax(DEFAULT_SIDECAR_RESOURCES, "patch"), 1));
+});
+
 describe("the example stack Pulumi.dev.yaml", () => {
   it("sets no phase; the phase line is there, commented out", () => {
     const text = fs.readFileSync(path.resolve(__dirname, "..", "..", "Pulumi.dev.yaml"), "utf8");

@@ -100,7 +100,9 @@ describe("program: phase migrate", () => {
       /'PTM_RSYNC_URL=rsync:\/\/ptm@10\.0\.0\.42:873\/tsdb\/snapshots\/ptm-test'/,
     );
     assert.match(copy.create, /'PTM_BWLIMIT=20m'/);
-    assert.match(copy.create, /'PTM_STREAMS=2'/, "copyStreams' default");
+    // copyStreams' default (issue 25): auto, up to the source sidecar's CPU limit (1 CPU by
+    // default, so one stream).
+    assert.match(copy.create, /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=1' /, "copyStreams' default");
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     // Through snapshot-cleanup.sh, which first looks whether the replica still has a pod
     // (issue 20 row 7), then runs cleanup-target.sh in its sidecar.
@@ -119,7 +121,15 @@ describe("program: phase migrate", () => {
     const r = await runProgram({ ...config, copyStreams: 4 }, migrating());
     const copy = commandNamed(r, "migration-block-copy");
     assert.match(copy.create, /'PTM_STREAMS=4' /);
+    assert.doesNotMatch(copy.create, /PTM_STREAMS_MAX/, "an explicit number wins");
     assert.match(copy.create, /'PTM_BWLIMIT=' /);
+  });
+
+  it("copyStreams auto goes up to the source sidecar's CPU limit, rounded up (issue 25)", async () => {
+    const resources = { limits: { cpu: "2500m", memory: "256Mi" } };
+    const r = await runProgram({ ...config, sidecarResources: resources }, migrating());
+    const copy = commandNamed(r, "migration-block-copy");
+    assert.match(copy.create, /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=3' /);
   });
 
   it("runs the steps in order: rollout, snapshot, copy, install", async () => {

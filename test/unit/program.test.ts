@@ -633,7 +633,7 @@ describe("program: bad input is refused before anything is declared", () => {
     {
       name: "too many copy streams",
       config: { phase: "prepare", source: SOURCE_CONFIG, copyStreams: 17 },
-      error: /:copyStreams: must be a whole number from 1 to 16/,
+      error: /:copyStreams: must be auto or a whole number from 1 to 16/,
     },
     {
       name: "includeHead on a container without args",
