@@ -3,9 +3,11 @@
 //
 // - byte-level phases (snapshot, copy, install, rerun) on bench-bytes-N: cloned blocks,
 //   page cache dropped before every timed copy (ours and the baselines alike);
-// - baselines on the same bytes: the limit (faster of `cp -a` and a tar pipe between the
-//   same filesystems), plain `rsync -a` from the daemon; copy.sh in 1 rsync stream, then in
-//   2 and 4 parallel streams over disjoint blocks (PTM_STREAMS; the program's copyStreams);
+// - the copies of the same bytes, in interleaved rounds (PTM_BENCH_ROUNDS, default 3; round k
+//   starts at method k): the limit (faster of `cp -a` and a tar pipe between the same
+//   filesystems), plain `rsync -a` from the daemon, copy.sh in 1, 2 and 4 rsync streams over
+//   disjoint blocks and with PTM_STREAMS=auto (the program's copyStreams). Each figure is the
+//   median of the rounds with its spread; the statistics are in stats.ts;
 // - planning and verification on bench-history-N: real, loadable, non-overlapping history
 //   served by a real source Prometheus (2.42) and migrated into a real empty target; preview
 //   (probe.sh on both + planMigration), snapshot/copy/install again (for the source
@@ -14,10 +16,13 @@
 // - the Pulumi state the program would store after `migrate`, estimated from what it stores.
 //
 // Per phase: wall time, source CPU seconds (/proc), peak RSS. Writes BENCHMARKS.md (the scale
-// section) and docs/benchmarks-scale.svg.
+// section) and docs/benchmarks-scale.svg; a smoke run (PTM_BENCH_ROUNDS < 3) writes its report
+// and chart under PTM_BENCH_WORK instead.
 //
 // Env: PTM_BENCH_SIZES ("128 512 2048"), PTM_BENCH_ROOT (/var/cache/ptm),
-//      PTM_BENCH_WORK (/var/cache/ptm/bench-work: scratch on the cache's filesystem).
+//      PTM_BENCH_WORK (/var/cache/ptm/bench-work: scratch on the cache's filesystem),
+//      PTM_BENCH_ROUNDS (3), PTM_BENCH_EVERY_WINDOW (true), PTM_BENCH_REPORT (a result file),
+//      PTM_STREAMS_MAX (passed on to copy.sh's auto streams when set).
 
 import { execFileSync, spawn, spawnSync, ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -25,6 +30,20 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { CopyResult, parseProbe } from "../../components/decisions/sidecarOutput";
 import type { EngineState } from "./state";
+import { readCopyRun } from "./copyRun";
+import {
+  autoVerdict,
+  flippedPairs,
+  fmtS,
+  median,
+  MIN_REPORT_ROUNDS,
+  ordering,
+  orderingSentence,
+  parseRounds,
+  ratio,
+  rotation,
+  spread,
+} from "./stats";
 import { planMigration, Plan } from "../../components/decisions/plan";
 import { headRange } from "../../components/decisions/tsdb";
 import { serializeRecord } from "../../components/decisions/verificationRecord";
@@ -41,6 +60,7 @@ import {
   killAll,
   runJson,
   RunOpts,
+  runScript,
   selfMetric,
   sleep,
   startPrometheus,
@@ -53,6 +73,7 @@ import {
 const ROOT = process.env["PTM_BENCH_ROOT"] ?? "/var/cache/ptm";
 const SIZES = (process.env["PTM_BENCH_SIZES"] ?? "128 512 2048").split(/\s+/).map(Number);
 const WORK = process.env["PTM_BENCH_WORK"] ?? path.join(ROOT, "bench-work");
+const { rounds: ROUNDS, smoke: SMOKE } = parseRounds(process.env["PTM_BENCH_ROUNDS"]);
 const PASSWORD = "bench-" + Math.random().toString(36).slice(2);
 const SNAP = "ptm-bench";
 const GiB = 1024 ** 3;
@@ -64,7 +85,7 @@ const log = (m: string): void =>
   console.error(`[scale ${new Date().toISOString().slice(11, 19)}] ${m}`);
 const fmtB = (b: number): string =>
   b >= GiB ? `${(b / GiB).toFixed(2)} GiB` : b >= MiB ? `${(b / MiB).toFixed(1)} MiB` : `${b} B`;
-const s1 = (ms: number): string => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
+const s1 = fmtS;
 
 // ---- /proc: process trees, CPU and RSS -------------------------------------------------
 
@@ -204,7 +225,59 @@ const script = <T>(meter: Meter, name: string, args: string[], opts: RunOpts) =>
 /** What copy.sh prints (counts), as the program parses it. */
 type CopyOut = Required<CopyResult>;
 
+/** The copy comparison's methods, in round 1's order (round k starts at method k). */
+type MethodId = "cp" | "tar" | "rsync" | "s1" | "s2" | "s4" | "auto";
+interface Method {
+  id: MethodId;
+  label: string;
+  /** copy.sh's PTM_STREAMS; none for the baselines. */
+  streams?: string;
+}
+const METHODS: readonly Method[] = [
+  { id: "cp", label: "cp -a" },
+  { id: "tar", label: "tar pipe" },
+  { id: "rsync", label: "plain rsync -a from the daemon" },
+  { id: "s1", label: "copy.sh, 1 stream", streams: "1" },
+  { id: "s2", label: "copy.sh, 2 streams", streams: "2" },
+  { id: "s4", label: "copy.sh, 4 streams", streams: "4" },
+  { id: "auto", label: "copy.sh, PTM_STREAMS=auto", streams: "auto" },
+];
+const RSYNC_SHORT = "plain rsync -a";
+
+/** One timed copy: its measure, and for copy.sh what it said about its streams. */
+interface CopyRun extends Measure {
+  /** copy.sh's `"streams":N`: the streams it ended with. */
+  streams?: number;
+  /** copy.sh's `copy: streams:` line (auto). */
+  streamsLine?: string;
+}
+
+interface RoundInfo {
+  /** 1-based. */
+  round: number;
+  startedAt: string;
+  /** /proc/loadavg's 1-min load at the round's start. */
+  load1?: number;
+  order: MethodId[];
+}
+
 interface BytesResult {
+  blocks: number;
+  bytes: number;
+  snapshot: Measure;
+  /** install.sh and the rerun, once, on the last round's 1-stream copy.sh target. */
+  install: Measure;
+  rerun: Measure;
+  rerunOut: string;
+  rounds: RoundInfo[];
+  /** Each method's runs, one per round in round order; none when unavailable. */
+  runs: Partial<Record<MethodId, CopyRun[]>>;
+  /** Why a method has no runs, e.g. "not available (copy.sh rejected PTM_STREAMS=auto)". */
+  unavailable: Partial<Record<MethodId, string>>;
+}
+
+/** The results of runs from before the rounds: each copy once. */
+interface LegacyBytesResult {
   blocks: number;
   bytes: number;
   snapshot: Measure;
@@ -215,11 +288,40 @@ interface BytesResult {
   cp: Measure;
   tar: Measure;
   plainRsync: Measure;
-  /** copy.sh with PTM_STREAMS=N, by N (2 and 4). */
   streams?: Record<string, Measure>;
-  /** Results of runs before PTM_STREAMS: 2 copy.sh over disjoint halves of the blocks. */
-  parallel?: Measure;
 }
+
+/** A run from before the rounds, as one round (so it is reported as a smoke run's). */
+function fromLegacy(b: BytesResult | LegacyBytesResult): BytesResult {
+  if ("rounds" in b) return b;
+  const runs: BytesResult["runs"] = {
+    cp: [b.cp],
+    tar: [b.tar],
+    rsync: [b.plainRsync],
+    s1: [b.copy],
+    ...(b.streams?.["2"] ? { s2: [b.streams["2"]] } : {}),
+    ...(b.streams?.["4"] ? { s4: [b.streams["4"]] } : {}),
+  };
+  const unavailable: BytesResult["unavailable"] = {};
+  for (const m of METHODS)
+    if (!runs[m.id]) unavailable[m.id] = "not measured (a run from before the rounds)";
+  return {
+    blocks: b.blocks,
+    bytes: b.bytes,
+    snapshot: b.snapshot,
+    install: b.install,
+    rerun: b.rerun,
+    rerunOut: b.rerunOut,
+    rounds: [{ round: 1, startedAt: "", order: ["cp", "tar", "rsync", "s1", "s2", "s4"] }],
+    runs,
+    unavailable,
+  };
+}
+
+const load1 = (): number | undefined => {
+  const v = Number(fs.readFileSync("/proc/loadavg", "utf8").split(" ")[0]);
+  return Number.isFinite(v) ? v : undefined;
+};
 
 async function bytesPhases(n: number): Promise<BytesResult> {
   const src = path.join(ROOT, `bench-bytes-${n}`, "blocks");
@@ -230,9 +332,10 @@ async function bytesPhases(n: number): Promise<BytesResult> {
   const rsyncd = await startRsyncd(src, PASSWORD, path.join(work, "rsyncd"));
   const url = `rsync://ptm@127.0.0.1:${rsyncd.port}/tsdb/snapshots/${SNAP}`;
   const daemon = [rsyncd.child.pid!];
-  const tgt = path.join(work, "target");
-  fs.mkdirSync(tgt);
-  const copyEnv = { PTM_DATA: tgt, PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD };
+  const copyEnv = { PTM_RSYNC_URL: url, RSYNC_PASSWORD: PASSWORD };
+  // PTM_STREAMS_MAX caps auto's streams; passed on when set (copy.sh's env is only what the
+  // bench gives it).
+  const streamsMax = process.env["PTM_STREAMS_MAX"];
   const rm = (d: string) => fs.rmSync(d, { recursive: true, force: true });
   try {
     await runJson("cleanup-source", [], { env: { PTM_DATA: src, PTM_SNAPSHOT: SNAP } });
@@ -250,78 +353,111 @@ async function bytesPhases(n: number): Promise<BytesResult> {
     const ulids = blocks.map((b) => b.ulid);
     log(`${n}: ${blocks.length} blocks, ${fmtB(bytes)}; snapshot ${s1(snapshot.wallMs)} s`);
 
-    // The limit: cp -a and a tar pipe of the snapshot dir, same filesystem, cold cache.
-    const dest = path.join(work, "baseline");
-    dropCaches();
-    const [, cp] = await measure({}, (m) => run(m, "cp", ["-a", snapDir, dest]));
-    rm(dest);
-    log(`${n}: cp -a ${s1(cp.wallMs)} s`);
-    fs.mkdirSync(dest);
-    dropCaches();
-    const [, tar] = await measure({}, (m) =>
-      run(m, "sh", ["-c", 'tar -C "$1" -cf - . | tar -C "$2" -xf -', "tar", snapDir, dest]),
-    );
-    rm(dest);
-    log(`${n}: tar pipe ${s1(tar.wallMs)} s`);
-    // Plain rsync -a from the daemon on loopback (the peer's way).
-    fs.mkdirSync(dest);
-    dropCaches();
-    const [, plainRsync] = await measure({ daemon }, (m) =>
-      run(m, "rsync", ["-a", `${url}/`, `${dest}/`], {
-        env: { ...process.env, RSYNC_PASSWORD: PASSWORD },
-      }),
-    );
-    rm(dest);
-    log(`${n}: plain rsync ${s1(plainRsync.wallMs)} s`);
-
-    // Ours: copy.sh (one rsync stream), install.sh, then both again after completion.
-    dropCaches();
-    const [copyRes, copy] = await measure({ daemon }, (m) =>
-      script<CopyOut>(m, "copy", ulids, { env: { ...copyEnv, PTM_STREAMS: "1" } }),
-    );
-    log(`${n}: copy.sh ${s1(copy.wallMs)} s, received ${fmtB(copyRes.json.bytesReceived)}`);
-    const [, install] = await measure({}, (m) =>
-      script(m, "install", ulids, { env: { PTM_DATA: tgt } }),
-    );
-    log(`${n}: install.sh ${s1(install.wallMs)} s`);
-    const [rerunRes, rerun] = await measure({ daemon }, async (m) => {
-      const c = await script<CopyOut>(m, "copy", ulids, { env: copyEnv });
-      await script(m, "install", ulids, { env: { PTM_DATA: tgt } });
-      return c;
-    });
-    const rerunOut = `${rerunRes.json.copied} copied, ${rerunRes.json.skipped} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
-    log(`${n}: rerun ${s1(rerun.wallMs)} s (${rerunOut})`);
-    rm(tgt);
-
-    // copy.sh in N parallel rsync streams over disjoint blocks (PTM_STREAMS), into an empty
-    // target each time.
-    const streams: Record<string, Measure> = {};
-    for (const k of [2, 4]) {
-      const par = path.join(work, `streams-${k}`);
-      fs.mkdirSync(par);
+    // One timed copy of the snapshot dir by method `m` into `dest`, from a cold cache (sync and
+    // drop_caches before the clock starts) into an empty target. undefined: copy.sh refused
+    // the method's PTM_STREAMS (recorded in `unavailable`).
+    const unavailable: BytesResult["unavailable"] = {};
+    const timedCopy = async (m: Method, dest: string): Promise<CopyRun | undefined> => {
+      if (m.id !== "cp") fs.mkdirSync(dest);
       dropCaches();
-      const [res, m] = await measure({ daemon }, (mt) =>
-        script<CopyOut>(mt, "copy", ulids, {
-          env: { ...copyEnv, PTM_DATA: par, PTM_STREAMS: String(k) },
-        }),
+      if (m.streams === undefined) {
+        const [, r] = await measure(m.id === "rsync" ? { daemon } : {}, (mt) =>
+          m.id === "cp"
+            ? run(mt, "cp", ["-a", snapDir, dest])
+            : m.id === "tar"
+              ? run(mt, "sh", [
+                  "-c",
+                  'tar -C "$1" -cf - . | tar -C "$2" -xf -',
+                  "tar",
+                  snapDir,
+                  dest,
+                ])
+              : run(mt, "rsync", ["-a", `${url}/`, `${dest}/`], {
+                  env: { ...process.env, RSYNC_PASSWORD: PASSWORD },
+                }),
+        );
+        return r;
+      }
+      const env = {
+        ...copyEnv,
+        PTM_DATA: dest,
+        PTM_STREAMS: m.streams,
+        ...(streamsMax !== undefined ? { PTM_STREAMS_MAX: streamsMax } : {}),
+      };
+      const [res, r] = await measure({ daemon }, (mt) =>
+        runScript("copy", ulids, { env, onSpawn: (c: ChildProcess) => mt.add(c.pid) }),
       );
-      if (res.json.copied !== ulids.length) throw new Error(`${k} streams: not all copied`);
-      streams[String(k)] = m;
-      rm(par);
-      log(`${n}: copy.sh, ${k} streams ${s1(m.wallMs)} s`);
+      const out = readCopyRun(res, m.streams);
+      if (out.kind === "rejected") {
+        unavailable[m.id] = out.note;
+        log(`${n}: ${m.label}: ${out.note}: ${out.message}`);
+        return undefined;
+      }
+      if (out.kind === "failed") throw new Error(`${n} blocks, ${m.label}: ${out.message}`);
+      if (out.counts.copied !== ulids.length)
+        throw new Error(`${m.label}: ${out.counts.copied} of ${ulids.length} blocks copied`);
+      return {
+        ...r,
+        ...(out.streams !== undefined ? { streams: out.streams } : {}),
+        ...(out.streamsLine !== undefined ? { streamsLine: out.streamsLine } : {}),
+      };
+    };
+
+    // Rounds: every method once per round, round k starting at method k, so that drift (other
+    // jobs on the machine) hits every method alike and none always runs first.
+    const rounds: RoundInfo[] = [];
+    const runs: BytesResult["runs"] = {};
+    let installed: { install: Measure; rerun: Measure; rerunOut: string } | undefined;
+    for (let k = 1; k <= ROUNDS; k++) {
+      const order = rotation(METHODS, k).filter((m) => unavailable[m.id] === undefined);
+      const load = load1();
+      rounds.push({
+        round: k,
+        startedAt: new Date().toISOString(),
+        ...(load !== undefined ? { load1: load } : {}),
+        order: order.map((m) => m.id),
+      });
+      log(`${n}: round ${k} of ${ROUNDS}, load ${load ?? "?"}`);
+      for (const m of order) {
+        const dest = path.join(work, `${m.id}-r${k}`);
+        const r = await timedCopy(m, dest);
+        if (r !== undefined) {
+          (runs[m.id] ??= []).push(r);
+          log(
+            `${n}: round ${k}: ${m.label} ${s1(r.wallMs)} s${r.streams !== undefined ? `, ended with ${r.streams} streams` : ""}`,
+          );
+        }
+        // install.sh and a rerun after completion (copy.sh + install.sh, markers and installed
+        // blocks skipped), once: on the last round's 1-stream copy, right after it and before
+        // the next copy's sync and cache drop (outside every copy's timing).
+        if (k === ROUNDS && m.id === "s1") {
+          const [, install] = await measure({}, (mt) =>
+            script(mt, "install", ulids, { env: { PTM_DATA: dest } }),
+          );
+          log(`${n}: install.sh ${s1(install.wallMs)} s`);
+          const [rerunRes, rerun] = await measure({ daemon }, async (mt) => {
+            const c = await script<CopyOut>(mt, "copy", ulids, {
+              env: { ...copyEnv, PTM_DATA: dest },
+            });
+            await script(mt, "install", ulids, { env: { PTM_DATA: dest } });
+            return c;
+          });
+          const rerunOut = `${rerunRes.json.copied} copied, ${rerunRes.json.skipped} skipped, ${fmtB(rerunRes.json.bytesReceived)} received`;
+          log(`${n}: rerun ${s1(rerun.wallMs)} s (${rerunOut})`);
+          installed = { install, rerun, rerunOut };
+        }
+        rm(dest);
+      }
     }
+    if (installed === undefined) throw new Error("no 1-stream copy to install from");
     return {
       blocks: blocks.length,
       bytes,
       snapshot,
-      copy,
-      install,
-      rerun,
-      rerunOut,
-      cp,
-      tar,
-      plainRsync,
-      streams,
+      ...installed,
+      rounds,
+      runs,
+      unavailable,
     };
   } finally {
     rsyncd.child.kill("SIGTERM");
@@ -639,8 +775,10 @@ const NOTES = [
   "How it is measured:",
   "",
   "- **Sizes.** Byte-level phases (snapshot, copy, install, rerun, the baselines) run on `bench-bytes-N`: one day of real promtool blocks (2,000 random gauges every 15 s, ~7.2 MiB a block) cloned under new ULIDs; the smaller sizes are hard links to the first N blocks of the largest. Preview and verification run on `bench-history-N`: N consecutive, non-overlapping 2h blocks of real history (100 series every 30 s) served by a real source Prometheus 2.42 and migrated into a real, empty target 2.42 (both with `--storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h` and a 10y retention, so that neither compacts nor deletes the history during the run); its wall times and the source Prometheus's CPU come from those servers.",
-  "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy: `cp -a`, the tar pipe, plain `rsync -a`, copy.sh in 1, 2 and 4 streams alike. Writes end in the page cache (no `sync` inside the timing, for any of them).",
-  "- **The limit** is the faster of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). The copy rows in 2 and 4 streams run copy.sh with `PTM_STREAMS` (the program's `copyStreams`, default 2): that many rsync connections at once, each over its share of the blocks (balanced by bytes), into an empty target.",
+  "- **Rounds.** The copies (`cp -a`, the tar pipe, plain `rsync -a`, copy.sh with `PTM_STREAMS` 1, 2, 4 and `auto`) run in rounds (`PTM_BENCH_ROUNDS`, default 3; a report in this file needs at least 3): every method once per round, round k starting at method k (A, B, C, then B, C, A, ...), so that drift on this shared machine hits every method alike and none always runs first after the cache drop. Each figure is the median of the rounds, with the spread beside it (min–max, and each round's value); the 1-min load from /proc/loadavg is read at the start of each round. Ratios to the limit and to plain rsync are ratios of medians. An order that flips between rounds is named; an order that holds in every round is named for each copy.sh variant against plain rsync.",
+  "- **The verdict** per size: copy.sh with `PTM_STREAMS=auto` is no slower than plain `rsync -a` beyond the spread when its median wall time <= plain rsync's median + the larger of the two half-ranges ((max - min) / 2), both over the same rounds. Fewer than 3 rounds give the numbers but no verdict. A copy.sh that refuses `auto` is reported as not available, with no verdict.",
+  "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy, every method and every round alike, each into an empty target. Writes end in the page cache (no `sync` inside the timing, for any of them). Snapshot, install, verify and the reruns run once: the snapshot before the rounds; install.sh and the rerun on the last round's 1-stream copy.sh target, right after that copy and before the next copy's `sync` and cache drop (outside every copy's timing); the history phases after all the rounds of a size.",
+  "- **The limit** is the faster of the medians of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). copy.sh runs with `PTM_STREAMS` (the program's `copyStreams`): that many rsync connections at once, each over its share of the blocks (balanced by bytes); with `auto` it starts with one stream and adds streams while the throughput grows (`PTM_STREAMS_MAX`, passed on when set, caps them), and its row says how many it ended with. The copy row of the first table is copy.sh's 1-stream median.",
   "- **CPU** comes from /proc: the tools' CPU is this process's reaped children (scripts, rsync, cp, tar) plus the rsync daemon's process tree; the source Prometheus's is its own utime + stime. **Peak RSS** is the sum over the phase's processes, sampled every 100 ms.",
   "- **Preview** = probe.sh on the source and the target (both read every block's meta.json and the servers' status API) + planMigration. **Verify** = counts.sh on the source (the windows) and on the target (the windows, plus its block listing once every block dir is loaded) + verifyMigration, timed after the target's reload loop has loaded the installed blocks (that wait, up to a minute, is the reload interval, not the verification's cost). **Rerun after completion** on the bytes: copy.sh and install.sh again (markers and installed blocks skipped); on the history: what a later `pulumi up` runs (both probes, copy, install, the target's counts).",
   "",
@@ -656,6 +794,7 @@ const NOTES = [
 const PHASES = ["preview", "snapshot", "copy", "install", "verify", "rerun"] as const;
 
 function svgChart(
+  title: string,
   series: { name: string; color: string; dash?: string; points: [number, number][] }[],
 ): string {
   const W = 760;
@@ -673,7 +812,7 @@ function svgChart(
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${Hh}" fill="white"/>`,
-    `<text x="${m.l}" y="18" font-size="14">Wall time per phase against TSDB size (log-log; one run)</text>`,
+    `<text x="${m.l}" y="18" font-size="14">${title}</text>`,
   ];
   for (let e = ly0; e <= ly1; e++) {
     const y = Y(10 ** e);
@@ -725,7 +864,7 @@ async function main(): Promise<void> {
   const again = process.env["PTM_BENCH_REPORT"];
   if (again) {
     const r = JSON.parse(fs.readFileSync(again, "utf8")) as {
-      bytes: BytesResult[];
+      bytes: (BytesResult | LegacyBytesResult)[];
       hist: HistoryResult[];
     };
     // Results of a run from before the state was measured this way: measure it now, keep it.
@@ -737,7 +876,7 @@ async function main(): Promise<void> {
       fs.utimesSync(again, mtime, mtime);
     }
     const started = new Date(path.basename(again).replace(/^result-|\.json$/g, ""));
-    report(r.bytes, r.hist, started, fs.statSync(again).mtime);
+    report(r.bytes.map(fromLegacy), r.hist, started, fs.statSync(again).mtime);
     return;
   }
   const started = new Date();
@@ -747,6 +886,8 @@ async function main(): Promise<void> {
   const bytes: BytesResult[] = [];
   const hist: HistoryResult[] = [];
   const everyWindow = process.env["PTM_BENCH_EVERY_WINDOW"] !== "false";
+  if (SMOKE)
+    log(`smoke run: ${ROUNDS} round(s), fewer than ${MIN_REPORT_ROUNDS}: not for BENCHMARKS.md`);
   for (const n of SIZES) {
     bytes.push(await bytesPhases(n));
     hist.push({ ...(await historyPhases(n, everyWindow)), state: await stateOf(n) });
@@ -760,16 +901,149 @@ async function main(): Promise<void> {
   report(bytes, hist, started, finished);
 }
 
+/** The medians of a method's runs (wall time, tools CPU, peak RSS); undefined: no runs. */
+function medianMeasure(runs: readonly Measure[] | undefined): Measure | undefined {
+  if (runs === undefined || runs.length === 0) return undefined;
+  return {
+    wallMs: median(runs.map((r) => r.wallMs)),
+    toolsCpuS: median(runs.map((r) => r.toolsCpuS)),
+    peakRss: median(runs.map((r) => r.peakRss)),
+  };
+}
+
+const SHORT: Record<MethodId, string> = {
+  cp: "cp -a",
+  tar: "the tar pipe",
+  rsync: RSYNC_SHORT,
+  s1: "copy.sh 1 stream",
+  s2: "copy.sh 2 streams",
+  s4: "copy.sh 4 streams",
+  auto: "copy.sh auto",
+};
+const COPY_SH: MethodId[] = ["s1", "s2", "s4", "auto"];
+
+/** A method's wall times, one per round; undefined unless it ran in every round. */
+const wallsOf = (b: BytesResult, id: MethodId): number[] | undefined => {
+  const r = b.runs[id];
+  return r !== undefined && r.length === b.rounds.length ? r.map((x) => x.wallMs) : undefined;
+};
+
+/** The limit: the faster of the cp -a and tar pipe medians. */
+const limitOf = (b: BytesResult): number =>
+  Math.min(...(["cp", "tar"] as const).map((id) => medianMeasure(b.runs[id])?.wallMs ?? Infinity));
+
+/** The copy comparison of one size: the rounds, each method's median and spread, the verdict. */
+function comparison(b: BytesResult): string[] {
+  const size = `${fmtB(b.bytes)}, ${b.blocks} blocks`;
+  const n = b.rounds.length;
+  const limitMs = limitOf(b);
+  const rsyncMs = medianMeasure(b.runs["rsync"])?.wallMs;
+  const mb = (x: number) => `${(x / MiB).toFixed(0)} MiB`;
+  const clock = (iso: string) => (iso === "" ? "–" : iso.slice(11, 19));
+  const out: string[] = [
+    `### Copies of ${size}: ${n === 1 ? "1 round" : `${n} rounds`}`,
+    "",
+    "| round | started (UTC) | load, 1 min | order |",
+    "| --- | --- | --- | --- |",
+    ...b.rounds.map(
+      (r) =>
+        `| ${r.round} | ${clock(r.startedAt)} | ${r.load1 !== undefined ? r.load1.toFixed(2) : "–"} | ${r.order.map((id) => SHORT[id]).join(", ")} |`,
+    ),
+    "",
+    "| method | wall s, median | spread: min–max | each round | MiB/s | x the limit | x plain rsync | tools CPU s, median | peak RSS, median |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+  ];
+  for (const m of METHODS) {
+    const runs = b.runs[m.id];
+    const med = medianMeasure(runs);
+    if (runs === undefined || med === undefined) {
+      out.push(
+        `| ${m.label} | ${b.unavailable[m.id] ?? "not measured"} | – | – | – | – | – | – | – |`,
+      );
+      continue;
+    }
+    const sp = spread(runs.map((r) => r.wallMs));
+    const each = runs
+      .map(
+        (r, i) =>
+          `${i + 1}: ${s1(r.wallMs)}${r.streams !== undefined && m.id === "auto" ? ` (${r.streams} streams)` : ""}`,
+      )
+      .join(", ");
+    const isLimit = (m.id === "cp" || m.id === "tar") && med.wallMs === limitMs;
+    out.push(
+      `| ${m.label}${isLimit ? " (the limit)" : ""} | ${s1(med.wallMs)} | ${s1(sp.min)}–${s1(sp.max)} | ${each} | ${((b.bytes / MiB / med.wallMs) * 1000).toFixed(0)} | ${ratio(limitMs, med.wallMs).toFixed(2)}x | ${rsyncMs !== undefined ? `${ratio(rsyncMs, med.wallMs).toFixed(2)}x` : "–"} | ${med.toolsCpuS.toFixed(2)} | ${mb(med.peakRss)} |`,
+    );
+  }
+  out.push("");
+
+  // Orders: each copy.sh variant against plain rsync, said whether it flips or not; then every
+  // other pair whose order flips.
+  const rsync = wallsOf(b, "rsync");
+  const said: string[] = [];
+  if (rsync !== undefined)
+    for (const id of COPY_SH) {
+      const v = wallsOf(b, id);
+      if (v === undefined) continue;
+      const o = ordering(v, rsync);
+      said.push(`- ${o.flips ? "**Flips:** " : ""}${orderingSentence(SHORT[id], RSYNC_SHORT, o)}.`);
+    }
+  const isCopyShVsRsync = (a: string, c: string) =>
+    (a === RSYNC_SHORT || c === RSYNC_SHORT) &&
+    COPY_SH.some((id) => SHORT[id] === a || SHORT[id] === c);
+  const others = flippedPairs(
+    METHODS.flatMap((m) => {
+      const v = wallsOf(b, m.id);
+      return v !== undefined ? [{ name: SHORT[m.id], values: v }] : [];
+    }),
+  ).filter((p) => !isCopyShVsRsync(p.a, p.b));
+  out.push(
+    `Order between the rounds (wall time, lower is faster${n === 1 ? "; one round, so no order can flip" : ""}):`,
+    "",
+    ...said,
+    ...(n > 1
+      ? others.length > 0
+        ? others.map((p) => `- **Flips:** ${orderingSentence(p.a, p.b, p.ordering)}.`)
+        : ["- No other pair of methods changed order between the rounds."]
+      : []),
+    "",
+  );
+
+  const auto = b.runs["auto"];
+  if (auto !== undefined && auto.length > 0) {
+    const chose = auto.map(
+      (r, i) =>
+        `round ${i + 1}: ${r.streams !== undefined ? `${r.streams} streams` : "no streams field"}${r.streamsLine !== undefined ? ` (\`${r.streamsLine.replace(/[`|]/g, "'").slice(0, 200)}\`)` : ""}`,
+    );
+    out.push(`copy.sh with \`PTM_STREAMS=auto\` ended with: ${chose.join("; ")}.`, "");
+  }
+  const v = autoVerdict({
+    auto: wallsOf(b, "auto"),
+    rsync: rsync ?? [],
+    ...(b.unavailable["auto"] !== undefined ? { unavailable: b.unavailable["auto"] } : {}),
+  });
+  out.push(
+    `**Verdict, ${size}:** is copy.sh with \`PTM_STREAMS=auto\` no slower than plain \`rsync -a\` beyond the spread (wall time of the same snapshot dir, cold cache, empty target, the same rounds)? ${v.text}.`,
+    "",
+  );
+  return out;
+}
+
 function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, finished: Date): void {
+  const rounds = Math.min(...bytes.map((b) => b.rounds.length));
+  const smoke = rounds < MIN_REPORT_ROUNDS;
   const rows: string[] = [];
   const head =
     "| size | phase | wall s | tools CPU s (both sides) | source Prometheus CPU s | peak RSS of the tools | notes |";
   rows.push(head, "| --- | --- | --- | --- | --- | --- | --- |");
   const mb = (b: number) => `${(b / MiB).toFixed(0)} MiB`;
+  const copyOf = (b: BytesResult): Measure => medianMeasure(b.runs["s1"])!;
+  const roundsOf = (b: BytesResult) =>
+    b.rounds.length === 1 ? "1 round" : `median of ${b.rounds.length} rounds`;
   bytes.forEach((b, i) => {
     const h = hist[i]!;
     const size = `${fmtB(b.bytes)}, ${b.blocks} blocks`;
-    const limitMs = Math.min(b.cp.wallMs, b.tar.wallMs);
+    const copy = copyOf(b);
+    const limitMs = limitOf(b);
     const row = (phase: string, m: Measure, prom: Measure | undefined, note: string) =>
       rows.push(
         `| ${size} | ${phase} | ${s1(m.wallMs)} | ${m.toolsCpuS.toFixed(2)} | ${prom?.promCpuS !== undefined ? prom.promCpuS.toFixed(2) : "–"} | ${mb(m.peakRss)} | ${note} |`,
@@ -782,68 +1056,36 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     );
     row("snapshot", b.snapshot, h.snapshot, "hard links");
     row(
-      "copy (copy.sh, 1 rsync stream)",
-      b.copy,
+      `copy (copy.sh, 1 rsync stream; ${roundsOf(b)})`,
+      copy,
       h.copy,
-      `${((b.bytes / MiB / b.copy.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.copy.wallMs).toFixed(2)}x the limit`,
+      `${((b.bytes / MiB / copy.wallMs) * 1000).toFixed(0)} MiB/s = ${ratio(limitMs, copy.wallMs).toFixed(2)}x the limit; every method: the copies below`,
     );
-    for (const [k, m] of Object.entries(b.streams ?? {}))
-      row(
-        `copy (copy.sh, ${k} rsync streams)`,
-        m,
-        undefined,
-        `${((b.bytes / MiB / m.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / m.wallMs).toFixed(2)}x the limit`,
-      );
-    if (b.parallel)
-      row(
-        "copy (2 copy.sh streams, disjoint blocks)",
-        b.parallel,
-        undefined,
-        `${((b.bytes / MiB / b.parallel.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.parallel.wallMs).toFixed(2)}x the limit`,
-      );
     row("install", b.install, h.install, "renames");
     row(
       `verify (${h.verifyWindows} windows + ${h.blocks} blocks)`,
       h.verify,
       h.verify,
-      `${((h.verify.wallMs / b.copy.wallMs) * 100).toFixed(0)}% of the copy's wall time; ${h.verifySummary.slice(0, 160)}`,
+      `${((h.verify.wallMs / copy.wallMs) * 100).toFixed(0)}% of the copy's wall time; ${h.verifySummary.slice(0, 160)}`,
     );
     if (h.verifyAll)
       row(
         `verify, every window (${h.verifyAllWindows}; verifyWindows 0, as before)`,
         h.verifyAll,
         h.verifyAll,
-        `${((h.verifyAll.wallMs / b.copy.wallMs) * 100).toFixed(0)}% of the copy's wall time`,
+        `${((h.verifyAll.wallMs / copy.wallMs) * 100).toFixed(0)}% of the copy's wall time`,
       );
     row(
       "rerun after completion (copy.sh + install.sh)",
       b.rerun,
       undefined,
-      `${((b.rerun.wallMs / b.copy.wallMs) * 100).toFixed(1)}% of the first copy; ${b.rerunOut}`,
+      `${((b.rerun.wallMs / copy.wallMs) * 100).toFixed(1)}% of the copy; ${b.rerunOut}`,
     );
     row(
       "rerun after completion, history (probes, copy, install, target counts)",
       h.rerun,
       h.rerun,
       "",
-    );
-    row(
-      "baseline: cp -a",
-      b.cp,
-      undefined,
-      `${((b.bytes / MiB / b.cp.wallMs) * 1000).toFixed(0)} MiB/s`,
-    );
-    row(
-      "baseline: tar pipe",
-      b.tar,
-      undefined,
-      `${((b.bytes / MiB / b.tar.wallMs) * 1000).toFixed(0)} MiB/s`,
-    );
-    row(
-      "baseline: plain rsync -a from the daemon",
-      b.plainRsync,
-      undefined,
-      `${((b.bytes / MiB / b.plainRsync.wallMs) * 1000).toFixed(0)} MiB/s = ${(limitMs / b.plainRsync.wallMs).toFixed(2)}x the limit`,
     );
   });
   const state = hist.map((h) => {
@@ -861,59 +1103,75 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     const m = {
       preview: h.preview,
       snapshot: b.snapshot,
-      copy: b.copy,
+      copy: copyOf(b),
       install: b.install,
       verify: h.verify,
       rerun: b.rerun,
     }[p];
     return m.wallMs / 1000;
   };
-  const svg = svgChart([
-    ...PHASES.map((p, k) => ({
-      name: p,
-      color: colors[k]!,
-      points: gib.map((x, i) => [x, pick(i, p)] as [number, number]),
-    })),
-    ...(hist.every((h) => h.verifyAll)
-      ? [
-          {
-            name: "verify, every window",
-            color: "#9467bd",
-            dash: "2 3",
-            points: gib.map((x, i) => [x, hist[i]!.verifyAll!.wallMs / 1000] as [number, number]),
-          },
-        ]
-      : []),
-    {
-      name: "limit (cp -a / tar)",
-      color: "#000",
-      dash: "6 4",
-      points: gib.map(
-        (x, i) =>
-          [x, Math.min(bytes[i]!.cp.wallMs, bytes[i]!.tar.wallMs) / 1000] as [number, number],
-      ),
-    },
-    {
-      name: "plain rsync -a",
-      color: "#7f7f7f",
-      dash: "6 4",
-      points: gib.map((x, i) => [x, bytes[i]!.plainRsync.wallMs / 1000] as [number, number]),
-    },
-  ]);
-  fs.writeFileSync(path.join(REPO, "docs", "benchmarks-scale.svg"), svg);
+  const svg = svgChart(
+    `Wall time per phase against TSDB size (log-log; copies: ${rounds === 1 ? "one round" : `medians of ${rounds} rounds`}; the rest: one run)`,
+    [
+      ...PHASES.map((p, k) => ({
+        name: p,
+        color: colors[k]!,
+        points: gib.map((x, i) => [x, pick(i, p)] as [number, number]),
+      })),
+      ...(hist.every((h) => h.verifyAll)
+        ? [
+            {
+              name: "verify, every window",
+              color: "#9467bd",
+              dash: "2 3",
+              points: gib.map((x, i) => [x, hist[i]!.verifyAll!.wallMs / 1000] as [number, number]),
+            },
+          ]
+        : []),
+      {
+        name: "limit (cp -a / tar)",
+        color: "#000",
+        dash: "6 4",
+        points: gib.map((x, i) => [x, limitOf(bytes[i]!) / 1000] as [number, number]),
+      },
+      {
+        name: "plain rsync -a",
+        color: "#7f7f7f",
+        dash: "6 4",
+        points: gib.map(
+          (x, i) =>
+            [x, (medianMeasure(bytes[i]!.runs["rsync"])?.wallMs ?? NaN) / 1000] as [number, number],
+        ),
+      },
+    ],
+  );
+  // A smoke run (fewer rounds than a report needs) writes next to its results, not into the
+  // repository.
+  const stamp = started.toISOString();
+  const svgFile = smoke
+    ? path.join(WORK, `benchmarks-scale-smoke-${stamp}.svg`)
+    : path.join(REPO, "docs", "benchmarks-scale.svg");
+  fs.writeFileSync(svgFile, svg);
 
   const md = [
     "<!-- scale:begin (written by test/bench/scale.ts) -->",
     "## Scale: 128 to 2,048 blocks",
     "",
-    `Command: \`npm run bench\` (test/bench/scale.ts; data cached by test/bench/gen-scale.sh under ${ROOT}/bench-bytes-N and ${ROOT}/bench-history-N). Run: ${started.toISOString()} to ${finished.toISOString()}.`,
+    ...(smoke
+      ? [
+          `**${rounds === 1 ? "1 round" : `${rounds} rounds`}, fewer than the ${MIN_REPORT_ROUNDS} a report in BENCHMARKS.md needs** (a smoke run, or the results of a run from before the rounds). Its "medians" are ${rounds === 1 ? "single runs" : `of ${rounds} runs`}, and it gives no verdict. Written to ${WORK}, not to BENCHMARKS.md.`,
+          "",
+        ]
+      : []),
+    `Command: \`npm run bench\` (test/bench/scale.ts; data cached by test/bench/gen-scale.sh under ${ROOT}/bench-bytes-N and ${ROOT}/bench-history-N), copies in ${rounds === 1 ? "1 round" : `${rounds} rounds`}. Run: ${started.toISOString()} to ${finished.toISOString()}.`,
     "",
     `Machine: ${machine()}. 2 cores shared with other engineers' tests: compare timings as ratios within this run only.`,
     "",
-    "![wall time per phase against size](docs/benchmarks-scale.svg)",
+    `![wall time per phase against size](${smoke ? svgFile : "docs/benchmarks-scale.svg"})`,
     "",
     ...rows,
     "",
+    ...bytes.flatMap(comparison),
     `Pulumi state after \`migrate\`: the real engine's, measured in the lab (test/e2e/migration.test.ts, "state after migrate": ${ENGINE_STATE.bytes} bytes with ${ENGINE_STATE.blocks} blocks; every resource, the scripts in the Commands' environments, the outputs), plus everything that grows with the blocks at this size, from this run's real scripts and record: the block IDs on the copy and install Commands' create lines (kept as inputs and as outputs), the snapshot, copy and install scripts' stdout and stderr, their results (the components' outputs and the stack's) and the verification record (the ConfigMap's data, which the engine keeps three times: the inputs, the outputs and the provider's \`__inputs\`). The e2e's own ${ENGINE_STATE.blocks} blocks are counted twice, so this over-estimates a little. The snapshot's listing is not in the state: snapshot.sh prints a count and bytes, and the program reads the blocks with snapshot-blocks.sh.`,
     "",
     "| blocks | the engine's state with 9 blocks (measured) | block IDs on the create lines | scripts' stdout and stderr | results as outputs | verification record (3 copies) | total |",
@@ -924,21 +1182,30 @@ function report(bytes: BytesResult[], hist: HistoryResult[], started: Date, fini
     ...NOTES,
     "<!-- scale:end -->",
   ].join("\n");
-  const file = path.join(REPO, "BENCHMARKS.md");
-  const prev = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
-  const begin = prev.indexOf("<!-- scale:begin");
-  const end = prev.indexOf("<!-- scale:end -->");
-  let next: string;
-  if (begin >= 0 && end > begin)
-    next = prev.slice(0, begin) + md + prev.slice(end + "<!-- scale:end -->".length);
-  else {
-    const at = prev.indexOf("\n", prev.indexOf("# Benchmarks")) + 1;
-    next = prev.slice(0, at) + "\n" + md + "\n" + prev.slice(at);
+  const prettier = (f: string) =>
+    spawnSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", f], {
+      stdio: "ignore",
+    });
+  if (smoke) {
+    const file = path.join(WORK, `report-smoke-${stamp}.md`);
+    fs.writeFileSync(file, md + "\n");
+    prettier(file);
+    log(`smoke report: ${file} (BENCHMARKS.md untouched)`);
+  } else {
+    const file = path.join(REPO, "BENCHMARKS.md");
+    const prev = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "# Benchmarks\n";
+    const begin = prev.indexOf("<!-- scale:begin");
+    const end = prev.indexOf("<!-- scale:end -->");
+    let next: string;
+    if (begin >= 0 && end > begin)
+      next = prev.slice(0, begin) + md + prev.slice(end + "<!-- scale:end -->".length);
+    else {
+      const at = prev.indexOf("\n", prev.indexOf("# Benchmarks")) + 1;
+      next = prev.slice(0, at) + "\n" + md + "\n" + prev.slice(at);
+    }
+    fs.writeFileSync(file, next);
+    prettier(file);
   }
-  fs.writeFileSync(file, next);
-  spawnSync(path.join(REPO, "node_modules", ".bin", "prettier"), ["--write", file], {
-    stdio: "ignore",
-  });
   console.log(md);
 }
 
