@@ -336,24 +336,23 @@ auto_cap() {
 # being written too).
 staged_now() { du -sk "$STAGING" 2>/dev/null | awk '{ printf "%.0f", $1 * 1024 }'; }
 
-# The bytes per second the running copy moves, measured over $auto_window seconds after
-# $auto_settle (a new rsync first connects and lists). Nothing when the run ends first.
+# Sets $rate: the bytes per second the running copy moves, measured over $auto_window
+# seconds after $auto_settle (a new rsync first connects and lists); empty when the run ends
+# first or the pod is stopping. No subshell and no step that set -e would end the script on:
+# the pod's SIGTERM reaches every process of this step (idle.sh), not only this shell.
 measure_rate() {
-  k=0
-  while [ "$k" -lt "$auto_settle" ]; do
+  rate=""
+  t=0 # (not k: the caller's number of streams)
+  while [ "$t" -lt $((auto_settle + auto_window)) ]; do
     [ ! -e "$work/rc.run" ] && [ -z "$pod_stopping" ] || return 0
-    sleep 1
-    k=$((k + 1))
+    if [ "$t" -eq "$auto_settle" ]; then b0="$(staged_now)" || return 0; fi
+    sleep 1 || :
+    t=$((t + 1))
   done
-  b0="$(staged_now)"
-  k=0
-  while [ "$k" -lt "$auto_window" ]; do
-    [ ! -e "$work/rc.run" ] && [ -z "$pod_stopping" ] || return 0
-    sleep 1
-    k=$((k + 1))
-  done
-  [ ! -e "$work/rc.run" ] || return 0
-  echo $((($(staged_now) - b0) / auto_window))
+  [ ! -e "$work/rc.run" ] && [ -z "$pod_stopping" ] || return 0
+  b1="$(staged_now)" || return 0
+  [ -n "$b0" ] && [ -n "$b1" ] || return 0
+  rate=$(((b1 - b0) / auto_window))
 }
 
 # Runs rsync_todo over $work/run in $run_streams streams in the background.
@@ -367,7 +366,7 @@ start_run() {
     echo "$rc" >"$work/rc.run"
   ) &
   runner=$!
-  run_start_bytes="$(staged_now)"
+  run_start_bytes="$(staged_now)" || run_start_bytes=0
 }
 
 # Stops the running rsyncs (SIGTERM: rsync keeps the partial file), or only stream $1,
@@ -385,7 +384,8 @@ stop_run() {
   rm -f "$work/stopping"
   : >"$work/stopped.$run_id"
   stopped_runs=$((stopped_runs + 1))
-  stopped_bytes=$((stopped_bytes + $(staged_now) - run_start_bytes))
+  now="$(staged_now)" || now=$run_start_bytes
+  stopped_bytes=$((stopped_bytes + ${now:-$run_start_bytes} - run_start_bytes))
 }
 
 # The blocks of $work/run that are not complete yet become the next run's.
@@ -417,9 +417,9 @@ copy_auto() {
     run_streams=$k
     start_run
     [ "$k" -lt "$cap" ] || [ "$k" -gt 1 ] || break # 1 stream, no other: to the end
-    rate="$(measure_rate)"
+    measure_rate
     [ -n "$rate" ] || break # the run ended, or the pod is stopping
-    gain="$(awk -v a="$rate" -v b="$prev" 'BEGIN { printf "%+.0f%%", (b > 0 ? a / b - 1 : 0) * 100 }')"
+    gain="$(awk -v a="$rate" -v b="$prev" 'BEGIN { printf "%+.0f%%", (b > 0 ? a / b - 1 : 0) * 100 }')" || gain=""
     if [ "$k" -eq 1 ]; then
       log "streams: 1 stream moves $(human "$rate")/s"
     elif [ $((rate * 10)) -ge $((prev * 11)) ]; then
@@ -444,7 +444,8 @@ copy_auto() {
     fi
     # A change costs a few seconds (the rsyncs connect and list again): not worth it when
     # the rest takes less than two more measurements at this rate.
-    left=$((todo_bytes - $(staged_bytes "$work/todo")))
+    staged="$(staged_bytes "$work/todo")" || break
+    left=$((todo_bytes - staged))
     if [ "$left" -lt $((rate * 2 * (auto_settle + auto_window))) ]; then
       log "streams: keeping $k: the rest ($(human "$left")) takes less than $((2 * (auto_settle + auto_window))) s at this rate"
       break
@@ -457,7 +458,8 @@ copy_auto() {
     [ -s "$work/run" ] || { rm -f "$work/rc.run"; break; }
     k=$((k + 1))
   done
-  wait "$runner" 2>/dev/null || true
+  # (A second wait: a trapped SIGTERM ends the first before the run has.)
+  wait "$runner" 2>/dev/null || wait "$runner" 2>/dev/null || true
   streams_final=$k
   rc="$(cat "$work/rc.run" 2>/dev/null || echo 1)"
   # Stopped on purpose with every block complete: nothing failed.

@@ -11,19 +11,23 @@
 
 import type { CopyResult } from "../../components/decisions/sidecarOutput";
 import * as assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   blockChecksums,
   busyboxPath,
+  dirBytes,
   killAll,
   mkTemp,
   runJson,
   runScript,
   startRsyncd,
+  track,
+  waitFor,
 } from "../support/real";
+import { sidecarScript } from "../../components/cluster/kubectl";
 
 type CopyOut = Required<CopyResult> & { streams: number };
 
@@ -268,6 +272,67 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
     assert.deepEqual(runsOf(name), [1]);
     assertAllStaged(t.staging, blocks.slice(0, 8));
   });
+
+  for (const shell of ["sh", "busybox"] as const)
+    it(`the pod's SIGTERM while auto measures: the copy stops, says why, and resumes (${shell})`, async () => {
+      // As in scripts.test.ts (issue 23): a PID namespace of its own, idle.sh as the
+      // container's main process, the copy an exec'd step; the SIGTERM goes to idle.sh only,
+      // once 2 streams run (auto's second measurement).
+      const name = `pod-stops-${shell}`;
+      const t = target(name);
+      const bin = rsyncFront(name, "per-connection", 1024);
+      const trigger = path.join(root, `${name}.now`);
+      const pod = [
+        'sh -c "$PTM_IDLE" ptm-rsync &',
+        "idle=$!",
+        '( while [ ! -e "$TRIGGER" ]; do sleep 0.1; done; kill -TERM "$idle" ) &',
+        'sh -c "$PTM_SCRIPT" ptm-copy "$@"',
+        'echo "copy exit $?" >&2',
+        'wait "$idle"',
+        'echo "idle exit $?" >&2',
+      ].join("\n");
+      const list = blocks.slice(0, 24);
+      const child = track(
+        spawn("unshare", ["--fork", "--pid", "--mount-proc", "sh", "-c", pod, "pod", ...list], {
+          env: {
+            PATH: `${bin}:${shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin")}`,
+            ...env(t.data, { PTM_STREAMS_MAX: "3", PTM_STAT_FILE: stillNode(name) }),
+            PTM_SCRIPT: sidecarScript("copy"),
+            PTM_IDLE: sidecarScript("idle"),
+            TRIGGER: trigger,
+          },
+          stdio: ["ignore", "pipe", "pipe"],
+        }),
+      );
+      let stderr = "";
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+      const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+      await waitFor(
+        "2 streams running",
+        60_000,
+        async () => (runsOf(name).includes(2) ? true : undefined),
+        100,
+      );
+      const stoppedAt = Date.now();
+      fs.writeFileSync(trigger, "");
+      await closed;
+      const seconds = (Date.now() - stoppedAt) / 1000;
+      assert.match(
+        stderr,
+        /copy: ERROR: stopped because the target's pod is shutting down \(SIGTERM: deleted, evicted or restarted\); \d+ of 24 blocks complete and kept\. Run pulumi up again once the pod runs: the copy resumes/,
+        stderr,
+      );
+      assert.match(stderr, /copy exit 1\n/);
+      assert.match(stderr, /idle exit 0\n/);
+      assert.ok(seconds < 20, `the pod's main process ended ${seconds} s after its SIGTERM`);
+      const staged = dirBytes(t.staging);
+      const { json } = await runJson<CopyOut>("copy", list, {
+        env: env(t.data, { PTM_STREAMS: "1" }),
+      });
+      assert.equal(json.copied + json.skipped, list.length);
+      assert.ok(json.skipped > 0 && staged > 0, JSON.stringify(json));
+      assertAllStaged(t.staging, list);
+    });
 
   it("is one stream under a bandwidth limit, and for a copy under PTM_AUTO_MIN_BYTES", async () => {
     const limited = target("auto-bwlimit");
