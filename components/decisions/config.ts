@@ -439,11 +439,21 @@ function parseCopyStreams(raw: number | string | undefined): number | "auto" {
 export function autoStreamsMax(
   resources: SidecarResources,
   sidecarMode: SidecarMode,
-): number | undefined {
+): AutoStreamsMax | undefined {
   const cpu = sidecarMode === "patch" ? resources.limits["cpu"] : undefined;
   const cores = cpu === undefined ? undefined : quantityValue(cpu);
-  if (cores === undefined || !(cores > 0)) return undefined;
-  return Math.min(16, Math.max(1, Math.ceil(cores - 1e-9)));
+  if (cpu === undefined || cores === undefined || !(cores > 0)) return undefined;
+  const streams = Math.min(16, Math.max(1, Math.ceil(cores - 1e-9)));
+  return {
+    streams,
+    why: `the source sidecar's CPU limit, sidecarResources.limits.cpu ${cpu}`,
+  };
+}
+
+/** How many streams copyStreams auto may use at most, and what says so (copy.sh logs it). */
+export interface AutoStreamsMax {
+  streams: number;
+  why: string;
 }
 
 /** The value of a quantity, to compare a request with its limit; undefined: not a quantity. */

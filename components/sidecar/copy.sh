@@ -16,6 +16,7 @@
 #                          auto (default 1; fewer when fewer blocks are missing)
 #   PTM_STREAMS_MAX        the most streams auto may use, 1..16 (default 16); the
 #                          program passes the CPU limit of the source's sidecar
+#   PTM_STREAMS_MAX_WHY    what that limit is, for the log (default PTM_STREAMS_MAX=N)
 #   PTM_AUTO_MIN_BYTES     auto tries more than one stream only when at least this
 #                          much is to copy (default 1 GiB: a shorter copy is over
 #                          before a second stream could be measured)
@@ -317,7 +318,7 @@ idle_cores() {
 # cores, the blocks. Sets $cap and $cap_why.
 auto_cap() {
   cap=${PTM_STREAMS_MAX:-16}
-  cap_why="PTM_STREAMS_MAX=$cap"
+  cap_why="${PTM_STREAMS_MAX_WHY:-PTM_STREAMS_MAX=$cap}"
   [ -n "${PTM_STREAMS_MAX:-}" ] || cap_why="at most 16"
   c="$(cpu_limit)"
   if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then cap=$c; cap_why="this container's CPU limit"; fi

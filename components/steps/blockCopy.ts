@@ -6,6 +6,7 @@ import { stagingLeftBehind } from "../decisions/leftBehind";
 import { MigrationNames } from "../cluster/naming";
 import { CopyResult, parseCopy } from "../decisions/sidecarOutput";
 import { TsdbLocation } from "../decisions/workload";
+import { AutoStreamsMax } from "../decisions/config";
 import { failingAs } from "./failure";
 
 export interface BlockCopyArgs {
@@ -23,8 +24,8 @@ export interface BlockCopyArgs {
   bandwidthLimit: string;
   /** Parallel rsync streams over disjoint blocks (1..16), or auto (copy.sh). */
   streams: number | "auto";
-  /** auto's most streams as far as the source's side goes; undefined: no limit known. */
-  streamsMax?: number;
+  /** auto's most streams as far as the source's side goes, and why; undefined: none known. */
+  streamsMax?: AutoStreamsMax;
 }
 
 /**
@@ -60,7 +61,10 @@ export class BlockCopy extends pulumi.ComponentResource {
                 PTM_BWLIMIT: args.bandwidthLimit,
                 PTM_STREAMS: String(args.streams),
                 ...(args.streams === "auto" && args.streamsMax !== undefined
-                  ? { PTM_STREAMS_MAX: String(args.streamsMax) }
+                  ? {
+                      PTM_STREAMS_MAX: String(args.streamsMax.streams),
+                      PTM_STREAMS_MAX_WHY: args.streamsMax.why,
+                    }
                   : {}),
               },
               "PTM_CREATE_SCRIPT",

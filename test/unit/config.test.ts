@@ -279,9 +279,14 @@ describe("autoStreamsMax: how far copyStreams auto may go on the source's side (
     { name: "ephemeral: no resources of its own", cpu: "2", mode: "ephemeral", want: undefined },
   ];
   for (const r of rows)
-    it(r.name, () => assert.equal(autoStreamsMax(withCpu(r.cpu), r.mode ?? "patch"), r.want));
-  it("the default resources give 1", () =>
-    assert.equal(autoStreamsMax(DEFAULT_SIDECAR_RESOURCES, "patch"), 1));
+    it(r.name, () =>
+      assert.equal(autoStreamsMax(withCpu(r.cpu), r.mode ?? "patch")?.streams, r.want),
+    );
+  it("the default resources give 1, and say so with the key", () =>
+    assert.deepEqual(autoStreamsMax(DEFAULT_SIDECAR_RESOURCES, "patch"), {
+      streams: 1,
+      why: "the source sidecar's CPU limit, sidecarResources.limits.cpu 1",
+    }));
 });
 
 describe("the example stack Pulumi.dev.yaml", () => {

@@ -102,7 +102,11 @@ describe("program: phase migrate", () => {
     assert.match(copy.create, /'PTM_BWLIMIT=20m'/);
     // copyStreams' default (issue 25): auto, up to the source sidecar's CPU limit (1 CPU by
     // default, so one stream).
-    assert.match(copy.create, /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=1' /, "copyStreams' default");
+    assert.match(
+      copy.create,
+      /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=1' 'PTM_STREAMS_MAX_WHY=the source sidecar'"'"'s CPU limit, sidecarResources\.limits\.cpu 1' /,
+      "copyStreams' default",
+    );
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
     // Through snapshot-cleanup.sh, which first looks whether the replica still has a pod
     // (issue 20 row 7), then runs cleanup-target.sh in its sidecar.
