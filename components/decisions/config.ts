@@ -446,7 +446,7 @@ export function autoStreamsMax(
   const streams = Math.min(16, Math.max(1, Math.ceil(cores - 1e-9)));
   return {
     streams,
-    why: `the source sidecar's CPU limit, sidecarResources.limits.cpu ${cpu}`,
+    why: `the CPU limit of the source sidecar, sidecarResources.limits.cpu ${cpu}`,
   };
 }
 

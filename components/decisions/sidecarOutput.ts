@@ -420,6 +420,8 @@ export interface CopyResult {
   skipped: number;
   bytesCopied: number;
   bytesReceived?: number;
+  /** The rsync streams the copy ended with (copyStreams auto chooses); 0: nothing to copy. */
+  streams?: number;
   bytesTotal: number;
 }
 
@@ -442,6 +444,7 @@ export function parseCopy(stdout: string, asked: string[]): CopyResult {
   };
   addsUp(asked.length, r.copied, r.skipped, "copied or skipped", "the plan has", fail);
   if (o.get("bytesReceived") !== undefined) r.bytesReceived = o.atLeast0("bytesReceived");
+  if (o.get("streams") !== undefined) r.streams = o.atLeast0("streams");
   return r;
 }
 

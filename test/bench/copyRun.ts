@@ -7,7 +7,7 @@ import { CopyResult, parseLastJsonLine } from "../../components/decisions/sideca
 export type CopyRunOutcome =
   | {
       kind: "ok";
-      counts: Required<CopyResult>;
+      counts: Required<Omit<CopyResult, "streams">>;
       /** The `"streams":N` field of the JSON line: the streams the copy ended with. */
       streams?: number;
       /** The last stderr line starting `copy: streams:` (how auto chose), if any. */

@@ -29,7 +29,7 @@ import {
 } from "../support/real";
 import { sidecarScript } from "../../components/cluster/kubectl";
 
-type CopyOut = Required<CopyResult> & { streams: number };
+type CopyOut = Required<CopyResult>;
 
 /** How the rsync in front of the real one limits a copy run of k streams. */
 type Limit = "per-connection" | "shared" | "shared-and-contended";

@@ -259,6 +259,16 @@ function isDecisionRecord(reg: { type: string; name: string }): boolean {
  * A name of 7c2c43f as this version writes it: the patched workloads' labels moved from the
  * old domain to the project's own (issue 22, cluster/naming.ts LABEL_DOMAIN), same value.
  */
+/**
+ * The copy's create line of 7c2c43f named copyStreams' default then, 'PTM_STREAMS=2'; since
+ * issue 25 the default is auto with its limit, which makes the line longer than the names
+ * clusterNames collects (migrate.test.ts checks it). An existing stack keeps its own line: the
+ * copy ignores changes of its create line (the plan is fixed once its blocks are copied).
+ */
+function isCopyCreateOf7c2c43f(urn: string, name: string): boolean {
+  return urn.endsWith("::migration-block-copy") && name.startsWith("create=");
+}
+
 function inLabelDomainOfNow(name: string): string {
   return name.replace(
     `metadata.labels.${LEGACY_LABEL_DOMAIN}/`,
@@ -320,7 +330,9 @@ describe("the default name keeps an existing stack's URNs and names (issue 22)",
         for (const a of old.aliases) assert.ok(reg.aliases.includes(a), `${reg.urn}: alias ${a}`);
         assert.deepEqual(
           named[`${reg.type}::${reg.name}`] ?? [],
-          old.names.filter((n) => !isSnapshotDeleteOf7c2c43f(n)).map(inLabelDomainOfNow),
+          old.names
+            .filter((n) => !isSnapshotDeleteOf7c2c43f(n) && !isCopyCreateOf7c2c43f(reg.urn, n))
+            .map(inLabelDomainOfNow),
           reg.urn,
         );
       }

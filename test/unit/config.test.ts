@@ -285,7 +285,7 @@ describe("autoStreamsMax: how far copyStreams auto may go on the source's side (
   it("the default resources give 1, and say so with the key", () =>
     assert.deepEqual(autoStreamsMax(DEFAULT_SIDECAR_RESOURCES, "patch"), {
       streams: 1,
-      why: "the source sidecar's CPU limit, sidecarResources.limits.cpu 1",
+      why: "the CPU limit of the source sidecar, sidecarResources.limits.cpu 1",
     }));
 });
 

@@ -104,7 +104,7 @@ describe("program: phase migrate", () => {
     // default, so one stream).
     assert.match(
       copy.create,
-      /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=1' 'PTM_STREAMS_MAX_WHY=the source sidecar'"'"'s CPU limit, sidecarResources\.limits\.cpu 1' /,
+      /'PTM_STREAMS=auto' 'PTM_STREAMS_MAX=1' 'PTM_STREAMS_MAX_WHY=the CPU limit of the source sidecar, sidecarResources\.limits\.cpu 1' /,
       "copyStreams' default",
     );
     assert.ok(copy.create.endsWith(`'ptm-copy' ${ULIDS.map((u) => `'${u}'`).join(" ")}`));
