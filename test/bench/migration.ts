@@ -50,6 +50,7 @@ const ROOT = process.env.PTM_BENCH_ROOT ?? "/var/cache/ptm";
 const WORK = process.env.PTM_BENCH_WORK ?? path.join(ROOT, "bench-work");
 const OUT = path.join(WORK, "migration-engine.json");
 const PROJECT = "prometheus-tsdb-migration";
+const TRANSPILE_ONLY = "preview (prepare), PULUMI_NODEJS_TRANSPILE_ONLY=true";
 const log = (l: string) => process.stdout.write(`migration: ${l}\n`);
 
 /** One engine event as this process received it. */
@@ -398,6 +399,14 @@ async function runSize(size: string, c: Cluster, sc: Scenario): Promise<SizeRun>
     await sc.configurePrepare(stack);
     pods("start");
     await timed(ops, "preview (prepare)", (onEvent) => stack.preview({ onEvent }));
+    // The same preview without ts-node's type check of the program (Pulumi.yaml runs index.ts
+    // through ts-node, which type-checks unless told not to): what every program run pays.
+    stack.workspace.envVars["PULUMI_NODEJS_TRANSPILE_ONLY"] = "true";
+    try {
+      await timed(ops, TRANSPILE_ONLY, (onEvent) => stack.preview({ onEvent }));
+    } finally {
+      delete stack.workspace.envVars["PULUMI_NODEJS_TRANSPILE_ONLY"];
+    }
     await timed(ops, "prepare", (onEvent) => stack.up({ onEvent }));
     pods("prepare");
     await sc.configure(stack, { phase: "migrate", includeHead: "true" });
@@ -783,7 +792,10 @@ function dominates(run: SizeRun, facts: Record<string, number>): string {
       rollouts,
     ],
     ["the wait for the target's reload loop (once a minute)", f("migrate: reload wait")],
-    ["engine and program start-up of each `pulumi up`", starts],
+    [
+      "engine and program start-up of each `pulumi up` (ts-node type-checks the program each time)",
+      starts,
+    ],
     ["the copy", f("migrate: copy")],
     ["the probes and the plan", f("migrate: probes and plan")],
   ];
@@ -797,6 +809,19 @@ function dominates(run: SizeRun, facts: Record<string, number>): string {
       .join(", ") +
     "."
   );
+}
+
+/** The type check's share of a program run: the same preview with and without it. */
+function typeCheck(run: SizeRun): string[] {
+  const a = run.ops.find((o) => o.label === "preview (prepare)");
+  const b = run.ops.find((o) => o.label === TRANSPILE_ONLY);
+  if (!a?.ok || !b?.ok) return [];
+  const fa = firstResource(a) ?? NaN;
+  const fb = firstResource(b) ?? NaN;
+  return [
+    "",
+    `The program's type check: \`preview (prepare)\` took ${total(a).toFixed(1)} s (first resource event at ${fa.toFixed(1)} s), the same preview right after with \`PULUMI_NODEJS_TRANSPILE_ONLY=true\` ${total(b).toFixed(1)} s (at ${fb.toFixed(1)} s): ts-node type-checks index.ts and components/ on every program run (Pulumi.yaml \`runtime.options.typescript: true\`; every preview and up, not destroy), about ${(fa - fb).toFixed(0)} s each here (the second preview also had warm caches).`,
+  ];
 }
 
 function markdown(b: MigrationBench): string {
@@ -827,6 +852,7 @@ function markdown(b: MigrationBench): string {
       ),
       "",
       `What dominates: ${dominates(run, facts)}`,
+      ...typeCheck(run),
     );
   }
   out.push("<!-- migration:end -->");
