@@ -117,6 +117,16 @@ export interface MigrationBench {
 
 // ------------------------------------------------------------------ running
 
+/** The engine's debug lines (RPCs, invokes): not the program's or the scripts' own. */
+function isDebug(severity: string, message: string): boolean {
+  return (
+    severity === "debug" ||
+    /^\s*(Registering resource|RegisterResource|Invoking function|Invoke RPC|, obj=|Found (typescript|ts-node)|Running program)/.test(
+      message,
+    )
+  );
+}
+
 function receive(events: Ev[]): (e: EngineEvent) => void {
   return (e) => {
     const ms = Date.now();
@@ -129,7 +139,7 @@ function receive(events: Ev[]): (e: EngineEvent) => void {
       events.push({ ...base, kind: "out", urn: meta.urn, op: meta.op, type: meta.type });
     else if (e.resOpFailedEvent && meta)
       events.push({ ...base, kind: "failed", urn: meta.urn, op: meta.op, type: meta.type });
-    else if (e.diagnosticEvent)
+    else if (e.diagnosticEvent && !isDebug(e.diagnosticEvent.severity, e.diagnosticEvent.message))
       events.push({
         ...base,
         kind: "diag",
@@ -491,16 +501,19 @@ function span(op: Op, re: RegExp): Span | undefined {
 
 function diag(op: Op, re: RegExp): { t: number; m: RegExpExecArray } | undefined {
   for (const e of op.events) {
-    if (e.kind !== "diag" || !e.message) continue;
+    if (e.kind !== "diag" || !e.message || isDebug("", e.message)) continue;
     const m = re.exec(e.message);
     if (m) return { t: (e.ms - op.startMs) / 1000, m };
   }
   return undefined;
 }
 
-/** The first resource event of the command: the engine and the program have started. */
+/**
+ * The first resource event after the stack's own: the engine has started, and ts-node has
+ * compiled (and type-checked) and loaded the program, which registers its component first.
+ */
 function firstResource(op: Op): number | undefined {
-  const e = op.events.find((x) => x.kind === "pre");
+  const e = op.events.find((x) => x.kind === "pre" && x.type !== "pulumi:pulumi:Stack");
   return e ? (e.ms - op.startMs) / 1000 : undefined;
 }
 
@@ -570,12 +583,12 @@ function rowsFor(run: SizeRun): { rows: Row[]; facts: Record<string, number> } {
       note: opNote(op),
     });
     const first = firstResource(op);
-    if (first !== undefined)
+    if (first !== undefined && op.label !== "destroy")
       rows.push({
         step: "  engine and program start (to the first resource event)",
         start: 0,
         seconds: first,
-        note: "",
+        note: "the CLI and the language host start; ts-node compiles and type-checks index.ts and components/ (see below), the program's modules load",
       });
     if (op.label === "prepare") {
       const src = span(op, /source-rsync-daemon/);
@@ -585,14 +598,14 @@ function rowsFor(run: SizeRun): { rows: Row[]; facts: Record<string, number> } {
           step: "  source sidecar: patch and rollout",
           start: src.start,
           seconds: src.end - src.start,
-          note: `${WAITS.rolloutWatch}; ${WAITS.readiness}${podNote(run, "prepare", "source")}`,
+          note: `${WAITS.rolloutWatch}; ${WAITS.readiness}${podNote(run, "prepare", "source", op, src.end)}`,
         });
       if (tgt)
         rows.push({
           step: "  target sidecar: patch and rollout",
           start: tgt.start,
           seconds: tgt.end - tgt.start,
-          note: `${WAITS.rolloutWatch}${podNote(run, "prepare", "target")}`,
+          note: `${WAITS.rolloutWatch}${podNote(run, "prepare", "target", op, tgt.end)}`,
         });
       if (src) facts["prepare: source rollout"] = src.end - src.start;
       if (tgt) facts["prepare: target rollout"] = tgt.end - tgt.start;
@@ -609,22 +622,27 @@ function rowsFor(run: SizeRun): { rows: Row[]; facts: Record<string, number> } {
     }
     if (op.label === "migrate") migrateRows(run, op, first, rows, facts);
     if (/^revert/.test(op.label) && op.ok) {
-      const src = span(op, /source-rsync-daemon/);
-      const tgt = span(op, /target-rsync-client/);
+      const src = span(op, /source-rsync-daemon-settle/);
+      const tgt = span(op, /target-rsync-client-settle/);
+      const serial = src && tgt && (tgt.start >= src.end || src.start >= tgt.end);
+      const order = serial
+        ? "; **one after the other**: the engine deleted the two workloads' patches in different layers, so the two rollouts did not overlap (in prepare they run side by side)"
+        : "";
       if (src)
         rows.push({
-          step: "  source: sidecar (and admin API) out, rollout",
+          step: "  source: sidecar (and admin API) out, rollout-settle",
           start: src.start,
           seconds: src.end - src.start,
-          note: `${WAITS.rolloutSettle}; ${WAITS.readiness}`,
+          note: `${WAITS.rolloutSettle}; ${WAITS.readiness}${podNote(run, "revert", "source", op, src.end)}${order}`,
         });
       if (tgt)
         rows.push({
-          step: "  target: sidecar out, rollout",
+          step: "  target: sidecar out, rollout-settle",
           start: tgt.start,
           seconds: tgt.end - tgt.start,
-          note: WAITS.rolloutSettle,
+          note: `${WAITS.rolloutSettle}${podNote(run, "revert", "target", op, tgt.end)}`,
         });
+      if (serial) facts["revert: serial rollouts"] = 1;
       if (src) facts["revert: source rollout"] = src.end - src.start;
       if (tgt) facts["revert: target rollout"] = tgt.end - tgt.start;
     }
@@ -633,20 +651,39 @@ function rowsFor(run: SizeRun): { rows: Row[]; facts: Record<string, number> } {
 }
 
 function opNote(op: Op): string {
-  if (!op.ok)
-    return `refused: ${(/reverting now[^\n.]*|restart-guard: REFUSED[^\n.]*/.exec(op.error ?? "") ?? [op.error?.slice(0, 160) ?? ""])[0]}`;
+  if (!op.ok) {
+    const why =
+      diag(op, /reverting now[^\n]*|restart-guard: REFUSED[^\n]*/)?.m[0] ?? op.error ?? "";
+    return `refused: ${why.replace(/\s+/g, " ").slice(0, 240)}…`;
+  }
   const n = steps(op).length;
-  return `${n} resource steps`;
+  return n
+    ? `${n} resource steps`
+    : "no resource changed: the program's reads and the verification's counts again";
 }
 
-function podNote(run: SizeRun, after: string, side: "source" | "target"): string {
+/**
+ * The workload's new pod (API times, whole seconds): when its containers started and it became
+ * Ready after its creation, and how long after Ready the step that waited for it ended.
+ */
+function podNote(
+  run: SizeRun,
+  after: string,
+  side: "source" | "target",
+  op?: Op,
+  stepEnd?: number,
+): string {
   const p = run.pods[after]?.[side];
   if (!p || p.readyS === undefined) return "";
   const started =
     p.startedS !== undefined
-      ? `, containers started +${(p.startedS - p.createdS).toFixed(0)} s`
+      ? `containers started +${(p.startedS - p.createdS).toFixed(0)} s, `
       : "";
-  return `; its new pod: created, then${started}, Ready +${(p.readyS - p.createdS).toFixed(0)} s after its creation`;
+  const lag =
+    op && stepEnd !== undefined
+      ? `; the step ended ${(op.startMs / 1000 + stepEnd - p.readyS).toFixed(0)} s after Ready`
+      : "";
+  return `; its new pod: ${started}Ready +${(p.readyS - p.createdS).toFixed(0)} s after its creation${lag}`;
 }
 
 function migrateRows(
@@ -666,17 +703,23 @@ function migrateRows(
     });
     facts["migrate: probes and plan"] = plan.t - first;
   }
-  const add = (label: string, re: RegExp, note: string) => {
+  const add = (label: string, re: RegExp, note: string | ((s: Span) => string)) => {
     const s = span(op, re);
     if (!s) return undefined;
-    rows.push({ step: `  ${label}`, start: s.start, seconds: s.end - s.start, note });
+    rows.push({
+      step: `  ${label}`,
+      start: s.start,
+      seconds: s.end - s.start,
+      note: typeof note === "function" ? note(s) : note,
+    });
     facts[`migrate: ${label}`] = s.end - s.start;
     return s;
   };
   add(
     "admin API on: source patch and rollout",
     /source-admin-api/,
-    `${WAITS.rolloutWatch}; ${WAITS.readiness}${podNote(run, "migrate", "source")}`,
+    (sp) =>
+      `${WAITS.rolloutWatch}; ${WAITS.readiness}${podNote(run, "migrate", "source", op, sp.end)}`,
   );
   add(
     "compaction wait",
@@ -760,6 +803,18 @@ function migrateRows(
     });
     facts["migrate: verification in all"] = ve.end - install.end;
   }
+  // Each step's Event (kubectl create event, cluster/events.ts) is a child of the step's
+  // component, and the next step depends on the component: they run in series, in the way.
+  const events = steps(op).filter((x) => /-event$/.test(x.name));
+  if (events.length) {
+    const sum = events.reduce((n, x) => n + (x.end - x.start), 0);
+    rows.push({
+      step: `  of which the ${events.length} steps' Events (kubectl create event), in series`,
+      seconds: sum,
+      note: `${events.map((x) => `${x.name.replace(/^migration-/, "")} ${(x.end - x.start).toFixed(1)} s`).join(", ")}; each is a child of its step's component (components/cluster/events.ts:54), and the next step depends on the component (e.g. components/prometheusTsdbMigration.ts:687 \`dependsOn: [copy]\`)`,
+    });
+    facts["migrate: events"] = sum;
+  }
   const last = steps(op).reduce((m, s) => Math.max(m, s.end), 0);
   rows.push({
     step: "  the last step's end to the up's return",
@@ -780,7 +835,9 @@ function dominates(run: SizeRun, facts: Record<string, number>): string {
   const rollouts =
     Math.max(f("prepare: source rollout"), f("prepare: target rollout")) +
     f("migrate: admin API on: source patch and rollout") +
-    Math.max(f("revert: source rollout"), f("revert: target rollout"));
+    (f("revert: serial rollouts")
+      ? f("revert: source rollout") + f("revert: target rollout")
+      : Math.max(f("revert: source rollout"), f("revert: target rollout")));
   const starts = run.ops
     .filter((o) =>
       ["prepare", "migrate", "revert (refused)", "revert (forceRevert)"].includes(o.label),
@@ -788,7 +845,7 @@ function dominates(run: SizeRun, facts: Record<string, number>): string {
     .reduce((s, o) => s + (firstResource(o) ?? 0), 0);
   const parts: [string, number][] = [
     [
-      "the source's rollouts (prepare's sidecar, migrate's admin API switch, the revert's; each waits out the chart's 30 s readiness delay)",
+      "the rollouts (prepare's sidecars side by side, migrate's admin API switch of the source, the revert's; a source pod waits out the chart's 30 s readiness delay)",
       rollouts,
     ],
     ["the wait for the target's reload loop (once a minute)", f("migrate: reload wait")],
