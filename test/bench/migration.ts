@@ -112,6 +112,8 @@ export interface MigrationBench {
   commit: string;
   machine: string;
   command: string;
+  /** What else ran on the machine, when known (written by hand into the result). */
+  note?: string;
   sizes: SizeRun[];
 }
 
@@ -548,6 +550,16 @@ function reloadSeen(
   return hit ? { t: (hit.ms - op.startMs) / 1000, reloadsAt } : { t: NaN, reloadsAt };
 }
 
+/** The reload ticks up to the load, then how many more (compactions reload too). */
+function reloadList(at: number[], loadedAt: number): string {
+  const upTo = at.filter((x) => x <= loadedAt + 0.5);
+  const more = at.length - upTo.length;
+  return (
+    (upTo.map((x) => `${x.toFixed(0)} s`).join(", ") || "–") +
+    (more ? ` (then ${more} more while it compacted what it loaded)` : "")
+  );
+}
+
 interface Row {
   step: string;
   start?: number;
@@ -759,7 +771,7 @@ function migrateRows(
         step: "  reload wait: install done to the target's reload loop loading the blocks (its /metrics)",
         start: install.end,
         seconds: seen.t - install.end,
-        note: `${WAITS.countsWait}; the target's reloads seen at ${seen.reloadsAt.map((x) => `${x.toFixed(0)} s`).join(", ") || "–"} into the up (${run.reload.via})`,
+        note: `${WAITS.countsWait}; the target's reloads seen at ${reloadList(seen.reloadsAt, seen.t)} into the up (${run.reload.via})`,
       });
       facts["migrate: reload wait"] = seen.t - install.end;
     }
@@ -888,7 +900,7 @@ function markdown(b: MigrationBench): string {
     "",
     `Command: \`${b.command}\` (test/bench/migration.ts; the 2 GiB source is generated once by test/bench/gen-migration.sh and cached under /var/cache/ptm/bench-migration-*). Commit ${b.commit || "(uncommitted)"}. Run: ${b.when} to ${b.finished}, one run per size.`,
     "",
-    `Machine: ${b.machine}. The lab (test/lab/) on the same machine: a single node, local PVs on the same disk. Shared with other work: single runs, compare within a run.`,
+    `Machine: ${b.machine}. The lab (test/lab/) on the same machine: a single node, local PVs on the same disk. Shared with other work: single runs, compare within a run.${b.note ? ` ${b.note}` : ""}`,
     "",
     "How it is timed: each pulumi command from the Automation API call to its return; a step from its resource's `resourcePreEvent` to its `resOutputsEvent` (`onEvent`, timed when received; the engine's own timestamps are whole seconds and agree within " +
       `${skew(b.sizes.flatMap((s) => s.ops)).toFixed(1)} s beyond that rounding); lines like \`plan:\` and copy.sh's \`copy: N stream(s) ended after S s\` are the engine's diagnostic events, timed the same way; the reload wait from the target's own \`/metrics\` read by the bench every second (blocks loaded, lowest timestamp, reloads). Steps that run side by side overlap: "start" is seconds into the command.`,
