@@ -11,23 +11,22 @@
 
 import type { CopyResult } from "../../components/decisions/sidecarOutput";
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import {
   blockChecksums,
   busyboxPath,
+  copyInPod,
   dirBytes,
   killAll,
   mkTemp,
   runJson,
   runScript,
   startRsyncd,
-  track,
   waitFor,
 } from "../support/real";
-import { sidecarScript } from "../../components/cluster/kubectl";
 
 type CopyOut = Required<CopyResult>;
 
@@ -282,31 +281,15 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
       const t = target(name);
       const bin = rsyncFront(name, "per-connection", 1024);
       const trigger = path.join(root, `${name}.now`);
-      const pod = [
-        'sh -c "$PTM_IDLE" ptm-rsync &',
-        "idle=$!",
-        '( while [ ! -e "$TRIGGER" ]; do sleep 0.1; done; kill -TERM "$idle" ) &',
-        'sh -c "$PTM_SCRIPT" ptm-copy "$@"',
-        'echo "copy exit $?" >&2',
-        'wait "$idle"',
-        'echo "idle exit $?" >&2',
-      ].join("\n");
       const list = blocks.slice(0, 24);
-      const child = track(
-        spawn("unshare", ["--fork", "--pid", "--mount-proc", "sh", "-c", pod, "pod", ...list], {
-          env: {
-            PATH: `${bin}:${shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin")}`,
-            ...env(t.data, { PTM_STREAMS_MAX: "3", PTM_STAT_FILE: stillNode(name) }),
-            PTM_SCRIPT: sidecarScript("copy"),
-            PTM_IDLE: sidecarScript("idle"),
-            TRIGGER: trigger,
-          },
-          stdio: ["ignore", "pipe", "pipe"],
-        }),
+      const pod = copyInPod(
+        list,
+        {
+          PATH: `${bin}:${shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin")}`,
+          ...env(t.data, { PTM_STREAMS_MAX: "3", PTM_STAT_FILE: stillNode(name) }),
+        },
+        trigger,
       );
-      let stderr = "";
-      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-      const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
       await waitFor(
         "2 streams running",
         60_000,
@@ -315,8 +298,9 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
       );
       const stoppedAt = Date.now();
       fs.writeFileSync(trigger, "");
-      await closed;
+      await pod.closed;
       const seconds = (Date.now() - stoppedAt) / 1000;
+      const stderr = pod.stderr();
       assert.match(
         stderr,
         /copy: ERROR: stopped because the target's pod is shutting down \(SIGTERM: deleted, evicted or restarted\); \d+ of 24 blocks complete and kept\. Run pulumi up again once the pod runs: the copy resumes/,

@@ -13,6 +13,7 @@ import {
   backfill,
   blockChecksums,
   busyboxPath,
+  copyInPod,
   dirBytes,
   killAll,
   mkTemp,
@@ -20,10 +21,8 @@ import {
   runScript,
   startRsyncd,
   takeSnapshot,
-  track,
   waitFor,
 } from "../support/real";
-import { sidecarScript } from "../../components/cluster/kubectl";
 import { restartRisk } from "../../components/decisions/restartRisk";
 import { headRange } from "../../components/decisions/tsdb";
 
@@ -499,31 +498,15 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
       // step, and the SIGTERM goes to idle.sh only, as the kubelet sends it.
       const t = target(`pod-stops-${shell}`);
       const trigger = path.join(root, `pod-stops-${shell}.now`);
-      const pod = [
-        'sh -c "$PTM_IDLE" ptm-rsync &',
-        "idle=$!",
-        '( while [ ! -e "$TRIGGER" ]; do sleep 0.1; done; kill -TERM "$idle" ) &',
-        'sh -c "$PTM_SCRIPT" ptm-copy "$@"',
-        'echo "copy exit $?" >&2',
-        'wait "$idle"',
-        'echo "idle exit $?" >&2',
-      ].join("\n");
-      const child = track(
-        spawn("unshare", ["--fork", "--pid", "--mount-proc", "sh", "-c", pod, "pod", ...big], {
-          env: {
-            // The sidecar image's busybox, or the host's sh and tools.
-            PATH: shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
-            ...env(t.data, { PTM_STREAMS: "2", PTM_BWLIMIT: "1536k" }),
-            PTM_SCRIPT: sidecarScript("copy"),
-            PTM_IDLE: sidecarScript("idle"),
-            TRIGGER: trigger,
-          },
-          stdio: ["ignore", "pipe", "pipe"],
-        }),
+      const pod = copyInPod(
+        big,
+        {
+          // The sidecar image's busybox, or the host's sh and tools.
+          PATH: shell === "busybox" ? busyboxPath() : (process.env["PATH"] ?? "/usr/bin:/bin"),
+          ...env(t.data, { PTM_STREAMS: "2", PTM_BWLIMIT: "1536k" }),
+        },
+        trigger,
       );
-      let stderr = "";
-      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
-      const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
       await waitFor(
         "a third of the bytes staged",
         60_000,
@@ -532,8 +515,9 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
       );
       const stoppedAt = Date.now();
       fs.writeFileSync(trigger, "");
-      await closed;
+      await pod.closed;
       const seconds = (Date.now() - stoppedAt) / 1000;
+      const stderr = pod.stderr();
       assert.match(
         stderr,
         /copy: ERROR: stopped because the target's pod is shutting down \(SIGTERM: deleted, evicted or restarted\); \d+ of 9 blocks complete and kept\. Run pulumi up again once the pod runs: the copy resumes/,

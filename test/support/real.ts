@@ -140,6 +140,43 @@ export function track(child: ChildProcess): ChildProcess {
   return child;
 }
 
+/**
+ * A target sidecar of its own for copy.sh (issue 23): a PID namespace whose /proc shows only
+ * these processes, idle.sh as the container's main process and the copy a `kubectl exec`'d
+ * step. Creating `trigger` sends SIGTERM to idle.sh only, as the kubelet does. Its stderr ends
+ * with "copy exit N" and "idle exit N".
+ */
+export function copyInPod(
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  trigger: string,
+): { stderr: () => string; closed: Promise<number | null> } {
+  const pod = [
+    'sh -c "$PTM_IDLE" ptm-rsync &',
+    "idle=$!",
+    '( while [ ! -e "$TRIGGER" ]; do sleep 0.1; done; kill -TERM "$idle" ) &',
+    'sh -c "$PTM_SCRIPT" ptm-copy "$@"',
+    'echo "copy exit $?" >&2',
+    'wait "$idle"',
+    'echo "idle exit $?" >&2',
+  ].join("\n");
+  const child = track(
+    spawn("unshare", ["--fork", "--pid", "--mount-proc", "sh", "-c", pod, "pod", ...args], {
+      env: {
+        ...env,
+        PTM_SCRIPT: sidecarScript("copy"),
+        PTM_IDLE: sidecarScript("idle"),
+        TRIGGER: trigger,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    }),
+  );
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
+  return { stderr: () => stderr, closed };
+}
+
 export async function killAll(): Promise<void> {
   for (const c of [...children]) {
     if (c.exitCode === null && c.pid !== undefined) {
