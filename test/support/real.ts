@@ -2,6 +2,7 @@
 // Prometheus and rsync daemon processes, backfilled TSDBs, and running the
 // sidecar scripts exactly like `kubectl exec -i ... -- sh -s -- ARGS < script`.
 
+import * as assert from "node:assert/strict";
 import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -150,7 +151,7 @@ export function copyInPod(
   args: string[],
   env: NodeJS.ProcessEnv,
   trigger: string,
-): { stderr: () => string; closed: Promise<number | null> } {
+): { stderr: () => string; closed: Promise<number | null>; stop: () => Promise<PodStop> } {
   const pod = [
     'sh -c "$PTM_IDLE" ptm-rsync &',
     "idle=$!",
@@ -174,7 +175,37 @@ export function copyInPod(
   let stderr = "";
   child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const closed = new Promise<number | null>((r) => child.on("close", (code) => r(code)));
-  return { stderr: () => stderr, closed };
+  const stop = async (): Promise<PodStop> => {
+    const stoppedAt = Date.now();
+    fs.writeFileSync(trigger, "");
+    await closed;
+    return { stderr, seconds: (Date.now() - stoppedAt) / 1000 };
+  };
+  return { stderr: () => stderr, closed, stop };
+}
+
+/** What copyInPod's copy said once its pod was stopped, and how long the pod took to end. */
+export interface PodStop {
+  stderr: string;
+  seconds: number;
+}
+
+/**
+ * The copy stopped by its pod's SIGTERM: its own message (with how many of `blocks` it kept),
+ * exit 1, idle.sh's clean exit, and the pod gone within 20 s.
+ */
+export function assertStoppedByPod(r: PodStop, blocks: number): void {
+  const { stderr, seconds } = r;
+  assert.match(
+    stderr,
+    new RegExp(
+      `copy: ERROR: stopped because the target's pod is shutting down \\(SIGTERM: deleted, evicted or restarted\\); \\d+ of ${blocks} blocks complete and kept\\. Run pulumi up again once the pod runs: the copy resumes`,
+    ),
+    stderr,
+  );
+  assert.match(stderr, /copy exit 1\n/);
+  assert.match(stderr, /idle exit 0\n/);
+  assert.ok(seconds < 20, `the pod's main process ended ${seconds} s after its SIGTERM`);
 }
 
 export async function killAll(): Promise<void> {
