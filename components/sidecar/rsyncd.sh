@@ -45,6 +45,9 @@ chmod 600 "$secrets"
   echo "address = $address"
   echo "use chroot = no"
   echo "reverse lookup = no"
+  # Nagle off: otherwise each protocol round trip waits out the client's delayed ACK
+  # (40 ms). A listing of a tiny module: 0.22 s without, 0.055 s with copy.sh's side too.
+  echo "socket options = TCP_NODELAY"
   echo ""
   echo "[tsdb]"
   echo "path = $PTM_DATA"
