@@ -63,9 +63,15 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
   /**
    * A bin dir with an rsync that limits each copy run (--include-from) as `limit` says,
    * logs the streams of each run ("run K" per stream started) and, for the listing
-   * (--list-only), runs `onList` first.
+   * (--list-only), runs `onList` first; `onCopy` before each copy stream.
    */
-  const rsyncFront = (name: string, limit: Limit, kib: number, onList = ""): string => {
+  const rsyncFront = (
+    name: string,
+    limit: Limit,
+    kib: number,
+    onList = "",
+    onCopy = "",
+  ): string => {
     const bin = path.join(root, `bin-${name}`);
     fs.mkdirSync(bin);
     const real = execFileSync("sh", ["-c", "command -v rsync"]).toString().trim();
@@ -80,6 +86,7 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
         // The run's streams: copy.sh writes one filter per stream before it starts them.
         'k=$(ls "${f%/*}"/filter.* | wc -l)',
         `echo "run $k" >>'${path.join(root, `runs-${name}.log`)}'`,
+        onCopy,
         limit === "per-connection"
           ? `b=${kib}`
           : limit === "shared"
@@ -253,21 +260,38 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
     assertAllStaged(t.staging, blocks.slice(0, 24));
   });
 
-  it("goes no further than the node's idle cores, read over the listing", async () => {
+  it("goes no further than the node's idle cores, read while one stream runs (no wait before it)", async () => {
     const name = "idle";
     const t = target(name);
-    // 4 cores; between the reads before and after the listing 1000 ticks went by, 700 of
-    // them busy: 1.2 idle cores, so 1 stream.
+    // 4 cores. The ticks move only once the first copy stream has started (the rsync in
+    // front writes them): read before it, the node's idle cores can't be known. Between the
+    // read before the listing and the one after the first stream's measurement, 1000 ticks
+    // went by, 700 of them busy: 1.2 idle cores, so 1 stream.
     const stat = path.join(root, "stat-idle");
     fs.writeFileSync(stat, procStat(4, 5000, 20000));
     const after = path.join(root, "stat-idle-after");
     fs.writeFileSync(after, procStat(4, 5700, 21000));
-    const bin = rsyncFront(name, "per-connection", 4096, `cp '${after}' '${stat}'`);
+    const bin = rsyncFront(name, "per-connection", 4096, "", `cp '${after}' '${stat}'`);
     const { json, res } = await runJson<CopyOut>("copy", blocks.slice(0, 8), {
       env: env(t.data, { PTM_STAT_FILE: stat, PATH: `${bin}:${process.env["PATH"]}` }),
     });
-    assert.match(res.stderr, /up to 1 \(this node's idle cores\)/);
-    assert.doesNotMatch(res.stderr, /streams: 1 stream moves/, "nothing to measure against");
+    assert.match(res.stderr, /streams: 1 stream moves/);
+    assert.match(res.stderr, /streams: keeping 1 \(this node's idle cores\)/);
+    assert.equal(json.streams, 1);
+    assert.deepEqual(runsOf(name), [1]);
+    assertAllStaged(t.staging, blocks.slice(0, 8));
+  });
+
+  it("keeps one stream when it moved nothing over a measurement (a stalled copy gains nothing from more)", async () => {
+    const name = "stalled";
+    const t = target(name);
+    // The first copy stream waits 6 s before it connects: nothing is staged while auto
+    // measures (1 s to settle, 3 s).
+    const bin = rsyncFront(name, "per-connection", 4096, "", "sleep 6");
+    const { json, res } = await runJson<CopyOut>("copy", blocks.slice(0, 8), {
+      env: env(t.data, { PTM_STAT_FILE: stillNode(name), PATH: `${bin}:${process.env["PATH"]}` }),
+    });
+    assert.match(res.stderr, /streams: keeping 1: nothing was staged over 3 s/);
     assert.equal(json.streams, 1);
     assert.deepEqual(runsOf(name), [1]);
     assertAllStaged(t.staging, blocks.slice(0, 8));
