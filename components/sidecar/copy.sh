@@ -314,23 +314,27 @@ idle_cores() {
     i = n * (1 - (b - b0) / (t - t0)); printf "%d\n", i + 0.5 }'
 }
 
-# How far auto may go: PTM_STREAMS_MAX, this container's CPU limit, this node's idle
-# cores, the blocks. Sets $cap and $cap_why.
+# How far auto may go before it runs: PTM_STREAMS_MAX, this container's CPU limit, the
+# blocks. Sets $cap and $cap_why. (The node's idle cores: idle_cap, once one stream runs.)
 auto_cap() {
   cap=${PTM_STREAMS_MAX:-16}
   cap_why="${PTM_STREAMS_MAX_WHY:-PTM_STREAMS_MAX=$cap}"
   [ -n "${PTM_STREAMS_MAX:-}" ] || cap_why="at most 16"
   c="$(cpu_limit)"
   if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then cap=$c; cap_why="this container's CPU limit"; fi
-  # Idle cores over the listing (at least 0.2 s of the node's ticks, else a second more).
-  [ -n "$(idle_cores "$ticks0")" ] || sleep 1
+  if [ "$todo_n" -lt "$cap" ]; then cap=$todo_n; cap_why="$todo_n blocks"; fi
+}
+
+# Lowers $cap to this node's idle cores since the listing began, one stream running for
+# most of it: what another stream could get. (Read before a stream runs, the ticks of a
+# listing are too few, and do not show what a stream takes.) Unreadable: no change.
+idle_cap() {
   c="$(idle_cores "$ticks0")"
   if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then
     [ "$c" -ge 1 ] || c=1
     cap=$c
     cap_why="this node's idle cores"
   fi
-  if [ "$todo_n" -lt "$cap" ]; then cap=$todo_n; cap_why="$todo_n blocks"; fi
 }
 
 # Bytes under the staging dir now (what the rsyncs have written: du counts the files
@@ -410,7 +414,11 @@ copy_auto() {
     cap=1
   else
     auto_cap
-    log "streams: auto starts 1 stream and adds one while the copy gets 10% faster, up to $cap ($cap_why)"
+    if [ "$cap" -gt 1 ]; then
+      log "streams: auto starts 1 stream and adds one while the copy gets 10% faster, up to $cap ($cap_why) and this node's idle cores"
+    else
+      log "streams: auto is 1 stream ($cap_why)"
+    fi
   fi
   k=1
   prev=0
@@ -423,6 +431,12 @@ copy_auto() {
     gain="$(awk -v a="$rate" -v b="$prev" 'BEGIN { printf "%+.0f%%", (b > 0 ? a / b - 1 : 0) * 100 }')" || gain=""
     if [ "$k" -eq 1 ]; then
       log "streams: 1 stream moves $(human "$rate")/s"
+      # Nothing moved: the daemon or the network stalls, and more streams would only add to it.
+      if [ "$rate" -le 0 ]; then
+        log "streams: keeping 1: nothing was staged over $auto_window s"
+        break
+      fi
+      idle_cap
     elif [ $((rate * 10)) -ge $((prev * 11)) ]; then
       log "streams: $k streams move $(human "$rate")/s, $gain on $((k - 1))"
     elif [ $((rate * 10)) -ge $((prev * 9)) ]; then
@@ -603,7 +617,7 @@ trap 'rm -rf "$work" ${lock_dir:+"$lock_dir"}' EXIT
 # The daemon may be unreachable for a moment right after a rollout of the source (the
 # Service's endpoints follow the new pod): retry for PTM_CONNECT_SECONDS (default 90).
 # rsync exits 5 when the daemon answers and refuses (wrong password, no such module): no retry.
-ticks0="$(cpu_ticks)" # (auto: the node's idle cores over the listing)
+ticks0="$(cpu_ticks)" # (auto: the node's idle cores from here to its first measurement)
 log "listing $PTM_RSYNC_URL"
 tries=0
 while :; do

@@ -14,15 +14,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
-import {
-  freePort,
-  killAll,
-  mkTemp,
-  runScript,
-  startRsyncd,
-  track,
-  waitFor,
-} from "../support/real";
+import { freePort, killAll, mkTemp, runScript, startRsyncd, track, waitFor } from "../support/real";
 
 const NODELAY = "--sockopts=TCP_NODELAY";
 

@@ -271,7 +271,7 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
     fs.writeFileSync(stat, procStat(4, 5000, 20000));
     const after = path.join(root, "stat-idle-after");
     fs.writeFileSync(after, procStat(4, 5700, 21000));
-    const bin = rsyncFront(name, "per-connection", 4096, "", `cp '${after}' '${stat}'`);
+    const bin = rsyncFront(name, "per-connection", 1024, "", `cp '${after}' '${stat}'`);
     const { json, res } = await runJson<CopyOut>("copy", blocks.slice(0, 8), {
       env: env(t.data, { PTM_STAT_FILE: stat, PATH: `${bin}:${process.env["PATH"]}` }),
     });
