@@ -252,6 +252,16 @@ esac
 work="$(mktemp -d "${TMPDIR:-/tmp}/ptm-counts.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
+# The reload loop runs once a minute: asked every second, the wait ends within a second of
+# it (it was 5 s). The waiting line comes at most every 10 s (Pulumi keeps stderr).
+logged=""
+quiet_log() {
+  now="$(date +%s)"
+  [ -z "$logged" ] || [ $((now - logged)) -ge 10 ] || return 0
+  logged=$now
+  log "$1"
+}
+
 read_health
 start="$(date +%s)"
 failures0="$reloads"
@@ -260,8 +270,8 @@ if [ -n "${PTM_WAIT_LOADED_MS:-}" ]; then
     check_reloads
     [ $(($(date +%s) - start)) -lt "$wait_s" ] ||
       die "blocks not loaded after ${wait_s}s: prometheus_tsdb_lowest_timestamp=$lowest > $PTM_WAIT_LOADED_MS (blocks loaded: $blocks)"
-    log "waiting for the reload loop: lowest timestamp $lowest > $PTM_WAIT_LOADED_MS, $blocks blocks loaded"
-    sleep 5
+    quiet_log "waiting for the reload loop: lowest timestamp $lowest > $PTM_WAIT_LOADED_MS, $blocks blocks loaded"
+    sleep 1
     read_health
   done
   log "loaded: lowest timestamp $lowest <= $PTM_WAIT_LOADED_MS, $blocks blocks loaded"
@@ -282,8 +292,8 @@ if [ "$list_blocks" = true ]; then
     [ "$listed" = "$loaded0" ] && [ "$listed" = "$blocks" ] && [ "$listed" = "$ondisk" ] && break
     [ $(($(date +%s) - start)) -lt "$wait_s" ] ||
       die "$ondisk block dirs in $PTM_DATA but prometheus_tsdb_blocks_loaded=$blocks after ${wait_s}s: a block on disk is not loaded (see the Prometheus log; is PTM_DATA this server's TSDB dir?)"
-    log "waiting for the reload loop: $ondisk block dirs in $PTM_DATA, $blocks loaded"
-    sleep 5
+    quiet_log "waiting for the reload loop: $ondisk block dirs in $PTM_DATA, $blocks loaded"
+    sleep 1
     read_health
   done
   log "listed $listed block dirs in $PTM_DATA, all loaded"
