@@ -1,4 +1,6 @@
-// The rsync connections of a copy (issue 25): every protocol round trip of an rsync daemon
+// The copy's fixed costs (issue 25), the ones plain `rsync -a` does not pay.
+//
+// The rsync connections: every protocol round trip of an rsync daemon
 // connection waits out Linux's delayed ACK (40 ms) unless both ends send at once (Nagle
 // off: TCP_NODELAY). A listing of a tiny module took 0.22 s on this machine with neither end
 // setting it, 0.055 s with both: the copy opens 1 + streams connections, and plain `rsync -a`
@@ -7,6 +9,11 @@
 //
 // The timing is a ratio measured in one run: the same listings against rsyncd.sh's daemon
 // and against a daemon with rsyncd.sh's config minus that line.
+//
+// The end: whoever runs the copy (kubectl exec, the bench, these tests) waits until its
+// stdout and stderr close, not only until it exits. A background loop that still sleeps
+// holds them open up to a second longer (copy.sh's free-space watcher did: 1 s of every
+// 1-stream copy in the bench).
 
 import * as assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
@@ -18,7 +25,7 @@ import { freePort, killAll, mkTemp, runScript, startRsyncd, track, waitFor } fro
 
 const NODELAY = "--sockopts=TCP_NODELAY";
 
-describe("the rsync connections of a copy (TCP_NODELAY at both ends)", function () {
+describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding its output", function () {
   const password = randomBytes(12).toString("hex");
   let root = "";
   let srcData = "";
@@ -77,6 +84,50 @@ describe("the rsync connections of a copy (TCP_NODELAY at both ends)", function 
       assert.ok(copies.length >= 1, lines.join("\n"));
       if (streams === "2") assert.equal(copies.length, 2, lines.join("\n"));
       for (const l of [...listings, ...copies]) assert.ok(l.split(" ").includes(NODELAY), l);
+    });
+  }
+
+  /** The processes other than `pid` whose fd 1 or 2 is one of `pid`'s stdout/stderr pipes. */
+  const holders = (pid: number, pipes: string[]): string[] => {
+    const out: string[] = [];
+    for (const p of fs.readdirSync("/proc").filter((d) => /^\d+$/.test(d))) {
+      if (Number(p) === pid) continue;
+      for (const fd of ["1", "2"]) {
+        try {
+          if (pipes.includes(fs.readlinkSync(`/proc/${p}/fd/${fd}`))) {
+            const cmd = fs.readFileSync(`/proc/${p}/cmdline`, "utf8").replace(/\0/g, " ");
+            out.push(`${p}: ${cmd.trim()}`);
+            break;
+          }
+        } catch {
+          // gone, or not ours to read
+        }
+      }
+    }
+    return out;
+  };
+
+  for (const streams of ["1", "2", "auto"]) {
+    it(`copy.sh (PTM_STREAMS=${streams}) leaves no process holding its stdout or stderr when it exits`, async function () {
+      const data = path.join(root, `end-${streams}`);
+      fs.mkdirSync(data);
+      let left: string[] | undefined;
+      const res = await runScript("copy", blocks, {
+        env: {
+          PTM_DATA: data,
+          PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
+          RSYNC_PASSWORD: password,
+          PTM_STREAMS: streams,
+          PTM_AUTO_MIN_BYTES: "1",
+        },
+        onSpawn: (c: ChildProcess) => {
+          const pid = c.pid!;
+          const pipes = ["1", "2"].map((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`));
+          c.on("exit", () => (left = holders(pid, pipes)));
+        },
+      });
+      assert.equal(res.code, 0, res.stderr);
+      assert.deepEqual(left, [], "still holding copy.sh's output after it exited");
     });
   }
 
