@@ -131,6 +131,24 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
     });
   }
 
+  for (const streams of ["1", "2"])
+    it(`a copy right after one that ended (PTM_STREAMS=${streams}) takes the lock at once: nothing of the first holds it`, async function () {
+      const data = path.join(root, `again-${streams}`);
+      fs.mkdirSync(data);
+      const env = {
+        PTM_DATA: data,
+        PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
+        RSYNC_PASSWORD: password,
+        PTM_STREAMS: streams,
+      };
+      const first = await runScript("copy", blocks, { env });
+      assert.equal(first.code, 0, first.stderr);
+      const again = await runScript("copy", blocks, { env });
+      assert.equal(again.code, 0, again.stderr);
+      assert.doesNotMatch(again.stderr, /waiting for the earlier copy/);
+      assert.match(again.stderr, /2 of 2 blocks skipped/);
+    });
+
   it("rsyncd.sh's daemon answers without the 40 ms delayed-ACK waits: a listing takes at most 0.6x of one from the same config without `socket options = TCP_NODELAY`", async function () {
     this.timeout(120_000);
     const conf = fs.readFileSync(path.join(runDir, "rsyncd.conf"), "utf8");
