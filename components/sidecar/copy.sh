@@ -191,9 +191,10 @@ rsync_todo() {
   case "$(awk -W version 2>&1 </dev/null || true)" in mawk*) lines="-W interactive" ;; esac
   # (out.<run>.<stream>: the stats of every run are summed at the end.)
   rm -f "$work"/rc.* "$work"/pid.* "$work/low" "$work/done"
-  # (Its stdio elsewhere: a `sleep 1` of it that outlives the kill would hold this step's
-  # stdout and stderr open up to a second after the copy ends, and kubectl exec waits for them.)
-  watch_space </dev/null >/dev/null 2>&1 &
+  # (Its stdio and the lock's fd elsewhere: a `sleep 1` of it that outlives the kill would
+  # hold this step's stdout and stderr open up to a second after the copy ends, and kubectl
+  # exec waits for them; holding the lock, it would make the next copy wait 5 s.)
+  watch_space </dev/null >/dev/null 2>&1 9>&- &
   watcher=$!
   {
     s=1
