@@ -16,7 +16,7 @@
 // 1-stream copy in the bench).
 
 import * as assert from "node:assert/strict";
-import { execFileSync, spawn } from "node:child_process";
+import { ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
