@@ -6,6 +6,8 @@
 #   ptm/prometheus:2.42              Debian prometheus + promtool + busybox-static
 #   ptm/bitnami-prometheus:3.13.5    an upstream build in the Bitnami image's shape (when
 #                                    its binary is cached; PTM_BITNAMI_VERSION)
+#   ptm/bitnami-prometheus:2.26.0    the same shape, BKPR's own pin (when prometheus-2.26.0 is
+#                                    built: test/real/build-prometheus-2.26.sh)
 #   ptm/prometheus:<3.x>             the version matrix's 3.x (test/real/prometheus-3-versions),
 #                                    official shape, when their binaries are cached
 #   ptm/config-reloader:stand-in     busybox httpd answering /healthz on :8080, in place of
@@ -223,6 +225,13 @@ if [[ -x "${PTM_CACHE}/prometheus-${BITNAMI_VER}/bin/prometheus" ]]; then
   bitnami_image "${BITNAMI_VER}"
 else
   log "skipping ptm/bitnami-prometheus:${BITNAMI_VER}: no binary yet (test/real/build-prometheus-3.sh ${BITNAMI_VER})"
+fi
+# BKPR's own pin, the e2e's pre-2.39 target (test/e2e/transitions.test.ts), once
+# test/real/build-prometheus-2.26.sh has built it (test/e2e/run.sh and CI's install step do).
+if [[ -x "${PTM_CACHE}/prometheus-2.26.0/bin/prometheus" ]]; then
+  bitnami_image 2.26.0
+else
+  log "skipping ptm/bitnami-prometheus:2.26.0: no binary yet (test/real/build-prometheus-2.26.sh)"
 fi
 # The version matrix's 3.x releases (test/real/prometheus-3-versions: the LTS and the newest),
 # official shape, once their binaries are built (test/real/build-prometheus-3.sh; CI builds
