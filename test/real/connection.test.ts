@@ -53,6 +53,15 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
   });
   after(killAll);
 
+  /** copy.sh's env: the blocks of snapshot s from rsyncd.sh's daemon into `data`. */
+  const copyEnv = (data: string, streams: string): Record<string, string> => ({
+    PTM_DATA: data,
+    PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
+    RSYNC_PASSWORD: password,
+    PTM_STREAMS: streams,
+    PTM_AUTO_MIN_BYTES: "1",
+  });
+
   for (const streams of ["1", "2", "auto"]) {
     it(`copy.sh (PTM_STREAMS=${streams}) opens every rsync connection with ${NODELAY}: the listing and each stream`, async function () {
       const bin = path.join(root, `bin-${streams}`);
@@ -68,11 +77,7 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
       fs.mkdirSync(data);
       const res = await runScript("copy", blocks, {
         env: {
-          PTM_DATA: data,
-          PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
-          RSYNC_PASSWORD: password,
-          PTM_STREAMS: streams,
-          PTM_AUTO_MIN_BYTES: "1",
+          ...copyEnv(data, streams),
           PATH: `${bin}:${process.env["PATH"]}`,
         },
       });
@@ -114,11 +119,7 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
       let left: string[] | undefined;
       const res = await runScript("copy", blocks, {
         env: {
-          PTM_DATA: data,
-          PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
-          RSYNC_PASSWORD: password,
-          PTM_STREAMS: streams,
-          PTM_AUTO_MIN_BYTES: "1",
+          ...copyEnv(data, streams),
         },
         onSpawn: (c: ChildProcess) => {
           const pid = c.pid!;
@@ -135,12 +136,7 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
     it(`a copy right after one that ended (PTM_STREAMS=${streams}) takes the lock at once: nothing of the first holds it`, async function () {
       const data = path.join(root, `again-${streams}`);
       fs.mkdirSync(data);
-      const env = {
-        PTM_DATA: data,
-        PTM_RSYNC_URL: `rsync://ptm@127.0.0.1:${port}/tsdb/snapshots/s`,
-        RSYNC_PASSWORD: password,
-        PTM_STREAMS: streams,
-      };
+      const env = copyEnv(data, streams);
       const first = await runScript("copy", blocks, { env });
       assert.equal(first.code, 0, first.stderr);
       const again = await runScript("copy", blocks, { env });
