@@ -542,6 +542,14 @@ function parseImagePullSecrets(raw: unknown): string[] {
 }
 
 /** Validates and defaults the whole configuration. Throws ConfigError naming the key. */
+/** One namespace, kind and name (in one cluster: the caller knows). */
+export function sameWorkload(
+  a: Pick<WorkloadRef, "namespace" | "kind" | "name">,
+  b: Pick<WorkloadRef, "namespace" | "kind" | "name">,
+): boolean {
+  return a.namespace === b.namespace && a.kind === b.kind && a.name === b.name;
+}
+
 export function parseConfig(raw: RawConfig): MigrationConfig {
   const phase = parsePhase(raw.phase);
   // Reverting needs no workload names: it only removes what earlier phases added.
@@ -550,12 +558,7 @@ export function parseConfig(raw: RawConfig): MigrationConfig {
       ? { ...(SOURCE_DEFAULTS as WorkloadRef), name: "" }
       : parseWorkload("source", raw.source, SOURCE_DEFAULTS);
   const target = parseWorkload("target", raw.target, BKPR_TARGET);
-  if (
-    source.name &&
-    source.namespace === target.namespace &&
-    source.kind === target.kind &&
-    source.name === target.name
-  ) {
+  if (source.name && sameWorkload(source, target)) {
     throw new ConfigError(
       "target",
       `is the same workload as source (${source.kind} ${source.namespace}/${source.name})`,

@@ -13,7 +13,7 @@
 //   `pulumi up`); `direct` across two clusters is refused, naming the key;
 // - the target may not be the source itself.
 
-import { ClusterAccess, ConfigError, WorkloadRef } from "./config";
+import { ClusterAccess, ConfigError, sameWorkload, WorkloadRef } from "./config";
 
 export type Transport = "direct" | "relay";
 export const TRANSPORTS: readonly Transport[] = ["direct", "relay"];
@@ -114,18 +114,16 @@ export function decideSides(input: SidesInput): Sides {
   };
 }
 
-/** Refuses a target that is the source itself: one cluster, one namespace, kind and name. */
+/**
+ * Refuses a target that is the source itself: one cluster, one namespace, kind and name
+ * (parseConfig refuses the same today, when there is one cluster only).
+ */
 export function refuseSameWorkload(
   sides: Pick<Sides, "sameCluster">,
   source: Pick<WorkloadRef, "namespace" | "kind" | "name">,
   target: Pick<WorkloadRef, "namespace" | "kind" | "name">,
 ): void {
-  if (
-    sides.sameCluster &&
-    source.namespace === target.namespace &&
-    source.kind === target.kind &&
-    source.name === target.name
-  )
+  if (sides.sameCluster && sameWorkload(source, target))
     throw new ConfigError(
       "target",
       `is the source itself (${source.kind} ${source.namespace}/${source.name} in one ` +
