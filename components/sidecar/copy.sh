@@ -122,7 +122,16 @@ plan_streams() {
   rm -f "$work"/filter.*
   s=1
   while [ "$s" -le "$streams" ]; do
-    awk -v s="$s" '$3 == s { print "/" $1 "/***" }' "$work/plan" >"$work/filter.$s"
+    # rsync tries every rule on every file, on both sides: 2,048 "/ULID/***" rules cost
+    # 1.3 s of CPU (a wildcard match each). A stream of every entry of the snapshot needs
+    # no rule but the protection of the rest of staging from --delete; one of some blocks
+    # names their dirs (a plain compare each), then leaves out the rest of the top level.
+    awk -v s="$s" '$3 == s { print $1 }' "$work/plan" | LC_ALL=C sort >"$work/blocks.$s"
+    if cmp -s "$work/blocks.$s" "$work/top"; then
+      echo 'P /*' >"$work/filter.$s"
+    else
+      { sed 's|.*|+ /&/|' "$work/blocks.$s"; echo '- /*'; } >"$work/filter.$s"
+    fi
     s=$((s + 1))
   done
 }
@@ -200,11 +209,11 @@ rsync_todo() {
     s=1
     while [ "$s" -le "$streams" ]; do
       {
-        # --delete only removes files the filter includes, i.e. inside the
-        # blocks being copied: the temp files a killed rsync left behind. The
-        # partial dir is protected by rsync, the rest of staging is excluded.
+        # --delete only removes files inside the blocks being copied: the temp
+        # files a killed rsync left behind. The partial dir is protected by rsync,
+        # the rest of staging by the filter (excluded, or protected: "P /*").
         rsync -a --delete --no-h "$nodelay" --partial-dir=.rsync-partial --timeout=600 \
-          --info=progress2,name1 --stats --include-from="$work/filter.$s" --exclude='*' \
+          --info=progress2,name1 --stats --filter="merge $work/filter.$s" \
           ${bwlimit:+"--bwlimit=$bwlimit"} "$PTM_RSYNC_URL/" "$STAGING/" 2>"$work/err.$run_id.$s" &
         echo "$!" >"$work/pid.$s"
         if wait "$!"; then
@@ -636,6 +645,8 @@ while :; do
   sleep 3
 done
 awk '$1 ~ /^-/ { s = $2; gsub(/,/, "", s); print s, $5 }' "$work/raw" >"$work/list"
+# Every entry at the snapshot's top level (plan_streams: a stream of all of them needs no filter).
+awk '$5 != "." && $5 !~ /\// { print $5 }' "$work/raw" | LC_ALL=C sort >"$work/top"
 
 # Per requested block: size, and state (installed / staged / todo).
 printf '%s\n' "$@" | grep -v '^$' >"$work/args" || true

@@ -61,7 +61,7 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
   const snapDir = (): string => path.join(srcData, "snapshots", SNAP);
 
   /**
-   * A bin dir with an rsync that limits each copy run (--include-from) as `limit` says,
+   * A bin dir with an rsync that limits each copy run (--filter=merge FILE) as `limit` says,
    * logs the streams of each run ("run K" per stream started) and, for the listing
    * (--list-only), runs `onList` first; `onCopy` before each copy stream.
    */
@@ -80,7 +80,7 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
       [
         "#!/bin/sh",
         'f=""; l=""',
-        'for a in "$@"; do case "$a" in --include-from=*) f="${a#--include-from=}" ;; --list-only) l=1 ;; esac; done',
+        'for a in "$@"; do case "$a" in --filter=merge\\ *) f="${a#--filter=merge }" ;; --list-only) l=1 ;; esac; done',
         `[ -z "$l" ] || { ${onList || ":"}; }`,
         `[ -n "$f" ] || exec '${real}' "$@"`,
         // The run's streams: copy.sh writes one filter per stream before it starts them.

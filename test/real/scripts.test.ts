@@ -316,7 +316,7 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
     return { data, staging: path.join(data, "ptm-staging") };
   };
   const snapDir = (): string => path.join(srcData, "snapshots", SNAP);
-  // An rsync that records each run (start and end time, and the blocks of its filter) in
+  // An rsync that records each run (start and end time, and the blocks copy.sh gave it: blocks.<stream> beside its filter) in
   // $log, then is the real one.
   const rsyncShim = (name: string): { path: string; runs: () => StreamRun[] } => {
     const bin = path.join(root, `bin-${name}`);
@@ -331,9 +331,9 @@ describe("copy.sh in parallel streams, from a real rsync daemon", function () {
         "#!/bin/sh",
         `log='${log}'`,
         `d='${date}'`,
-        'f=""; for a in "$@"; do case "$a" in --include-from=*) f="${a#--include-from=}" ;; esac; done',
+        'f=""; for a in "$@"; do case "$a" in --filter=merge\\ *) f="${a#--filter=merge }" ;; esac; done',
         `[ -z "$f" ] && exec '${real}' "$@"`,
-        'id="$$"; echo "start $id $("$d" +%s%N) $(sed "s#^/##; s#/.*##" "$f" | tr "\\n" " ")" >>"$log"',
+        'id="$$"; echo "start $id $("$d" +%s%N) $(tr "\\n" " " <"${f%/filter.*}/blocks.${f##*.}")" >>"$log"',
         `rc=0; '${real}' "$@" || rc=$?`,
         'echo "end $id $("$d" +%s%N)" >>"$log"',
         'exit "$rc"',
