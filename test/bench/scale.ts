@@ -41,7 +41,7 @@ import {
   orderingSentence,
   parseRounds,
   ratio,
-  rotation,
+  roundOrder,
   spread,
 } from "./stats";
 import { planMigration, Plan } from "../../components/decisions/plan";
@@ -225,7 +225,7 @@ const script = <T>(meter: Meter, name: string, args: string[], opts: RunOpts) =>
 /** What copy.sh prints (counts), as the program parses it. */
 type CopyOut = Required<CopyResult>;
 
-/** The copy comparison's methods, in round 1's order (round k starts at method k). */
+/** The copy comparison's methods, in round 1's order (stats.ts roundOrder gives round k's). */
 type MethodId = "cp" | "tar" | "rsync" | "s1" | "s2" | "s4" | "auto";
 interface Method {
   id: MethodId;
@@ -403,13 +403,14 @@ async function bytesPhases(n: number): Promise<BytesResult> {
       };
     };
 
-    // Rounds: every method once per round, round k starting at method k, so that drift (other
+    // Rounds: every method once per round, round k starting at method k and stepping k at a
+    // time (a method follows a different one in each round), so that drift (other
     // jobs on the machine) hits every method alike and none always runs first.
     const rounds: RoundInfo[] = [];
     const runs: BytesResult["runs"] = {};
     let installed: { install: Measure; rerun: Measure; rerunOut: string } | undefined;
     for (let k = 1; k <= ROUNDS; k++) {
-      const order = rotation(METHODS, k).filter((m) => unavailable[m.id] === undefined);
+      const order = roundOrder(METHODS, k).filter((m) => unavailable[m.id] === undefined);
       const load = load1();
       rounds.push({
         round: k,
@@ -775,7 +776,7 @@ const NOTES = [
   "How it is measured:",
   "",
   "- **Sizes.** Byte-level phases (snapshot, copy, install, rerun, the baselines) run on `bench-bytes-N`: one day of real promtool blocks (2,000 random gauges every 15 s, ~7.2 MiB a block) cloned under new ULIDs; the smaller sizes are hard links to the first N blocks of the largest. Preview and verification run on `bench-history-N`: N consecutive, non-overlapping 2h blocks of real history (100 series every 30 s) served by a real source Prometheus 2.42 and migrated into a real, empty target 2.42 (both with `--storage.tsdb.min-block-duration=2h --storage.tsdb.max-block-duration=2h` and a 10y retention, so that neither compacts nor deletes the history during the run); its wall times and the source Prometheus's CPU come from those servers.",
-  "- **Rounds.** The copies (`cp -a`, the tar pipe, plain `rsync -a`, copy.sh with `PTM_STREAMS` 1, 2, 4 and `auto`) run in rounds (`PTM_BENCH_ROUNDS`, default 3; a report in this file needs at least 3): every method once per round, round k starting at method k (A, B, C, then B, C, A, ...), so that drift on this shared machine hits every method alike and none always runs first after the cache drop. Each figure is the median of the rounds, with the spread beside it (min–max, and each round's value); the 1-min load from /proc/loadavg is read at the start of each round. Ratios to the limit and to plain rsync are ratios of medians. An order that flips between rounds is named; an order that holds in every round is named for each copy.sh variant against plain rsync.",
+  "- **Rounds.** The copies (`cp -a`, the tar pipe, plain `rsync -a`, copy.sh with `PTM_STREAMS` 1, 2, 4 and `auto`) run in rounds (`PTM_BENCH_ROUNDS`, default 3; a report in this file needs at least 3): every method once per round, round k starting at method k and stepping through them k at a time (7 methods: A B C D E F G, then B D F A C E G, then C F B E A D G), so that drift on this shared machine hits every method alike, none always runs first after the cache drop, and none always follows the same one (what the method before it leaves behind, such as the discards of its deleted copy, falls on a different one each round). Each figure is the median of the rounds, with the spread beside it (min–max, and each round's value); the 1-min load from /proc/loadavg is read at the start of each round. Ratios to the limit and to plain rsync are ratios of medians. An order that flips between rounds is named; an order that holds in every round is named for each copy.sh variant against plain rsync.",
   "- **The verdict** per size: copy.sh with `PTM_STREAMS=auto` is no slower than plain `rsync -a` beyond the spread when its median wall time <= plain rsync's median + the larger of the two half-ranges ((max - min) / 2), both over the same rounds. Fewer than 3 rounds give the numbers but no verdict. A copy.sh that refuses `auto` is reported as not available, with no verdict.",
   "- **Cold cache.** `sync` and `echo 3 > /proc/sys/vm/drop_caches` before each timed copy, every method and every round alike, each into an empty target. Writes end in the page cache (no `sync` inside the timing, for any of them). Snapshot, install, verify and the reruns run once: the snapshot before the rounds; install.sh and the rerun on the last round's 1-stream copy.sh target, right after that copy and before the next copy's `sync` and cache drop (outside every copy's timing); the history phases after all the rounds of a size.",
   "- **The limit** is the faster of the medians of `cp -a` and `tar -cf - | tar -xf -` of the snapshot dir to the same filesystem. Plain `rsync -a` pulls the same dir from components/sidecar/rsyncd.sh on loopback (the peer's way). copy.sh runs with `PTM_STREAMS` (the program's `copyStreams`): that many rsync connections at once, each over its share of the blocks (balanced by bytes); with `auto` it starts with one stream and adds streams while the throughput grows (`PTM_STREAMS_MAX`, passed on when set, caps them), and its row says how many it ended with. The copy row of the first table is copy.sh's 1-stream median.",

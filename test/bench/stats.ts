@@ -19,12 +19,24 @@ export function parseRounds(raw: string | undefined): { rounds: number; smoke: b
   return { rounds, smoke: rounds < MIN_REPORT_ROUNDS };
 }
 
-/** The methods in the order of round `round` (1-based): round k starts at method k. */
-export function rotation<T>(methods: readonly T[], round: number): T[] {
+/**
+ * The methods in the order of round `round` (1-based). Round k starts at method k and then
+ * steps through the methods k at a time (the k-th step that reaches them all: one coprime
+ * with their number), so a method follows a different one in each round: with 7 methods,
+ * auto follows 4 streams, then 2, then 1. (A rotation kept the cyclic order: auto always
+ * right after 4 streams, whose 14 GiB were deleted just before.)
+ */
+export function roundOrder<T>(methods: readonly T[], round: number): T[] {
   if (!Number.isInteger(round) || round < 1) throw new Error(`round must be 1 or more: ${round}`);
-  if (methods.length === 0) return [];
-  const k = (round - 1) % methods.length;
-  return [...methods.slice(k), ...methods.slice(0, k)];
+  const n = methods.length;
+  if (n === 0) return [];
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  const steps = Array.from({ length: Math.max(n - 1, 1) }, (_, i) => i + 1).filter(
+    (s) => gcd(s, n) === 1,
+  );
+  const step = steps[(round - 1) % steps.length]!;
+  const start = (round - 1) % n;
+  return methods.map((_, i) => methods[(start + i * step) % n]!);
 }
 
 export function median(values: readonly number[]): number {

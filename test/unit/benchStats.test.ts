@@ -6,7 +6,7 @@ import {
   ordering,
   orderingSentence,
   parseRounds,
-  rotation,
+  roundOrder,
   roundList,
   spread,
 } from "../bench/stats";
@@ -35,23 +35,46 @@ describe("bench stats: PTM_BENCH_ROUNDS", () => {
     });
 });
 
-describe("bench stats: round k starts at method k", () => {
+describe("bench stats: round k starts at method k, stepping k at a time", () => {
   const m = ["A", "B", "C"];
   const cases: { round: number; want: string[] }[] = [
     { round: 1, want: ["A", "B", "C"] },
-    { round: 2, want: ["B", "C", "A"] },
+    { round: 2, want: ["B", "A", "C"] },
     { round: 3, want: ["C", "A", "B"] },
-    { round: 4, want: ["A", "B", "C"] },
+    { round: 4, want: ["A", "C", "B"] },
   ];
   for (const tc of cases)
     it(`round ${tc.round}: ${tc.want.join("")}`, () =>
-      assert.deepEqual(rotation(m, tc.round), tc.want));
+      assert.deepEqual(roundOrder(m, tc.round), tc.want));
+  const seven = ["cp", "tar", "rsync", "s1", "s2", "s4", "auto"];
+  it("every round runs every method once", () => {
+    for (const r of [1, 2, 3, 4, 5, 6, 7, 8])
+      assert.deepEqual([...roundOrder(seven, r)].sort(), [...seven].sort());
+  });
   it("no method runs first twice in as many rounds as methods", () => {
-    const seven = ["cp", "tar", "rsync", "s1", "s2", "s4", "auto"];
-    const firsts = [1, 2, 3, 4, 5, 6, 7].map((r) => rotation(seven, r)[0]);
+    const firsts = [1, 2, 3, 4, 5, 6, 7].map((r) => roundOrder(seven, r)[0]);
     assert.equal(new Set(firsts).size, 7);
   });
-  it("refuses round 0", () => assert.throws(() => rotation(m, 0), /round/));
+  it("no method follows the same one twice in the first 3 rounds (the bench's 7 methods)", () => {
+    const seen = new Set<string>();
+    for (const r of [1, 2, 3]) {
+      const o = roundOrder(seven, r);
+      for (let i = 1; i < o.length; i++) {
+        const pair = `${o[i - 1]} > ${o[i]}`;
+        assert.ok(!seen.has(pair), `${pair} again in round ${r}`);
+        seen.add(pair);
+      }
+    }
+  });
+  it("auto follows 4 streams, 2 streams, 1 stream in rounds 1-3", () =>
+    assert.deepEqual(
+      [1, 2, 3].map((r) => {
+        const o = roundOrder(seven, r);
+        return o[o.indexOf("auto") - 1];
+      }),
+      ["s4", "s2", "s1"],
+    ));
+  it("refuses round 0", () => assert.throws(() => roundOrder(m, 0), /round/));
 });
 
 describe("bench stats: median and spread", () => {
