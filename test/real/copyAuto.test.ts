@@ -282,6 +282,54 @@ describe("copy.sh with PTM_STREAMS=auto, from a real rsync daemon", function () 
     assertAllStaged(t.staging, blocks.slice(0, 8));
   });
 
+  for (const busybox of [false, true])
+    it(`ends with its copy: a run that ends while auto measures is noticed at once, not at auto's next look a second later${busybox ? " (busybox)" : ""}`, async () => {
+      const name = `ends-measuring-${busybox ? "bb" : "sh"}`;
+      const t = target(name);
+      // The copy stream takes 1.5 s (then the real rsync, a moment): it ends in the middle of
+      // one of auto's seconds of measuring, and its end time goes to a log.
+      const bin = path.join(root, `bin-${name}`);
+      fs.mkdirSync(bin);
+      const ends = path.join(root, `ends-${name}.log`);
+      const real = execFileSync("sh", ["-c", "command -v rsync"]).toString().trim();
+      const date = execFileSync("sh", ["-c", "command -v date"]).toString().trim();
+      fs.writeFileSync(
+        path.join(bin, "rsync"),
+        [
+          "#!/bin/sh",
+          `case " $* " in *" --list-only "*) exec '${real}' "$@" ;; esac`,
+          "sleep 1.5",
+          `rc=0; '${real}' "$@" || rc=$?`,
+          `'${date}' +%s%N >>'${ends}'`,
+          'exit "$rc"',
+          "",
+        ].join("\n"),
+        { mode: 0o755 },
+      );
+      const gaps: number[] = [];
+      for (let i = 0; i < 3; i++) {
+        fs.rmSync(t.staging, { recursive: true, force: true });
+        const { json, res } = await runJson<CopyOut>("copy", small, {
+          busybox,
+          env: env(t.data, {
+            PTM_STAT_FILE: stillNode(name),
+            PATH: `${bin}:${busybox ? busyboxPath() : process.env["PATH"]}`,
+          }),
+        });
+        const exited = Date.now();
+        assert.match(res.stderr, /streams: auto starts 1 stream/);
+        assert.equal(json.streams, 1);
+        assertAllStaged(t.staging, small);
+        const end = fs.readFileSync(ends, "utf8").trim().split("\n").pop()!;
+        gaps.push(exited - Number(BigInt(end) / 1_000_000n));
+      }
+      // After the stream: the verification of 4 tiny blocks and the JSON line, tens of ms.
+      assert.ok(
+        Math.max(...gaps) < 300,
+        `copy.sh ended ${gaps.join(", ")} ms after its copy stream did (3 runs)`,
+      );
+    });
+
   it("keeps one stream when it moved nothing over a measurement (a stalled copy gains nothing from more)", async () => {
     const name = "stalled";
     const t = target(name);
