@@ -49,8 +49,8 @@
 # number of streams it stops the rsyncs (SIGTERM: rsync keeps the partial file), keeps
 # the blocks that are complete and shares the rest among the new number of streams. A
 # stream that did not add 10% is taken back. It never goes beyond PTM_STREAMS_MAX, this
-# container's CPU limit, or the first stream plus its node's idle cores while that stream
-# runs (all as whole cores, the ones that can be read). With PTM_BWLIMIT set, auto is one stream: the limit is the speed.
+# container's CPU limit, or its node's idle cores (all three as whole cores, the ones
+# that can be read). With PTM_BWLIMIT set, auto is one stream: the limit is the speed.
 #
 # Stdout: one JSON line (counts of blocks; streams: how many the copy ended with)
 #   {"copied":N,"skipped":N,"bytesCopied":N,"bytesReceived":N,"bytesTotal":N,"streams":N}
@@ -337,18 +337,15 @@ auto_cap() {
   if [ "$todo_n" -lt "$cap" ]; then cap=$todo_n; cap_why="$todo_n blocks"; fi
 }
 
-# Lowers $cap to the stream that runs plus this node's idle cores since the listing began,
-# that stream running for most of it: what more streams could get. (Read before a stream
-# runs, the ticks of a listing are too few, and do not show what a stream takes. The running
-# stream's own share is not idle, so the idle cores alone kept a node with one core to spare,
-# 0.8 of 2 here, at 1 stream.) Unreadable: no change.
+# Lowers $cap to this node's idle cores since the listing began, one stream running for
+# most of it: what another stream could get. (Read before a stream runs, the ticks of a
+# listing are too few, and do not show what a stream takes.) Unreadable: no change.
 idle_cap() {
   c="$(idle_cores "$ticks0")"
-  [ -n "$c" ] || return 0
-  c=$((c + 1))
-  if [ "$c" -lt "$cap" ]; then
+  if [ -n "$c" ] && [ "$c" -lt "$cap" ]; then
+    [ "$c" -ge 1 ] || c=1
     cap=$c
-    cap_why="the running stream and this node's $((c - 1)) idle cores"
+    cap_why="this node's idle cores"
   fi
 }
 
