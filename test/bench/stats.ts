@@ -20,11 +20,12 @@ export function parseRounds(raw: string | undefined): { rounds: number; smoke: b
 }
 
 /**
- * The methods in the order of round `round` (1-based). Round k starts at method k and then
- * steps through the methods k at a time (the k-th step that reaches them all: one coprime
- * with their number), so a method follows a different one in each round: with 7 methods,
- * auto follows 4 streams, then 2, then 1. (A rotation kept the cyclic order: auto always
- * right after 4 streams, whose 14 GiB were deleted just before.)
+ * The methods in the order of round `round` (1-based). Round k steps through the methods k
+ * at a time (the k-th step that reaches them all: one coprime with their number), so a
+ * method follows a different one in each round: with 7 methods, auto follows 4 streams, then
+ * 2, then 1. It starts 2(k-1) methods on, so the first and the last places move too (a start
+ * of k-1 with a step of k left the last method last in every round). (A rotation kept the
+ * cyclic order: auto always right after 4 streams, whose 14 GiB were deleted just before.)
  */
 export function roundOrder<T>(methods: readonly T[], round: number): T[] {
   if (!Number.isInteger(round) || round < 1) throw new Error(`round must be 1 or more: ${round}`);
@@ -35,7 +36,7 @@ export function roundOrder<T>(methods: readonly T[], round: number): T[] {
     (s) => gcd(s, n) === 1,
   );
   const step = steps[(round - 1) % steps.length]!;
-  const start = (round - 1) % n;
+  const start = (2 * (round - 1)) % n;
   return methods.map((_, i) => methods[(start + i * step) % n]!);
 }
 

@@ -35,12 +35,12 @@ describe("bench stats: PTM_BENCH_ROUNDS", () => {
     });
 });
 
-describe("bench stats: round k starts at method k, stepping k at a time", () => {
+describe("bench stats: round k steps k methods at a time, from 2(k-1) on", () => {
   const m = ["A", "B", "C"];
   const cases: { round: number; want: string[] }[] = [
     { round: 1, want: ["A", "B", "C"] },
-    { round: 2, want: ["B", "A", "C"] },
-    { round: 3, want: ["C", "A", "B"] },
+    { round: 2, want: ["C", "B", "A"] },
+    { round: 3, want: ["B", "C", "A"] },
     { round: 4, want: ["A", "C", "B"] },
   ];
   for (const tc of cases)
@@ -65,6 +65,10 @@ describe("bench stats: round k starts at method k, stepping k at a time", () => 
         seen.add(pair);
       }
     }
+  });
+  it("no method runs last in two of the first 3 rounds (the bench's 7 methods)", () => {
+    const lasts = [1, 2, 3].map((r) => roundOrder(seven, r)[6]);
+    assert.deepEqual(lasts, ["auto", "cp", "tar"]);
   });
   it("auto follows 4 streams, 2 streams, 1 stream in rounds 1-3", () =>
     assert.deepEqual(
