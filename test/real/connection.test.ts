@@ -26,6 +26,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as path from "node:path";
+import { median } from "../bench/stats";
 import { freePort, killAll, mkTemp, runScript, startRsyncd, track, waitFor } from "../support/real";
 
 const NODELAY = "--sockopts=TCP_NODELAY";
@@ -208,7 +209,6 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
       ours.push(listing(port));
       without.push(listing(oldPort));
     }
-    const median = (a: number[]): number => [...a].sort((x, y) => x - y)[3]!;
     const ratio = median(ours) / median(without);
     assert.ok(
       ratio <= 0.6,
@@ -308,7 +308,6 @@ describe("the copy's fixed costs: TCP_NODELAY at both ends, nothing left holding
           fs.rmSync(data, { recursive: true, force: true });
           fs.rmSync(dest, { recursive: true, force: true });
         }
-        const median = (a: number[]): number => [...a].sort((x, y) => x - y)[1]!;
         assert.ok(median(plain) > 0, `plain rsync -a measured no CPU: ${plain.join(", ")}`);
         const ratio = median(ours) / median(plain);
         assert.ok(
